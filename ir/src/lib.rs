@@ -1,0 +1,47 @@
+//! shardc's intermediate representation: tensor types, the closed op set and its factors, the
+//! SSA graph with its verifier, JSON format and text dump, meshes and shardings (with the
+//! notations users write them in), and the model zoo.
+//!
+//! `ir` knows nothing about devices' speed, costs or how a graph will be split: it describes what
+//! is computed and what the user asked for.
+//!
+//! ```
+//! use shardc_ir::{Graph, Op, TensorType, DType, Role, BinaryFn, verify};
+//! let mut g = Graph::new("tiny");
+//! let x = g.push("x", Op::Input { init: None }, vec![], Some(TensorType::new(DType::F32, vec![4]))).unwrap();
+//! g.nodes[x.index()].role = Role::Input;
+//! let y = g.push("y", Op::Binary { func: BinaryFn::Add }, vec![x, x], None).unwrap();
+//! g.outputs.push(y);
+//! verify(&g).unwrap();
+//! assert_eq!(g.ty(y).to_string(), "f32[4]");
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod dtype;
+mod dump;
+mod error;
+mod factors;
+mod graph;
+mod json;
+mod mesh;
+mod op;
+mod ops;
+pub mod sharding;
+mod stats;
+mod types;
+mod verify;
+
+pub use dtype::DType;
+pub use dump::{dump, dump_with};
+pub use error::{IrError, Result};
+pub use factors::{Factor, FactorKind, OpFactors};
+pub use graph::{Graph, Node, Phase, Role, Training, ValueId};
+pub use json::{from_json, to_json, FORMAT, VERSION};
+pub use mesh::{Mesh, MeshAxis};
+pub use op::{BinaryFn, CompareDir, Conv, ConvDims, Init, Literal, Op, ReduceFn, UnaryFn};
+pub use ops::op_factors;
+pub use sharding::{Annotation, DimSharding, Sharding};
+pub use stats::GraphStats;
+pub use types::{Shape, TensorType};
+pub use verify::{debug_verify, verify};

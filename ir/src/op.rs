@@ -1,0 +1,405 @@
+//! The closed op set.
+//!
+//! Each op is one variant with its attributes. What an op *means* (shape rule, factors, FLOPs,
+//! gradient) lives in one table entry per op family under `ops/`; the CPU kernel lives in the
+//! runtime crate. Nothing else matches on op kinds except through those tables.
+
+use serde::{Deserialize, Serialize};
+
+/// Elementwise unary functions.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnaryFn {
+    Neg,
+    Abs,
+    Exp,
+    Log,
+    Tanh,
+    /// GELU, tanh approximation (as GPT-2 and Megatron use).
+    Gelu,
+    Relu,
+    Sigmoid,
+    Sqrt,
+    Rsqrt,
+    Sin,
+    Cos,
+    /// Logical not, on bool.
+    Not,
+}
+
+impl UnaryFn {
+    pub const ALL: [UnaryFn; 13] = [
+        UnaryFn::Neg,
+        UnaryFn::Abs,
+        UnaryFn::Exp,
+        UnaryFn::Log,
+        UnaryFn::Tanh,
+        UnaryFn::Gelu,
+        UnaryFn::Relu,
+        UnaryFn::Sigmoid,
+        UnaryFn::Sqrt,
+        UnaryFn::Rsqrt,
+        UnaryFn::Sin,
+        UnaryFn::Cos,
+        UnaryFn::Not,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryFn::Neg => "neg",
+            UnaryFn::Abs => "abs",
+            UnaryFn::Exp => "exp",
+            UnaryFn::Log => "log",
+            UnaryFn::Tanh => "tanh",
+            UnaryFn::Gelu => "gelu",
+            UnaryFn::Relu => "relu",
+            UnaryFn::Sigmoid => "sigmoid",
+            UnaryFn::Sqrt => "sqrt",
+            UnaryFn::Rsqrt => "rsqrt",
+            UnaryFn::Sin => "sin",
+            UnaryFn::Cos => "cos",
+            UnaryFn::Not => "not",
+        }
+    }
+}
+
+/// Elementwise binary functions.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinaryFn {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+    Pow,
+    /// Logical and, on bool.
+    And,
+    /// Logical or, on bool.
+    Or,
+}
+
+impl BinaryFn {
+    pub const ALL: [BinaryFn; 9] = [
+        BinaryFn::Add,
+        BinaryFn::Sub,
+        BinaryFn::Mul,
+        BinaryFn::Div,
+        BinaryFn::Max,
+        BinaryFn::Min,
+        BinaryFn::Pow,
+        BinaryFn::And,
+        BinaryFn::Or,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryFn::Add => "add",
+            BinaryFn::Sub => "sub",
+            BinaryFn::Mul => "mul",
+            BinaryFn::Div => "div",
+            BinaryFn::Max => "max",
+            BinaryFn::Min => "min",
+            BinaryFn::Pow => "pow",
+            BinaryFn::And => "and",
+            BinaryFn::Or => "or",
+        }
+    }
+}
+
+/// Comparison directions.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompareDir {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// Reductions (for `reduce` and for collectives that reduce).
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize, PartialOrd, Ord,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ReduceFn {
+    #[default]
+    Sum,
+    Max,
+    Min,
+}
+
+impl ReduceFn {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceFn::Sum => "sum",
+            ReduceFn::Max => "max",
+            ReduceFn::Min => "min",
+        }
+    }
+}
+
+/// A constant's value: one number splatted over the shape, or every element (row-major).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Literal {
+    Splat(f64),
+    Dense(Vec<f64>),
+}
+
+/// How the reference executor fills an input when it makes random inputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Init {
+    /// Normal with mean 0 and this standard deviation.
+    Normal { std: f64 },
+    /// Uniform in `[low, high)`.
+    Uniform { low: f64, high: f64 },
+    /// Every element this value (zeros for optimizer state, ones for layer-norm gains).
+    Fill { value: f64 },
+    /// Integers uniform in `[0, high)` (token ids, labels, expert indices).
+    Index { high: u64 },
+}
+
+/// Dimension numbers of a convolution (XLA's `dim_labels`), every index a dim of its tensor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConvDims {
+    pub input_batch: usize,
+    pub input_feature: usize,
+    pub input_spatial: Vec<usize>,
+    pub kernel_input_feature: usize,
+    pub kernel_output_feature: usize,
+    pub kernel_spatial: Vec<usize>,
+    pub output_batch: usize,
+    pub output_feature: usize,
+    pub output_spatial: Vec<usize>,
+}
+
+impl ConvDims {
+    /// The usual layout: input `[N, C, spatial...]`, kernel `[O, I, spatial...]`, output `[N, O, spatial...]`.
+    pub fn nchw(spatial_rank: usize) -> Self {
+        let sp: Vec<usize> = (2..2 + spatial_rank).collect();
+        ConvDims {
+            input_batch: 0,
+            input_feature: 1,
+            input_spatial: sp.clone(),
+            kernel_input_feature: 1,
+            kernel_output_feature: 0,
+            kernel_spatial: sp.clone(),
+            output_batch: 0,
+            output_feature: 1,
+            output_spatial: sp,
+        }
+    }
+}
+
+/// A convolution's attributes (XLA semantics). Padding may be negative.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Conv {
+    pub dims: ConvDims,
+    pub window_strides: Vec<u64>,
+    /// `(low, high)` padding per spatial dim.
+    pub padding: Vec<(i64, i64)>,
+    pub lhs_dilation: Vec<u64>,
+    pub rhs_dilation: Vec<u64>,
+    pub feature_group_count: u64,
+    pub batch_group_count: u64,
+}
+
+impl Conv {
+    /// A plain NCHW convolution with the given strides and symmetric padding, no dilation or groups.
+    pub fn simple(spatial_rank: usize, stride: u64, pad: i64) -> Self {
+        Conv {
+            dims: ConvDims::nchw(spatial_rank),
+            window_strides: vec![stride; spatial_rank],
+            padding: vec![(pad, pad); spatial_rank],
+            lhs_dilation: vec![1; spatial_rank],
+            rhs_dilation: vec![1; spatial_rank],
+            feature_group_count: 1,
+            batch_group_count: 1,
+        }
+    }
+}
+
+/// The op of a node. Operands are positional; the list under each variant says what they are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    /// A value fed from outside: an input, a parameter or optimizer state (the node's role says
+    /// which). Operands: none.
+    Input {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        init: Option<Init>,
+    },
+    /// A constant of the node's type. Operands: none.
+    Constant { value: Literal },
+    /// `0, 1, 2, ...` along `dim`, of the node's type. Operands: none.
+    Iota { dim: usize },
+    /// Operands: `x`.
+    Unary { func: UnaryFn },
+    /// Operands: `x, y` of one shape.
+    Binary { func: BinaryFn },
+    /// Operands: `x, y` of one shape; the result is bool.
+    Compare { dir: CompareDir },
+    /// Operands: `pred, on_true, on_false`, all of one shape.
+    Select,
+    /// Element type conversion to the node's dtype. Operands: `x`.
+    Convert,
+    /// Identity (a value that can carry its own sharding, like XLA's `copy`). Operands: `x`.
+    Copy,
+    /// Batched matrix product with einsum semantics. The result's dims are the batch dims, then
+    /// the free dims of `lhs`, then those of `rhs`. Operands: `lhs, rhs`.
+    DotGeneral {
+        lhs_batch: Vec<usize>,
+        rhs_batch: Vec<usize>,
+        lhs_contract: Vec<usize>,
+        rhs_contract: Vec<usize>,
+    },
+    /// Reduce `dims` away. Operands: `x`.
+    Reduce { func: ReduceFn, dims: Vec<usize> },
+    /// Broadcast to the node's shape; operand dim `i` becomes result dim `dims[i]` and has the
+    /// same size or size 1. Operands: `x`.
+    Broadcast { dims: Vec<usize> },
+    /// Row-major reshape to the node's shape. Operands: `x`.
+    Reshape,
+    /// Result dim `i` is operand dim `perm[i]`. Operands: `x`.
+    Transpose { perm: Vec<usize> },
+    /// Static strided slice `[start, limit)`. Operands: `x`.
+    Slice {
+        start: Vec<u64>,
+        limit: Vec<u64>,
+        stride: Vec<u64>,
+    },
+    /// Operands: two or more tensors that agree except in `dim`.
+    Concatenate { dim: usize },
+    /// Pad with `value`; `low`/`high` may be negative (cropping). Operands: `x`.
+    Pad {
+        low: Vec<i64>,
+        high: Vec<i64>,
+        interior: Vec<u64>,
+        value: f64,
+    },
+    /// N-d convolution (XLA semantics). Operands: `input, kernel`.
+    Convolution(Conv),
+    /// `take(x, indices, axis)`: the result's dims are `x`'s before `axis`, then `indices`'s, then
+    /// `x`'s after `axis`. Out-of-range indices are clamped. Operands: `x, indices`.
+    Gather { axis: usize },
+    /// The adjoint of `gather`: adds `updates` into `x` at `indices` along `axis`.
+    /// Operands: `x, indices, updates` (`updates` has the shape `gather` would give).
+    ScatterAdd { axis: usize },
+    /// A slice of static `sizes` at dynamic start indices (clamped into range, as XLA does).
+    /// Operands: `x`, then one integer scalar start per dim.
+    DynamicSlice { sizes: Vec<u64> },
+    /// Writes `update` into `x` at dynamic start indices (clamped). Operands: `x, update`, then one
+    /// integer scalar start per dim.
+    DynamicUpdateSlice,
+    /// This device's linear coordinate along mesh `axes` (major first), an i32 scalar: GSPMD's
+    /// partition-id, restricted to axes. Operands: none.
+    AxisIndex { axes: Vec<String> },
+    /// Reduces across the devices of mesh `axes`. Operands: `x`.
+    AllReduce { axes: Vec<String>, func: ReduceFn },
+    /// Concatenates the shards of the devices of `axes` along `dim`. Operands: `x`.
+    AllGather { dim: usize, axes: Vec<String> },
+    /// Reduces across `axes`, each device keeping its shard of `dim`. Operands: `x`.
+    ReduceScatter {
+        dim: usize,
+        axes: Vec<String>,
+        func: ReduceFn,
+    },
+    /// Splits `split_dim` over the devices of `axes` and concatenates what arrives along
+    /// `concat_dim`. Operands: `x`.
+    AllToAll {
+        split_dim: usize,
+        concat_dim: usize,
+        axes: Vec<String>,
+    },
+    /// Sends to the device whose coordinate on `axis` is the pair's second element; a device that
+    /// receives nothing gets zeros. Operands: `x`.
+    CollectivePermute {
+        axis: String,
+        pairs: Vec<(u64, u64)>,
+    },
+    /// Sends `x` to pipeline stage `to_stage` under `tag`; the result is `x`. Operands: `x`.
+    Send { to_stage: u32, tag: String },
+    /// Receives the value of the node's type sent under `tag` from `from_stage`. Operands: none.
+    Recv { from_stage: u32, tag: String },
+}
+
+impl Op {
+    /// The op's name as written in the graph format and the text dump.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Constant { .. } => "constant",
+            Op::Iota { .. } => "iota",
+            Op::Unary { func } => func.name(),
+            Op::Binary { func } => func.name(),
+            Op::Compare { .. } => "compare",
+            Op::Select => "select",
+            Op::Convert => "convert",
+            Op::Copy => "copy",
+            Op::DotGeneral { .. } => "dot_general",
+            Op::Reduce { .. } => "reduce",
+            Op::Broadcast { .. } => "broadcast",
+            Op::Reshape => "reshape",
+            Op::Transpose { .. } => "transpose",
+            Op::Slice { .. } => "slice",
+            Op::Concatenate { .. } => "concatenate",
+            Op::Pad { .. } => "pad",
+            Op::Convolution(_) => "convolution",
+            Op::Gather { .. } => "gather",
+            Op::ScatterAdd { .. } => "scatter_add",
+            Op::DynamicSlice { .. } => "dynamic_slice",
+            Op::DynamicUpdateSlice => "dynamic_update_slice",
+            Op::AxisIndex { .. } => "axis_index",
+            Op::AllReduce { .. } => "all_reduce",
+            Op::AllGather { .. } => "all_gather",
+            Op::ReduceScatter { .. } => "reduce_scatter",
+            Op::AllToAll { .. } => "all_to_all",
+            Op::CollectivePermute { .. } => "collective_permute",
+            Op::Send { .. } => "send",
+            Op::Recv { .. } => "recv",
+        }
+    }
+
+    /// Whether this op moves data between devices.
+    pub fn is_collective(&self) -> bool {
+        matches!(
+            self,
+            Op::AllReduce { .. }
+                | Op::AllGather { .. }
+                | Op::ReduceScatter { .. }
+                | Op::AllToAll { .. }
+                | Op::CollectivePermute { .. }
+                | Op::Send { .. }
+                | Op::Recv { .. }
+        )
+    }
+
+    /// The mesh axes a collective runs over (empty for other ops).
+    pub fn collective_axes(&self) -> Vec<String> {
+        match self {
+            Op::AllReduce { axes, .. }
+            | Op::AllGather { axes, .. }
+            | Op::ReduceScatter { axes, .. }
+            | Op::AllToAll { axes, .. } => axes.clone(),
+            Op::CollectivePermute { axis, .. } => vec![axis.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Ops that take no operands and are fixed by the node's declared type.
+    pub fn is_source(&self) -> bool {
+        matches!(
+            self,
+            Op::Input { .. }
+                | Op::Constant { .. }
+                | Op::Iota { .. }
+                | Op::AxisIndex { .. }
+                | Op::Recv { .. }
+        )
+    }
+}
