@@ -41,7 +41,7 @@ pub use json::{from_json, to_json, FORMAT, VERSION};
 pub use mesh::{Mesh, MeshAxis};
 pub use op::{BinaryFn, CompareDir, Conv, ConvDims, Init, Literal, Op, ReduceFn, UnaryFn};
 pub use ops::op_factors;
-pub use sharding::{Annotation, DimSharding, Sharding};
+pub use sharding::{Annotation, DimSharding, Sharding, ShardingAssignment};
 pub use stats::GraphStats;
 pub use types::{Shape, TensorType};
 pub use verify::{debug_verify, verify};

@@ -7,4 +7,4 @@
 
 mod spec;
 
-pub use spec::{Annotation, DimSharding, Sharding};
+pub use spec::{Annotation, DimSharding, Sharding, ShardingAssignment};

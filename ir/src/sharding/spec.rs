@@ -146,3 +146,12 @@ pub struct Annotation {
 fn is_zero(p: &u32) -> bool {
     *p == 0
 }
+
+/// A sharding for every value of a graph, over one mesh: what propagation (or the automatic
+/// planner) produces and what the cost model and the partitioner read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardingAssignment {
+    pub mesh: Mesh,
+    /// `shardings[v]` is the sharding of `ValueId(v)`.
+    pub shardings: Vec<Sharding>,
+}

@@ -1,0 +1,20 @@
+//! Subcommands, one module each.
+
+use clap::{Parser, Subcommand};
+
+pub use shardc::CliError;
+
+/// shardc: a parallelism planner and SPMD sharding compiler.
+#[derive(Parser, Debug)]
+#[command(name = "shardc", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {}
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {}
+}
