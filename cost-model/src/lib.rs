@@ -5,3 +5,7 @@
 //! The cost model estimates; it never decides a plan and never runs one.
 
 #![forbid(unsafe_code)]
+
+mod comm;
+
+pub use comm::CommUse;
