@@ -52,7 +52,9 @@ pub(super) fn infer(op: &Op, cx: &TypeCtx) -> Result<TensorType, String> {
                 ));
             }
             out[*split_dim] /= n;
-            out[*concat_dim] *= n;
+            out[*concat_dim] = out[*concat_dim]
+                .checked_mul(n)
+                .ok_or("concatenated size overflows")?;
         }
         Op::CollectivePermute { axis, pairs } => {
             let n = cx.axes_size(std::slice::from_ref(axis))?;

@@ -94,6 +94,6 @@ pub fn mlp(cfg: &MlpConfig) -> Result<Graph> {
         TensorType::new(cfg.dtype, dims),
         Init::Normal { std: 1.0 },
     )?;
-    let loss = b.mean_squared_error(x, target)?;
+    let loss = b.mean_squared_error("loss", x, target)?;
     Ok(b.finish_with_loss(loss))
 }
