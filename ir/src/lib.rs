@@ -31,6 +31,7 @@ pub mod sharding;
 mod stats;
 mod types;
 mod verify;
+pub mod zoo;
 
 pub use dtype::DType;
 pub use dump::{dump, dump_with};
