@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod autodiff;
 mod dtype;
 mod dump;
 mod error;
@@ -32,6 +33,7 @@ mod stats;
 mod types;
 mod verify;
 
+pub use autodiff::grad;
 pub use dtype::DType;
 pub use dump::{dump, dump_with};
 pub use error::{IrError, Result};
