@@ -21,10 +21,15 @@
 mod error;
 mod executor;
 mod kernels;
+mod mesh;
 mod random;
 mod tensor;
 
 pub use error::RuntimeError;
 pub use executor::{execute, execute_values};
+pub use mesh::{
+    launch, run_mpmd, run_spmd, run_spmd_per_device, Communicator, InjectedFailure, MeshOptions,
+    Stage, ThreadComm,
+};
 pub use random::random_inputs;
 pub use tensor::{max_relative_error, Summary, Tensor};
