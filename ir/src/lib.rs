@@ -33,6 +33,7 @@ mod stats;
 pub mod train;
 mod types;
 mod verify;
+pub mod zoo;
 
 pub use autodiff::grad;
 pub use dtype::DType;
