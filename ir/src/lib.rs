@@ -31,6 +31,7 @@ mod op;
 mod ops;
 pub mod sharding;
 mod stats;
+pub mod train;
 mod types;
 mod verify;
 pub mod zoo;
@@ -47,5 +48,6 @@ pub use op::{BinaryFn, CompareDir, Conv, ConvDims, Init, Literal, Op, ReduceFn, 
 pub use ops::op_factors;
 pub use sharding::{Annotation, DimSharding, Sharding, ShardingAssignment};
 pub use stats::GraphStats;
+pub use train::{training_step, Optimizer, RecomputeMode, TrainOptions};
 pub use types::{Shape, TensorType};
 pub use verify::{debug_verify, verify};
