@@ -16,6 +16,7 @@ mod error;
 mod partition;
 mod program;
 mod reshard;
+mod simplify;
 mod window;
 
 pub use data::{gather_outputs, shard_array, shard_inputs, unshard_array};
@@ -23,6 +24,7 @@ pub use error::{CodegenError, Result};
 pub use partition::partition;
 pub use program::{ShardedValue, SpmdProgram};
 pub use reshard::{local_dims, local_type};
+pub use simplify::{simplify, DEFAULT_BUCKET_BYTES};
 
 /// A sharding in Shardy's notation: `[{"dp"}, {}]`, then `partial={"tp"}` if it has pending sums.
 pub fn sharding_text(s: &shardc_ir::Sharding) -> String {
