@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod autodiff;
 mod dtype;
 mod dump;
 mod error;
@@ -31,7 +32,9 @@ pub mod sharding;
 mod stats;
 mod types;
 mod verify;
+pub mod zoo;
 
+pub use autodiff::grad;
 pub use dtype::DType;
 pub use dump::{dump, dump_with};
 pub use error::{IrError, Result};
