@@ -280,6 +280,10 @@ fn search(eg: &EG, mesh: &shardc_ir::Mesh) -> Vec<Found> {
             }
             // Consecutive collectives of one kind over disjoint axes: one collective.
             match &entry(eg, n).op {
+                // A copy is its operand (lets the patterns above see through it).
+                Op::Copy if eg.find(n.args[0]) != class.id => {
+                    found.push(Found::Same(class.id, n.args[0]));
+                }
                 Op::AllReduce { axes: outer, func } => {
                     for m in eg[n.args[0]].iter() {
                         if let Op::AllReduce {

@@ -5,6 +5,7 @@
 //! weighing collectives by the bytes they move:
 //! - `all_reduce` then this device's slice of the result → `reduce_scatter`;
 //! - `all_gather` then the slice this device contributed → the value itself;
+//! - `copy(x)` → `x` (so the patterns see through copies);
 //! - `all_reduce` of an `all_reduce` (or `all_gather` of an `all_gather` along one dim) → one
 //!   collective over both axis sets.
 //!
