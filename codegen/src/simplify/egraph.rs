@@ -253,8 +253,13 @@ fn search(eg: &EG, mesh: &shardc_ir::Mesh) -> Vec<Found> {
                                     }
                                 }
                                 // all_gather → unpad → pad → slice: this device's own shard.
-                                if is_prefix_slice_of_dim(&entry(eg, r).op, &eg[r.args[0]].data, d)
-                                {
+                                let is_unpad = matches!(entry(eg, r).op, Op::Slice { .. })
+                                    && is_prefix_slice_of_dim(
+                                        &entry(eg, r).op,
+                                        &eg[r.args[0]].data,
+                                        d,
+                                    );
+                                if is_unpad {
                                     for q in eg[r.args[0]].iter() {
                                         if let Op::AllGather { dim, axes: a } = &entry(eg, q).op {
                                             if *dim == d
