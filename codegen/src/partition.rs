@@ -14,7 +14,7 @@ use shardc_ir::{
 use crate::builder::{reduce_identity, LocalBuilder};
 use crate::error::{CodegenError, Result};
 use crate::program::{ShardedValue, SpmdProgram};
-use crate::reshard::{local_type, reshard};
+use crate::reshard::{local_type, reshard, reshard_bytes};
 use crate::window;
 
 /// Partitions `graph` under `assignment` into the program every device of the mesh runs.
@@ -238,16 +238,18 @@ fn carries_everywhere(f: &OpFactors, k: usize, n: u64) -> bool {
         .all(|facs| carrier(f, facs, n) == Some(k))
 }
 
-/// Factor → mesh axes for one op: reduction factors take the axes their operands are already
-/// split by (so contractions become partial sums, not gathers), then the result's dims give the
-/// pass-through factors theirs. A factor that cannot be split stays whole; its result dims are
-/// sliced afterwards.
+/// Factor → mesh axes for one op. Reduction factors can take the axes their operands are
+/// already split by (a contraction becomes a partial sum instead of gathering its operands), and
+/// pass-through factors the axes of the result's dims; where both want an axis, the order with the
+/// smaller estimated traffic wins (`reduction_first` breaks ties). A factor that cannot be split
+/// stays whole; its result dims are sliced afterwards.
 fn factor_axes(
     b: &LocalBuilder,
     f: &OpFactors,
     operand_shardings: &[&Sharding],
     result: &Sharding,
     window_ok: &dyn Fn(usize) -> bool,
+    reduction_first: bool,
 ) -> Vec<Vec<String>> {
     let mut fa = vec![Vec::new(); f.factors.len()];
     let mut used = BTreeSet::new();
@@ -260,6 +262,8 @@ fn factor_axes(
             fa[k] = axes.to_vec();
         }
     };
+    let mut wants: Vec<(usize, &[String])> = Vec::new();
+    let mut reductions = Vec::new();
     for (dims, s) in f.operands.iter().zip(operand_shardings) {
         for (facs, ds) in dims.iter().zip(&s.dims) {
             if ds.axes.is_empty() {
@@ -267,11 +271,12 @@ fn factor_axes(
             }
             if let Some(k) = carrier(f, facs, b.axes_size(&ds.axes)) {
                 if f.factors[k].kind == FactorKind::Reduction {
-                    assign(&mut fa, k, &ds.axes);
+                    reductions.push((k, ds.axes.as_slice()));
                 }
             }
         }
     }
+    let mut passes = Vec::new();
     for (k_dim, ds) in f.result.iter().zip(&result.dims) {
         if ds.axes.is_empty() {
             continue;
@@ -283,11 +288,60 @@ fn factor_axes(
                 _ => false,
             };
             if ok {
-                assign(&mut fa, k, &ds.axes);
+                passes.push((k, ds.axes.as_slice()));
             }
         }
     }
+    if reduction_first {
+        wants.extend(reductions);
+        wants.extend(passes);
+    } else {
+        wants.extend(passes);
+        wants.extend(reductions);
+    }
+    for (k, axes) in wants {
+        assign(&mut fa, k, axes);
+    }
     fa
+}
+
+/// Estimated bytes one device receives to run the op at `v` under factor axes `fa`: resharding
+/// each operand to what `fa` needs, then the local result to the assigned sharding.
+fn traffic(
+    graph: &Graph,
+    assignment: &ShardingAssignment,
+    v: ValueId,
+    f: &OpFactors,
+    fa: &[Vec<String>],
+) -> u64 {
+    let node = graph.node(v);
+    let s = &assignment.shardings;
+    let mut total = 0u64;
+    for (i, &o) in node.operands.iter().enumerate() {
+        let want = tensor_sharding(&f.operands[i], fa);
+        let bytes = reshard_bytes(&s[o.index()], &want, graph.ty(o), &assignment.mesh);
+        total = total.saturating_add(bytes);
+    }
+    let computed = computed_sharding(f, fa, reduction_fn(&node.op));
+    let bytes = reshard_bytes(&computed, &s[v.index()], &node.ty, &assignment.mesh);
+    total.saturating_add(bytes)
+}
+
+/// The sharding of the op's local result under factor axes `fa`: result dims split by their
+/// factors' axes, pending `red` over the axes of split reduction factors.
+fn computed_sharding(f: &OpFactors, fa: &[Vec<String>], red: ReduceFn) -> Sharding {
+    let mut computed = tensor_sharding(&f.result, fa);
+    computed.partial = f
+        .factors
+        .iter()
+        .zip(fa)
+        .filter(|(fac, _)| fac.kind == FactorKind::Reduction)
+        .flat_map(|(_, axes)| axes.iter().cloned())
+        .collect();
+    if !computed.partial.is_empty() {
+        computed.partial_fn = red;
+    }
+    computed
 }
 
 /// The sharding of a tensor whose dims have factors `dims` under factor axes `fa`.
@@ -329,7 +383,18 @@ fn lower_op(
         _ => None,
     };
     let window_ok = |k: usize| conv.is_some_and(|c| window::shardable(c, &f, k));
-    let fa = factor_axes(b, &f, &operand_shardings, target, &window_ok);
+    let fa = {
+        let first = factor_axes(b, &f, &operand_shardings, target, &window_ok, true);
+        let second = factor_axes(b, &f, &operand_shardings, target, &window_ok, false);
+        if first == second
+            || traffic(graph, assignment, v, &f, &first)
+                <= traffic(graph, assignment, v, &f, &second)
+        {
+            first
+        } else {
+            second
+        }
+    };
 
     let mut operands = Vec::with_capacity(node.operands.len());
     for (i, &o) in node.operands.iter().enumerate() {
@@ -364,19 +429,7 @@ fn lower_op(
             }
         }
     }
-    let mut computed = tensor_sharding(&f.result, &fa);
-    computed.partial = f
-        .factors
-        .iter()
-        .zip(&fa)
-        .filter(|(fac, _)| fac.kind == FactorKind::Reduction)
-        .flat_map(|(_, axes)| axes.iter().cloned())
-        .collect();
-    computed.partial_fn = if computed.partial.is_empty() {
-        ReduceFn::Sum
-    } else {
-        red
-    };
+    let computed = computed_sharding(&f, &fa, red);
     let local_ty = local_type(&node.ty, &computed, &b.mesh);
     let mut op = localize(&node.op, &operands, b, &local_ty);
     if let (Some(c), Op::Convolution(lc)) = (conv, &mut op) {

@@ -40,6 +40,51 @@ fn aligned(size: u64, prefix: u64, more: u64) -> bool {
     prefix == 1 || size % (prefix * more) == 0
 }
 
+/// Estimated bytes a device receives to turn `from` into `to` (for choosing between ways of
+/// lowering an op, not for the cost model): a pending sum costs its local size when it lands in a
+/// split dim (a reduce-scatter) and twice that otherwise (an all-reduce); a dim that loses axes
+/// costs what each device must hold before slicing; slicing is free.
+pub(crate) fn reshard_bytes(
+    from: &Sharding,
+    to: &Sharding,
+    global: &TensorType,
+    mesh: &Mesh,
+) -> u64 {
+    if from.dims == to.dims && same_partial(from, to) {
+        return 0;
+    }
+    let local = |s: &Sharding| local_type(global, s, mesh).size_bytes();
+    let mut bytes = 0u64;
+    let pending: Vec<&String> = from
+        .partial
+        .iter()
+        .filter(|a| !to.partial.contains(a))
+        .collect();
+    if !pending.is_empty() {
+        let lands_in_dim = to
+            .dims
+            .iter()
+            .any(|d| d.axes.iter().any(|a| pending.contains(&a)));
+        bytes = local(from).saturating_mul(if lands_in_dim { 1 } else { 2 });
+    }
+    let mut kept = Sharding::replicated(global.rank());
+    let mut gathers = false;
+    for (d, (f, t)) in from.dims.iter().zip(&to.dims).enumerate() {
+        let common = f
+            .axes
+            .iter()
+            .zip(&t.axes)
+            .take_while(|(a, b)| a == b)
+            .count();
+        gathers |= common < f.axes.len();
+        kept.dims[d].axes = f.axes[..common].to_vec();
+    }
+    if gathers {
+        bytes = bytes.saturating_add(local(&kept));
+    }
+    bytes
+}
+
 /// Emits the ops that turn `x`, the local shard of a value of type `global` under `from`, into
 /// its local shard under `to`. Returns `x` itself when nothing changes.
 pub(crate) fn reshard(

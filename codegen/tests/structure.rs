@@ -157,3 +157,41 @@ fn an_assignment_of_the_wrong_length_is_an_error() {
     let e = partition(&g, &a).unwrap_err();
     assert!(e.to_string().contains("the graph has 6 values"), "{e}");
 }
+
+#[test]
+fn zero3_weights_are_gathered_before_use_not_the_activations() {
+    // More tokens than weights (as in training): gathering w moves less than moving x around
+    // and scattering a pending sum of y, so the partitioner gathers w.
+    let mut g = shardc_ir::Graph::new("zero3");
+    let x = input(&mut g, "x", &[64, 16], Role::Input);
+    let w = input(&mut g, "w", &[16, 16], Role::Parameter);
+    let y = matmul(&mut g, "y", x, w);
+    g.outputs.push(y);
+    let a = assign(
+        &g,
+        &mesh("dp=4"),
+        &[("x", &["dp", ""]), ("w", &["dp", ""]), ("y", &["dp", ""])],
+    );
+    let p = partition(&g, &a).unwrap();
+    assert_eq!(collectives(&p), vec![("all_gather", 1)], "{}", p.dump());
+    let ag = p.graph.nodes.iter().find(|n| n.op.is_collective()).unwrap();
+    assert_eq!(p.graph.node(ag.operands[0]).name, "w");
+}
+
+#[test]
+fn sequence_parallel_row_projection_reduces_into_the_sequence_shards() {
+    // h[s, f] with f split (Megatron), w2[f, h] row-split, result split over the sequence:
+    // a pending sum scattered over `tp`, not a gather of h and w2.
+    let mut g = shardc_ir::Graph::new("sp");
+    let h = input(&mut g, "h", &[16, 32], Role::Input);
+    let w = input(&mut g, "w2", &[32, 8], Role::Parameter);
+    let y = matmul(&mut g, "y", h, w);
+    g.outputs.push(y);
+    let a = assign(
+        &g,
+        &mesh("tp=4"),
+        &[("h", &["", "tp"]), ("w2", &["tp", ""]), ("y", &["tp", ""])],
+    );
+    let p = partition(&g, &a).unwrap();
+    assert_eq!(collectives(&p), vec![("all_reduce", 1)], "{}", p.dump());
+}
