@@ -42,7 +42,7 @@ fn the_corpus_lists_every_file_and_has_at_least_thirty_cases() {
 fn every_bad_input_exits_2_with_a_message_naming_where_and_what() {
     let mut failures = Vec::new();
     for (file, fragments) in corpus() {
-        for cmd in ["check", "show"] {
+        for cmd in ["check", "show", "run"] {
             let out = shardc(&[cmd, &file]);
             let stderr = String::from_utf8_lossy(&out.stderr);
             let mut problems = Vec::new();

@@ -108,6 +108,7 @@ fn every_command_has_help() {
         &["zoo", "moe"],
         &["check"],
         &["show"],
+        &["run"],
     ] {
         let mut args = cmd.to_vec();
         args.push("--help");

@@ -4,4 +4,5 @@ mod bad_input;
 mod cli;
 mod common;
 mod graph_format_doc;
+mod run;
 mod summaries;
