@@ -46,15 +46,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// Reads and verifies a graph file; errors name the file.
 pub(crate) fn read_graph(path: &Path) -> Result<Graph, CliError> {
     let spin = spinner(&format!("reading {}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    spin.set_message(format!("verifying {}", path.display()));
-    let g = shardc::ir::from_json(&text)
-        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+    let read = || {
+        let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        spin.set_message(format!("verifying {}", path.display()));
+        shardc::ir::from_json(&text)
+            .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))
+    };
+    let g = read();
+    // Cleared on errors too, so the message is not printed after a stale spinner line.
     spin.finish_and_clear();
-    Ok(g)
+    g
 }
 
 /// Writes `text` to `path`, or to standard output when there is no path.

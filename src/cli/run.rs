@@ -42,9 +42,9 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     }
     let spin = spinner(&format!("running {}", a.file.display()));
     let inputs = random_inputs(&g, a.seed);
-    let outputs =
-        execute(&g, &inputs).map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))?;
+    let outputs = execute(&g, &inputs);
     spin.finish_and_clear();
+    let outputs = outputs.map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))?;
     let name = if g.name.is_empty() {
         "<unnamed>"
     } else {

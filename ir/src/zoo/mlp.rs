@@ -19,6 +19,7 @@ pub struct MlpConfig {
     pub activation: UnaryFn,
     /// Adds a `target` input and a mean-squared-error loss.
     pub loss: bool,
+    /// Dtype of parameters, inputs and activations.
     pub dtype: DType,
 }
 

@@ -23,6 +23,7 @@ pub struct MoeConfig {
     pub ffn: u64,
     /// Number of experts (`E`).
     pub experts: u64,
+    /// Dtype of parameters, inputs and activations.
     pub dtype: DType,
 }
 
