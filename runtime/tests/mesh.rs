@@ -549,7 +549,7 @@ fn waits_are_bounded_when_a_peer_never_arrives() {
     let start = Instant::now();
     let results = launch(&[(mesh, vec![0, 1])], Duration::from_millis(200), |comm| {
         if comm.device() == 0 {
-            comm.all_reduce(&t(&[1], &[1.0]), &axes(&["x"]), ReduceFn::Sum)
+            comm.all_reduce(t(&[1], &[1.0]), &axes(&["x"]), ReduceFn::Sum)
                 .map(|_| ())
         } else {
             Ok(())
@@ -571,10 +571,9 @@ fn mismatched_collectives_are_reported_not_hung() {
     let results = launch(&[(mesh, vec![0, 1])], Duration::from_secs(30), |comm| {
         let x = t(&[2], &[1.0, 2.0]);
         if comm.device() == 0 {
-            comm.all_gather(&x, 0, &axes(&["x"])).map(|_| ())
+            comm.all_gather(x, 0, &axes(&["x"])).map(|_| ())
         } else {
-            comm.all_reduce(&x, &axes(&["x"]), ReduceFn::Sum)
-                .map(|_| ())
+            comm.all_reduce(x, &axes(&["x"]), ReduceFn::Sum).map(|_| ())
         }
     })
     .unwrap();
