@@ -369,9 +369,9 @@ mod tests {
         let h = Tensor::from_f64(TensorType::new(DType::F16, vec![1]), &[x]).unwrap();
         assert_eq!(b.to_f64_vec(), vec![1.0]);
         assert_eq!(h.to_f64_vec(), vec![x]);
-        // 3.14159 in bf16 is 3.140625 (nearest value with 8 significant bits).
-        let b = Tensor::from_f64(TensorType::new(DType::BF16, vec![1]), &[3.14159]).unwrap();
-        assert_eq!(b.to_f64_vec(), vec![3.140625]);
+        // 3.2 in bf16 is 3.203125 (nearest value with 8 significant bits: 410/128).
+        let b = Tensor::from_f64(TensorType::new(DType::BF16, vec![1]), &[3.2]).unwrap();
+        assert_eq!(b.to_f64_vec(), vec![3.203125]);
     }
 
     #[test]

@@ -167,12 +167,12 @@ pub(crate) fn concat_flat(chunks: &[&Tensor], shape: &[usize]) -> Result<Tensor,
     Ok(Tensor::from_data(first.dtype(), data))
 }
 
-/// Writes 1-D chunks, in order, over the elements of `target` (reusing its buffer). Gives the
-/// target back unchanged (`Err`) when it is not contiguous or the lengths differ.
-pub(crate) fn concat_flat_into(chunks: &[&Tensor], mut target: Tensor) -> Result<Tensor, Tensor> {
+/// Writes 1-D chunks, in order, over the elements of `target` (reusing its buffer); `None`
+/// when the target is not contiguous or the lengths or dtypes differ.
+pub(crate) fn concat_flat_into(chunks: &[&Tensor], mut target: Tensor) -> Option<Tensor> {
     let total: usize = chunks.iter().map(|c| c.len()).sum();
     if total != target.len() || chunks.iter().any(|c| c.dtype() != target.dtype()) {
-        return Err(target);
+        return None;
     }
     let written = with_elem!(target.data(), T => {
         match T::get_mut(target.data_mut()).and_then(|a| a.as_slice_mut()) {
@@ -189,11 +189,7 @@ pub(crate) fn concat_flat_into(chunks: &[&Tensor], mut target: Tensor) -> Result
             None => false,
         }
     });
-    if written {
-        Ok(target)
-    } else {
-        Err(target)
-    }
+    written.then_some(target)
 }
 
 /// Chunk `r` of `n` equal chunks of `t` along `dim`.

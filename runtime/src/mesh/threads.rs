@@ -249,7 +249,7 @@ impl Communicator for ThreadComm<'_> {
         // the elements over all contributions, then copies everyone's reduced chunk into its
         // own buffer, which its peers have stopped reading by then (no 64 MiB allocations).
         let what = format!("all_reduce({}) of {} over {axes:?}", func.name(), x.ty());
-        let len = x.len();
+        let (len, shape) = (x.len(), x.shape().to_vec());
         let (parts, r) = self.exchange(axes, what.clone(), Arc::new(x))?;
         let n = parts.len();
         if n == 1 {
@@ -278,8 +278,8 @@ impl Communicator for ThreadComm<'_> {
         // normally its sole owner again; otherwise, copy.
         let target = Arc::try_unwrap(own).unwrap_or_else(|shared| (*shared).clone());
         match collectives::concat_flat_into(&c, target) {
-            Ok(t) => Ok(t),
-            Err(t) => self.finish(&what, collectives::concat_flat(&c, t.shape())),
+            Some(t) => Ok(t),
+            None => self.finish(&what, collectives::concat_flat(&c, &shape)),
         }
     }
 
