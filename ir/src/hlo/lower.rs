@@ -400,7 +400,7 @@ impl<'m> Lowering<'m> {
                 let descending = |t: &Option<HloType>| match t {
                     Some(HloType::Array { dims, layout, .. }) => layout
                         .as_ref()
-                        .is_none_or(|l| l.iter().rev().copied().eq(0..dims.len() as u64)),
+                        .map_or(true, |l| l.iter().rev().copied().eq(0..dims.len() as u64)),
                     _ => false,
                 };
                 let src = self.module.entry().and_then(|e| {
