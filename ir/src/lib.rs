@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod autodiff;
 mod dtype;
 mod dump;
 mod error;
@@ -30,9 +31,12 @@ mod op;
 mod ops;
 pub mod sharding;
 mod stats;
+pub mod train;
 mod types;
 mod verify;
+pub mod zoo;
 
+pub use autodiff::grad;
 pub use dtype::DType;
 pub use dump::{dump, dump_with};
 pub use error::{IrError, Result};
@@ -44,5 +48,6 @@ pub use op::{BinaryFn, CompareDir, Conv, ConvDims, Init, Literal, Op, ReduceFn, 
 pub use ops::op_factors;
 pub use sharding::{Annotation, DimSharding, Sharding, ShardingAssignment};
 pub use stats::GraphStats;
+pub use train::{training_step, Optimizer, RecomputeMode, TrainOptions};
 pub use types::{Shape, TensorType};
 pub use verify::{debug_verify, verify};

@@ -27,13 +27,7 @@ pub fn run(args: ImportArgs) -> Result<(), CliError> {
         eprintln!("warning: {path}: {note}");
     }
     let json = shardc_ir::to_json(&imp.graph);
-    match &args.output {
-        Some(out) => std::fs::write(out, json).map_err(|source| CliError::Io {
-            path: out.display().to_string(),
-            source,
-        })?,
-        None => println!("{json}"),
-    }
+    super::write_output(args.output.as_deref(), &json)?;
     let mesh = imp
         .graph
         .mesh

@@ -1,11 +1,14 @@
 //! Collectives (in partitioned programs): shapes depend on the mesh's axis sizes.
 
 use super::{with_declared_dtype_check, TypeCtx};
+use crate::autodiff::{GradCtx, Grads};
+use crate::error::Result;
 use crate::factors::{FactorKind, OpFactors};
 use crate::op::Op;
+use crate::op::{CompareDir, ReduceFn};
 use crate::types::TensorType;
 
-pub(super) fn infer(op: &Op, cx: &TypeCtx) -> Result<TensorType, String> {
+pub(super) fn infer(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, String> {
     cx.expect_operands(1)?;
     let x = cx.operands[0];
     let mut out = x.dims().to_vec();
@@ -93,4 +96,87 @@ pub(super) fn factors(operands: &[&TensorType], result: &TensorType) -> OpFactor
     }
     f.operands = vec![xs];
     f
+}
+
+/// Adjoints of the collectives, under the SPMD convention that the loss is the sum of every
+/// device's local loss (so the adjoint of a value replicated by a sum is itself summed, as JAX's
+/// `psum` transposes to `psum`): all_reduce(sum) ↔ all_reduce(sum), all_gather ↔
+/// reduce_scatter(sum), all_to_all ↔ all_to_all with split and concat dims swapped,
+/// collective_permute ↔ the reversed pairs, send ↔ identity. A max/min reduction sends the
+/// summed adjoint to the devices whose value won.
+pub(super) fn grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
+    if !cx.wants(0) {
+        return Ok(vec![None]);
+    }
+    let dy = cx.dy;
+    let g = match op {
+        Op::AllReduce { axes, func } => {
+            let sum = Op::AllReduce {
+                axes: axes.clone(),
+                func: ReduceFn::Sum,
+            };
+            if *func == ReduceFn::Sum {
+                cx.emit("grad", sum, vec![dy], None)?
+            } else {
+                let total = cx.emit("grad.sum", sum, vec![dy], None)?;
+                let (x, y) = (cx.x(0), cx.y());
+                let won = cx.compare("grad.won", CompareDir::Eq, x, y)?;
+                cx.mask("grad", won, total, true)?
+            }
+        }
+        Op::AllGather { dim, axes } => {
+            let rs = Op::ReduceScatter {
+                dim: *dim,
+                axes: axes.clone(),
+                func: ReduceFn::Sum,
+            };
+            cx.emit("grad", rs, vec![dy], None)?
+        }
+        Op::ReduceScatter { dim, axes, func } => {
+            let ag = |what: &str| {
+                (
+                    what.to_string(),
+                    Op::AllGather {
+                        dim: *dim,
+                        axes: axes.clone(),
+                    },
+                )
+            };
+            if *func == ReduceFn::Sum {
+                let (n, op) = ag("grad");
+                cx.emit(&n, op, vec![dy], None)?
+            } else {
+                let (n, op) = ag("grad.gather");
+                let total = cx.emit(&n, op.clone(), vec![dy], None)?;
+                let (n, op) = ag("grad.gather_result");
+                let y = cx.y();
+                let full = cx.emit(&n, op, vec![y], None)?;
+                let x = cx.x(0);
+                let won = cx.compare("grad.won", CompareDir::Eq, x, full)?;
+                cx.mask("grad", won, total, true)?
+            }
+        }
+        Op::AllToAll {
+            split_dim,
+            concat_dim,
+            axes,
+        } => {
+            let back = Op::AllToAll {
+                split_dim: *concat_dim,
+                concat_dim: *split_dim,
+                axes: axes.clone(),
+            };
+            cx.emit("grad", back, vec![dy], None)?
+        }
+        Op::CollectivePermute { axis, pairs } => {
+            let back = Op::CollectivePermute {
+                axis: axis.clone(),
+                pairs: pairs.iter().map(|&(s, t)| (t, s)).collect(),
+            };
+            cx.emit("grad", back, vec![dy], None)?
+        }
+        Op::Send { .. } => dy,
+        _ => unreachable!("collective::grad called on {}", op.name()),
+    };
+    Ok(vec![Some(g)])
 }

@@ -1,8 +1,12 @@
 //! `convolution`: N-d, strided, padded, dilated, with feature and batch groups (XLA semantics).
 
 use super::{with_declared_dtype_check, TypeCtx};
+use crate::autodiff::{GradCtx, Grads};
+use crate::dtype::DType;
+use crate::error::Result;
 use crate::factors::{FactorKind, OpFactors};
-use crate::op::Conv;
+use crate::graph::ValueId;
+use crate::op::{Conv, ConvDims, Literal, Op};
 use crate::types::TensorType;
 
 /// Output extent of one spatial dim (XLA's formula).
@@ -34,7 +38,7 @@ pub(crate) fn output_extent(
     u64::try_from((padded - dilated_k) / stride as i128 + 1).ok()
 }
 
-pub(super) fn infer(c: &Conv, cx: &TypeCtx) -> Result<TensorType, String> {
+pub(super) fn infer(c: &Conv, cx: &TypeCtx) -> std::result::Result<TensorType, String> {
     cx.expect_operands(2)?;
     let (x, k) = (cx.operands[0], cx.operands[1]);
     let d = &c.dims;
@@ -170,4 +174,224 @@ pub(super) fn factors(c: &Conv, operands: &[&TensorType], result: &TensorType) -
     f.operands = vec![xs, ks];
     f.result = rs;
     f
+}
+
+/// Gradients of `convolution`, following JAX's `_conv_general_dilated_transpose_lhs/rhs`: the
+/// input gradient is a convolution of the adjoint with the spatially reversed kernel (strides
+/// become lhs dilation); the kernel gradient is a convolution of the input with the adjoint
+/// (strides become rhs dilation, feature groups become batch groups and back).
+pub(super) fn grad(c: &Conv, cx: &mut GradCtx) -> Result<Grads> {
+    let dy = cx.dy;
+    if cx.ty(dy).shape.elements() == 0 {
+        let gx = if cx.wants(0) {
+            Some(cx.zeros_like("grad_input", cx.x(0))?)
+        } else {
+            None
+        };
+        let gk = if cx.wants(1) {
+            Some(cx.zeros_like("grad_kernel", cx.x(1))?)
+        } else {
+            None
+        };
+        return Ok(vec![gx, gk]);
+    }
+    let gx = if cx.wants(0) {
+        Some(grad_input(c, cx)?)
+    } else {
+        None
+    };
+    let gk = if cx.wants(1) {
+        Some(grad_kernel(c, cx)?)
+    } else {
+        None
+    };
+    Ok(vec![gx, gk])
+}
+
+fn dilate(size: u64, d: u64) -> i64 {
+    if size == 0 {
+        0
+    } else {
+        1 + d as i64 * (size as i64 - 1)
+    }
+}
+
+/// Spatial sizes of the input, kernel and output of the forward convolution.
+fn spatial(c: &Conv, cx: &GradCtx) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
+    let (xt, kt, yt) = (cx.ty(cx.x(0)), cx.ty(cx.x(1)), cx.ty(cx.y()));
+    let d = &c.dims;
+    (
+        d.input_spatial.iter().map(|&i| xt.dims()[i]).collect(),
+        d.kernel_spatial.iter().map(|&i| kt.dims()[i]).collect(),
+        d.output_spatial.iter().map(|&i| yt.dims()[i]).collect(),
+    )
+}
+
+fn grad_input(c: &Conv, cx: &mut GradCtx) -> Result<ValueId> {
+    let d = &c.dims;
+    let (g, gb) = (c.feature_group_count, c.batch_group_count);
+    let mut k = cx.x(1);
+    let groups = g.max(gb);
+    if groups > 1 {
+        // Move the group factor of the kernel's output features into its input features.
+        k = reshape_axis_out_of(
+            cx,
+            "grad_input.kernel_split",
+            d.kernel_output_feature,
+            groups,
+            k,
+        )?;
+        k = reshape_axis_into(
+            cx,
+            "grad_input.kernel_regroup",
+            d.kernel_output_feature,
+            d.kernel_input_feature,
+            k,
+        )?;
+    }
+    let (xs, ks, ys) = spatial(c, cx);
+    let padding: Vec<(i64, i64)> = (0..xs.len())
+        .map(|s| {
+            let lhs_d = dilate(xs[s], c.lhs_dilation[s]);
+            let rhs_d = dilate(ks[s], c.rhs_dilation[s]);
+            let out_d = dilate(ys[s], c.window_strides[s]);
+            let before = rhs_d - c.padding[s].0 - 1;
+            (before, lhs_d + rhs_d - 1 - out_d - before)
+        })
+        .collect();
+    let k = reverse_spatial(cx, k, &d.kernel_spatial)?;
+    let conv = Conv {
+        dims: ConvDims {
+            input_batch: d.output_batch,
+            input_feature: d.output_feature,
+            input_spatial: d.output_spatial.clone(),
+            kernel_input_feature: d.kernel_output_feature,
+            kernel_output_feature: d.kernel_input_feature,
+            kernel_spatial: d.kernel_spatial.clone(),
+            output_batch: d.input_batch,
+            output_feature: d.input_feature,
+            output_spatial: d.input_spatial.clone(),
+        },
+        window_strides: c.lhs_dilation.clone(),
+        padding,
+        lhs_dilation: c.window_strides.clone(),
+        rhs_dilation: c.rhs_dilation.clone(),
+        feature_group_count: groups,
+        batch_group_count: 1,
+    };
+    let dy = cx.dy;
+    if gb > 1 {
+        let out = cx.emit("grad_input.conv", Op::Convolution(conv), vec![dy, k], None)?;
+        // Batch groups: the result's features hold the groups; move them back into the batch.
+        let out = reshape_axis_out_of(cx, "grad_input.split", d.input_feature, gb, out)?;
+        reshape_axis_into(cx, "grad_input", d.input_feature, d.input_batch, out)
+    } else {
+        cx.emit("grad_input", Op::Convolution(conv), vec![dy, k], None)
+    }
+}
+
+fn grad_kernel(c: &Conv, cx: &mut GradCtx) -> Result<ValueId> {
+    let d = &c.dims;
+    let (xs, ks, ys) = spatial(c, cx);
+    let padding: Vec<(i64, i64)> = (0..xs.len())
+        .map(|s| {
+            let lhs_d = dilate(xs[s], c.lhs_dilation[s]);
+            let rhs_d = dilate(ks[s], c.rhs_dilation[s]);
+            let out_d = dilate(ys[s], c.window_strides[s]);
+            let lo = c.padding[s].0;
+            (lo, (out_d - lhs_d) + (rhs_d - lo - 1))
+        })
+        .collect();
+    let conv = Conv {
+        dims: ConvDims {
+            input_batch: d.input_feature,
+            input_feature: d.input_batch,
+            input_spatial: d.input_spatial.clone(),
+            kernel_input_feature: d.output_batch,
+            kernel_output_feature: d.output_feature,
+            kernel_spatial: d.output_spatial.clone(),
+            output_batch: d.kernel_input_feature,
+            output_feature: d.kernel_output_feature,
+            output_spatial: d.kernel_spatial.clone(),
+        },
+        window_strides: c.rhs_dilation.clone(),
+        padding,
+        lhs_dilation: c.lhs_dilation.clone(),
+        rhs_dilation: c.window_strides.clone(),
+        feature_group_count: c.batch_group_count,
+        batch_group_count: c.feature_group_count,
+    };
+    let (x, dy) = (cx.x(0), cx.dy);
+    cx.emit("grad_kernel", Op::Convolution(conv), vec![x, dy], None)
+}
+
+/// Splits dim `src` of `x` into `(size1, rest)` (JAX's `_reshape_axis_out_of`).
+fn reshape_axis_out_of(
+    cx: &mut GradCtx,
+    suffix: &str,
+    src: usize,
+    size1: u64,
+    x: ValueId,
+) -> Result<ValueId> {
+    let mut dims = cx.ty(x).dims().to_vec();
+    if size1 == 0 || dims[src] % size1 != 0 {
+        return Err(cx.err(format!(
+            "cannot split dim {src} (size {}) into {size1} groups",
+            dims[src]
+        )));
+    }
+    let rest = dims[src] / size1;
+    dims.splice(src..=src, [size1, rest]);
+    cx.reshape(suffix, x, dims)
+}
+
+/// Merges dim `src` of `x` into dim `dst` (numbered after removing `src`) as its major part
+/// (JAX's `_reshape_axis_into`).
+fn reshape_axis_into(
+    cx: &mut GradCtx,
+    suffix: &str,
+    src: usize,
+    dst: usize,
+    x: ValueId,
+) -> Result<ValueId> {
+    let dims = cx.ty(x).dims().to_vec();
+    let mut perm: Vec<usize> = (0..dims.len()).filter(|&i| i != src).collect();
+    perm.insert(dst, src);
+    let t = cx.transpose(&format!("{suffix}.t"), x, perm)?;
+    let mut new: Vec<u64> = dims
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != src)
+        .map(|(_, &s)| s)
+        .collect();
+    new[dst] *= dims[src];
+    cx.reshape(suffix, t, new)
+}
+
+/// Reverses `x` along each of `dims` (a gather with descending indices: the op set has no
+/// reverse op).
+fn reverse_spatial(cx: &mut GradCtx, mut x: ValueId, dims: &[usize]) -> Result<ValueId> {
+    for (s, &axis) in dims.iter().enumerate() {
+        let n = cx.ty(x).dims()[axis];
+        if n <= 1 {
+            continue;
+        }
+        let idx_ty = TensorType::new(DType::I32, vec![n]);
+        let rev: Vec<f64> = (0..n).rev().map(|i| i as f64).collect();
+        let idx = cx.emit(
+            &format!("grad_input.rev{s}.index"),
+            Op::Constant {
+                value: Literal::Dense(rev),
+            },
+            vec![],
+            Some(idx_ty),
+        )?;
+        x = cx.emit(
+            &format!("grad_input.rev{s}"),
+            Op::Gather { axis },
+            vec![x, idx],
+            None,
+        )?;
+    }
+    Ok(x)
 }

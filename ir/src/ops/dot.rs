@@ -1,7 +1,10 @@
 //! `dot_general`: batched matrix products with einsum semantics.
 
 use super::{check_dims, with_declared_dtype_check, TypeCtx};
+use crate::autodiff::{argsort, GradCtx, Grads};
+use crate::error::Result;
 use crate::factors::{FactorKind, OpFactors};
+use crate::graph::ValueId;
 use crate::op::Op;
 use crate::types::TensorType;
 
@@ -36,7 +39,7 @@ fn free_dims(rank: usize, batch: &[usize], contract: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-pub(super) fn infer(op: &Op, cx: &TypeCtx) -> Result<TensorType, String> {
+pub(super) fn infer(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, String> {
     cx.expect_operands(2)?;
     let d = dims(op);
     let (l, r) = (cx.operands[0], cx.operands[1]);
@@ -110,4 +113,100 @@ pub(super) fn factors(op: &Op, operands: &[&TensorType]) -> OpFactors {
     f.operands = vec![lhs, rhs];
     f.result = result;
     f
+}
+
+/// Gradients of `dot_general` (JAX's `_dot_general_transpose_lhs/rhs`): each operand's gradient
+/// is a `dot_general` of the adjoint with the other operand over the other operand's free dims,
+/// with the batch dims kept, followed by a transpose into the operand's dim order.
+pub(super) fn grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
+    let d = dims(op);
+    let (l, r) = (cx.x(0), cx.x(1));
+    let (lr, rr) = (cx.ty(l).rank(), cx.ty(r).rank());
+    let gl = if cx.wants(0) {
+        let side = Side {
+            batch: d.lhs_batch,
+            contract: d.lhs_contract,
+            rank: lr,
+            other_batch: d.rhs_batch,
+            other_contract: d.rhs_contract,
+            other_rank: rr,
+        };
+        Some(transpose_side(cx, "grad_lhs", &side, r, false)?)
+    } else {
+        None
+    };
+    let gr = if cx.wants(1) {
+        let side = Side {
+            batch: d.rhs_batch,
+            contract: d.rhs_contract,
+            rank: rr,
+            other_batch: d.lhs_batch,
+            other_contract: d.lhs_contract,
+            other_rank: lr,
+        };
+        Some(transpose_side(cx, "grad_rhs", &side, l, true)?)
+    } else {
+        None
+    };
+    Ok(vec![gl, gr])
+}
+
+/// The dims of the operand whose gradient is wanted (`batch`, `contract`) and of the other one.
+struct Side<'a> {
+    batch: &'a [usize],
+    contract: &'a [usize],
+    rank: usize,
+    other_batch: &'a [usize],
+    other_contract: &'a [usize],
+    other_rank: usize,
+}
+
+/// The gradient of one operand. `swapped` is true for the rhs, whose free dims come last in the
+/// result.
+fn transpose_side(
+    cx: &mut GradCtx,
+    suffix: &str,
+    s: &Side,
+    other: ValueId,
+    swapped: bool,
+) -> Result<ValueId> {
+    let kept = free_dims(s.rank, s.batch, s.contract);
+    let other_kept = free_dims(s.other_rank, s.other_batch, s.other_contract);
+    let nb = s.batch.len();
+    // Positions in the adjoint: batch dims, then lhs free dims, then rhs free dims.
+    let other_pos: Vec<usize> = if swapped {
+        (nb..nb + other_kept.len()).collect()
+    } else {
+        (nb + kept.len()..nb + kept.len() + other_kept.len()).collect()
+    };
+    let batch_pos: Vec<usize> = (0..nb).collect();
+    let dot = Op::DotGeneral {
+        lhs_batch: batch_pos,
+        rhs_batch: s.other_batch.to_vec(),
+        lhs_contract: other_pos,
+        rhs_contract: other_kept,
+    };
+    // The dot gives [batch, this operand's free dims, the other's contracting partners in their
+    // own order]; the partners of `contract` sorted by the other operand's dim order.
+    let mut by_other: Vec<(usize, usize)> = s
+        .other_contract
+        .iter()
+        .copied()
+        .zip(s.contract.iter().copied())
+        .collect();
+    by_other.sort();
+    let mut order: Vec<usize> = s.batch.to_vec();
+    order.extend(&kept);
+    order.extend(by_other.iter().map(|&(_, c)| c));
+    let perm = argsort(&order);
+    let identity = perm.iter().enumerate().all(|(i, &p)| i == p);
+    let dot_name = if identity {
+        suffix.to_string()
+    } else {
+        format!("{suffix}.dot")
+    };
+    let dy = cx.dy;
+    let g = cx.emit(&dot_name, dot, vec![dy, other], None)?;
+    let t = cx.transpose(suffix, g, perm)?;
+    Ok(t)
 }

@@ -1,6 +1,8 @@
 //! `gather` (take along an axis, the embedding lookup) and its adjoint `scatter_add`.
 
 use super::{with_declared_dtype_check, TypeCtx};
+use crate::autodiff::{GradCtx, Grads};
+use crate::error::Result;
 use crate::factors::{FactorKind, OpFactors};
 use crate::op::Op;
 use crate::types::TensorType;
@@ -12,7 +14,7 @@ fn gathered_shape(x: &TensorType, idx: &TensorType, axis: usize) -> Vec<u64> {
     out
 }
 
-pub(super) fn infer(op: &Op, cx: &TypeCtx) -> Result<TensorType, String> {
+pub(super) fn infer(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, String> {
     let (axis, n) = match op {
         Op::Gather { axis } => (*axis, 2),
         Op::ScatterAdd { axis } => (*axis, 3),
@@ -85,4 +87,41 @@ pub(super) fn factors(op: &Op, operands: &[&TensorType], _result: &TensorType) -
         f.result = g;
     }
     f
+}
+
+/// Gradients: `gather`'s adjoint adds the adjoint into zeros at the indices (`scatter_add`);
+/// `scatter_add` passes the adjoint through to `x` and gathers it for `updates`. Indices are
+/// integers and get none.
+pub(super) fn grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
+    let dy = cx.dy;
+    let idx = cx.x(1);
+    match op {
+        Op::Gather { axis } => {
+            if !cx.wants(0) {
+                return Ok(vec![None, None]);
+            }
+            let z = cx.zeros_like("grad.zero", cx.x(0))?;
+            let s = cx.emit(
+                "grad",
+                Op::ScatterAdd { axis: *axis },
+                vec![z, idx, dy],
+                None,
+            )?;
+            Ok(vec![Some(s), None])
+        }
+        Op::ScatterAdd { axis } => {
+            let gu = if cx.wants(2) {
+                Some(cx.emit(
+                    "grad_updates",
+                    Op::Gather { axis: *axis },
+                    vec![dy, idx],
+                    None,
+                )?)
+            } else {
+                None
+            };
+            Ok(vec![cx.wants(0).then_some(dy), None, gu])
+        }
+        _ => unreachable!("gather::grad called on {}", op.name()),
+    }
 }

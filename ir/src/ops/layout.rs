@@ -1,11 +1,14 @@
 //! Data-movement ops: broadcast, reshape, transpose, slice, concatenate, pad, dynamic slices.
 
 use super::{check_dims, with_declared_dtype_check, TypeCtx};
+use crate::autodiff::{argsort, GradCtx, Grads};
+use crate::error::Result;
 use crate::factors::{FactorKind, OpFactors};
+use crate::graph::ValueId;
 use crate::op::Op;
 use crate::types::TensorType;
 
-pub(super) fn infer(op: &Op, cx: &TypeCtx) -> Result<TensorType, String> {
+pub(super) fn infer(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, String> {
     match op {
         Op::Broadcast { dims } => {
             cx.expect_operands(1)?;
@@ -195,7 +198,7 @@ pub(super) fn infer(op: &Op, cx: &TypeCtx) -> Result<TensorType, String> {
     }
 }
 
-fn check_starts(starts: &[&TensorType]) -> Result<(), String> {
+fn check_starts(starts: &[&TensorType]) -> std::result::Result<(), String> {
     for (i, s) in starts.iter().enumerate() {
         if s.rank() != 0 || !s.dtype.is_int() {
             return Err(format!(
@@ -338,6 +341,167 @@ pub(super) fn factors(op: &Op, operands: &[&TensorType], result: &TensorType) ->
         _ => unreachable!("layout::factors called on {}", op.name()),
     }
     f
+}
+
+/// Gradient rules of the data-movement ops: each moves the adjoint back the way the op moved
+/// the data (reduce what a broadcast copied, pad what a slice cut, slice what a pad or a
+/// concatenation added, and so on).
+pub(super) fn grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
+    let dy = cx.dy;
+    let x = cx.x(0);
+    let xt = cx.ty(x);
+    let n_operands = cx.em.g.node(cx.node).operands.len();
+    let mut out: Grads = vec![None; n_operands];
+    match op {
+        Op::Broadcast { dims } => {
+            if !cx.wants(0) {
+                return Ok(out);
+            }
+            let yt = cx.ty(cx.y());
+            // Sum over the result dims the operand does not have and over size-1 expansions.
+            let expanded: Vec<usize> = (0..yt.rank())
+                .filter(|&r| match dims.iter().position(|&d| d == r) {
+                    None => true,
+                    Some(i) => xt.dims()[i] != yt.dims()[r],
+                })
+                .collect();
+            let s = cx.reduce_sum("grad.sum", dy, expanded.clone())?;
+            // What is left are the result dims of the operand's kept dims, in increasing order.
+            let kept: Vec<usize> = (0..xt.rank())
+                .filter(|&i| !expanded.contains(&dims[i]))
+                .collect();
+            let positions: Vec<usize> = kept.iter().map(|&i| dims[i]).collect();
+            // Reduced dim j is the j-th smallest position: operand dim k comes from the rank of
+            // its position.
+            let t = cx.transpose("grad.t", s, argsort(&argsort(&positions)))?;
+            out[0] = Some(cx.reshape("grad", t, xt.dims().to_vec())?);
+        }
+        Op::Reshape => {
+            if cx.wants(0) {
+                out[0] = Some(cx.reshape("grad", dy, xt.dims().to_vec())?);
+            }
+        }
+        Op::Transpose { perm } => {
+            if cx.wants(0) {
+                out[0] = Some(cx.transpose("grad", dy, argsort(perm))?);
+            }
+        }
+        Op::Slice {
+            start,
+            limit: _,
+            stride,
+        } => {
+            if !cx.wants(0) {
+                return Ok(out);
+            }
+            let yt = cx.ty(cx.y());
+            if yt.shape.elements() == 0 {
+                out[0] = Some(cx.zeros_like("grad", x)?);
+                return Ok(out);
+            }
+            // Zeros between the picked elements (interior) and around them.
+            let mut low = Vec::new();
+            let mut high = Vec::new();
+            let mut interior = Vec::new();
+            for d in 0..xt.rank() {
+                let last = start[d] + (yt.dims()[d] - 1) * stride[d];
+                low.push(start[d] as i64);
+                high.push((xt.dims()[d] - last - 1) as i64);
+                interior.push(stride[d] - 1);
+            }
+            let pad = Op::Pad {
+                low,
+                high,
+                interior,
+                value: 0.0,
+            };
+            out[0] = Some(cx.emit("grad", pad, vec![dy], None)?);
+        }
+        Op::Concatenate { dim } => {
+            let yt = cx.ty(cx.y());
+            let mut offset = 0u64;
+            for (i, slot) in out.iter_mut().enumerate() {
+                let size = cx.ty(cx.x(i)).dims()[*dim];
+                if cx.wants(i) {
+                    let mut start = vec![0; yt.rank()];
+                    let mut limit = yt.dims().to_vec();
+                    start[*dim] = offset;
+                    limit[*dim] = offset + size;
+                    let slice = Op::Slice {
+                        start,
+                        limit,
+                        stride: vec![1; yt.rank()],
+                    };
+                    *slot = Some(cx.emit(&format!("grad_{i}"), slice, vec![dy], None)?);
+                }
+                offset += size;
+            }
+        }
+        Op::Pad {
+            low,
+            high,
+            interior,
+            ..
+        } => {
+            if !cx.wants(0) {
+                return Ok(out);
+            }
+            // JAX's `_pad_transpose`: undo the edge padding (a negative pad re-adds cropped
+            // zeros), then take every (interior + 1)-th element.
+            let mut t = dy;
+            if low.iter().chain(high).any(|&p| p != 0) {
+                let unpad = Op::Pad {
+                    low: low.iter().map(|&p| -p).collect(),
+                    high: high.iter().map(|&p| -p).collect(),
+                    interior: vec![0; xt.rank()],
+                    value: 0.0,
+                };
+                let name = if interior.iter().all(|&i| i == 0) {
+                    "grad"
+                } else {
+                    "grad.unpad"
+                };
+                t = cx.emit(name, unpad, vec![t], None)?;
+            }
+            if interior.iter().any(|&i| i != 0) {
+                let tt = cx.ty(t);
+                let slice = Op::Slice {
+                    start: vec![0; xt.rank()],
+                    limit: tt.dims().to_vec(),
+                    stride: interior.iter().map(|&i| i + 1).collect(),
+                };
+                t = cx.emit("grad", slice, vec![t], None)?;
+            }
+            out[0] = Some(t);
+        }
+        Op::DynamicSlice { .. } => {
+            if cx.wants(0) {
+                let z = cx.zeros_like("grad.zero", x)?;
+                let mut operands = vec![z, dy];
+                operands.extend((1..n_operands).map(|i| cx.x(i)));
+                out[0] = Some(cx.emit("grad", Op::DynamicUpdateSlice, operands, None)?);
+            }
+        }
+        Op::DynamicUpdateSlice => {
+            let u = cx.x(1);
+            let starts: Vec<ValueId> = (2..n_operands).map(|i| cx.x(i)).collect();
+            if cx.wants(0) {
+                let z = cx.zeros_like("grad_operand.zero", u)?;
+                let mut operands = vec![dy, z];
+                operands.extend(&starts);
+                out[0] = Some(cx.emit("grad_operand", Op::DynamicUpdateSlice, operands, None)?);
+            }
+            if cx.wants(1) {
+                let sizes = cx.ty(u).dims().to_vec();
+                let mut operands = vec![dy];
+                operands.extend(&starts);
+                let ds = Op::DynamicSlice { sizes };
+                out[1] = Some(cx.emit("grad_update", ds, operands, None)?);
+            }
+        }
+        _ => unreachable!("layout::grad called on {}", op.name()),
+    }
+    Ok(out)
 }
 
 /// Compound factors of a row-major reshape: walk both shapes, splitting the larger dim by the

@@ -1,5 +1,4 @@
-//! The op table: for every op family, its shape rule and its factors (and, with autodiff, its
-//! gradient rule). This is the only place that matches on op kinds to give them meaning.
+//! The op table: for every op family, its shape rule, its factors and its gradient rule. This is the only place that matches on op kinds to give them meaning.
 
 mod collective;
 mod conv;
@@ -10,6 +9,8 @@ mod layout;
 mod reduce;
 mod source;
 
+use crate::autodiff::{GradCtx, Grads};
+use crate::error::Result;
 use crate::factors::OpFactors;
 use crate::mesh::Mesh;
 use crate::op::Op;
@@ -24,7 +25,7 @@ pub(crate) struct TypeCtx<'a> {
 }
 
 impl TypeCtx<'_> {
-    pub(crate) fn expect_operands(&self, n: usize) -> Result<(), String> {
+    pub(crate) fn expect_operands(&self, n: usize) -> std::result::Result<(), String> {
         if self.operands.len() != n {
             return Err(format!(
                 "expected {n} operand(s), got {}",
@@ -34,13 +35,13 @@ impl TypeCtx<'_> {
         Ok(())
     }
 
-    pub(crate) fn mesh(&self) -> Result<&Mesh, String> {
+    pub(crate) fn mesh(&self) -> std::result::Result<&Mesh, String> {
         self.mesh
             .ok_or_else(|| "collectives need the graph to name its mesh".to_string())
     }
 
     /// Product of the sizes of mesh axes `axes` (each must exist).
-    pub(crate) fn axes_size(&self, axes: &[String]) -> Result<u64, String> {
+    pub(crate) fn axes_size(&self, axes: &[String]) -> std::result::Result<u64, String> {
         let mesh = self.mesh()?;
         let mut n = 1u64;
         for a in axes {
@@ -57,7 +58,7 @@ impl TypeCtx<'_> {
 
 /// Infers the result type of `op`, or says what is wrong (without the node's name; the caller
 /// adds it).
-pub(crate) fn infer_type(op: &Op, cx: &TypeCtx) -> Result<TensorType, String> {
+pub(crate) fn infer_type(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, String> {
     match op {
         Op::Input { .. }
         | Op::Constant { .. }
@@ -124,8 +125,48 @@ pub fn op_factors(op: &Op, operands: &[&TensorType], result: &TensorType) -> OpF
     }
 }
 
+/// The gradient rule of `op`: per operand, the contribution of this node's adjoint `cx.dy` to
+/// that operand's adjoint (`None` where the operand wants none or the op passes none).
+pub(crate) fn op_grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
+    match op {
+        Op::Input { .. }
+        | Op::Constant { .. }
+        | Op::Iota { .. }
+        | Op::AxisIndex { .. }
+        | Op::Recv { .. } => source::grad(op, cx),
+        Op::Unary { .. }
+        | Op::Binary { .. }
+        | Op::Compare { .. }
+        | Op::Select
+        | Op::Convert
+        | Op::Copy => elementwise::grad(op, cx),
+        Op::DotGeneral { .. } => dot::grad(op, cx),
+        Op::Reduce { .. } => reduce::grad(op, cx),
+        Op::Broadcast { .. }
+        | Op::Reshape
+        | Op::Transpose { .. }
+        | Op::Slice { .. }
+        | Op::Concatenate { .. }
+        | Op::Pad { .. }
+        | Op::DynamicSlice { .. }
+        | Op::DynamicUpdateSlice => layout::grad(op, cx),
+        Op::Convolution(c) => conv::grad(c, cx),
+        Op::Gather { .. } | Op::ScatterAdd { .. } => gather::grad(op, cx),
+        Op::AllReduce { .. }
+        | Op::AllGather { .. }
+        | Op::ReduceScatter { .. }
+        | Op::AllToAll { .. }
+        | Op::CollectivePermute { .. }
+        | Op::Send { .. } => collective::grad(op, cx),
+    }
+}
+
 /// Checks that `dims` are distinct and below `rank`.
-pub(crate) fn check_dims(what: &str, dims: &[usize], rank: usize) -> Result<(), String> {
+pub(crate) fn check_dims(
+    what: &str,
+    dims: &[usize],
+    rank: usize,
+) -> std::result::Result<(), String> {
     let mut seen = vec![false; rank];
     for &d in dims {
         if d >= rank {
@@ -143,7 +184,7 @@ pub(crate) fn check_dims(what: &str, dims: &[usize], rank: usize) -> Result<(), 
 pub(crate) fn with_declared_dtype_check(
     cx: &TypeCtx,
     ty: TensorType,
-) -> Result<TensorType, String> {
+) -> std::result::Result<TensorType, String> {
     if cx.declared.dtype != ty.dtype {
         return Err(format!(
             "result dtype is {}, but the node declares {}",

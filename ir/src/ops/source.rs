@@ -1,11 +1,13 @@
 //! Ops without operands: input, constant, iota, axis_index, recv.
 
 use super::TypeCtx;
+use crate::autodiff::{GradCtx, Grads};
 use crate::dtype::DType;
+use crate::error::Result;
 use crate::op::{Init, Literal, Op};
 use crate::types::TensorType;
 
-pub(super) fn infer(op: &Op, cx: &TypeCtx) -> Result<TensorType, String> {
+pub(super) fn infer(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, String> {
     cx.expect_operands(0)?;
     let ty = cx.declared.clone();
     match op {
@@ -62,4 +64,10 @@ pub(super) fn infer(op: &Op, cx: &TypeCtx) -> Result<TensorType, String> {
         _ => {}
     }
     Ok(ty)
+}
+
+/// Sources have no operands, so nothing to pass a gradient to: a parameter's gradient is the
+/// adjoint autodiff accumulated for it.
+pub(super) fn grad(_op: &Op, _cx: &mut GradCtx) -> Result<Grads> {
+    Ok(Vec::new())
 }

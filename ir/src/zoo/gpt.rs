@@ -1,0 +1,287 @@
+//! A GPT-style decoder (GPT-2/GPT-3 architecture, as Megatron-LM lays it out).
+
+use super::builder::Builder;
+use super::{mul, require_positive};
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::graph::{Graph, ValueId};
+use crate::mesh::Mesh;
+use crate::op::{BinaryFn, CompareDir, Init, Op, UnaryFn};
+use crate::sharding::{Annotation, Sharding};
+use crate::types::TensorType;
+
+/// Which sharding annotations the GPT builder adds.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum GptShardings {
+    /// None: the planner decides everything.
+    #[default]
+    None,
+    /// Megatron-LM's tensor parallelism (Shoeybi et al. 2019, arXiv 1909.08053) with data
+    /// parallelism over this mesh: tokens and labels split on batch over axis `dp`; the qkv
+    /// weight's and bias's output columns (heads) and the MLP's first weight and bias columns on
+    /// `tp`; the attention output projection's and the MLP's second weight's rows on `tp`. The
+    /// rest is left to propagation. The mesh needs an axis `dp`, `tp` or both.
+    Megatron(Mesh),
+}
+
+/// The shape of a GPT-style decoder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GptConfig {
+    /// Transformer layers (`l`).
+    pub layers: u64,
+    /// Hidden size (`h`).
+    pub hidden: u64,
+    /// Attention heads (`a`); must divide `hidden`.
+    pub heads: u64,
+    /// Sequence length (`s`).
+    pub seq: u64,
+    /// Vocabulary size (`V`).
+    pub vocab: u64,
+    /// Sequences per step (`B`).
+    pub batch: u64,
+    /// Dtype of parameters and activations (token ids and labels are i32).
+    pub dtype: DType,
+    pub shardings: GptShardings,
+}
+
+impl GptConfig {
+    /// GPT-3 175B (Brown et al. 2020; l=96, h=12288, a=96, s=2048, V=51200 padded as in
+    /// Narayanan et al. SC21) at this batch size, bf16.
+    pub fn gpt3_175b(batch: u64) -> Self {
+        GptConfig {
+            layers: 96,
+            hidden: 12288,
+            heads: 96,
+            seq: 2048,
+            vocab: 51200,
+            batch,
+            dtype: DType::BF16,
+            shardings: GptShardings::None,
+        }
+    }
+
+    /// A tiny configuration for tests and examples (2 layers, h=16, 2 heads, s=8, V=32, B=2, f32).
+    pub fn tiny() -> Self {
+        GptConfig {
+            layers: 2,
+            hidden: 16,
+            heads: 2,
+            seq: 8,
+            vocab: 32,
+            batch: 2,
+            dtype: DType::F32,
+            shardings: GptShardings::None,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        require_positive(
+            "gpt",
+            &[
+                ("layers", self.layers),
+                ("hidden", self.hidden),
+                ("heads", self.heads),
+                ("seq", self.seq),
+                ("vocab", self.vocab),
+                ("batch", self.batch),
+            ],
+        )?;
+        if self.hidden % self.heads != 0 {
+            return Err(super::config_err(
+                "gpt",
+                "heads",
+                format!("({}) must divide hidden ({})", self.heads, self.hidden),
+            ));
+        }
+        if !self.dtype.is_float() {
+            return Err(super::config_err(
+                "gpt",
+                "dtype",
+                format!("must be a floating-point type, got {}", self.dtype),
+            ));
+        }
+        // Token ids are i32: the vocabulary must fit.
+        if self.vocab > i32::MAX as u64 {
+            return Err(super::config_err("gpt", "vocab", "must fit in i32"));
+        }
+        mul("gpt", "hidden", self.hidden, 4)?;
+        if let GptShardings::Megatron(mesh) = &self.shardings {
+            mesh.validate()?;
+            if mesh.axis_size("dp").is_none() && mesh.axis_size("tp").is_none() {
+                return Err(super::config_err(
+                    "gpt",
+                    "mesh",
+                    format!("for megatron shardings needs an axis `dp` or `tp`, got {mesh}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds a GPT-style decoder; see [`gpt_with_progress`].
+pub fn gpt(cfg: &GptConfig) -> Result<Graph> {
+    gpt_with_progress(cfg, &mut |_, _| {})
+}
+
+/// Builds a GPT-style decoder training graph (forward pass and loss), calling
+/// `progress(layers_done, layers)` after each layer.
+///
+/// Token embedding (gather from `embed.tokens`, `[V, h]`) plus a learned position embedding;
+/// per layer, pre-layer-norm multi-head causal self-attention and a GELU MLP (`4h`), each with a
+/// residual; a final layer norm; logits through the *tied* token embedding (its transpose, as
+/// GPT-2 does; this is what Narayanan et al.'s parameter formula counts); mean cross-entropy over
+/// `B·s` positions. Values of layer `i` are named `layers.{i}.ln1.*`,
+/// `layers.{i}.attn.{qkv,scores,probs,context,out}`, `layers.{i}.mlp.{fc1,gelu,fc2}`.
+///
+/// The qkv projection's `3h` columns are read head-major, `[B, s, a, 3, h/a]`, so that splitting
+/// those columns over a tensor-parallel axis splits whole heads (Megatron-LM's layout).
+pub fn gpt_with_progress(cfg: &GptConfig, progress: &mut dyn FnMut(u64, u64)) -> Result<Graph> {
+    cfg.validate()?;
+    let mut b = Builder::new("gpt", cfg.dtype);
+    let (bs, s, h, v) = (cfg.batch, cfg.seq, cfg.hidden, cfg.vocab);
+    let index = TensorType::new(DType::I32, vec![bs, s]);
+    let tokens = b.input("tokens", index.clone(), Init::Index { high: v })?;
+    let labels = b.input("labels", index, Init::Index { high: v })?;
+    let mask = causal_mask(&mut b, s)?;
+    let (wte, mut x) = b.scoped("embed", |b| {
+        let wte = b.weight("tokens", &[v, h])?;
+        let wpe = b.weight("positions", &[s, h])?;
+        let tok = b.push(
+            "token_lookup",
+            Op::Gather { axis: 0 },
+            vec![wte, tokens],
+            None,
+        )?;
+        let x = b.binary_bcast("out", BinaryFn::Add, tok, wpe, &[1, 2])?;
+        Ok((wte, x))
+    })?;
+    for i in 0..cfg.layers {
+        x = b.scoped(format!("layers.{i}"), |b| layer(b, cfg, x, mask))?;
+        progress(i + 1, cfg.layers);
+    }
+    let x = b.layer_norm("final_ln", x)?;
+    // Tied output embedding: logits[b, s, v] = sum_h x[b, s, h] * wte[v, h].
+    let logits = b.dot("logits", x, wte, (&[], &[]), (&[2], &[1]))?;
+    let loss = b.cross_entropy(logits, labels)?;
+    let mut g = b.finish_with_loss(loss);
+    if let GptShardings::Megatron(mesh) = &cfg.shardings {
+        annotate_megatron(&mut g, cfg, mesh);
+    }
+    Ok(g)
+}
+
+/// `allowed[q, k] = q >= k`, built once and shared by every layer.
+fn causal_mask(b: &mut Builder, s: u64) -> Result<ValueId> {
+    b.scoped("causal_mask", |b| {
+        let ty = TensorType::new(DType::I32, vec![s, s]);
+        let q = b.push("query_pos", Op::Iota { dim: 0 }, vec![], Some(ty.clone()))?;
+        let k = b.push("key_pos", Op::Iota { dim: 1 }, vec![], Some(ty))?;
+        b.push(
+            "allowed",
+            Op::Compare {
+                dir: CompareDir::Ge,
+            },
+            vec![q, k],
+            None,
+        )
+    })
+}
+
+/// The score a masked position gets before softmax: large and negative, but finite in the dtype
+/// (exp underflows to exactly 0 after the max is subtracted).
+fn mask_fill(dtype: DType) -> f64 {
+    match dtype {
+        // f16's largest finite value is 65504.
+        DType::F16 => -6.0e4,
+        _ => -1.0e9,
+    }
+}
+
+fn layer(b: &mut Builder, cfg: &GptConfig, x: ValueId, mask: ValueId) -> Result<ValueId> {
+    let ln1 = b.layer_norm("ln1", x)?;
+    let attn = b.scoped("attn", |b| attention(b, cfg, ln1, mask))?;
+    let x1 = b.binary("attn_residual", BinaryFn::Add, x, attn)?;
+    let ln2 = b.layer_norm("ln2", x1)?;
+    let mlp = b.scoped("mlp", |b| {
+        let h = cfg.hidden;
+        let w1 = b.weight("fc1.weight", &[h, 4 * h])?;
+        let b1 = b.bias("fc1.bias", &[4 * h])?;
+        let f1 = b.linear("fc1.matmul", ln2, w1)?;
+        let f1 = b.add_bias("fc1", f1, b1)?;
+        let g = b.unary("gelu", UnaryFn::Gelu, f1)?;
+        let w2 = b.weight("fc2.weight", &[4 * h, h])?;
+        let b2 = b.bias("fc2.bias", &[h])?;
+        let f2 = b.linear("fc2.matmul", g, w2)?;
+        b.add_bias("fc2", f2, b2)
+    })?;
+    b.binary("mlp_residual", BinaryFn::Add, x1, mlp)
+}
+
+fn attention(b: &mut Builder, cfg: &GptConfig, x: ValueId, mask: ValueId) -> Result<ValueId> {
+    let (bs, s, h, a) = (cfg.batch, cfg.seq, cfg.hidden, cfg.heads);
+    let d = h / a;
+    let w = b.weight("qkv.weight", &[h, 3 * h])?;
+    let bias = b.bias("qkv.bias", &[3 * h])?;
+    let qkv = b.linear("qkv.matmul", x, w)?;
+    let qkv = b.add_bias("qkv", qkv, bias)?;
+    let heads = b.reshape("qkv.heads", qkv, &[bs, s, a, 3, d])?;
+    let mut split = |name: &str, i: u64| -> Result<ValueId> {
+        let part = b.push(
+            &format!("{name}.slice"),
+            Op::Slice {
+                start: vec![0, 0, 0, i, 0],
+                limit: vec![bs, s, a, i + 1, d],
+                stride: vec![1; 5],
+            },
+            vec![heads],
+            None,
+        )?;
+        b.reshape(name, part, &[bs, s, a, d])
+    };
+    let q = split("q", 0)?;
+    let k = split("k", 1)?;
+    let v = split("v", 2)?;
+    // scores[b, a, q, k] = sum_d q[b, q, a, d] * k[b, k, a, d]
+    let raw = b.dot("scores.matmul", q, k, (&[0, 2], &[0, 2]), (&[3], &[3]))?;
+    let scores = b.scale("scores", raw, 1.0 / (d as f64).sqrt())?;
+    let sq = [bs, a, s, s];
+    let allowed = b.broadcast("masked.allowed", mask, &[2, 3], &sq)?;
+    let fill = b.constant("masked.fill", mask_fill(cfg.dtype), &sq)?;
+    let masked = b.push("masked", Op::Select, vec![allowed, scores, fill], None)?;
+    let probs = b.softmax("probs", masked)?;
+    // context[b, a, q, d] = sum_k probs[b, a, q, k] * v[b, k, a, d]
+    let ctx = b.dot("context.matmul", probs, v, (&[0, 1], &[0, 2]), (&[3], &[1]))?;
+    let ctx = b.transpose("context.transpose", ctx, &[0, 2, 1, 3])?;
+    let ctx = b.reshape("context", ctx, &[bs, s, h])?;
+    let wo = b.weight("out.weight", &[h, h])?;
+    let bo = b.bias("out.bias", &[h])?;
+    let out = b.linear("out.matmul", ctx, wo)?;
+    b.add_bias("out", out, bo)
+}
+
+fn annotate_megatron(g: &mut Graph, cfg: &GptConfig, mesh: &Mesh) {
+    let mut add = |value: String, dims: &[&[&str]]| {
+        g.annotations.push(Annotation {
+            value,
+            sharding: Sharding::from_dims(dims),
+            priority: 0,
+        })
+    };
+    if mesh.axis_size("dp").is_some() {
+        add("tokens".into(), &[&["dp"], &[]]);
+        add("labels".into(), &[&["dp"], &[]]);
+    }
+    if mesh.axis_size("tp").is_some() {
+        for i in 0..cfg.layers {
+            let p = format!("layers.{i}");
+            add(format!("{p}.attn.qkv.weight"), &[&[], &["tp"]]);
+            add(format!("{p}.attn.qkv.bias"), &[&["tp"]]);
+            add(format!("{p}.attn.out.weight"), &[&["tp"], &[]]);
+            add(format!("{p}.mlp.fc1.weight"), &[&[], &["tp"]]);
+            add(format!("{p}.mlp.fc1.bias"), &[&["tp"]]);
+            add(format!("{p}.mlp.fc2.weight"), &[&["tp"], &[]]);
+        }
+    }
+    g.mesh = Some(mesh.clone());
+}
