@@ -11,6 +11,7 @@ pub use shardc::CliError;
 
 mod check;
 mod run;
+mod import;
 mod show;
 mod zoo;
 
@@ -32,6 +33,8 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Run a graph on one CPU device with random inputs and summarise its outputs.
     Run(run::RunArgs),
+    /// Import an XLA HLO text module as a shardc graph (JSON).
+    Import(import::ImportArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -40,6 +43,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Check(a) => check::run(a),
         Command::Show(a) => show::run(a),
         Command::Run(a) => run::run(a),
+        Command::Import(a) => import::run(a),
     }
 }
 
