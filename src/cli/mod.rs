@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 
 pub use shardc::CliError;
 
+mod grad;
+
 /// shardc: a parallelism planner and SPMD sharding compiler.
 #[derive(Parser, Debug)]
 #[command(name = "shardc", version, about, long_about = None)]
@@ -13,8 +15,13 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {}
+pub enum Command {
+    /// Add the backward pass (gradients of every parameter) to a graph with a scalar loss.
+    Grad(grad::GradArgs),
+}
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    match cli.command {}
+    match cli.command {
+        Command::Grad(a) => grad::run(a),
+    }
 }
