@@ -24,6 +24,7 @@ mod dump;
 mod error;
 mod factors;
 mod graph;
+pub mod hlo;
 mod json;
 mod mesh;
 mod op;

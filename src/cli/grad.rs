@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 use shardc::ir::train::{apply_optimizer, recompute};
-use shardc::ir::{from_json, grad, to_json, GraphStats, Optimizer, RecomputeMode};
+use shardc::ir::{grad, to_json, GraphStats, Optimizer, RecomputeMode};
 
-use super::CliError;
+use super::{read_graph, write_output, CliError};
 
 /// Adds the backward pass (and optionally recomputation and an optimizer) to a graph.
 #[derive(Args, Debug)]
@@ -34,12 +34,7 @@ pub struct GradArgs {
 }
 
 pub fn run(args: GradArgs) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(&args.file).map_err(|source| CliError::Io {
-        path: args.file.display().to_string(),
-        source,
-    })?;
-    let mut forward = from_json(&text)
-        .map_err(|e| CliError::Input(format!("{}: {e}", args.file.display())))?;
+    let mut forward = read_graph(&args.file)?;
     let loss = match &args.loss {
         Some(name) => forward.find(name).ok_or_else(|| {
             CliError::Input(format!(
@@ -71,10 +66,7 @@ pub fn run(args: GradArgs) -> Result<(), CliError> {
         }
         g = apply_optimizer(&g, &opt, args.mixed_precision)?;
     }
-    std::fs::write(&args.output, to_json(&g)).map_err(|source| CliError::Io {
-        path: args.output.display().to_string(),
-        source,
-    })?;
+    write_output(Some(&args.output), &to_json(&g))?;
     let s = GraphStats::of(&g);
     println!(
         "{}: {} nodes ({} forward, {} backward_input, {} backward_weight, {} update), {} gradients",
