@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 use shardc::ir::train::{apply_optimizer, recompute};
-use shardc::ir::{grad, to_json, GraphStats, Optimizer, RecomputeMode};
+use shardc::ir::{
+    grad, to_json, training_step, Graph, GraphStats, Optimizer, RecomputeMode, TrainOptions,
+};
 
-use super::{read_graph, write_output, CliError};
+use super::{read_graph, spinner, write_output, CliError};
 
 /// Adds the backward pass (and optionally recomputation and an optimizer) to a graph.
 #[derive(Args, Debug)]
@@ -86,5 +88,47 @@ fn set_lr(opt: &mut Optimizer, new: f64) {
         Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } | Optimizer::AdamW { lr, .. } => {
             *lr = new
         }
+    }
+}
+
+/// `--train` and its options, for commands that build a forward graph (`zoo gpt`).
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Build the training step: forward, backward and the optimizer update.
+    #[arg(long)]
+    pub train: bool,
+    /// The optimizer of the training step: sgd, adam or adamw.
+    #[arg(long, requires = "train", default_value = "adam")]
+    pub optimizer: Optimizer,
+    /// Learning rate of the optimizer (default 1e-3).
+    #[arg(long, requires = "train")]
+    pub lr: Option<f64>,
+    /// Recompute every layer's activations in the backward: full or selective.
+    #[arg(long, requires = "train")]
+    pub recompute: Option<RecomputeMode>,
+    /// bf16 compute with f32 master weights.
+    #[arg(long, requires = "train")]
+    pub mixed_precision: bool,
+}
+
+impl TrainArgs {
+    /// The training step of `forward` when `--train` was given, else `forward` itself.
+    pub fn apply(&self, forward: Graph) -> Result<Graph, CliError> {
+        if !self.train {
+            return Ok(forward);
+        }
+        let mut optimizer = self.optimizer.clone();
+        if let Some(lr) = self.lr {
+            set_lr(&mut optimizer, lr);
+        }
+        let opts = TrainOptions {
+            optimizer,
+            recompute: self.recompute,
+            mixed_precision: self.mixed_precision,
+        };
+        let spin = spinner("building the training step");
+        let g = training_step(&forward, &opts)?;
+        spin.finish_and_clear();
+        Ok(g)
     }
 }
