@@ -132,3 +132,52 @@ impl TrainArgs {
         Ok(g)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shardc::ir::zoo::{gpt, GptConfig};
+
+    fn args(dir: &std::path::Path, loss: Option<&str>) -> GradArgs {
+        GradArgs {
+            file: dir.join("fwd.json"),
+            output: dir.join("train.json"),
+            loss: loss.map(str::to_string),
+            optimizer: Some(Optimizer::adam(1e-3)),
+            lr: Some(0.01),
+            recompute: Some(RecomputeMode::Full),
+            mixed_precision: false,
+        }
+    }
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("shardc-grad-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let g = gpt(&GptConfig::tiny()).unwrap();
+        std::fs::write(d.join("fwd.json"), to_json(&g)).unwrap();
+        d
+    }
+
+    #[test]
+    fn grad_writes_a_training_graph_with_gradients_and_updates() {
+        let d = temp_dir("ok");
+        run(args(&d, None)).unwrap();
+        let t = read_graph(&d.join("train.json")).unwrap();
+        assert!(!t.training.gradients.is_empty());
+        assert!(!t.training.updates.is_empty());
+        assert!(t.nodes.iter().any(|n| n.recompute));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn grad_with_an_unknown_loss_name_says_so() {
+        let d = temp_dir("bad");
+        let e = run(args(&d, Some("no.such.value")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no.such.value"), "{e}");
+        let e = run(args(&d, Some("tokens"))).unwrap_err().to_string();
+        assert!(e.contains("`tokens`") && e.contains("scalar"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
