@@ -177,3 +177,77 @@ fn a_small_gpt_trains_in_mixed_precision() {
         "loss went from {first} to {last}: {losses:?}"
     );
 }
+
+/// Norm-wise relative error between autodiff's gradient and central differences of the loss, on
+/// a few elements of every parameter.
+fn fd_error(fwd: &Graph) -> f64 {
+    let t = shardc_ir::grad(fwd, fwd.training.loss.unwrap()).unwrap();
+    let inputs = random_inputs(&t, 11);
+    let outs = execute(&t, &inputs).unwrap();
+    let ids: Vec<ValueId> = t.inputs().collect();
+    let loss_at = |ins: &[Tensor]| {
+        let o = shardc_runtime::execute_values(fwd, ins, &[fwd.training.loss.unwrap()]).unwrap();
+        o[0].scalar_f64().unwrap()
+    };
+    let (mut err2, mut norm2) = (0.0, 0.0);
+    for &(p, gp) in &t.training.gradients {
+        let slot = ids.iter().position(|&i| i == p).unwrap();
+        let analytic = value(&t, &outs, gp);
+        let base = inputs[slot].to_f64_vec();
+        let n = base.len();
+        for e in [0, n / 3, n / 2, n - 1] {
+            let h = 1e-6;
+            let at = |d: f64| {
+                let mut ins = inputs.clone();
+                let mut v = base.clone();
+                v[e] += d;
+                ins[slot] = Tensor::from_f64(t.ty(p).clone(), &v).unwrap();
+                loss_at(&ins)
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            err2 += (analytic[e] - fd).powi(2);
+            norm2 += fd * fd;
+        }
+    }
+    (err2 / norm2).sqrt()
+}
+
+#[test]
+fn zoo_models_gradients_match_central_differences() {
+    use shardc_ir::zoo::{mlp, moe, resnet, MlpConfig, MoeConfig, ResNetConfig};
+    let mlp_cfg = MlpConfig {
+        dtype: DType::F64,
+        activation: shardc_ir::UnaryFn::Gelu,
+        ..MlpConfig::default()
+    };
+    let resnet_cfg = ResNetConfig {
+        batch: 2,
+        in_channels: 2,
+        image: 6,
+        width: 2,
+        stages: vec![1, 1],
+        classes: 3,
+        dtype: DType::F64,
+    };
+    let gpt_cfg = GptConfig {
+        dtype: DType::F64,
+        ..GptConfig::tiny()
+    };
+    let models = [
+        ("mlp", mlp(&mlp_cfg).unwrap()),
+        ("resnet", resnet(&resnet_cfg).unwrap()),
+        (
+            "moe",
+            moe(&MoeConfig {
+                dtype: DType::F64,
+                ..MoeConfig::default()
+            })
+            .unwrap(),
+        ),
+        ("gpt", gpt(&gpt_cfg).unwrap()),
+    ];
+    for (name, g) in &models {
+        let e = fd_error(g);
+        assert!(e <= 1e-6, "{name}: relative error {e:.3e}");
+    }
+}
