@@ -10,6 +10,7 @@ use shardc::ir::Graph;
 pub use shardc::CliError;
 
 mod check;
+mod grad;
 mod run;
 mod import;
 mod show;
@@ -31,6 +32,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Print a graph file as text, one op per line.
     Show(show::ShowArgs),
+    /// Add the backward pass (gradients of every parameter) to a graph with a scalar loss.
+    Grad(grad::GradArgs),
     /// Run a graph on one CPU device with random inputs and summarise its outputs.
     Run(run::RunArgs),
     /// Import an XLA HLO text module as a shardc graph (JSON).
@@ -42,6 +45,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Zoo(a) => zoo::run(a),
         Command::Check(a) => check::run(a),
         Command::Show(a) => show::run(a),
+        Command::Grad(a) => grad::run(a),
         Command::Run(a) => run::run(a),
         Command::Import(a) => import::run(a),
     }

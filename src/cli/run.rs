@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use shardc::ir::GraphStats;
-use shardc::runtime::{execute, random_inputs};
+use shardc::ir::{Graph, GraphStats};
+use shardc::runtime::{execute, random_inputs, Tensor};
 
 use super::{read_graph, spinner, CliError};
 
@@ -67,5 +67,33 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
             println!("loss {}: {loss:.6}", g.node(l).name);
         }
     }
+    print_gradient_norms(&g, &outputs);
+    if !g.training.updates.is_empty() {
+        println!(
+            "one training step: {} parameters and optimizer states updated",
+            g.training.updates.len()
+        );
+    }
     Ok(())
+}
+
+/// For a training graph: the L2 norm of every parameter's gradient, and of all of them together.
+fn print_gradient_norms(g: &Graph, outputs: &[Tensor]) {
+    let mut total = 0.0f64;
+    let mut lines = Vec::new();
+    for &(p, gv) in &g.training.gradients {
+        let Some(i) = g.outputs.iter().position(|&o| o == gv) else {
+            continue;
+        };
+        let sq: f64 = outputs[i].to_f64_vec().iter().map(|x| x * x).sum();
+        total += sq;
+        lines.push(format!("  {}: {:.6e}", g.node(p).name, sq.sqrt()));
+    }
+    if lines.is_empty() {
+        return;
+    }
+    println!("gradient norm (L2) {:.6e}, per parameter:", total.sqrt());
+    for l in lines {
+        println!("{l}");
+    }
 }

@@ -335,7 +335,7 @@ fn reshape_axis_out_of(
     x: ValueId,
 ) -> Result<ValueId> {
     let mut dims = cx.ty(x).dims().to_vec();
-    if size1 == 0 || dims[src] % size1 != 0 {
+    if size1 == 0 || !dims[src].is_multiple_of(size1) {
         return Err(cx.err(format!(
             "cannot split dim {src} (size {}) into {size1} groups",
             dims[src]
