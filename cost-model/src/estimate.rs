@@ -13,7 +13,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::collective::{Algorithm, CollectiveKind};
-use crate::memory::{gb, MemoryBreakdown, Schedule};
+use crate::memory::{human_bytes, MemoryBreakdown, Schedule};
 
 /// One kind of collective in the step, with how often it runs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -156,7 +156,7 @@ impl fmt::Display for Estimate {
                     c.axes,
                     c.kind.name(),
                     c.algorithm.name(),
-                    gb(c.bytes),
+                    human_bytes(c.bytes),
                     secs(c.seconds),
                     c.count
                 )?;

@@ -156,9 +156,23 @@ pub(crate) fn gb(b: f64) -> String {
     format!("{:.2} GB", b / 1e9)
 }
 
+/// Bytes in the largest decimal unit that keeps the number at least 1.
+pub(crate) fn human_bytes(b: f64) -> String {
+    let (v, unit) = if b >= 1e9 {
+        (b / 1e9, "GB")
+    } else if b >= 1e6 {
+        (b / 1e6, "MB")
+    } else if b >= 1e3 {
+        (b / 1e3, "kB")
+    } else {
+        (b, "B")
+    };
+    format!("{v:.2} {unit}")
+}
+
 impl fmt::Display for MemoryBreakdown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "memory per device        bytes")?;
+        writeln!(f, "memory per device")?;
         for (name, v) in [
             ("weights", self.weights),
             ("gradients", self.gradients),
