@@ -184,7 +184,11 @@ pub fn graph_step(
                 p
             }
         };
+        // Weight gradients accumulate over micro-batches and are reduced across replicas once.
+        let weight_grad_reduction = node.phase == Phase::BackwardWeight
+            && opts.data_axis.as_ref().is_some_and(|d| axes.contains(d));
         let per_step = node.phase == Phase::Update
+            || weight_grad_reduction
             || matches!(
                 node.role,
                 Role::Gradient | Role::Parameter | Role::OptimizerState

@@ -10,6 +10,7 @@ use shardc::ir::Graph;
 pub use shardc::CliError;
 
 mod check;
+mod cost;
 mod show;
 mod zoo;
 
@@ -29,6 +30,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Print a graph file as text, one op per line.
     Show(show::ShowArgs),
+    /// Estimate a step of a sharded graph on a cluster: time, FLOP/s, memory, collectives.
+    Cost(cost::CostArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -36,6 +39,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Zoo(a) => zoo::run(a),
         Command::Check(a) => check::run(a),
         Command::Show(a) => show::run(a),
+        Command::Cost(a) => cost::run(a),
     }
 }
 
