@@ -11,6 +11,7 @@ pub use shardc::CliError;
 
 mod check;
 mod cost;
+mod run;
 mod show;
 mod zoo;
 
@@ -32,6 +33,8 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Estimate a step of a sharded graph on a cluster: time, FLOP/s, memory, collectives.
     Cost(cost::CostArgs),
+    /// Run a graph on one CPU device with random inputs and summarise its outputs.
+    Run(run::RunArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -40,21 +43,26 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Check(a) => check::run(a),
         Command::Show(a) => show::run(a),
         Command::Cost(a) => cost::run(a),
+        Command::Run(a) => run::run(a),
     }
 }
 
 /// Reads and verifies a graph file; errors name the file.
 pub(crate) fn read_graph(path: &Path) -> Result<Graph, CliError> {
     let spin = spinner(&format!("reading {}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    spin.set_message(format!("verifying {}", path.display()));
-    let g = shardc::ir::from_json(&text)
-        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+    let read = || {
+        let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        spin.set_message(format!("verifying {}", path.display()));
+        shardc::ir::from_json(&text)
+            .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))
+    };
+    let g = read();
+    // Cleared on errors too, so the message is not printed after a stale spinner line.
     spin.finish_and_clear();
-    Ok(g)
+    g
 }
 
 /// Writes `text` to `path`, or to standard output when there is no path.
