@@ -11,6 +11,7 @@ pub use shardc::CliError;
 
 mod check;
 mod grad;
+mod cost;
 mod run;
 mod import;
 mod show;
@@ -34,6 +35,8 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Add the backward pass (gradients of every parameter) to a graph with a scalar loss.
     Grad(grad::GradArgs),
+    /// Estimate a step of a sharded graph on a cluster: time, FLOP/s, memory, collectives.
+    Cost(cost::CostArgs),
     /// Run a graph on one CPU device with random inputs and summarise its outputs.
     Run(run::RunArgs),
     /// Import an XLA HLO text module as a shardc graph (JSON).
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Check(a) => check::run(a),
         Command::Show(a) => show::run(a),
         Command::Grad(a) => grad::run(a),
+        Command::Cost(a) => cost::run(a),
         Command::Run(a) => run::run(a),
         Command::Import(a) => import::run(a),
     }
