@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 
 pub use shardc::CliError;
 
+mod propagate;
+
 /// shardc: a parallelism planner and SPMD sharding compiler.
 #[derive(Parser, Debug)]
 #[command(name = "shardc", version, about, long_about = None)]
@@ -13,8 +15,13 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {}
+pub enum Command {
+    /// Derive every value's sharding from a few annotations.
+    Propagate(propagate::PropagateArgs),
+}
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    match cli.command {}
+    match cli.command {
+        Command::Propagate(args) => propagate::run(args),
+    }
 }
