@@ -13,7 +13,7 @@ fn graph_file(dir: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("mlp.json");
-    std::fs::write(&path, shardc::ir::to_json(&g).unwrap()).unwrap();
+    std::fs::write(&path, shardc::ir::to_json(&g)).unwrap();
     path
 }
 
