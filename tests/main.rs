@@ -4,5 +4,6 @@ mod bad_input;
 mod cli;
 mod common;
 mod graph_format_doc;
+mod propagate;
 mod run;
 mod summaries;

@@ -12,6 +12,7 @@ pub use shardc::CliError;
 mod check;
 mod grad;
 mod cost;
+mod propagate;
 mod run;
 mod import;
 mod show;
@@ -41,6 +42,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Import an XLA HLO text module as a shardc graph (JSON).
     Import(import::ImportArgs),
+    /// Derive every value's sharding from a few annotations.
+    Propagate(propagate::PropagateArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cost(a) => cost::run(a),
         Command::Run(a) => run::run(a),
         Command::Import(a) => import::run(a),
+        Command::Propagate(a) => propagate::run(a),
     }
 }
 
