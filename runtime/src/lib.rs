@@ -1,7 +1,35 @@
-//! The runtime (to come): CPU kernels for every op, the reference executor (one device, the
-//! oracle), the device-mesh executor with its communicator backends (threads; MPI and CUDA+NCCL
-//! behind cargo features).
+//! The runtime: CPU kernels for every op, the reference executor (one device, the oracle every
+//! partitioned run is checked against) and the device-mesh executor with its communicator
+//! backends.
 //!
 //! The runtime executes what it is given; it never decides a sharding.
+//!
+//! ```
+//! use shardc_ir::{Graph, Op, TensorType, DType, BinaryFn};
+//! use shardc_runtime::{execute, Tensor};
+//! let mut g = Graph::new("double");
+//! let ty = TensorType::new(DType::F32, vec![3]);
+//! let x = g.push("x", Op::Input { init: None }, vec![], Some(ty.clone())).unwrap();
+//! let y = g.push("y", Op::Binary { func: BinaryFn::Add }, vec![x, x], None).unwrap();
+//! g.outputs.push(y);
+//! let out = execute(&g, &[Tensor::from_f64(ty, &[1.0, 2.0, 3.0]).unwrap()]).unwrap();
+//! assert_eq!(out[0].to_f64_vec(), vec![2.0, 4.0, 6.0]);
+//! ```
 
 #![forbid(unsafe_code)]
+
+mod error;
+mod executor;
+mod kernels;
+mod mesh;
+mod random;
+mod tensor;
+
+pub use error::RuntimeError;
+pub use executor::{execute, execute_values};
+pub use mesh::{
+    launch, run_mpmd, run_spmd, run_spmd_per_device, Communicator, InjectedFailure, MeshOptions,
+    Stage, ThreadComm,
+};
+pub use random::random_inputs;
+pub use tensor::{max_relative_error, Summary, Tensor};

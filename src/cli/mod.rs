@@ -1,8 +1,17 @@
-//! Subcommands, one module each.
+//! Subcommands, one module each, and the plumbing they share (reading graph files, progress).
+
+use std::io::IsTerminal;
+use std::path::Path;
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use shardc::ir::Graph;
 
 pub use shardc::CliError;
+
+mod check;
+mod show;
+mod zoo;
 
 /// shardc: a parallelism planner and SPMD sharding compiler.
 #[derive(Parser, Debug)]
@@ -13,8 +22,73 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {}
+pub enum Command {
+    /// Generate a model from the zoo as a graph file.
+    Zoo(zoo::ZooArgs),
+    /// Verify a graph file and print a summary (nodes, parameters, FLOPs, bytes).
+    Check(check::CheckArgs),
+    /// Print a graph file as text, one op per line.
+    Show(show::ShowArgs),
+}
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    match cli.command {}
+    match cli.command {
+        Command::Zoo(a) => zoo::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Show(a) => show::run(a),
+    }
+}
+
+/// Reads and verifies a graph file; errors name the file.
+pub(crate) fn read_graph(path: &Path) -> Result<Graph, CliError> {
+    let spin = spinner(&format!("reading {}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    spin.set_message(format!("verifying {}", path.display()));
+    let g = shardc::ir::from_json(&text)
+        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+    spin.finish_and_clear();
+    Ok(g)
+}
+
+/// Writes `text` to `path`, or to standard output when there is no path.
+pub(crate) fn write_output(path: Option<&Path>, text: &str) -> Result<(), CliError> {
+    match path {
+        Some(p) => std::fs::write(p, text).map_err(|source| CliError::Io {
+            path: p.display().to_string(),
+            source,
+        }),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+/// A progress bar on stderr when stderr is a terminal; hidden otherwise (pipes, tests, CI).
+pub(crate) fn progress_bar(len: u64, message: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({elapsed})")
+            .expect("invariant: the template is valid")
+            .progress_chars("=> "),
+    );
+    bar.set_message(message.to_string());
+    bar
+}
+
+/// A spinner on stderr when stderr is a terminal, for work without a known length.
+pub(crate) fn spinner(message: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let s = ProgressBar::new_spinner();
+    s.set_message(message.to_string());
+    s.enable_steady_tick(std::time::Duration::from_millis(100));
+    s
 }

@@ -281,3 +281,6 @@ fn classify_phases(g: &mut Graph, forward: &Graph, first: usize, adj: &Adjoints)
         };
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,323 @@
+//! Op cost: a roofline over FLOPs (from the op's factors) and bytes moved, at the fraction of
+//! peak that each op class achieves.
+
+use serde::{Deserialize, Serialize};
+use shardc_ir::{Graph, Op, OpFactors, Sharding, ShardingAssignment, TensorType, ValueId};
+
+use crate::cluster::Cluster;
+use crate::error::{CostError, Result};
+use crate::hardware::Precision;
+
+/// Op classes that achieve different fractions of peak.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpClass {
+    /// dot_general: tensor cores, compute-bound at transformer sizes.
+    Matmul,
+    Conv,
+    /// Elementwise and data movement (transpose, slice, gather): memory-bound.
+    Elementwise,
+    Reduction,
+    /// Costs nothing at run time: inputs, constants, reshape (a view), collectives (priced
+    /// separately from `CommUse`s).
+    Free,
+}
+
+impl OpClass {
+    /// The class of an op.
+    pub fn of(op: &Op) -> Self {
+        match op {
+            Op::DotGeneral { .. } => OpClass::Matmul,
+            Op::Convolution(_) => OpClass::Conv,
+            Op::Reduce { .. } => OpClass::Reduction,
+            Op::Input { .. } | Op::Constant { .. } | Op::Reshape | Op::AxisIndex { .. } => {
+                OpClass::Free
+            }
+            op if op.is_collective() => OpClass::Free,
+            _ => OpClass::Elementwise,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OpClass::Matmul => "matmul",
+            OpClass::Conv => "conv",
+            OpClass::Elementwise => "elementwise",
+            OpClass::Reduction => "reduction",
+            OpClass::Free => "free",
+        }
+    }
+}
+
+/// The work of one op on one device: what the roofline prices.
+#[derive(Copy, Clone, Debug, PartialEq, Serialize)]
+pub struct OpWork {
+    pub class: OpClass,
+    pub precision: Precision,
+    pub flops: f64,
+    /// Bytes read and written (operands once, result once: no fusion assumed).
+    pub bytes: f64,
+}
+
+/// Roofline time at peak: the larger of compute time and memory time.
+pub fn ideal_time(work: &OpWork, cluster: &Cluster) -> f64 {
+    if work.class == OpClass::Free {
+        return 0.0;
+    }
+    let d = &cluster.device;
+    let compute = work.flops / d.peak_flops.get(work.precision);
+    let memory = work.bytes / d.memory.bandwidth_bytes_per_s;
+    compute.max(memory)
+}
+
+/// Time of one op on one device: a measured time from the calibration profile when one matches,
+/// otherwise the roofline at the achievable fraction of peak for the op's class.
+pub fn op_time(work: &OpWork, cluster: &Cluster) -> f64 {
+    let cal = &cluster.calibration;
+    if let Some(t) = cal.measured_op(work) {
+        return t;
+    }
+    match work.class {
+        OpClass::Free => 0.0,
+        class => ideal_time(work, cluster) / cal.fraction(class),
+    }
+}
+
+/// The axes that shard each factor of an op, read from its operands' and result's shardings.
+/// A dim listing several factors (a reshape's compound dim) is split major factor first, so its
+/// axes go to its first factor. The result's partial axes shard the reduction factors: they are
+/// what makes the result partial, so they are credited to the first reduction factor.
+fn factor_axes<'a>(
+    f: &OpFactors,
+    operands: &[&'a Sharding],
+    result: &'a Sharding,
+) -> Vec<Vec<&'a str>> {
+    let mut axes: Vec<Vec<&str>> = vec![Vec::new(); f.factors.len()];
+    let mut credit = |dims: &[Vec<usize>], s: &'a Sharding| {
+        for (d, fs) in dims.iter().enumerate() {
+            if let (Some(&first), Some(ds)) = (fs.first(), s.dims.get(d)) {
+                for a in &ds.axes {
+                    if !axes[first].contains(&a.as_str()) {
+                        axes[first].push(a);
+                    }
+                }
+            }
+        }
+    };
+    for (dims, s) in f.operands.iter().zip(operands) {
+        credit(dims, s);
+    }
+    credit(&f.result, result);
+    if let Some(r) = f
+        .factors
+        .iter()
+        .position(|x| x.kind == shardc_ir::FactorKind::Reduction)
+    {
+        for a in &result.partial {
+            if !axes.iter().flatten().any(|x| x == a) {
+                axes[r].push(a);
+            }
+        }
+    }
+    axes
+}
+
+/// The local (per-device) bytes of a value under a sharding.
+pub fn local_bytes(ty: &TensorType, s: &Sharding, mesh: &shardc_ir::Mesh) -> f64 {
+    let elems: f64 = ty
+        .dims()
+        .iter()
+        .enumerate()
+        .map(|(d, &n)| {
+            if d < s.rank() {
+                s.local_dim(mesh, d, n) as f64
+            } else {
+                n as f64
+            }
+        })
+        .product();
+    elems * ty.dtype.size_bytes() as f64
+}
+
+/// The work of node `v` on one device under `assignment`: the global FLOPs (from the op's
+/// factors) divided by the sizes of the axes that shard any factor, and the local bytes of its
+/// operands and result.
+pub fn local_work(g: &Graph, v: ValueId, assignment: &ShardingAssignment) -> Result<OpWork> {
+    let n = g.node(v);
+    let class = OpClass::of(&n.op);
+    let precision = Precision::of(n.ty.dtype, false);
+    if class == OpClass::Free {
+        return Ok(OpWork {
+            class,
+            precision,
+            flops: 0.0,
+            bytes: 0.0,
+        });
+    }
+    let sharding = |u: ValueId| -> Result<&Sharding> {
+        let s = assignment.shardings.get(u.index()).ok_or_else(|| {
+            CostError::Mismatch(format!(
+                "the sharding assignment has {} entries, the graph {} nodes (no sharding for `{}`)",
+                assignment.shardings.len(),
+                g.len(),
+                g.node(u).name
+            ))
+        })?;
+        if s.rank() != g.ty(u).rank() {
+            return Err(CostError::Mismatch(format!(
+                "sharding of `{}` has {} dims, its type {} has rank {}",
+                g.node(u).name,
+                s.rank(),
+                g.ty(u),
+                g.ty(u).rank()
+            )));
+        }
+        Ok(s)
+    };
+    let ops: Vec<&Sharding> = n
+        .operands
+        .iter()
+        .map(|&o| sharding(o))
+        .collect::<Result<_>>()?;
+    let res = sharding(v)?;
+    let mesh = &assignment.mesh;
+    let f = g.factors(v);
+    let mut split = 1.0f64;
+    for axes in factor_axes(&f, &ops, res) {
+        for a in axes {
+            split *= mesh.axis_size(a).unwrap_or(1) as f64;
+        }
+    }
+    let mut bytes = local_bytes(&n.ty, res, mesh);
+    for (&o, s) in n.operands.iter().zip(&ops) {
+        bytes += local_bytes(g.ty(o), s, mesh);
+    }
+    // Matmuls run in the precision of their inputs (bf16 inputs, f32 accumulation).
+    let precision = match n.operands.first() {
+        Some(&o) if class == OpClass::Matmul || class == OpClass::Conv => {
+            Precision::of(g.ty(o).dtype, false)
+        }
+        _ => precision,
+    };
+    Ok(OpWork {
+        class,
+        precision,
+        flops: f.flops() as f64 / split,
+        bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shardc_ir::{DType, Mesh, Role};
+
+    /// `y[b,n] = x[b,k] · w[k,n]` with b=8, k=16, n=32.
+    fn matmul_graph() -> (Graph, ValueId) {
+        let mut g = Graph::new("mm");
+        let x = g
+            .push(
+                "x",
+                Op::Input { init: None },
+                vec![],
+                Some(TensorType::new(DType::BF16, vec![8, 16])),
+            )
+            .unwrap();
+        let w = g
+            .push(
+                "w",
+                Op::Input { init: None },
+                vec![],
+                Some(TensorType::new(DType::BF16, vec![16, 32])),
+            )
+            .unwrap();
+        g.nodes[w.index()].role = Role::Parameter;
+        let dot = Op::DotGeneral {
+            lhs_batch: vec![],
+            rhs_batch: vec![],
+            lhs_contract: vec![1],
+            rhs_contract: vec![0],
+        };
+        let y = g.push("y", dot, vec![x, w], None).unwrap();
+        (g, y)
+    }
+
+    fn assign(mesh: &str, s: [Sharding; 3]) -> ShardingAssignment {
+        ShardingAssignment {
+            mesh: mesh.parse::<Mesh>().unwrap(),
+            shardings: s.to_vec(),
+        }
+    }
+
+    #[test]
+    fn local_flops_divide_by_every_axis_that_shards_a_factor() {
+        let (g, y) = matmul_graph();
+        let global = 2.0 * 8.0 * 16.0 * 32.0;
+        // Batch over dp=2, columns over tp=4: 1/8 of the FLOPs per device.
+        let a = assign(
+            "dp=2,tp=4",
+            [
+                Sharding::from_dims(&[&["dp"], &[]]),
+                Sharding::from_dims(&[&[], &["tp"]]),
+                Sharding::from_dims(&[&["dp"], &["tp"]]),
+            ],
+        );
+        let w = local_work(&g, y, &a).unwrap();
+        assert_eq!(w.flops, global / 8.0);
+        assert_eq!(w.bytes, (4 * 16 + 16 * 8 + 4 * 8) as f64 * 2.0);
+        assert_eq!((w.class, w.precision), (OpClass::Matmul, Precision::Bf16));
+        // Row-parallel: the contracted dim over tp leaves a partial result, still 1/4 the work.
+        let mut partial = Sharding::replicated(2);
+        partial.partial = vec!["tp".into()];
+        let a = assign(
+            "dp=2,tp=4",
+            [
+                Sharding::from_dims(&[&[], &["tp"]]),
+                Sharding::from_dims(&[&["tp"], &[]]),
+                partial,
+            ],
+        );
+        assert_eq!(local_work(&g, y, &a).unwrap().flops, global / 4.0);
+        // Replicated: every device does everything.
+        let r = assign(
+            "dp=2,tp=4",
+            [
+                Sharding::replicated(2),
+                Sharding::replicated(2),
+                Sharding::replicated(2),
+            ],
+        );
+        assert_eq!(local_work(&g, y, &r).unwrap().flops, global);
+    }
+
+    #[test]
+    fn a_short_assignment_is_an_error_naming_the_node() {
+        let (g, y) = matmul_graph();
+        let a = ShardingAssignment {
+            mesh: "dp=2".parse().unwrap(),
+            shardings: vec![Sharding::replicated(2)],
+        };
+        let e = local_work(&g, y, &a).unwrap_err().to_string();
+        assert!(e.contains("no sharding for `w`"), "{e}");
+    }
+
+    #[test]
+    fn roofline_takes_the_binding_limit_at_the_achievable_fraction() {
+        let c = Cluster::parse("a100-80gb:1x8", &crate::Catalog::builtin()).unwrap();
+        let mm = OpWork {
+            class: OpClass::Matmul,
+            precision: Precision::Bf16,
+            flops: 312e12,
+            bytes: 1e9,
+        };
+        // 1 s at peak, 0.7 achievable.
+        assert!((op_time(&mm, &c) - 1.0 / 0.7).abs() < 1e-12);
+        let ew = OpWork {
+            class: OpClass::Elementwise,
+            precision: Precision::Bf16,
+            flops: 1e9,
+            bytes: 2039e9,
+        };
+        assert!((op_time(&ew, &c) - 1.0 / 0.8).abs() < 1e-12);
+    }
+}

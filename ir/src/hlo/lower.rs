@@ -1,0 +1,612 @@
+//! HLO instructions of the ENTRY computation → graph nodes, one node per instruction.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::dtype::DType;
+use crate::error::IrError;
+use crate::graph::{Graph, Role, ValueId};
+use crate::op::{BinaryFn, CompareDir, Literal, Op, ReduceFn, UnaryFn};
+use crate::sharding::HloSharding;
+use crate::types::TensorType;
+
+use super::attrs;
+use super::text::{HloModule, HloType, Instruction};
+
+/// What an ENTRY instruction became: a node, or (tuples) one per element.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Lowered {
+    Node(ValueId),
+    Tuple(Vec<Lowered>),
+}
+
+/// The lowering's state.
+pub(crate) struct Lowering<'m> {
+    module: &'m HloModule,
+    pub graph: Graph,
+    pub values: BTreeMap<String, Lowered>,
+    /// The `sharding=` of each ENTRY instruction that had one.
+    pub shardings: BTreeMap<String, HloSharding>,
+    names: BTreeSet<String>,
+}
+
+fn dtype(name: &str) -> Option<DType> {
+    Some(match name {
+        "f32" => DType::F32,
+        "f64" => DType::F64,
+        "bf16" => DType::BF16,
+        "f16" => DType::F16,
+        "s32" => DType::I32,
+        "s64" => DType::I64,
+        "pred" => DType::Bool,
+        _ => return None,
+    })
+}
+
+fn unary(opcode: &str) -> Option<UnaryFn> {
+    Some(match opcode {
+        "negate" => UnaryFn::Neg,
+        "abs" => UnaryFn::Abs,
+        "exponential" => UnaryFn::Exp,
+        "log" => UnaryFn::Log,
+        "tanh" => UnaryFn::Tanh,
+        "sqrt" => UnaryFn::Sqrt,
+        "rsqrt" => UnaryFn::Rsqrt,
+        "sine" => UnaryFn::Sin,
+        "cosine" => UnaryFn::Cos,
+        "not" => UnaryFn::Not,
+        "logistic" => UnaryFn::Sigmoid,
+        _ => return None,
+    })
+}
+
+fn binary(opcode: &str) -> Option<BinaryFn> {
+    Some(match opcode {
+        "add" => BinaryFn::Add,
+        "subtract" => BinaryFn::Sub,
+        "multiply" => BinaryFn::Mul,
+        "divide" => BinaryFn::Div,
+        "maximum" => BinaryFn::Max,
+        "minimum" => BinaryFn::Min,
+        "power" => BinaryFn::Pow,
+        "and" => BinaryFn::And,
+        "or" => BinaryFn::Or,
+        _ => return None,
+    })
+}
+
+impl<'m> Lowering<'m> {
+    pub fn new(module: &'m HloModule, name: &str) -> Self {
+        let names = module
+            .computations
+            .iter()
+            .flat_map(|c| c.instructions.iter().map(|i| i.name.clone()))
+            .collect();
+        Lowering {
+            module,
+            graph: Graph::new(name),
+            values: BTreeMap::new(),
+            shardings: BTreeMap::new(),
+            names,
+        }
+    }
+
+    /// Lowers every ENTRY instruction in order and sets the graph's outputs from the ROOT.
+    pub fn run(&mut self) -> Result<(), IrError> {
+        let entry = self
+            .module
+            .entry()
+            .expect("invariant: parse_module checks ENTRY");
+        for inst in &entry.instructions {
+            let lowered = self.instruction(inst).map_err(|m| {
+                IrError::node(&inst.name, &inst.opcode, format!("line {}: {m}", inst.line))
+            })?;
+            if let Some(s) = inst.attr("sharding") {
+                let s = HloSharding::parse(s).map_err(|e| {
+                    IrError::node(&inst.name, &inst.opcode, format!("line {}: {e}", inst.line))
+                })?;
+                self.shardings.insert(inst.name.clone(), s);
+            }
+            self.values.insert(inst.name.clone(), lowered);
+        }
+        let root = entry
+            .root()
+            .ok_or_else(|| IrError::Graph("the ENTRY computation is empty".into()))?;
+        let mut outs = Vec::new();
+        flatten(&self.values[&root.name], &mut outs);
+        self.graph.outputs = outs;
+        Ok(())
+    }
+
+    fn operand(&self, name: &str) -> Result<ValueId, String> {
+        match self.values.get(name) {
+            Some(Lowered::Node(v)) => Ok(*v),
+            Some(Lowered::Tuple(_)) => Err(format!(
+                "operand `{name}` is a tuple; only get-tuple-element and the ROOT may use tuples"
+            )),
+            None => Err(format!(
+                "operand `{name}` is not defined before this instruction"
+            )),
+        }
+    }
+
+    fn tensor_type(ty: &HloType) -> Result<TensorType, String> {
+        match ty {
+            HloType::Array { dtype: d, dims, .. } => {
+                let dt = dtype(d).ok_or_else(|| {
+                    format!("element type `{d}` is not supported (f32, f64, bf16, f16, s32, s64, pred are)")
+                })?;
+                Ok(TensorType::new(dt, dims.clone()))
+            }
+            HloType::Tuple(_) => {
+                Err("a tuple-shaped value is only supported for tuple instructions".into())
+            }
+        }
+    }
+
+    /// Pushes a node and checks that the type the op gives is the one HLO declares.
+    fn push(
+        &mut self,
+        name: &str,
+        op: Op,
+        operands: Vec<ValueId>,
+        ty: TensorType,
+    ) -> Result<ValueId, String> {
+        let v = self
+            .graph
+            .push(name, op, operands, Some(ty.clone()))
+            .map_err(|e| match e {
+                IrError::Node { message, .. } => message,
+                e => e.to_string(),
+            })?;
+        if *self.graph.ty(v) != ty {
+            return Err(format!(
+                "HLO declares {ty}, the op gives {}",
+                self.graph.ty(v)
+            ));
+        }
+        Ok(v)
+    }
+
+    fn fresh_name(&mut self, base: &str) -> String {
+        let mut k = 0;
+        loop {
+            let n = if k == 0 {
+                base.to_string()
+            } else {
+                format!("{base}.{k}")
+            };
+            if self.names.insert(n.clone()) {
+                return n;
+            }
+            k += 1;
+        }
+    }
+
+    fn instruction(&mut self, inst: &Instruction) -> Result<Lowered, String> {
+        let op_code = inst.opcode.as_str();
+        let operand_names = if matches!(op_code, "constant" | "parameter" | "iota") {
+            Vec::new()
+        } else {
+            inst.operands()
+        };
+        if op_code == "tuple" {
+            return operand_names
+                .iter()
+                .map(|o| {
+                    self.values
+                        .get(o)
+                        .cloned()
+                        .ok_or_else(|| format!("operand `{o}` is not defined"))
+                })
+                .collect::<Result<_, _>>()
+                .map(Lowered::Tuple);
+        }
+        if op_code == "get-tuple-element" {
+            let idx: usize = inst
+                .attr("index")
+                .and_then(|i| i.trim().parse().ok())
+                .ok_or("expected index=N")?;
+            return match operand_names.first().and_then(|o| self.values.get(o)) {
+                Some(Lowered::Tuple(v)) => v.get(idx).cloned().ok_or_else(|| format!("tuple has no element {idx}")),
+                _ => Err("get-tuple-element is supported only on a tuple instruction of the ENTRY computation".into()),
+            };
+        }
+        let operands: Vec<ValueId> = operand_names
+            .iter()
+            .map(|o| self.operand(o))
+            .collect::<Result<_, _>>()?;
+        let ty = match &inst.ty {
+            Some(t) => Self::tensor_type(t)?,
+            // XLA infers an omitted type; we do for ops whose type follows from their operands.
+            None => {
+                let op = match op_code {
+                    "copy" => Op::Copy,
+                    "select" => Op::Select,
+                    o => match (unary(o), binary(o)) {
+                        (Some(func), _) => Op::Unary { func },
+                        (_, Some(func)) => Op::Binary { func },
+                        _ => return Err("the instruction omits its type; only elementwise ops, copy and select may".into()),
+                    },
+                };
+                self.graph
+                    .infer(&inst.name, &op, &operands, None)
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        let req = |k: &str| {
+            inst.attr(k)
+                .ok_or_else(|| format!("expected attribute `{k}=`"))
+        };
+        let name = inst.name.as_str();
+        let op = match op_code {
+            "parameter" => {
+                let v = self.push(name, Op::Input { init: None }, vec![], ty)?;
+                self.graph.nodes[v.index()].role = Role::Input;
+                return Ok(Lowered::Node(v));
+            }
+            "constant" => {
+                let vals = attrs::literal(&inst.args)?;
+                let n = ty.shape.elements();
+                if n > 1 << 16 {
+                    return Err(format!(
+                        "constant of {n} elements is too large to import (at most 65536)"
+                    ));
+                }
+                let value = if vals.len() == 1 && n == 1 {
+                    Literal::Splat(vals[0])
+                } else if vals.len() as u64 == n {
+                    Literal::Dense(vals)
+                } else {
+                    return Err(format!("literal has {} values, {ty} needs {n}", vals.len()));
+                };
+                Op::Constant { value }
+            }
+            "iota" => Op::Iota {
+                dim: req("iota_dimension")?
+                    .trim()
+                    .parse()
+                    .map_err(|_| "iota_dimension must be an integer")?,
+            },
+            "compare" => {
+                let dir = match req("direction")?.trim() {
+                    "EQ" => CompareDir::Eq,
+                    "NE" => CompareDir::Ne,
+                    "LT" => CompareDir::Lt,
+                    "LE" => CompareDir::Le,
+                    "GT" => CompareDir::Gt,
+                    "GE" => CompareDir::Ge,
+                    d => return Err(format!("unknown compare direction `{d}`")),
+                };
+                Op::Compare { dir }
+            }
+            "select" => Op::Select,
+            "convert" => Op::Convert,
+            "copy" => Op::Copy,
+            "custom-call" => match inst.attr("custom_call_target").map(|t| t.trim_matches('"')) {
+                Some("Sharding") => Op::Copy,
+                t => {
+                    return Err(format!(
+                        "custom-call target {} is not supported (only \"Sharding\" is)",
+                        t.unwrap_or("(none)")
+                    ))
+                }
+            },
+            "dot" => {
+                let d = |k: &str| inst.attr(k).map_or(Ok(Vec::new()), attrs::dims);
+                Op::DotGeneral {
+                    lhs_batch: d("lhs_batch_dims")?,
+                    rhs_batch: d("rhs_batch_dims")?,
+                    lhs_contract: d("lhs_contracting_dims")?,
+                    rhs_contract: d("rhs_contracting_dims")?,
+                }
+            }
+            "reduce" => {
+                if operands.len() != 2 {
+                    return Err("only single-operand reduce (operand, init) is supported".into());
+                }
+                let func = self.reducer(req("to_apply")?)?;
+                self.check_identity(operands[1], func)?;
+                let v = self.push(
+                    name,
+                    Op::Reduce {
+                        func,
+                        dims: attrs::dims(req("dimensions")?)?,
+                    },
+                    vec![operands[0]],
+                    ty,
+                )?;
+                return Ok(Lowered::Node(v));
+            }
+            "broadcast" => Op::Broadcast {
+                dims: attrs::dims(req("dimensions")?)?,
+            },
+            "reshape" => Op::Reshape,
+            "bitcast" => {
+                let descending = |t: &Option<HloType>| match t {
+                    Some(HloType::Array { dims, layout, .. }) => layout
+                        .as_ref()
+                        .is_none_or(|l| l.iter().rev().copied().eq(0..dims.len() as u64)),
+                    _ => false,
+                };
+                let src = self.module.entry().and_then(|e| {
+                    e.instructions
+                        .iter()
+                        .find(|i| Some(&i.name) == operand_names.first())
+                });
+                if !descending(&inst.ty) || !src.is_some_and(|s| descending(&s.ty)) {
+                    return Err(
+                        "a bitcast between non-row-major layouts is not a reshape; unsupported"
+                            .into(),
+                    );
+                }
+                Op::Reshape
+            }
+            "transpose" => Op::Transpose {
+                perm: attrs::dims(req("dimensions")?)?,
+            },
+            "slice" => {
+                let (start, limit, stride) = attrs::slice(req("slice")?)?;
+                Op::Slice {
+                    start,
+                    limit,
+                    stride,
+                }
+            }
+            "concatenate" => {
+                let d = attrs::dims(req("dimensions")?)?;
+                match d[..] {
+                    [dim] => Op::Concatenate { dim },
+                    _ => return Err("expected one concatenate dimension".into()),
+                }
+            }
+            "pad" => {
+                let (low, high, interior) = attrs::padding(req("padding")?)?;
+                let value = self
+                    .scalar_constant(operands.get(1).copied())
+                    .ok_or("the padding value must be a scalar constant")?;
+                let v = self.push(
+                    name,
+                    Op::Pad {
+                        low,
+                        high,
+                        interior,
+                        value,
+                    },
+                    vec![operands[0]],
+                    ty,
+                )?;
+                return Ok(Lowered::Node(v));
+            }
+            "convolution" => {
+                let (conv, size) = attrs::convolution(
+                    inst.attr("window"),
+                    req("dim_labels")?,
+                    inst.attr("feature_group_count"),
+                    inst.attr("batch_group_count"),
+                )?;
+                if operands.len() == 2 {
+                    let k = self.graph.ty(operands[1]).dims().to_vec();
+                    let ks: Vec<u64> = conv
+                        .dims
+                        .kernel_spatial
+                        .iter()
+                        .map(|&d| k.get(d).copied().unwrap_or(0))
+                        .collect();
+                    if ks != size {
+                        return Err(format!(
+                            "window size {size:?} differs from the kernel's spatial dims {ks:?}"
+                        ));
+                    }
+                }
+                Op::Convolution(conv)
+            }
+            "gather" => return self.gather(inst, &operands, ty).map(Lowered::Node),
+            "scatter" => return self.scatter(inst, &operands, ty).map(Lowered::Node),
+            "dynamic-slice" => Op::DynamicSlice {
+                sizes: attrs::ints(req("dynamic_slice_sizes")?)?,
+            },
+            "dynamic-update-slice" => Op::DynamicUpdateSlice,
+            "while" | "call" | "conditional" | "async-start" | "call-start" => return Err(
+                "only the ENTRY computation is imported; control flow and calls are unsupported"
+                    .into(),
+            ),
+            o => {
+                if let Some(func) = unary(o) {
+                    Op::Unary { func }
+                } else if let Some(func) = binary(o) {
+                    if matches!(func, BinaryFn::And | BinaryFn::Or) && ty.dtype != DType::Bool {
+                        return Err(
+                            "bitwise and/or on integers is unsupported (only on pred)".into()
+                        );
+                    }
+                    Op::Binary { func }
+                } else {
+                    return Err(format!("opcode `{o}` is not supported"));
+                }
+            }
+        };
+        if op_code == "not" && ty.dtype != DType::Bool {
+            return Err("bitwise not on integers is unsupported (only on pred)".into());
+        }
+        self.push(name, op, operands, ty).map(Lowered::Node)
+    }
+
+    /// The reduction a `to_apply` computation performs: its ROOT is add/maximum/minimum (or
+    /// or/and on pred) of its two parameters.
+    fn reducer(&self, comp: &str) -> Result<ReduceFn, String> {
+        let c = self
+            .module
+            .computation(comp)
+            .ok_or_else(|| format!("to_apply computation `{comp}` is not in the module"))?;
+        let params: Vec<&str> = c
+            .instructions
+            .iter()
+            .filter(|i| i.opcode == "parameter")
+            .map(|i| i.name.as_str())
+            .collect();
+        let root = c.root().ok_or("empty to_apply computation")?;
+        let ops = root.operands();
+        let simple = c.instructions.len() == 3
+            && params.len() == 2
+            && ops.len() == 2
+            && ops.iter().all(|o| params.contains(&o.as_str()));
+        let is_pred = matches!(&root.ty, Some(HloType::Array { dtype, .. }) if dtype == "pred");
+        let f = match (root.opcode.as_str(), is_pred) {
+            ("add", false) => Some(ReduceFn::Sum),
+            ("maximum", _) | ("or", true) => Some(ReduceFn::Max),
+            ("minimum", _) | ("and", true) => Some(ReduceFn::Min),
+            _ => None,
+        };
+        match f {
+            Some(f) if simple => Ok(f),
+            _ => Err(format!(
+                "to_apply computation `{comp}` is not a simple add/max/min of its two parameters"
+            )),
+        }
+    }
+
+    fn scalar_constant(&self, v: Option<ValueId>) -> Option<f64> {
+        let n = self.graph.node(v?);
+        match &n.op {
+            Op::Constant {
+                value: Literal::Splat(x),
+            } if n.ty.rank() == 0 => Some(*x),
+            _ => None,
+        }
+    }
+
+    /// A reduce's init must be the identity of its reduction (XLA folds it in; we do not).
+    fn check_identity(&self, init: ValueId, f: ReduceFn) -> Result<(), String> {
+        let x = self
+            .scalar_constant(Some(init))
+            .ok_or("the reduce init must be a scalar constant")?;
+        let dt = self.graph.ty(init).dtype;
+        let ok = match (f, dt) {
+            (ReduceFn::Sum, _) => x == 0.0,
+            (ReduceFn::Max, DType::Bool) => x == 0.0,
+            (ReduceFn::Min, DType::Bool) => x == 1.0,
+            (ReduceFn::Max, DType::I32) => x == i32::MIN as f64,
+            (ReduceFn::Min, DType::I32) => x == i32::MAX as f64,
+            (ReduceFn::Max, DType::I64) => x == i64::MIN as f64,
+            (ReduceFn::Min, DType::I64) => x == i64::MAX as f64,
+            (ReduceFn::Max, _) => x == f64::NEG_INFINITY,
+            (ReduceFn::Min, _) => x == f64::INFINITY,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "the reduce init {x} is not the identity of a {} reduction",
+                f.name()
+            ))
+        }
+    }
+
+    /// XLA gather that is `take(x, indices, axis)`: one collapsed, indexed dim, whole slices of
+    /// the others, and the output's offset dims around the index dims.
+    fn gather(
+        &mut self,
+        inst: &Instruction,
+        ops: &[ValueId],
+        ty: TensorType,
+    ) -> Result<ValueId, String> {
+        let [x, idx] = ops[..] else {
+            return Err("gather needs (operand, indices)".into());
+        };
+        let a = |k: &str| inst.attr(k).map_or(Ok(Vec::new()), attrs::dims);
+        if !a("operand_batching_dims")?.is_empty() {
+            return Err("gather with batching dims is unsupported".into());
+        }
+        let (collapsed, map, offset) = (
+            a("collapsed_slice_dims")?,
+            a("start_index_map")?,
+            a("offset_dims")?,
+        );
+        let axis = match (&collapsed[..], &map[..]) {
+            ([c], [m]) if c == m => *c,
+            _ => return Err("only a gather along one axis (collapsed_slice_dims = start_index_map = {axis}) is supported".into()),
+        };
+        let xt = self.graph.ty(x).clone();
+        let sizes = attrs::ints(inst.attr("slice_sizes").ok_or("expected slice_sizes")?)?;
+        let whole = sizes.len() == xt.rank()
+            && sizes
+                .iter()
+                .enumerate()
+                .all(|(d, &s)| s == if d == axis { 1 } else { xt.dims()[d] });
+        if !whole {
+            return Err("only gathers of whole slices (take along one axis) are supported".into());
+        }
+        let idx = self.index_operand(inst, idx)?;
+        let b = self.graph.ty(idx).rank();
+        let want: Vec<usize> = (0..axis).chain(axis + b..xt.rank() - 1 + b).collect();
+        if offset != want {
+            return Err(format!("gather offset_dims {offset:?} do not place the index dims at {axis} (take needs {want:?})"));
+        }
+        self.push(&inst.name, Op::Gather { axis }, vec![x, idx], ty)
+    }
+
+    /// XLA scatter that is the scatter-add adjoint of a take along one axis.
+    fn scatter(
+        &mut self,
+        inst: &Instruction,
+        ops: &[ValueId],
+        ty: TensorType,
+    ) -> Result<ValueId, String> {
+        let [x, idx, upd] = ops[..] else {
+            return Err(
+                "only scatter of one operand (operand, indices, updates) is supported".into(),
+            );
+        };
+        let a = |k: &str| inst.attr(k).map_or(Ok(Vec::new()), attrs::dims);
+        if !a("input_batching_dims")?.is_empty() {
+            return Err("scatter with batching dims is unsupported".into());
+        }
+        if self.reducer(inst.attr("to_apply").ok_or("expected to_apply")?)? != ReduceFn::Sum {
+            return Err("only scatter with an add to_apply is supported".into());
+        }
+        let (inserted, map, window) = (
+            a("inserted_window_dims")?,
+            a("scatter_dims_to_operand_dims")?,
+            a("update_window_dims")?,
+        );
+        let axis = match (&inserted[..], &map[..]) {
+            ([c], [m]) if c == m => *c,
+            _ => return Err("only a scatter along one axis (inserted_window_dims = scatter_dims_to_operand_dims = {axis}) is supported".into()),
+        };
+        let idx = self.index_operand(inst, idx)?;
+        let b = self.graph.ty(idx).rank();
+        let r = self.graph.ty(x).rank();
+        let want: Vec<usize> = (0..axis).chain(axis + b..r - 1 + b).collect();
+        if window != want {
+            return Err(format!("scatter update_window_dims {window:?} do not match a take along axis {axis} (needs {want:?})"));
+        }
+        self.push(&inst.name, Op::ScatterAdd { axis }, vec![x, idx, upd], ty)
+    }
+
+    /// Index operand with the index vector dim gone: implicit (`index_vector_dim` = rank), or a
+    /// trailing dim of size 1, removed by a reshape node named after the instruction.
+    fn index_operand(&mut self, inst: &Instruction, idx: ValueId) -> Result<ValueId, String> {
+        let it = self.graph.ty(idx).clone();
+        let ivd: usize = inst.attr("index_vector_dim").map_or(Ok(it.rank()), |v| {
+            v.trim()
+                .parse()
+                .map_err(|_| "index_vector_dim must be an integer")
+        })?;
+        if ivd == it.rank() {
+            return Ok(idx);
+        }
+        if ivd + 1 != it.rank() || it.dims()[ivd] != 1 {
+            return Err("the index vector dim must be implicit or a trailing dim of size 1".into());
+        }
+        let name = self.fresh_name(&format!("{}.indices", inst.name));
+        let t = TensorType::new(it.dtype, it.dims()[..ivd].to_vec());
+        self.push(&name, Op::Reshape, vec![idx], t)
+    }
+}
+
+fn flatten(l: &Lowered, out: &mut Vec<ValueId>) {
+    match l {
+        Lowered::Node(v) => out.push(*v),
+        Lowered::Tuple(v) => v.iter().for_each(|e| flatten(e, out)),
+    }
+}

@@ -1,0 +1,138 @@
+//! The XLA HLO text importer: how JAX and TensorFlow programs reach shardc.
+//!
+//! [`import`] reads an HLO module (`jax.jit(f).lower(...).as_text(dialect="hlo")`, or the
+//! text of XLA's tests and dumps) into a [`Graph`], one node per ENTRY instruction named after it,
+//! with the module's `sharding={...}` attributes kept as [`HloSharding`]s and, where one mesh fits
+//! them all, as annotations on that mesh. [`print_with_shardings`] writes the module back with a
+//! sharding on every instruction, as XLA's after-propagation dump does.
+//!
+//! ```
+//! let hlo = "HloModule m\nENTRY e {\n  p = f32[8,4] parameter(0), sharding={devices=[2,1]0,1}\n  ROOT n = f32[8,4] negate(p)\n}\n";
+//! let imp = shardc_ir::hlo::import(hlo).unwrap();
+//! assert_eq!(imp.graph.nodes[1].name, "n");
+//! assert_eq!(imp.graph.mesh.as_ref().unwrap().to_string(), "x0=2");
+//! let s = imp.graph.annotations[0].sharding.to_jax().unwrap();
+//! assert_eq!(s, "P('x0', None)");
+//! ```
+
+mod attrs;
+mod lower;
+mod print;
+mod text;
+
+use std::collections::BTreeMap;
+
+use crate::error::IrError;
+use crate::graph::{Graph, ValueId};
+use crate::sharding::{common_mesh, Annotation, HloSharding};
+use crate::verify::verify;
+
+pub use lower::Lowered;
+pub use print::print_with_shardings;
+pub use text::{parse_module, Computation, HloModule, HloType, Instruction};
+
+/// An imported HLO module.
+#[derive(Clone, Debug)]
+pub struct HloImport {
+    /// One node per ENTRY instruction (tuples and get-tuple-element excepted; a gather or
+    /// scatter whose indices carry a size-1 index vector dim adds a reshape node
+    /// `NAME.indices`). `mesh` and `annotations` are set where the shardings allow.
+    pub graph: Graph,
+    /// The `sharding={...}` the module gave each node, indexed by `ValueId`.
+    pub shardings: Vec<Option<HloSharding>>,
+    /// The module as parsed, for printing back.
+    pub module: HloModule,
+    /// What each ENTRY instruction became, by instruction name.
+    pub values: BTreeMap<String, Lowered>,
+    /// The `sharding={...}` of tuple-shaped instructions, by name.
+    pub tuple_shardings: BTreeMap<String, HloSharding>,
+    /// Shardings that could not become annotations, and why.
+    pub notes: Vec<String>,
+}
+
+impl HloImport {
+    /// The node an instruction became, if it became one node.
+    pub fn value(&self, instruction: &str) -> Option<ValueId> {
+        match self.values.get(instruction.trim_start_matches('%'))? {
+            Lowered::Node(v) => Some(*v),
+            Lowered::Tuple(_) => None,
+        }
+    }
+}
+
+/// Imports HLO module text. Unsupported HLO gives an error naming the instruction and opcode.
+pub fn import(text: &str) -> Result<HloImport, IrError> {
+    let module = parse_module(text)?;
+    let name = module
+        .header
+        .trim_start_matches("HloModule")
+        .split(',')
+        .next()
+        .map_or("hlo", str::trim)
+        .to_string();
+    let mut l = lower::Lowering::new(&module, &name);
+    l.run()?;
+    let mut shardings = vec![None; l.graph.len()];
+    let mut tuple_shardings = BTreeMap::new();
+    for (inst, s) in std::mem::take(&mut l.shardings) {
+        match &l.values[&inst] {
+            Lowered::Node(v) => shardings[v.index()] = Some(s),
+            Lowered::Tuple(_) => {
+                tuple_shardings.insert(inst, s);
+            }
+        }
+    }
+    let mut graph = l.graph;
+    let values = l.values;
+    let notes = annotate(&mut graph, &shardings, &tuple_shardings);
+    verify(&graph)?;
+    Ok(HloImport {
+        graph,
+        shardings,
+        module,
+        values,
+        tuple_shardings,
+        notes,
+    })
+}
+
+/// Sets the graph's mesh (one that every sharding of the module splits along) and turns each
+/// node's sharding into an annotation; returns what could not be converted.
+fn annotate(
+    graph: &mut Graph,
+    shardings: &[Option<HloSharding>],
+    tuple_shardings: &BTreeMap<String, HloSharding>,
+) -> Vec<String> {
+    let all: Vec<&HloSharding> = shardings
+        .iter()
+        .flatten()
+        .chain(tuple_shardings.values())
+        .collect();
+    let mesh = match common_mesh(&all) {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            if all.is_empty() {
+                return Vec::new();
+            }
+            return vec![
+                "no sharding splits a value, so no mesh was derived and no annotation made".into(),
+            ];
+        }
+        Err(e) => return vec![format!("no mesh fits every sharding of the module: {e}")],
+    };
+    let mut notes = Vec::new();
+    for (i, s) in shardings.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let node = &graph.nodes[i];
+        match s.to_sharding(&mesh, node.ty.rank()) {
+            Ok(sharding) => graph.annotations.push(Annotation {
+                value: node.name.clone(),
+                sharding,
+                priority: 0,
+            }),
+            Err(e) => notes.push(format!("`{}`: no annotation: {e}", node.name)),
+        }
+    }
+    graph.mesh = Some(mesh);
+    notes
+}

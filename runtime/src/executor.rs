@@ -1,0 +1,200 @@
+//! The reference executor: runs a graph on one CPU device, node by node, freeing each value
+//! after its last use (memory stays proportional to the live values, not the graph).
+//!
+//! The same loop runs each device of a mesh run; the device supplies what is not a local
+//! kernel (collectives, `axis_index`, send/recv) through [`DeviceOps`].
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use shardc_ir::{Graph, Node, Op, ValueId};
+
+use crate::error::RuntimeError;
+use crate::kernels;
+use crate::tensor::Tensor;
+
+/// What a device provides beyond the local kernels.
+pub(crate) trait DeviceOps {
+    /// Computes a node that needs other devices or the device's identity.
+    fn mesh_op(&mut self, node: &Node, operands: &[&Tensor]) -> Result<Tensor, RuntimeError>;
+    /// Called before each node runs (failure injection, cancellation checks).
+    fn before_node(&mut self, _v: ValueId, _node: &Node) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+    /// Whether ops with effects on other devices (collectives, send/recv) must run even when
+    /// their value is not needed, so that every device takes part in every collective.
+    fn runs_all_effects(&self) -> bool {
+        false
+    }
+}
+
+/// The single device: ops that need a mesh are errors.
+struct SingleDevice;
+
+impl DeviceOps for SingleDevice {
+    fn mesh_op(&mut self, node: &Node, _operands: &[&Tensor]) -> Result<Tensor, RuntimeError> {
+        Err(RuntimeError::node(
+            &node.name,
+            node.op.name(),
+            format!(
+                "{} needs the mesh executor (run_spmd), not the single-device reference executor",
+                node.op.name()
+            ),
+        ))
+    }
+}
+
+/// Runs `g` on one device: `inputs` in the order of `g.inputs()`, returns the values of
+/// `g.outputs` in order.
+pub fn execute(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, RuntimeError> {
+    execute_values(g, inputs, &g.outputs)
+}
+
+/// Runs `g` on one device and returns the values `wanted` (any values, also intermediate
+/// ones), in order. Only the nodes these depend on are computed.
+pub fn execute_values(
+    g: &Graph,
+    inputs: &[Tensor],
+    wanted: &[ValueId],
+) -> Result<Vec<Tensor>, RuntimeError> {
+    shardc_ir::verify(g)?;
+    run_graph(g, inputs.to_vec(), wanted, &mut SingleDevice)
+}
+
+/// Whether a node is computed by the device rather than by a local kernel.
+pub(crate) fn is_mesh_op(op: &Op) -> bool {
+    op.is_collective() || matches!(op, Op::AxisIndex { .. })
+}
+
+fn check_inputs(g: &Graph, inputs: &[Tensor]) -> Result<(), RuntimeError> {
+    let nodes: Vec<ValueId> = g.inputs().collect();
+    if nodes.len() != inputs.len() {
+        return Err(RuntimeError::Invalid(format!(
+            "graph `{}` has {} inputs, {} tensors were given",
+            g.name,
+            nodes.len(),
+            inputs.len()
+        )));
+    }
+    for (i, (&v, t)) in nodes.iter().zip(inputs).enumerate() {
+        if &t.ty() != g.ty(v) {
+            return Err(RuntimeError::Input {
+                index: i,
+                name: g.node(v).name.clone(),
+                message: format!("expected {}, got {}", g.ty(v), t.ty()),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    match p.downcast::<String>() {
+        Ok(s) => *s,
+        Err(p) => p
+            .downcast_ref::<&str>()
+            .map_or_else(|| "unknown panic".to_string(), |s| s.to_string()),
+    }
+}
+
+/// The node loop shared by the reference and mesh executors. `g` must be verified.
+pub(crate) fn run_graph(
+    g: &Graph,
+    inputs: Vec<Tensor>,
+    wanted: &[ValueId],
+    dev: &mut dyn DeviceOps,
+) -> Result<Vec<Tensor>, RuntimeError> {
+    let n = g.nodes.len();
+    if let Some(w) = wanted.iter().find(|w| w.index() >= n) {
+        return Err(RuntimeError::Invalid(format!(
+            "wanted value {w} does not exist (graph `{}` has {n} nodes)",
+            g.name
+        )));
+    }
+    check_inputs(g, &inputs)?;
+    let effects = dev.runs_all_effects();
+    let mut needed = vec![false; n];
+    let mut is_wanted = vec![false; n];
+    for w in wanted {
+        needed[w.index()] = true;
+        is_wanted[w.index()] = true;
+    }
+    for i in (0..n).rev() {
+        if effects && g.nodes[i].op.is_collective() {
+            needed[i] = true;
+        }
+        if needed[i] {
+            for o in &g.nodes[i].operands {
+                needed[o.index()] = true;
+            }
+        }
+    }
+    let mut last_use = vec![None; n];
+    for (i, node) in g.nodes.iter().enumerate().filter(|(i, _)| needed[*i]) {
+        for o in &node.operands {
+            last_use[o.index()] = Some(i);
+        }
+    }
+    let mut values: Vec<Option<Tensor>> = vec![None; n];
+    let mut inputs = inputs.into_iter();
+    for (i, node) in g.nodes.iter().enumerate() {
+        let fed = match node.op {
+            // invariant: check_inputs matched the count with the input nodes.
+            Op::Input { .. } => Some(inputs.next().expect("invariant: one tensor per input")),
+            _ => None,
+        };
+        if !needed[i] {
+            continue;
+        }
+        let v = ValueId(i as u32);
+        dev.before_node(v, node)?;
+        let result = if let Some(t) = fed {
+            t
+        } else {
+            let operands: Vec<&Tensor> = node
+                .operands
+                .iter()
+                .map(|o| {
+                    values[o.index()].as_ref().ok_or_else(|| {
+                        RuntimeError::node(
+                            &node.name,
+                            node.op.name(),
+                            format!("operand {o} was freed or never computed (invariant)"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            if is_mesh_op(&node.op) {
+                dev.mesh_op(node, &operands)?
+            } else {
+                catch_unwind(AssertUnwindSafe(|| kernels::eval(node, &operands)))
+                    .unwrap_or_else(|p| Err(format!("kernel panicked: {}", panic_message(p))))
+                    .map_err(|m| RuntimeError::node(&node.name, node.op.name(), m))?
+            }
+        };
+        if result.ty() != node.ty {
+            return Err(RuntimeError::node(
+                &node.name,
+                node.op.name(),
+                format!(
+                    "computed a value of type {}, the node declares {}",
+                    result.ty(),
+                    node.ty
+                ),
+            ));
+        }
+        values[i] = Some(result);
+        for o in &node.operands {
+            if last_use[o.index()] == Some(i) && !is_wanted[o.index()] {
+                values[o.index()] = None;
+            }
+        }
+    }
+    wanted
+        .iter()
+        .map(|w| {
+            values[w.index()].clone().ok_or_else(|| {
+                RuntimeError::Invalid(format!("value {w} was not computed (invariant)"))
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,226 @@
+//! Elementwise kernels: unary, binary, compare, select, convert.
+//!
+//! Floating-point math runs in f64 and is rounded to the result's dtype (f32 results are then
+//! correctly rounded for +,-,*,/ and sqrt, and within an ulp for the transcendental functions).
+//! Integer arithmetic wraps as XLA's does; integer division by zero gives -1 (XLA's choice).
+
+use ndarray::{ArrayD, Zip};
+use shardc_ir::{BinaryFn, CompareDir, DType, TensorType, UnaryFn};
+
+use super::arr;
+use crate::tensor::{with_elem, Data, Elem, Tensor};
+
+/// GELU, tanh approximation (Hendrycks & Gimpel 2016, as GPT-2 and Megatron use it).
+pub(crate) fn gelu(x: f64) -> f64 {
+    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())
+}
+
+fn unary_float(f: UnaryFn) -> Result<fn(f64) -> f64, String> {
+    Ok(match f {
+        UnaryFn::Neg => |x| -x,
+        UnaryFn::Abs => f64::abs,
+        UnaryFn::Exp => f64::exp,
+        UnaryFn::Log => f64::ln,
+        UnaryFn::Tanh => f64::tanh,
+        UnaryFn::Gelu => gelu,
+        UnaryFn::Relu => |x| if x > 0.0 { x } else { 0.0 },
+        UnaryFn::Sigmoid => |x| 1.0 / (1.0 + (-x).exp()),
+        UnaryFn::Sqrt => f64::sqrt,
+        UnaryFn::Rsqrt => |x| 1.0 / x.sqrt(),
+        UnaryFn::Sin => f64::sin,
+        UnaryFn::Cos => f64::cos,
+        UnaryFn::Not => return Err("not needs a bool operand".into()),
+    })
+}
+
+fn unary_int(f: UnaryFn) -> Result<fn(i64) -> i64, String> {
+    Ok(match f {
+        UnaryFn::Neg => i64::wrapping_neg,
+        UnaryFn::Abs => i64::wrapping_abs,
+        UnaryFn::Relu => |x| x.max(0),
+        _ => return Err(format!("{} needs a floating-point operand", f.name())),
+    })
+}
+
+pub(super) fn unary(f: UnaryFn, x: &Tensor, ty: &TensorType) -> Result<Tensor, String> {
+    let data = match x.data() {
+        Data::F32(a) => {
+            let g = unary_float(f)?;
+            Data::F32(a.mapv(|v| g(v as f64) as f32))
+        }
+        Data::F64(a) => Data::F64(a.mapv(unary_float(f)?)),
+        Data::I32(a) => {
+            let g = unary_int(f)?;
+            Data::I32(a.mapv(|v| g(v as i64) as i32))
+        }
+        Data::I64(a) => Data::I64(a.mapv(unary_int(f)?)),
+        Data::Bool(a) if f == UnaryFn::Not => Data::Bool(a.mapv(|v| !v)),
+        Data::Bool(_) => return Err(format!("{} needs a numeric operand, got bool", f.name())),
+    };
+    Ok(Tensor::from_data(ty.dtype, data))
+}
+
+fn binary_float(f: BinaryFn) -> Result<fn(f64, f64) -> f64, String> {
+    Ok(match f {
+        BinaryFn::Add => |x, y| x + y,
+        BinaryFn::Sub => |x, y| x - y,
+        BinaryFn::Mul => |x, y| x * y,
+        BinaryFn::Div => |x, y| x / y,
+        BinaryFn::Max => |x: f64, y: f64| {
+            if x.is_nan() || y.is_nan() {
+                f64::NAN
+            } else {
+                x.max(y)
+            }
+        },
+        BinaryFn::Min => |x: f64, y: f64| {
+            if x.is_nan() || y.is_nan() {
+                f64::NAN
+            } else {
+                x.min(y)
+            }
+        },
+        BinaryFn::Pow => f64::powf,
+        BinaryFn::And | BinaryFn::Or => return Err(format!("{} needs bool operands", f.name())),
+    })
+}
+
+fn int_pow(x: i64, y: i64) -> i64 {
+    if y < 0 {
+        // x^-n truncates to 0 unless |x| == 1.
+        return match x {
+            1 => 1,
+            -1 if y % 2 == 0 => 1,
+            -1 => -1,
+            _ => 0,
+        };
+    }
+    let mut result = 1i64;
+    let (mut base, mut e) = (x, y as u64);
+    while e > 0 {
+        if e & 1 == 1 {
+            result = result.wrapping_mul(base);
+        }
+        base = base.wrapping_mul(base);
+        e >>= 1;
+    }
+    result
+}
+
+fn binary_int(f: BinaryFn) -> Result<fn(i64, i64) -> i64, String> {
+    Ok(match f {
+        BinaryFn::Add => i64::wrapping_add,
+        BinaryFn::Sub => i64::wrapping_sub,
+        BinaryFn::Mul => i64::wrapping_mul,
+        BinaryFn::Div => |x, y| if y == 0 { -1 } else { x.wrapping_div(y) },
+        BinaryFn::Max => i64::max,
+        BinaryFn::Min => i64::min,
+        BinaryFn::Pow => int_pow,
+        BinaryFn::And | BinaryFn::Or => return Err(format!("{} needs bool operands", f.name())),
+    })
+}
+
+fn zip2<A: Copy, B: Copy>(
+    a: &ArrayD<A>,
+    b: &ArrayD<A>,
+    f: impl Fn(A, A) -> B,
+) -> Result<ArrayD<B>, String> {
+    if a.shape() != b.shape() {
+        return Err(format!(
+            "operand shapes {:?} and {:?} differ",
+            a.shape(),
+            b.shape()
+        ));
+    }
+    Ok(Zip::from(a).and(b).map_collect(|&x, &y| f(x, y)))
+}
+
+pub(super) fn binary(
+    f: BinaryFn,
+    x: &Tensor,
+    y: &Tensor,
+    ty: &TensorType,
+) -> Result<Tensor, String> {
+    let data = match (x.data(), y.data()) {
+        (Data::F32(a), Data::F32(b)) => {
+            let g = binary_float(f)?;
+            Data::F32(zip2(a, b, |p, q| g(p as f64, q as f64) as f32)?)
+        }
+        (Data::F64(a), Data::F64(b)) => Data::F64(zip2(a, b, binary_float(f)?)?),
+        (Data::I32(a), Data::I32(b)) => {
+            let g = binary_int(f)?;
+            Data::I32(zip2(a, b, |p, q| g(p as i64, q as i64) as i32)?)
+        }
+        (Data::I64(a), Data::I64(b)) => Data::I64(zip2(a, b, binary_int(f)?)?),
+        (Data::Bool(a), Data::Bool(b)) => match f {
+            BinaryFn::And => Data::Bool(zip2(a, b, |p, q| p && q)?),
+            BinaryFn::Or => Data::Bool(zip2(a, b, |p, q| p || q)?),
+            _ => return Err(format!("{} needs numeric operands, got bool", f.name())),
+        },
+        _ => {
+            return Err(format!(
+                "operands {} and {} differ in dtype",
+                x.ty(),
+                y.ty()
+            ))
+        }
+    };
+    Ok(Tensor::from_data(ty.dtype, data))
+}
+
+fn compare_with<T: PartialOrd + Copy>(dir: CompareDir) -> impl Fn(T, T) -> bool {
+    move |x, y| match dir {
+        CompareDir::Eq => x == y,
+        CompareDir::Ne => x != y,
+        CompareDir::Lt => x < y,
+        CompareDir::Le => x <= y,
+        CompareDir::Gt => x > y,
+        CompareDir::Ge => x >= y,
+    }
+}
+
+pub(super) fn compare(dir: CompareDir, x: &Tensor, y: &Tensor) -> Result<Tensor, String> {
+    let out = with_elem!(x.data(), T => {
+        zip2(arr::<T>(x)?, arr::<T>(y)?, compare_with::<T>(dir))?
+    });
+    Ok(Tensor::from_data(DType::Bool, Data::Bool(out)))
+}
+
+pub(super) fn select(p: &Tensor, t: &Tensor, f: &Tensor) -> Result<Tensor, String> {
+    let pred = arr::<bool>(p)?;
+    let data = with_elem!(t.data(), T => {
+        let (a, b) = (arr::<T>(t)?, arr::<T>(f)?);
+        if pred.shape() != a.shape() || a.shape() != b.shape() {
+            return Err(format!("select shapes {:?}, {:?}, {:?} differ", pred.shape(), a.shape(), b.shape()));
+        }
+        T::into_data(Zip::from(pred).and(a).and(b).map_collect(|&c, &x, &y| if c { x } else { y }))
+    });
+    Ok(Tensor::from_data(t.dtype(), data))
+}
+
+pub(super) fn convert(x: &Tensor, to: DType) -> Result<Tensor, String> {
+    fn ints<T: Elem>(x: &Tensor, f: impl Fn(i64) -> T) -> Option<ArrayD<T>> {
+        match x.data() {
+            Data::I32(a) => Some(a.mapv(|v| f(v as i64))),
+            Data::I64(a) => Some(a.mapv(&f)),
+            _ => None,
+        }
+    }
+    fn floats<T: Elem>(x: &Tensor) -> ArrayD<T> {
+        with_elem!(x.data(), S => match S::get(x.data()) {
+            Some(a) => a.mapv(|v| T::from_f64(v.to_f64())),
+            None => unreachable!("with_elem matched the variant"),
+        })
+    }
+    // Integer to integer conversions wrap (two's complement), everything else goes through f64
+    // (float to integer saturates, NaN gives 0, as Rust's `as` and XLA's convert do).
+    let data = match to {
+        DType::I32 => Data::I32(ints(x, |v| v as i32).unwrap_or_else(|| floats(x))),
+        DType::I64 => Data::I64(ints(x, |v| v).unwrap_or_else(|| floats(x))),
+        DType::F32 | DType::BF16 | DType::F16 => Data::F32(floats(x)),
+        DType::F64 => Data::F64(floats(x)),
+        DType::Bool => Data::Bool(floats(x)),
+    };
+    Ok(Tensor::from_data(to, data))
+}

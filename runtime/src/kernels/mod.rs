@@ -1,0 +1,129 @@
+//! CPU kernels, one file per op family (mirroring `shardc_ir`'s `ops/`). [`eval`] is the one
+//! place that maps an op to its kernel.
+//!
+//! Kernels see verified operand types; they still check what they rely on and report a message
+//! (the executor adds the node's name) rather than panic.
+
+mod conv;
+mod dot;
+mod elementwise;
+mod gather;
+mod layout;
+mod reduce;
+mod source;
+
+use ndarray::{ArrayD, ArrayViewD};
+use shardc_ir::{Node, Op};
+
+use crate::tensor::{Elem, Tensor};
+
+/// Computes `node` from its operands' values. Ops that need other devices (collectives,
+/// `axis_index`, send/recv) and inputs are not kernels: the executor handles them.
+pub(crate) fn eval(node: &Node, operands: &[&Tensor]) -> Result<Tensor, String> {
+    if operands.len() != node.operands.len() {
+        return Err(format!(
+            "expected {} operand values, got {}",
+            node.operands.len(),
+            operands.len()
+        ));
+    }
+    let ty = &node.ty;
+    match &node.op {
+        Op::Constant { value } => source::constant(value, ty),
+        Op::Iota { dim } => source::iota(*dim, ty),
+        Op::Unary { func } => elementwise::unary(*func, operands[0], ty),
+        Op::Binary { func } => elementwise::binary(*func, operands[0], operands[1], ty),
+        Op::Compare { dir } => elementwise::compare(*dir, operands[0], operands[1]),
+        Op::Select => elementwise::select(operands[0], operands[1], operands[2]),
+        Op::Convert => elementwise::convert(operands[0], ty.dtype),
+        Op::Copy => Ok(operands[0].clone()),
+        Op::DotGeneral {
+            lhs_batch,
+            rhs_batch,
+            lhs_contract,
+            rhs_contract,
+        } => dot::dot_general(
+            operands[0],
+            operands[1],
+            dot::DotDims {
+                lhs_batch,
+                rhs_batch,
+                lhs_contract,
+                rhs_contract,
+            },
+        ),
+        Op::Reduce { func, dims } => reduce::reduce(*func, dims, operands[0]),
+        Op::Broadcast { dims } => layout::broadcast(operands[0], dims, ty),
+        Op::Reshape => layout::reshape(operands[0], ty),
+        Op::Transpose { perm } => layout::transpose(operands[0], perm),
+        Op::Slice {
+            start,
+            limit,
+            stride,
+        } => layout::slice(operands[0], start, limit, stride),
+        Op::Concatenate { dim } => layout::concatenate(operands, *dim),
+        Op::Pad {
+            low,
+            high,
+            interior,
+            value,
+        } => layout::pad(operands[0], low, high, interior, *value, ty),
+        Op::DynamicSlice { sizes } => layout::dynamic_slice(operands[0], &operands[1..], sizes),
+        Op::DynamicUpdateSlice => {
+            layout::dynamic_update_slice(operands[0], operands[1], &operands[2..])
+        }
+        Op::Convolution(c) => conv::convolution(c, operands[0], operands[1], ty),
+        Op::Gather { axis } => gather::gather(operands[0], operands[1], *axis),
+        Op::ScatterAdd { axis } => {
+            gather::scatter_add(operands[0], operands[1], operands[2], *axis)
+        }
+        Op::Input { .. } => Err("inputs are fed by the executor, not computed".into()),
+        Op::AxisIndex { .. }
+        | Op::AllReduce { .. }
+        | Op::AllGather { .. }
+        | Op::ReduceScatter { .. }
+        | Op::AllToAll { .. }
+        | Op::CollectivePermute { .. }
+        | Op::Send { .. }
+        | Op::Recv { .. } => Err(format!(
+            "{} needs the mesh executor (run_spmd), not the single-device reference executor",
+            node.op.name()
+        )),
+    }
+}
+
+/// The storage of `t` as element type `T`.
+pub(crate) fn arr<T: Elem>(t: &Tensor) -> Result<&ArrayD<T>, String> {
+    T::get(t.data()).ok_or_else(|| {
+        format!(
+            "operand {} is not stored as {}",
+            t.ty(),
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+/// An owned copy in standard (row-major) layout, so that it can be reshaped.
+pub(crate) fn std_owned<T: Clone>(v: ArrayViewD<'_, T>) -> ArrayD<T> {
+    v.as_standard_layout().into_owned()
+}
+
+/// The integer value of a scalar index operand.
+pub(crate) fn scalar_index(t: &Tensor) -> Result<i64, String> {
+    match t.data() {
+        crate::tensor::Data::I32(a) if a.len() == 1 => {
+            Ok(a.iter().next().copied().unwrap_or(0) as i64)
+        }
+        crate::tensor::Data::I64(a) if a.len() == 1 => Ok(a.iter().next().copied().unwrap_or(0)),
+        _ => Err(format!("expected an integer scalar index, got {}", t.ty())),
+    }
+}
+
+/// The elements of an integer tensor as i64, row-major.
+pub(crate) fn indices(t: &Tensor) -> Result<Vec<i64>, String> {
+    match t.data() {
+        crate::tensor::Data::I32(a) => Ok(a.iter().map(|&x| x as i64).collect()),
+        crate::tensor::Data::I64(a) => Ok(a.iter().copied().collect()),
+        _ => Err(format!("indices must be integers, got {}", t.ty())),
+    }
+}

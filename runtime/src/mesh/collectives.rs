@@ -1,0 +1,243 @@
+//! What each device of a group gets from a collective, given every member's contribution in
+//! rank order. Backend-independent: a backend moves the contributions, this computes results.
+
+use std::ops::Range;
+
+use ndarray::{ArrayD, Axis, IxDyn, Slice};
+use shardc_ir::ReduceFn;
+
+use crate::kernels::{arr, std_owned};
+use crate::tensor::{with_elem, Data, Elem, Tensor};
+
+/// Element types that collectives can reduce. Integer sums wrap; max/min propagate NaN.
+trait Reducible: Elem {
+    fn sum(a: Self, b: Self) -> Self;
+}
+
+impl Reducible for f32 {
+    fn sum(a: f32, b: f32) -> f32 {
+        a + b
+    }
+}
+impl Reducible for f64 {
+    fn sum(a: f64, b: f64) -> f64 {
+        a + b
+    }
+}
+impl Reducible for i32 {
+    fn sum(a: i32, b: i32) -> i32 {
+        a.wrapping_add(b)
+    }
+}
+impl Reducible for i64 {
+    fn sum(a: i64, b: i64) -> i64 {
+        a.wrapping_add(b)
+    }
+}
+
+/// `b` is NaN (`b != b`) or larger.
+#[allow(clippy::eq_op)]
+fn max<T: Reducible>(a: T, b: T) -> T {
+    if b > a || b != b {
+        b
+    } else {
+        a
+    }
+}
+
+#[allow(clippy::eq_op)]
+fn min<T: Reducible>(a: T, b: T) -> T {
+    if b < a || b != b {
+        b
+    } else {
+        a
+    }
+}
+
+/// Combines `x` into `acc` elementwise; one loop per function so each vectorizes.
+fn combine<T: Reducible>(func: ReduceFn, acc: &mut [T], x: &[T]) {
+    match func {
+        ReduceFn::Sum => acc.iter_mut().zip(x).for_each(|(a, &b)| *a = T::sum(*a, b)),
+        ReduceFn::Max => acc.iter_mut().zip(x).for_each(|(a, &b)| *a = max(*a, b)),
+        ReduceFn::Min => acc.iter_mut().zip(x).for_each(|(a, &b)| *a = min(*a, b)),
+    }
+}
+
+fn reduce_typed<T: Reducible>(
+    parts: &[&Tensor],
+    func: ReduceFn,
+    range: Range<usize>,
+) -> Result<ArrayD<T>, String> {
+    let mut acc: Option<Vec<T>> = None;
+    for p in parts {
+        let a = arr::<T>(p)?.as_standard_layout();
+        // invariant: a standard-layout array is one contiguous slice.
+        let s = &a
+            .as_slice()
+            .expect("invariant: standard layout is contiguous")[range.clone()];
+        match &mut acc {
+            None => acc = Some(s.to_vec()),
+            Some(acc) => combine(func, acc, s),
+        }
+    }
+    let v = acc.ok_or("a collective needs at least one contribution")?;
+    Ok(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).map_err(|e| e.to_string())?)
+}
+
+/// Checks that every contribution has the type of the first.
+pub(crate) fn check_same(parts: &[&Tensor]) -> Result<(), String> {
+    let first = parts
+        .first()
+        .ok_or("a collective needs at least one contribution")?
+        .ty();
+    for (r, p) in parts.iter().enumerate() {
+        if p.ty() != first {
+            return Err(format!(
+                "rank {r} contributed {}, rank 0 contributed {first}",
+                p.ty()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The elementwise reduction of `parts` over the row-major element range `range`, as a 1-D
+/// tensor.
+pub(crate) fn reduce_flat(
+    parts: &[&Tensor],
+    func: ReduceFn,
+    range: Range<usize>,
+) -> Result<Tensor, String> {
+    let first = parts
+        .first()
+        .ok_or("a collective needs at least one contribution")?;
+    let data = match first.data() {
+        Data::F32(_) => Data::F32(reduce_typed(parts, func, range)?),
+        Data::F64(_) => Data::F64(reduce_typed(parts, func, range)?),
+        Data::I32(_) => Data::I32(reduce_typed(parts, func, range)?),
+        Data::I64(_) => Data::I64(reduce_typed(parts, func, range)?),
+        Data::Bool(_) => return Err("cannot reduce bool tensors".into()),
+    };
+    Ok(Tensor::from_data(first.dtype(), data))
+}
+
+/// The row-major range of chunk `r` of `len` elements split over `n` (the first `len % n`
+/// chunks are one longer).
+pub(crate) fn flat_chunk(len: usize, n: usize, r: usize) -> Range<usize> {
+    let (q, rem) = (len / n, len % n);
+    let start = r * q + r.min(rem);
+    start..start + q + usize::from(r < rem)
+}
+
+/// Joins 1-D chunks into a tensor of `shape`.
+pub(crate) fn concat_flat(chunks: &[&Tensor], shape: &[usize]) -> Result<Tensor, String> {
+    let first = chunks.first().ok_or("nothing to join")?;
+    let data = with_elem!(first.data(), T => {
+        let mut v: Vec<T> = Vec::with_capacity(shape.iter().product());
+        for c in chunks {
+            v.extend(arr::<T>(c)?.iter().copied());
+        }
+        T::into_data(ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| format!("joining chunks: {e}"))?)
+    });
+    Ok(Tensor::from_data(first.dtype(), data))
+}
+
+/// Chunk `r` of `n` equal chunks of `t` along `dim`.
+pub(crate) fn chunk(t: &Tensor, dim: usize, n: usize, r: usize) -> Result<Tensor, String> {
+    let size = *t
+        .shape()
+        .get(dim)
+        .ok_or_else(|| format!("dim {dim} is out of range for {}", t.ty()))?;
+    if n == 0 || size % n != 0 {
+        return Err(format!(
+            "dim {dim} of {} does not split into {n} equal chunks",
+            t.ty()
+        ));
+    }
+    let c = size / n;
+    let data = with_elem!(t.data(), T => T::into_data(std_owned(arr::<T>(t)?.slice_axis(Axis(dim), Slice::from(r * c..(r + 1) * c)))));
+    Ok(Tensor::from_data(t.dtype(), data))
+}
+
+/// `parts` joined along `dim`, in order.
+pub(crate) fn concat(parts: &[&Tensor], dim: usize) -> Result<Tensor, String> {
+    let first = parts.first().ok_or("nothing to join")?;
+    let data = with_elem!(first.data(), T => {
+        let views = parts.iter().map(|p| arr::<T>(p).map(|a| a.view())).collect::<Result<Vec<_>, _>>()?;
+        T::into_data(ndarray::concatenate(Axis(dim), &views).map_err(|e| format!("joining along dim {dim}: {e}"))?)
+    });
+    Ok(Tensor::from_data(first.dtype(), data))
+}
+
+/// Reduce-scatter: rank `r`'s chunk along `dim` of the reduction of `parts`.
+pub(crate) fn reduce_scatter(
+    parts: &[&Tensor],
+    dim: usize,
+    func: ReduceFn,
+    r: usize,
+) -> Result<Tensor, String> {
+    let n = parts.len();
+    let chunks = parts
+        .iter()
+        .map(|p| chunk(p, dim, n, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let refs: Vec<&Tensor> = chunks.iter().collect();
+    let len = chunks[0].len();
+    let flat = reduce_flat(&refs, func, 0..len)?;
+    concat_flat(&[&flat], chunks[0].shape())
+}
+
+/// All-to-all: rank `r` gets chunk `r` (along `split_dim`) of every rank's contribution, joined
+/// along `concat_dim` in rank order.
+pub(crate) fn all_to_all(
+    parts: &[&Tensor],
+    split_dim: usize,
+    concat_dim: usize,
+    r: usize,
+) -> Result<Tensor, String> {
+    let n = parts.len();
+    let chunks = parts
+        .iter()
+        .map(|p| chunk(p, split_dim, n, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    concat(&chunks.iter().collect::<Vec<_>>(), concat_dim)
+}
+
+/// Collective permute: the contribution of the rank that sends to `r`, or zeros.
+pub(crate) fn permute(parts: &[&Tensor], pairs: &[(u64, u64)], r: usize) -> Result<Tensor, String> {
+    match pairs.iter().find(|&&(_, t)| t == r as u64) {
+        Some(&(s, _)) => parts
+            .get(s as usize)
+            .map(|t| (*t).clone())
+            .ok_or_else(|| format!("source {s} is outside a group of {}", parts.len())),
+        None => Tensor::full(&parts[0].ty(), 0.0).map_err(|e| e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shardc_ir::{DType, TensorType};
+
+    fn t(dims: &[u64], v: &[f64]) -> Tensor {
+        Tensor::from_f64(TensorType::new(DType::F32, dims.to_vec()), v).unwrap()
+    }
+
+    #[test]
+    fn flat_chunks_cover_the_range_without_overlap() {
+        let ranges: Vec<_> = (0..3).map(|r| flat_chunk(10, 3, r)).collect();
+        assert_eq!(ranges, vec![0..4, 4..7, 7..10]);
+        assert_eq!(flat_chunk(2, 4, 3), 2..2);
+    }
+
+    #[test]
+    fn max_reduction_propagates_nan() {
+        let a = t(&[2], &[1.0, f64::NAN]);
+        let b = t(&[2], &[3.0, 0.0]);
+        let r = reduce_flat(&[&a, &b], ReduceFn::Max, 0..2)
+            .unwrap()
+            .to_f64_vec();
+        assert_eq!(r[0], 3.0);
+        assert!(r[1].is_nan());
+    }
+}

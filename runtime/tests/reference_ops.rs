@@ -1,0 +1,1110 @@
+//! The reference executor against hand-computed values and f64 re-implementations.
+
+use shardc_ir::{
+    BinaryFn, CompareDir, Conv, ConvDims, DType, Graph, Literal, Op, ReduceFn, Role, TensorType,
+    UnaryFn, ValueId,
+};
+use shardc_runtime::{execute, execute_values, max_relative_error, random_inputs, Tensor};
+
+fn ty(dtype: DType, dims: &[u64]) -> TensorType {
+    TensorType::new(dtype, dims.to_vec())
+}
+
+fn input(g: &mut Graph, name: &str, dtype: DType, dims: &[u64]) -> ValueId {
+    let v = g
+        .push(
+            name,
+            Op::Input { init: None },
+            vec![],
+            Some(ty(dtype, dims)),
+        )
+        .unwrap();
+    g.nodes[v.index()].role = Role::Input;
+    v
+}
+
+fn tensor(dtype: DType, dims: &[u64], values: &[f64]) -> Tensor {
+    Tensor::from_f64(ty(dtype, dims), values).unwrap()
+}
+
+fn op(g: &mut Graph, name: &str, op: Op, operands: Vec<ValueId>) -> ValueId {
+    g.push(name, op, operands, None).unwrap()
+}
+
+fn op_ty(g: &mut Graph, name: &str, op: Op, operands: Vec<ValueId>, t: TensorType) -> ValueId {
+    g.push(name, op, operands, Some(t)).unwrap()
+}
+
+fn assert_close(got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() / scale <= tol,
+            "element {i}: got {a}, want {b}"
+        );
+    }
+}
+
+fn matmul_dims() -> Op {
+    Op::DotGeneral {
+        lhs_batch: vec![],
+        rhs_batch: vec![],
+        lhs_contract: vec![1],
+        rhs_contract: vec![0],
+    }
+}
+
+#[test]
+fn matmul_matches_hand_computed_product() {
+    let mut g = Graph::new("mm");
+    let a = input(&mut g, "a", DType::F32, &[2, 3]);
+    let b = input(&mut g, "b", DType::F32, &[3, 2]);
+    let c = op(&mut g, "c", matmul_dims(), vec![a, b]);
+    g.outputs.push(c);
+    let out = execute(
+        &g,
+        &[
+            tensor(DType::F32, &[2, 3], &[1., 2., 3., 4., 5., 6.]),
+            tensor(DType::F32, &[3, 2], &[7., 8., 9., 10., 11., 12.]),
+        ],
+    )
+    .unwrap();
+    assert_eq!(out[0].ty(), ty(DType::F32, &[2, 2]));
+    assert_eq!(out[0].to_f64_vec(), vec![58., 64., 139., 154.]);
+}
+
+#[test]
+fn dot_general_with_batch_dims_matches_an_f64_loop() {
+    // lhs [k=3, b=2, m=4], rhs [n=5, b=2, k=3] -> [b, m, n].
+    let mut g = Graph::new("bmm");
+    let l = input(&mut g, "l", DType::F64, &[3, 2, 4]);
+    let r = input(&mut g, "r", DType::F64, &[5, 2, 3]);
+    let dot = Op::DotGeneral {
+        lhs_batch: vec![1],
+        rhs_batch: vec![1],
+        lhs_contract: vec![0],
+        rhs_contract: vec![2],
+    };
+    let o = op(&mut g, "o", dot, vec![l, r]);
+    g.outputs.push(o);
+    let ins = random_inputs(&g, 7);
+    assert_eq!(ins[0].dtype(), DType::F64);
+    let (lv, rv) = (ins[0].to_f64_vec(), ins[1].to_f64_vec());
+    let out = execute(&g, &ins).unwrap();
+    assert_eq!(out[0].ty(), ty(DType::F64, &[2, 4, 5]));
+    let mut want = Vec::new();
+    for b in 0..2 {
+        for m in 0..4 {
+            for n in 0..5 {
+                let mut acc = 0.0;
+                for k in 0..3 {
+                    acc += lv[k * 8 + b * 4 + m] * rv[n * 6 + b * 3 + k];
+                }
+                want.push(acc);
+            }
+        }
+    }
+    assert_close(&out[0].to_f64_vec(), &want, 1e-14);
+}
+
+/// softmax over the last dim of `x` built from primitive ops.
+fn softmax(g: &mut Graph, x: ValueId, prefix: &str) -> ValueId {
+    let t = g.ty(x).clone();
+    let last = t.rank() - 1;
+    let keep: Vec<usize> = (0..last).collect();
+    let m = op(
+        g,
+        &format!("{prefix}.max"),
+        Op::Reduce {
+            func: ReduceFn::Max,
+            dims: vec![last],
+        },
+        vec![x],
+    );
+    let mb = op_ty(
+        g,
+        &format!("{prefix}.max_b"),
+        Op::Broadcast { dims: keep.clone() },
+        vec![m],
+        t.clone(),
+    );
+    let s = op(
+        g,
+        &format!("{prefix}.shift"),
+        Op::Binary {
+            func: BinaryFn::Sub,
+        },
+        vec![x, mb],
+    );
+    let e = op(
+        g,
+        &format!("{prefix}.exp"),
+        Op::Unary { func: UnaryFn::Exp },
+        vec![s],
+    );
+    let z = op(
+        g,
+        &format!("{prefix}.sum"),
+        Op::Reduce {
+            func: ReduceFn::Sum,
+            dims: vec![last],
+        },
+        vec![e],
+    );
+    let zb = op_ty(
+        g,
+        &format!("{prefix}.sum_b"),
+        Op::Broadcast { dims: keep },
+        vec![z],
+        t,
+    );
+    op(
+        g,
+        &format!("{prefix}.out"),
+        Op::Binary {
+            func: BinaryFn::Div,
+        },
+        vec![e, zb],
+    )
+}
+
+#[test]
+fn softmax_from_ops_matches_f64() {
+    let mut g = Graph::new("softmax");
+    let x = input(&mut g, "x", DType::F32, &[4, 7]);
+    let y = softmax(&mut g, x, "sm");
+    g.outputs.push(y);
+    let ins = random_inputs(&g, 1);
+    let xv = ins[0].to_f64_vec();
+    let out = execute(&g, &ins).unwrap()[0].to_f64_vec();
+    let mut want = Vec::new();
+    for row in xv.chunks(7) {
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = row.iter().map(|v| (v - m).exp()).sum();
+        want.extend(row.iter().map(|v| (v - m).exp() / z));
+    }
+    assert_close(&out, &want, 1e-6);
+    for row in out.chunks(7) {
+        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn layer_norm_from_ops_matches_f64() {
+    let (rows, h) = (3u64, 8u64);
+    let mut g = Graph::new("ln");
+    let x = input(&mut g, "x", DType::F32, &[rows, h]);
+    let gain = input(&mut g, "gain", DType::F32, &[h]);
+    let bias = input(&mut g, "bias", DType::F32, &[h]);
+    let full = ty(DType::F32, &[rows, h]);
+    let sum = op(
+        &mut g,
+        "sum",
+        Op::Reduce {
+            func: ReduceFn::Sum,
+            dims: vec![1],
+        },
+        vec![x],
+    );
+    let inv_n = op_ty(
+        &mut g,
+        "inv_n",
+        Op::Constant {
+            value: Literal::Splat(1.0 / h as f64),
+        },
+        vec![],
+        ty(DType::F32, &[rows]),
+    );
+    let mean = op(
+        &mut g,
+        "mean",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![sum, inv_n],
+    );
+    let mean_b = op_ty(
+        &mut g,
+        "mean_b",
+        Op::Broadcast { dims: vec![0] },
+        vec![mean],
+        full.clone(),
+    );
+    let xc = op(
+        &mut g,
+        "xc",
+        Op::Binary {
+            func: BinaryFn::Sub,
+        },
+        vec![x, mean_b],
+    );
+    let sq = op(
+        &mut g,
+        "sq",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![xc, xc],
+    );
+    let ss = op(
+        &mut g,
+        "ss",
+        Op::Reduce {
+            func: ReduceFn::Sum,
+            dims: vec![1],
+        },
+        vec![sq],
+    );
+    let var = op(
+        &mut g,
+        "var",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![ss, inv_n],
+    );
+    let eps = op_ty(
+        &mut g,
+        "eps",
+        Op::Constant {
+            value: Literal::Splat(1e-5),
+        },
+        vec![],
+        ty(DType::F32, &[rows]),
+    );
+    let ve = op(
+        &mut g,
+        "ve",
+        Op::Binary {
+            func: BinaryFn::Add,
+        },
+        vec![var, eps],
+    );
+    let rs = op(
+        &mut g,
+        "rs",
+        Op::Unary {
+            func: UnaryFn::Rsqrt,
+        },
+        vec![ve],
+    );
+    let rs_b = op_ty(
+        &mut g,
+        "rs_b",
+        Op::Broadcast { dims: vec![0] },
+        vec![rs],
+        full.clone(),
+    );
+    let norm = op(
+        &mut g,
+        "norm",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![xc, rs_b],
+    );
+    let gain_b = op_ty(
+        &mut g,
+        "gain_b",
+        Op::Broadcast { dims: vec![1] },
+        vec![gain],
+        full.clone(),
+    );
+    let bias_b = op_ty(
+        &mut g,
+        "bias_b",
+        Op::Broadcast { dims: vec![1] },
+        vec![bias],
+        full,
+    );
+    let scaled = op(
+        &mut g,
+        "scaled",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![norm, gain_b],
+    );
+    let y = op(
+        &mut g,
+        "y",
+        Op::Binary {
+            func: BinaryFn::Add,
+        },
+        vec![scaled, bias_b],
+    );
+    g.outputs.push(y);
+    let ins = random_inputs(&g, 3);
+    let (xv, gv, bv) = (
+        ins[0].to_f64_vec(),
+        ins[1].to_f64_vec(),
+        ins[2].to_f64_vec(),
+    );
+    let out = execute(&g, &ins).unwrap()[0].to_f64_vec();
+    let mut want = Vec::new();
+    for row in xv.chunks(h as usize) {
+        let m = row.iter().sum::<f64>() / h as f64;
+        let v = row.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / h as f64;
+        for (j, x) in row.iter().enumerate() {
+            want.push((x - m) / (v + 1e-5).sqrt() * gv[j] + bv[j]);
+        }
+    }
+    assert_close(&out, &want, 1e-6);
+}
+
+#[test]
+fn cross_entropy_from_ops_matches_f64() {
+    // loss = mean_b(logsumexp(logits[b]) - logits[b, label[b]]), the label picked by a one-hot.
+    let (b, v) = (4u64, 6u64);
+    let mut g = Graph::new("xent");
+    let logits = input(&mut g, "logits", DType::F32, &[b, v]);
+    let labels = input(&mut g, "labels", DType::I32, &[b]);
+    let full = ty(DType::F32, &[b, v]);
+    let m = op(
+        &mut g,
+        "m",
+        Op::Reduce {
+            func: ReduceFn::Max,
+            dims: vec![1],
+        },
+        vec![logits],
+    );
+    let mb = op_ty(
+        &mut g,
+        "mb",
+        Op::Broadcast { dims: vec![0] },
+        vec![m],
+        full.clone(),
+    );
+    let sh = op(
+        &mut g,
+        "sh",
+        Op::Binary {
+            func: BinaryFn::Sub,
+        },
+        vec![logits, mb],
+    );
+    let e = op(&mut g, "e", Op::Unary { func: UnaryFn::Exp }, vec![sh]);
+    let z = op(
+        &mut g,
+        "z",
+        Op::Reduce {
+            func: ReduceFn::Sum,
+            dims: vec![1],
+        },
+        vec![e],
+    );
+    let lz = op(&mut g, "lz", Op::Unary { func: UnaryFn::Log }, vec![z]);
+    let lse = op(
+        &mut g,
+        "lse",
+        Op::Binary {
+            func: BinaryFn::Add,
+        },
+        vec![lz, m],
+    );
+    let cls = op_ty(
+        &mut g,
+        "cls",
+        Op::Iota { dim: 1 },
+        vec![],
+        ty(DType::I32, &[b, v]),
+    );
+    let lb = op_ty(
+        &mut g,
+        "lb",
+        Op::Broadcast { dims: vec![0] },
+        vec![labels],
+        ty(DType::I32, &[b, v]),
+    );
+    let hit = op(
+        &mut g,
+        "hit",
+        Op::Compare {
+            dir: CompareDir::Eq,
+        },
+        vec![cls, lb],
+    );
+    let onehot = op_ty(&mut g, "onehot", Op::Convert, vec![hit], full);
+    let picked_all = op(
+        &mut g,
+        "picked_all",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![logits, onehot],
+    );
+    let picked = op(
+        &mut g,
+        "picked",
+        Op::Reduce {
+            func: ReduceFn::Sum,
+            dims: vec![1],
+        },
+        vec![picked_all],
+    );
+    let per = op(
+        &mut g,
+        "per",
+        Op::Binary {
+            func: BinaryFn::Sub,
+        },
+        vec![lse, picked],
+    );
+    let total = op(
+        &mut g,
+        "total",
+        Op::Reduce {
+            func: ReduceFn::Sum,
+            dims: vec![0],
+        },
+        vec![per],
+    );
+    let inv_b = op_ty(
+        &mut g,
+        "inv_b",
+        Op::Constant {
+            value: Literal::Splat(1.0 / b as f64),
+        },
+        vec![],
+        ty(DType::F32, &[]),
+    );
+    let loss = op(
+        &mut g,
+        "loss",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![total, inv_b],
+    );
+    g.outputs.push(loss);
+    let logit_v = [
+        0.5, -1.0, 2.0, 0.0, 1.5, -0.5, 3.0, 1.0, -2.0, 0.25, 0.0, 1.0, -1.5, 2.5, 0.5, 0.5, 1.0,
+        -3.0, 0.0, 0.0, 4.0, 1.0, -1.0, 2.0,
+    ];
+    let label_v = [2.0, 0.0, 5.0, 3.0];
+    let out = execute(
+        &g,
+        &[
+            tensor(DType::F32, &[b, v], &logit_v),
+            tensor(DType::I32, &[b], &label_v),
+        ],
+    )
+    .unwrap();
+    let mut want = 0.0;
+    for (row, &l) in logit_v.chunks(v as usize).zip(&label_v) {
+        let lse = row.iter().map(|x: &f64| x.exp()).sum::<f64>().ln();
+        want += lse - row[l as usize];
+    }
+    want /= b as f64;
+    let got = out[0].scalar_f64().unwrap();
+    assert!(
+        (got - want).abs() / want.abs() < 1e-6,
+        "got {got}, want {want}"
+    );
+}
+
+/// Applies one op to fresh inputs of the given types and runs it.
+fn run_one(o: Op, ins: &[Tensor], declared: Option<TensorType>) -> Tensor {
+    let mut g = Graph::new("one");
+    let vs: Vec<ValueId> = ins
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let t = t.ty();
+            input(&mut g, &format!("in{i}"), t.dtype, t.dims())
+        })
+        .collect();
+    let r = g.push("r", o, vs, declared).unwrap();
+    g.outputs.push(r);
+    execute(&g, ins).unwrap().remove(0)
+}
+
+#[test]
+fn gather_takes_rows_and_clamps_out_of_range_indices() {
+    let table = tensor(DType::F32, &[4, 2], &[0., 1., 10., 11., 20., 21., 30., 31.]);
+    let idx = tensor(DType::I32, &[2, 2], &[2., 0., -1., 9.]);
+    let out = run_one(Op::Gather { axis: 0 }, &[table.clone(), idx.clone()], None);
+    assert_eq!(out.ty(), ty(DType::F32, &[2, 2, 2]));
+    assert_eq!(out.to_f64_vec(), vec![20., 21., 0., 1., 0., 1., 30., 31.]);
+    // Along axis 1: result dims are x[..1], idx, x[2..] = [4, 2, 2].
+    let out = run_one(Op::Gather { axis: 1 }, &[table, idx], None);
+    assert_eq!(out.ty(), ty(DType::F32, &[4, 2, 2]));
+    assert_eq!(&out.to_f64_vec()[..4], &[1., 0., 0., 1.]);
+}
+
+#[test]
+fn scatter_add_accumulates_repeated_indices() {
+    let x = tensor(DType::F32, &[3, 2], &[1.; 6]);
+    let idx = tensor(DType::I64, &[4], &[2., 0., 2., 7.]);
+    let upd = tensor(DType::F32, &[4, 2], &[1., 2., 3., 4., 5., 6., 7., 8.]);
+    let out = run_one(Op::ScatterAdd { axis: 0 }, &[x, idx, upd], None);
+    // Row 0 gets (3,4); row 2 gets (1,2)+(5,6)+(7,8) (7 clamps to 2).
+    assert_eq!(out.to_f64_vec(), vec![4., 5., 1., 1., 14., 17.]);
+}
+
+#[test]
+fn pad_handles_negative_edges_and_interior() {
+    let x = tensor(DType::F32, &[2, 3], &[1., 2., 3., 4., 5., 6.]);
+    // dim 0: one row of 9 before; dim 1: crop one at the front, interior 1, one after.
+    let p = Op::Pad {
+        low: vec![1, -1],
+        high: vec![0, 1],
+        interior: vec![0, 1],
+        value: 9.0,
+    };
+    let out = run_one(p, &[x], None);
+    assert_eq!(out.ty(), ty(DType::F32, &[3, 5]));
+    // Dilated row 1 2 3 -> 1 9 2 9 3, cropped front -> 9 2 9 3, then 9 appended.
+    assert_eq!(
+        out.to_f64_vec(),
+        vec![9., 9., 9., 9., 9., 9., 2., 9., 3., 9., 9., 5., 9., 6., 9.]
+    );
+}
+
+#[test]
+fn strided_slice_and_concatenate() {
+    let x = tensor(
+        DType::I32,
+        &[2, 5],
+        &[0., 1., 2., 3., 4., 5., 6., 7., 8., 9.],
+    );
+    let s = Op::Slice {
+        start: vec![0, 1],
+        limit: vec![2, 5],
+        stride: vec![1, 2],
+    };
+    let out = run_one(s, &[x.clone()], None);
+    assert_eq!(out.to_f64_vec(), vec![1., 3., 6., 8.]);
+    let y = tensor(DType::I32, &[1, 5], &[-1.; 5]);
+    let out = run_one(Op::Concatenate { dim: 0 }, &[y.clone(), x], None);
+    assert_eq!(out.ty(), ty(DType::I32, &[3, 5]));
+    assert_eq!(&out.to_f64_vec()[..6], &[-1., -1., -1., -1., -1., 0.]);
+}
+
+#[test]
+fn dynamic_slices_clamp_their_starts() {
+    let x = tensor(DType::F32, &[4], &[0., 1., 2., 3.]);
+    let ds = Op::DynamicSlice { sizes: vec![2] };
+    let at = |v: f64| tensor(DType::I32, &[], &[v]);
+    assert_eq!(
+        run_one(ds.clone(), &[x.clone(), at(1.)], None).to_f64_vec(),
+        vec![1., 2.]
+    );
+    assert_eq!(
+        run_one(ds.clone(), &[x.clone(), at(3.)], None).to_f64_vec(),
+        vec![2., 3.]
+    );
+    assert_eq!(
+        run_one(ds, &[x.clone(), at(-5.)], None).to_f64_vec(),
+        vec![0., 1.]
+    );
+    let u = tensor(DType::F32, &[2], &[8., 9.]);
+    let dus = Op::DynamicUpdateSlice;
+    assert_eq!(
+        run_one(dus.clone(), &[x.clone(), u.clone(), at(1.)], None).to_f64_vec(),
+        vec![0., 8., 9., 3.]
+    );
+    assert_eq!(
+        run_one(dus, &[x, u, at(10.)], None).to_f64_vec(),
+        vec![0., 1., 8., 9.]
+    );
+}
+
+#[test]
+fn broadcast_transpose_reshape_and_iota() {
+    let x = tensor(DType::F32, &[2, 3], &[1., 2., 3., 4., 5., 6.]);
+    // Operand dim 0 -> result dim 1, dim 1 -> result dim 0: a transposing broadcast.
+    let b = run_one(
+        Op::Broadcast { dims: vec![1, 0] },
+        &[x.clone()],
+        Some(ty(DType::F32, &[3, 2])),
+    );
+    assert_eq!(b.to_f64_vec(), vec![1., 4., 2., 5., 3., 6.]);
+    let b = run_one(
+        Op::Broadcast { dims: vec![0, 2] },
+        &[x.clone()],
+        Some(ty(DType::F32, &[2, 2, 3])),
+    );
+    assert_eq!(
+        b.to_f64_vec(),
+        vec![1., 2., 3., 1., 2., 3., 4., 5., 6., 4., 5., 6.]
+    );
+    let one = tensor(DType::F32, &[1, 3], &[7., 8., 9.]);
+    let b = run_one(
+        Op::Broadcast { dims: vec![0, 1] },
+        &[one],
+        Some(ty(DType::F32, &[2, 3])),
+    );
+    assert_eq!(b.to_f64_vec(), vec![7., 8., 9., 7., 8., 9.]);
+    let t = run_one(Op::Transpose { perm: vec![1, 0] }, &[x.clone()], None);
+    assert_eq!(t.ty(), ty(DType::F32, &[3, 2]));
+    assert_eq!(t.to_f64_vec(), vec![1., 4., 2., 5., 3., 6.]);
+    let r = run_one(Op::Reshape, &[x], Some(ty(DType::F32, &[3, 2])));
+    assert_eq!(r.to_f64_vec(), vec![1., 2., 3., 4., 5., 6.]);
+    let mut g = Graph::new("iota");
+    let i = g
+        .push(
+            "i",
+            Op::Iota { dim: 0 },
+            vec![],
+            Some(ty(DType::I64, &[3, 2])),
+        )
+        .unwrap();
+    g.outputs.push(i);
+    assert_eq!(
+        execute(&g, &[]).unwrap()[0].to_f64_vec(),
+        vec![0., 0., 1., 1., 2., 2.]
+    );
+}
+
+#[test]
+fn elementwise_compare_select_convert_and_integer_rules() {
+    let a = tensor(DType::F32, &[3], &[-1.5, 0.0, 2.0]);
+    let b = tensor(DType::F32, &[3], &[1.0, 0.0, 3.0]);
+    let lt = run_one(
+        Op::Compare {
+            dir: CompareDir::Lt,
+        },
+        &[a.clone(), b.clone()],
+        None,
+    );
+    assert_eq!(lt.to_f64_vec(), vec![1., 0., 1.]);
+    let sel = run_one(Op::Select, &[lt, a.clone(), b.clone()], None);
+    assert_eq!(sel.to_f64_vec(), vec![-1.5, 0.0, 2.0]);
+    let gelu = run_one(
+        Op::Unary {
+            func: UnaryFn::Gelu,
+        },
+        &[b.clone()],
+        None,
+    )
+    .to_f64_vec();
+    let want = |x: f64| {
+        0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+    };
+    assert_close(&gelu, &[want(1.0), 0.0, want(3.0)], 1e-7);
+    let p = run_one(
+        Op::Binary {
+            func: BinaryFn::Pow,
+        },
+        &[b.clone(), tensor(DType::F32, &[3], &[2., 0.5, 3.])],
+        None,
+    );
+    assert_eq!(p.to_f64_vec(), vec![1., 0., 27.]);
+    let i = run_one(Op::Convert, &[a], Some(ty(DType::I32, &[3])));
+    assert_eq!(i.to_f64_vec(), vec![-1., 0., 2.]);
+    let n = tensor(DType::I32, &[3], &[7., -7., 5.]);
+    let d = tensor(DType::I32, &[3], &[2., 2., 0.]);
+    let q = run_one(
+        Op::Binary {
+            func: BinaryFn::Div,
+        },
+        &[n, d],
+        None,
+    );
+    assert_eq!(
+        q.to_f64_vec(),
+        vec![3., -3., -1.],
+        "truncating division, x/0 = -1"
+    );
+}
+
+#[test]
+fn bf16_results_are_rounded_after_every_op() {
+    let x = tensor(DType::BF16, &[2], &[1.0, 256.0]);
+    let y = tensor(DType::BF16, &[2], &[1.0 / 512.0, 1.0]);
+    // 1 + 2^-9 and 257 are not representable with bf16's 8 significant bits.
+    let s = run_one(
+        Op::Binary {
+            func: BinaryFn::Add,
+        },
+        &[x, y],
+        None,
+    );
+    assert_eq!(s.dtype(), DType::BF16);
+    assert_eq!(s.to_f64_vec(), vec![1.0, 256.0]);
+    let f = tensor(DType::F16, &[1], &[2048.0]);
+    let s = run_one(
+        Op::Binary {
+            func: BinaryFn::Add,
+        },
+        &[f.clone(), tensor(DType::F16, &[1], &[1.0])],
+        None,
+    );
+    assert_eq!(s.to_f64_vec(), vec![2048.0], "f16 has 11 significant bits");
+}
+
+#[test]
+fn execute_values_returns_intermediates_and_skips_what_is_not_needed() {
+    let mut g = Graph::new("mid");
+    let x = input(&mut g, "x", DType::F32, &[2]);
+    let a = op(&mut g, "a", Op::Unary { func: UnaryFn::Neg }, vec![x]);
+    let b = op(
+        &mut g,
+        "b",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![a, a],
+    );
+    let c = op(&mut g, "c", Op::Unary { func: UnaryFn::Exp }, vec![b]);
+    g.outputs.push(c);
+    let ins = [tensor(DType::F32, &[2], &[1., 2.])];
+    let got = execute_values(&g, &ins, &[a, b, a]).unwrap();
+    assert_eq!(got[0].to_f64_vec(), vec![-1., -2.]);
+    assert_eq!(got[1].to_f64_vec(), vec![1., 4.]);
+    assert_eq!(got[2], got[0]);
+}
+
+#[test]
+fn bad_inputs_and_mesh_ops_give_clear_errors() {
+    let mut g = Graph::new("bad");
+    let x = input(&mut g, "x", DType::F32, &[2]);
+    g.outputs.push(x);
+    let e = execute(&g, &[tensor(DType::F32, &[3], &[0.; 3])]).unwrap_err();
+    assert_eq!(e.to_string(), "input 0 (`x`): expected f32[2], got f32[3]");
+    let e = execute(&g, &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "graph `bad` has 1 inputs, 0 tensors were given"
+    );
+    g.mesh = Some("dp=2".parse().unwrap());
+    let r = g
+        .push(
+            "r",
+            Op::AllReduce {
+                axes: vec!["dp".into()],
+                func: ReduceFn::Sum,
+            },
+            vec![x],
+            None,
+        )
+        .unwrap();
+    g.outputs = vec![r];
+    let e = execute(&g, &[tensor(DType::F32, &[2], &[0.; 2])]).unwrap_err();
+    assert!(
+        e.to_string().contains("all_reduce needs the mesh executor"),
+        "{e}"
+    );
+}
+
+#[test]
+fn random_inputs_are_deterministic_and_follow_hints() {
+    let mut g = Graph::new("hints");
+    let table = input(&mut g, "table", DType::F32, &[10, 4]);
+    let ids = input(&mut g, "ids", DType::I32, &[64]);
+    let fixed = g
+        .push(
+            "ones",
+            Op::Input {
+                init: Some(shardc_ir::Init::Fill { value: 1.0 }),
+            },
+            vec![],
+            Some(ty(DType::F32, &[3])),
+        )
+        .unwrap();
+    let labels = g
+        .push(
+            "labels",
+            Op::Input {
+                init: Some(shardc_ir::Init::Index { high: 3 }),
+            },
+            vec![],
+            Some(ty(DType::I64, &[64])),
+        )
+        .unwrap();
+    let emb = op(&mut g, "emb", Op::Gather { axis: 0 }, vec![table, ids]);
+    g.outputs = vec![emb, fixed, labels];
+    let a = random_inputs(&g, 42);
+    assert_eq!(a, random_inputs(&g, 42));
+    assert_ne!(a[0], random_inputs(&g, 43)[0]);
+    let ids_v = a[1].to_f64_vec();
+    assert!(ids_v.iter().all(|&i| (0.0..10.0).contains(&i)));
+    assert!(
+        ids_v.iter().any(|&i| i >= 5.0),
+        "indices cover the table's rows"
+    );
+    assert_eq!(a[2].to_f64_vec(), vec![1.0; 3]);
+    assert!(a[3].to_f64_vec().iter().all(|&i| (0.0..3.0).contains(&i)));
+    let s = a[0].summary();
+    assert!(s.mean.abs() < 0.5 && s.l2 > 2.0, "normal(0,1) values: {s}");
+    // The inputs run.
+    execute(&g, &a).unwrap();
+}
+
+#[test]
+fn relative_error_of_identical_runs_is_zero() {
+    let mut g = Graph::new("same");
+    let x = input(&mut g, "x", DType::F32, &[5, 5]);
+    let y = softmax(&mut g, x, "s");
+    g.outputs.push(y);
+    let ins = random_inputs(&g, 9);
+    let a = execute(&g, &ins).unwrap();
+    let b = execute(&g, &ins).unwrap();
+    assert_eq!(max_relative_error(&a[0], &b[0]).unwrap(), 0.0);
+}
+
+// --- convolution ---------------------------------------------------------------------------
+
+/// Parameters of a naive NC(spatial) convolution, written straight from XLA's definition.
+struct NaiveConv {
+    stride: Vec<usize>,
+    pad: Vec<(i64, i64)>,
+    lhs_dil: Vec<usize>,
+    rhs_dil: Vec<usize>,
+    groups: usize,
+    batch_groups: usize,
+}
+
+/// Row-major strides.
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        s[d] = s[d + 1] * shape[d + 1];
+    }
+    s
+}
+
+fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut c = vec![0; shape.len()];
+    for d in (0..shape.len()).rev() {
+        c[d] = i % shape[d];
+        i /= shape[d];
+    }
+    c
+}
+
+/// x: [N, C, S...], w: [O, I, K...]. Builds the dilated, padded input explicitly, then slides.
+fn naive_conv(
+    x: &[f64],
+    xs: &[usize],
+    w: &[f64],
+    ws: &[usize],
+    p: &NaiveConv,
+) -> (Vec<f64>, Vec<usize>) {
+    let sp = xs.len() - 2;
+    let (n, c) = (xs[0], xs[1]);
+    let (o, i_per) = (ws[0], ws[1]);
+    // Dilate then pad each spatial dim (negative padding crops).
+    let mut padded_shape = vec![n, c];
+    for d in 0..sp {
+        let dil = (xs[2 + d] - 1) * p.lhs_dil[d] + 1;
+        padded_shape.push((dil as i64 + p.pad[d].0 + p.pad[d].1) as usize);
+    }
+    let total: usize = padded_shape.iter().product();
+    let mut xp = vec![0.0; total];
+    let pst = strides(&padded_shape);
+    for (flat, &v) in x.iter().enumerate() {
+        let idx = unravel(flat, xs);
+        let mut off = idx[0] * pst[0] + idx[1] * pst[1];
+        let mut inside = true;
+        for d in 0..sp {
+            let pos = (idx[2 + d] * p.lhs_dil[d]) as i64 + p.pad[d].0;
+            if pos < 0 || pos >= padded_shape[2 + d] as i64 {
+                inside = false;
+            }
+            off += pos.max(0) as usize * pst[2 + d];
+        }
+        if inside {
+            xp[off] = v;
+        }
+    }
+    let n_out = n / p.batch_groups;
+    let mut out_shape = vec![n_out, o];
+    for d in 0..sp {
+        let dk = (ws[2 + d] - 1) * p.rhs_dil[d] + 1;
+        out_shape.push((padded_shape[2 + d] - dk) / p.stride[d] + 1);
+    }
+    let k_sp = &ws[2..];
+    let k_total: usize = k_sp.iter().product();
+    let out_total: usize = out_shape.iter().product();
+    let wst = strides(ws);
+    let mut out = vec![0.0; out_total];
+    let o_per_group = o / (p.groups * p.batch_groups);
+    for (flat, slot) in out.iter_mut().enumerate() {
+        let oi = unravel(flat, &out_shape);
+        let (b, f) = (oi[0], oi[1]);
+        let group = f / o_per_group;
+        let (ch0, batch) = if p.groups > 1 {
+            (group * i_per, b)
+        } else {
+            (0, b + group * n_out)
+        };
+        let mut acc = 0.0;
+        for ic in 0..i_per {
+            for kk in 0..k_total {
+                let kidx = unravel(kk, k_sp);
+                let mut off = batch * pst[0] + (ch0 + ic) * pst[1];
+                for d in 0..sp {
+                    off += (oi[2 + d] * p.stride[d] + kidx[d] * p.rhs_dil[d]) * pst[2 + d];
+                }
+                let mut woff = f * wst[0] + ic * wst[1];
+                for d in 0..sp {
+                    woff += kidx[d] * wst[2 + d];
+                }
+                acc += xp[off] * w[woff];
+            }
+        }
+        *slot = acc;
+    }
+    (out, out_shape)
+}
+
+fn check_conv(xs: &[u64], ws: &[u64], p: NaiveConv) {
+    let sp = xs.len() - 2;
+    let conv = Conv {
+        dims: ConvDims::nchw(sp),
+        window_strides: p.stride.iter().map(|&s| s as u64).collect(),
+        padding: p.pad.clone(),
+        lhs_dilation: p.lhs_dil.iter().map(|&s| s as u64).collect(),
+        rhs_dilation: p.rhs_dil.iter().map(|&s| s as u64).collect(),
+        feature_group_count: p.groups as u64,
+        batch_group_count: p.batch_groups as u64,
+    };
+    let mut g = Graph::new("conv");
+    let x = input(&mut g, "x", DType::F64, xs);
+    let w = input(&mut g, "w", DType::F64, ws);
+    let y = g
+        .push("y", Op::Convolution(conv), vec![x, w], None)
+        .unwrap();
+    g.outputs.push(y);
+    let ins = random_inputs(&g, 5);
+    let got = execute(&g, &ins).unwrap().remove(0);
+    let xsu: Vec<usize> = xs.iter().map(|&d| d as usize).collect();
+    let wsu: Vec<usize> = ws.iter().map(|&d| d as usize).collect();
+    let (want, shape) = naive_conv(&ins[0].to_f64_vec(), &xsu, &ins[1].to_f64_vec(), &wsu, &p);
+    assert_eq!(got.shape(), shape.as_slice());
+    assert_close(&got.to_f64_vec(), &want, 1e-13);
+}
+
+fn plain(sp: usize) -> NaiveConv {
+    NaiveConv {
+        stride: vec![1; sp],
+        pad: vec![(0, 0); sp],
+        lhs_dil: vec![1; sp],
+        rhs_dil: vec![1; sp],
+        groups: 1,
+        batch_groups: 1,
+    }
+}
+
+#[test]
+fn conv1d_with_stride_padding_and_dilation_matches_naive() {
+    check_conv(&[2, 3, 11], &[4, 3, 3], plain(1));
+    check_conv(
+        &[2, 3, 11],
+        &[4, 3, 3],
+        NaiveConv {
+            stride: vec![2],
+            pad: vec![(2, 1)],
+            rhs_dil: vec![2],
+            ..plain(1)
+        },
+    );
+    check_conv(
+        &[1, 2, 6],
+        &[2, 2, 2],
+        NaiveConv {
+            pad: vec![(-1, 2)],
+            lhs_dil: vec![2],
+            ..plain(1)
+        },
+    );
+}
+
+#[test]
+fn conv2d_with_groups_matches_naive() {
+    check_conv(
+        &[2, 4, 7, 6],
+        &[6, 4, 3, 3],
+        NaiveConv {
+            stride: vec![2, 1],
+            pad: vec![(1, 1), (0, 2)],
+            ..plain(2)
+        },
+    );
+    // Feature groups: 4 input channels in 2 groups of 2, 6 outputs in 2 groups of 3.
+    check_conv(
+        &[2, 4, 5, 5],
+        &[6, 2, 3, 2],
+        NaiveConv {
+            groups: 2,
+            rhs_dil: vec![1, 2],
+            pad: vec![(1, 1), (1, 1)],
+            ..plain(2)
+        },
+    );
+    // Depthwise: one input channel per group.
+    check_conv(
+        &[1, 3, 4, 4],
+        &[3, 1, 2, 2],
+        NaiveConv {
+            groups: 3,
+            ..plain(2)
+        },
+    );
+    // Batch groups (the weight gradient of a grouped conv): batch 4 in 2 groups of 2.
+    check_conv(
+        &[4, 3, 5, 5],
+        &[4, 3, 3, 3],
+        NaiveConv {
+            batch_groups: 2,
+            pad: vec![(1, 0), (0, -1)],
+            ..plain(2)
+        },
+    );
+}
+
+#[test]
+fn conv_honours_dimension_numbers() {
+    // NHWC input, HWIO kernel, NHWC output: the same numbers as the NCHW run, transposed.
+    let dims = ConvDims {
+        input_batch: 0,
+        input_feature: 3,
+        input_spatial: vec![1, 2],
+        kernel_input_feature: 2,
+        kernel_output_feature: 3,
+        kernel_spatial: vec![0, 1],
+        output_batch: 0,
+        output_feature: 3,
+        output_spatial: vec![1, 2],
+    };
+    let mut conv = Conv::simple(2, 1, 1);
+    conv.dims = dims;
+    let mut g = Graph::new("nhwc");
+    let x = input(&mut g, "x", DType::F64, &[2, 5, 4, 3]);
+    let w = input(&mut g, "w", DType::F64, &[3, 3, 3, 2]);
+    let y = g
+        .push("y", Op::Convolution(conv), vec![x, w], None)
+        .unwrap();
+    g.outputs.push(y);
+    let ins = random_inputs(&g, 11);
+    let got = execute(&g, &ins).unwrap().remove(0);
+    assert_eq!(got.shape(), &[2, 5, 4, 2]);
+    // Transpose inputs to NCHW / OIHW and run the naive reference.
+    let (xv, wv) = (ins[0].to_f64_vec(), ins[1].to_f64_vec());
+    let mut xn = vec![0.0; xv.len()];
+    for (f, &v) in xv.iter().enumerate() {
+        let i = unravel(f, &[2, 5, 4, 3]);
+        xn[((i[0] * 3 + i[3]) * 5 + i[1]) * 4 + i[2]] = v;
+    }
+    let mut wn = vec![0.0; wv.len()];
+    for (f, &v) in wv.iter().enumerate() {
+        let i = unravel(f, &[3, 3, 3, 2]);
+        wn[((i[3] * 3 + i[2]) * 3 + i[0]) * 3 + i[1]] = v;
+    }
+    let p = NaiveConv {
+        pad: vec![(1, 1), (1, 1)],
+        ..plain(2)
+    };
+    let (want, shape) = naive_conv(&xn, &[2, 3, 5, 4], &wn, &[2, 3, 3, 3], &p);
+    assert_eq!(shape, vec![2, 2, 5, 4]);
+    let gv = got.to_f64_vec();
+    for (f, &v) in want.iter().enumerate() {
+        let i = unravel(f, &shape);
+        let g_at = gv[((i[0] * 5 + i[2]) * 4 + i[3]) * 2 + i[1]];
+        assert!((g_at - v).abs() < 1e-12, "at {i:?}: {g_at} vs {v}");
+    }
+}

@@ -1,0 +1,405 @@
+//! The collectives a sharded graph needs: operands resharded to what each op's factors require
+//! given its result's sharding, pending sums reduced (once, at their producer), results brought
+//! from the sharding the op computes them in to the assigned one, and halo exchanges for sharded
+//! window factors. Also `explain`: why a value has its sharding and what its consumers need.
+
+use std::fmt;
+
+use shardc_cost_model::CommUse;
+use shardc_ir::{Graph, ShardingAssignment, TensorType, ValueId};
+
+use crate::error::{Result, ShardingError};
+use crate::format::jax;
+use crate::needs::{self, OpNeeds};
+use crate::propagate::ShardedGraph;
+use crate::reason::Reason;
+use crate::reshard::{local_type, reshard, same_layout, ReshardKind};
+
+/// A collective with the value it moves (`None`: the node's own result).
+struct Need {
+    comm: CommUse,
+    operand: Option<ValueId>,
+}
+
+/// Every collective `assignment` implies for `graph`, in node order.
+pub fn required_collectives(
+    graph: &Graph,
+    assignment: &ShardingAssignment,
+) -> Result<Vec<CommUse>> {
+    Ok(needs_of(graph, assignment)?
+        .into_iter()
+        .map(|n| n.comm)
+        .collect())
+}
+
+fn check(graph: &Graph, assignment: &ShardingAssignment) -> Result<()> {
+    if assignment.shardings.len() != graph.len() {
+        return Err(ShardingError::Invalid {
+            value: graph.name.clone(),
+            message: format!(
+                "the assignment has {} shardings, the graph {} values",
+                assignment.shardings.len(),
+                graph.len()
+            ),
+        });
+    }
+    for v in graph.ids() {
+        assignment.shardings[v.index()]
+            .validate(&assignment.mesh, graph.ty(v).rank())
+            .map_err(|message| ShardingError::Invalid {
+                value: graph.node(v).name.clone(),
+                message,
+            })?;
+    }
+    Ok(())
+}
+
+fn needs_of(graph: &Graph, assignment: &ShardingAssignment) -> Result<Vec<Need>> {
+    check(graph, assignment)?;
+    let mesh = &assignment.mesh;
+    let assigned = &assignment.shardings;
+    let ops: Vec<Option<(shardc_ir::OpFactors, OpNeeds)>> = graph
+        .ids()
+        .map(|n| {
+            let f = graph.factors(n);
+            (!graph.node(n).op.is_source() && needs::usable(graph, n, &f)).then(|| {
+                let need = needs::op_needs(graph, n, &f, assignment);
+                (f, need)
+            })
+        })
+        .collect();
+    let users = graph.users();
+    let name = |v: ValueId| graph.node(v).name.as_str();
+    let mut out = Vec::new();
+    // Pending sums are reduced once, at the producer: straight into what the consumers need if
+    // they all need the same (a reduce-scatter where that is sharded), else to the plain value.
+    let mut reduced = assigned.clone();
+    for v in graph.ids() {
+        let s = &assigned[v.index()];
+        if s.partial.is_empty() {
+            continue;
+        }
+        let plain = shardc_ir::Sharding {
+            partial: Vec::new(),
+            ..s.clone()
+        };
+        let mut targets: Vec<shardc_ir::Sharding> = Vec::new();
+        let mut add = |t: shardc_ir::Sharding| {
+            if !targets.iter().any(|x| same_layout(x, &t)) {
+                targets.push(t);
+            }
+        };
+        for &u in &users[v.index()] {
+            match &ops[u.index()] {
+                Some((_, need)) => {
+                    for (i, &o) in graph.node(u).operands.iter().enumerate() {
+                        if o == v {
+                            add(need.operands[i].clone());
+                        }
+                    }
+                }
+                None => add(shardc_ir::Sharding::replicated(s.rank())),
+            }
+        }
+        if graph.outputs.contains(&v) {
+            add(plain.clone());
+        }
+        let target = match targets.len() {
+            0 => continue,
+            1 => targets.remove(0),
+            _ => plain,
+        };
+        let why = format!(
+            "`{}` is a pending {} over {}: reduced to {} for its consumers",
+            name(v),
+            s.partial_fn.name(),
+            s.partial.join(","),
+            jax(&target)
+        );
+        push(&mut out, mesh, v, None, s, &target, graph.ty(v), why)?;
+        reduced[v.index()] = target;
+    }
+    for n in graph.ids() {
+        let Some((f, need)) = &ops[n.index()] else {
+            continue;
+        };
+        for (i, &o) in graph.node(n).operands.iter().enumerate() {
+            let from = &reduced[o.index()];
+            let to = &need.operands[i];
+            let why = format!(
+                "operand {i} `{}` of `{}`: {} to {}",
+                name(o),
+                name(n),
+                jax(from),
+                jax(to)
+            );
+            push(&mut out, mesh, n, Some(o), from, to, graph.ty(o), why)?;
+        }
+        let target = &assigned[n.index()];
+        if !same_layout(&need.natural, target) {
+            let why = format!(
+                "result of `{}`: computed as {}, assigned {}",
+                name(n),
+                jax(&need.natural),
+                jax(target)
+            );
+            push(
+                &mut out,
+                mesh,
+                n,
+                None,
+                &need.natural,
+                target,
+                graph.ty(n),
+                why,
+            )?;
+        }
+        for (k, places) in needs::windows(f, &need.factors) {
+            let axis = need.factors.axes[k]
+                .last()
+                .expect("invariant: sharded window factor")
+                .clone();
+            let size = mesh.axis_size(&axis).unwrap_or(1);
+            for (i, d) in places {
+                let o = graph.node(n).operands[i];
+                let mut local = local_type(&need.operands[i], graph.ty(o), mesh);
+                // Estimate of the halo: half the size change across the op each way, at least one
+                // element, at most the local shard (the partitioner computes the exact halo).
+                let change = graph.ty(o).dims()[d].abs_diff(f.factors[k].size);
+                let width = change.div_ceil(2).max(1).min(local.dims()[d]);
+                let mut dims = local.dims().to_vec();
+                dims[d] = width;
+                local = TensorType::new(local.dtype, dims);
+                for (dir, pairs) in [
+                    ("up", (0..size - 1).map(|c| (c, c + 1)).collect::<Vec<_>>()),
+                    ("down", (0..size - 1).map(|c| (c + 1, c)).collect()),
+                ] {
+                    out.push(Need {
+                        comm: CommUse {
+                            node: n,
+                            op: shardc_ir::Op::CollectivePermute {
+                                axis: axis.clone(),
+                                pairs,
+                            },
+                            local_operand: local.clone(),
+                            reason: format!(
+                                "halo of operand {i} `{}` dim {d} of `{}` sharded on {axis} ({dir})",
+                                name(o),
+                                name(n)
+                            ),
+                        },
+                        operand: Some(o),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Appends the collectives of resharding `from` to `to` on behalf of `node`.
+#[allow(clippy::too_many_arguments)]
+fn push(
+    out: &mut Vec<Need>,
+    mesh: &shardc_ir::Mesh,
+    node: ValueId,
+    operand: Option<ValueId>,
+    from: &shardc_ir::Sharding,
+    to: &shardc_ir::Sharding,
+    ty: &TensorType,
+    why: String,
+) -> Result<()> {
+    for step in reshard(from, to, ty, mesh)? {
+        if let Some(op) = step.collective() {
+            out.push(Need {
+                comm: CommUse {
+                    node,
+                    op,
+                    local_operand: step.local_operand,
+                    reason: why.clone(),
+                },
+                operand,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Why one value has its sharding, and the collectives its consumers need.
+#[derive(Clone, Debug)]
+pub struct Explanation {
+    pub value: ValueId,
+    pub name: String,
+    pub sharding: shardc_ir::Sharding,
+    /// The chain of reasons, from the value back to the annotations, one line each.
+    pub chain: Vec<String>,
+    /// Collectives that move this value (its consumers' reshards, its own pending sum).
+    pub collectives: Vec<CommUse>,
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}: {}", self.name, jax(&self.sharding))?;
+        writeln!(f, "why:")?;
+        for l in &self.chain {
+            writeln!(f, "  {l}")?;
+        }
+        if self.collectives.is_empty() {
+            writeln!(f, "collectives: none")?;
+        } else {
+            writeln!(f, "collectives:")?;
+            for c in &self.collectives {
+                writeln!(f, "  {} on {}: {}", c.op.name(), c.local_operand, c.reason)?;
+                if let Some(k) = describe(&c.op) {
+                    writeln!(f, "    {k}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe(op: &shardc_ir::Op) -> Option<String> {
+    use shardc_ir::Op;
+    let kind = match op.clone() {
+        Op::AllGather { dim, axes } => ReshardKind::AllGather { dim, axes },
+        Op::ReduceScatter { dim, axes, func } => ReshardKind::ReduceScatter { dim, axes, func },
+        Op::AllReduce { axes, func } => ReshardKind::AllReduce { axes, func },
+        Op::AllToAll {
+            split_dim,
+            concat_dim,
+            axes,
+        } => ReshardKind::AllToAll {
+            split_dim,
+            concat_dim,
+            axes,
+        },
+        Op::CollectivePermute { axis, pairs } => ReshardKind::CollectivePermute { axis, pairs },
+        _ => return None,
+    };
+    Some(kind.to_string())
+}
+
+impl ShardedGraph {
+    /// The collectives this graph's assignment needs (see [`required_collectives`]).
+    pub fn collectives(&self) -> Result<Vec<CommUse>> {
+        required_collectives(&self.graph, &self.assignment)
+    }
+
+    /// Why `v` has its sharding (following rules back to annotations) and the collectives that
+    /// move it.
+    pub fn explain(&self, v: ValueId) -> Result<Explanation> {
+        if v.index() >= self.graph.len() {
+            return Err(ShardingError::UnknownValue(v.to_string()));
+        }
+        let name = |v: ValueId| self.graph.node(v).name.clone();
+        let mut chain = Vec::new();
+        let mut seen = vec![false; self.graph.len()];
+        let mut stack = vec![(v, 0usize)];
+        // Depth-first back to the annotations; a long chain is cut, the rest is one more hop.
+        while let Some((w, depth)) = stack.pop() {
+            if seen[w.index()] || chain.len() >= 64 {
+                continue;
+            }
+            seen[w.index()] = true;
+            let pad = "  ".repeat(depth);
+            let s = jax(self.sharding(w));
+            match self.reason(w) {
+                Reason::Unknown => chain.push(format!(
+                    "{pad}`{}`: {s}: no annotation reaches it, replicated",
+                    name(w)
+                )),
+                Reason::Annotation { priority } => chain.push(format!(
+                    "{pad}`{}`: {s}: annotated (priority {priority})",
+                    name(w)
+                )),
+                Reason::Fallback { op } => chain.push(format!(
+                    "{pad}`{}`: {s}: `{op}` has no usable sharding rule, replicated",
+                    name(w)
+                )),
+                Reason::Consumer { user, .. } => chain.push(format!(
+                    "{pad}`{}`: {s}: needed by `{}`",
+                    name(w),
+                    name(*user)
+                )),
+                Reason::Rule {
+                    op,
+                    from,
+                    phase,
+                    round,
+                } => {
+                    let via = if *op == w {
+                        format!("its op `{}`", self.graph.node(*op).op.name())
+                    } else {
+                        format!(
+                            "its user `{}` ({})",
+                            name(*op),
+                            self.graph.node(*op).op.name()
+                        )
+                    };
+                    let from_names: Vec<String> =
+                        from.iter().map(|&x| format!("`{}`", name(x))).collect();
+                    chain.push(format!(
+                        "{pad}`{}`: {s}: rule of {via} from {} ({phase:?}, priority round {round})",
+                        name(w),
+                        from_names.join(", ")
+                    ));
+                    for &x in from.iter().rev() {
+                        stack.push((x, depth + 1));
+                    }
+                }
+            }
+        }
+        let collectives = needs_of(&self.graph, &self.assignment)?
+            .into_iter()
+            .filter(|n| n.operand == Some(v) || (n.operand.is_none() && n.comm.node == v))
+            .map(|n| n.comm)
+            .collect();
+        Ok(Explanation {
+            value: v,
+            name: name(v),
+            sharding: self.sharding(v).clone(),
+            chain,
+            collectives,
+        })
+    }
+
+    /// Every value with its sharding and reason, then the collectives: the text a person reviews.
+    pub fn report(&self) -> Result<String> {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let g = &self.graph;
+        let width = g.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
+        for v in g.ids() {
+            let n = g.node(v);
+            let why = match self.reason(v) {
+                Reason::Unknown => "unreached".to_string(),
+                Reason::Annotation { priority } => format!("annotation p{priority}"),
+                Reason::Fallback { .. } => "no rule".to_string(),
+                Reason::Consumer { .. } => "consumer".to_string(),
+                Reason::Rule { op, .. } if *op == v => format!("forward via {}", n.op.name()),
+                Reason::Rule { op, .. } => format!("backward from `{}`", g.node(*op).name),
+            };
+            let _ = writeln!(
+                out,
+                "{:width$}  {:16} {:40} {why}",
+                n.name,
+                n.ty.to_string(),
+                jax(self.sharding(v))
+            );
+        }
+        let comms = self.collectives()?;
+        let _ = writeln!(out, "collectives:");
+        if comms.is_empty() {
+            let _ = writeln!(out, "  none");
+        }
+        for c in comms {
+            let k = describe(&c.op).unwrap_or_else(|| c.op.name().to_string());
+            let _ = writeln!(out, "  {k} on {}: {}", c.local_operand, c.reason);
+        }
+        for w in &self.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        Ok(out)
+    }
+}

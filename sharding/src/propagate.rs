@@ -1,0 +1,417 @@
+//! The propagation engine: user annotations spread through the graph's op factor rules, forward
+//! and backward, to a fixpoint, every step recorded as a variant in the e-graph.
+//!
+//! Conflicts are settled in this order, each a documented, deterministic rule:
+//! 1. **User priority**: annotations of priority 0 propagate to a fixpoint before those of
+//!    priority 1 are even seen (a value annotated at a later priority is neither read nor written
+//!    until its round), and so on.
+//! 2. **Op kind** (Shardy's op priorities): within a round, ops whose factors are all
+//!    pass-through (elementwise, transpose, broadcast, plain reshapes) run to a fixpoint first,
+//!    then every op (dots, reductions, convolutions, slices...).
+//! 3. **Merging**: where tensors of an op shard a factor compatibly (one's axes a prefix of the
+//!    other's) the longer sharding wins; where they disagree, at first only their common part
+//!    propagates, and in a last phase the sharding of better precedence wins (lower user
+//!    priority, then more axes, then the earlier operand, the result last).
+//!
+//! Propagation only refines: an open dim gains minor axes, a closed dim (every annotated dim not
+//! marked open) never changes. Ops that have no usable rule (collectives, send/recv in an input
+//! graph, or a factor table that does not fit) give a replicated result and a warning.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use shardc_ir::{
+    Annotation, DimSharding, FactorKind, Graph, Mesh, Op, OpFactors, ReduceFn, Sharding,
+    ShardingAssignment, ValueId,
+};
+
+use crate::egraph::{VariantGraph, VariantRecord};
+use crate::error::{Result, ShardingError};
+use crate::needs;
+use crate::reason::{Phase, Reason};
+use crate::rules::{self, Candidate, Strategy};
+
+/// A graph with a sharding for every value, and why each value has it.
+pub struct ShardedGraph {
+    pub graph: Graph,
+    pub assignment: ShardingAssignment,
+    /// Ops without a usable sharding rule, one line each, in node order.
+    pub warnings: Vec<String>,
+    pub(crate) variants: VariantGraph,
+}
+
+impl ShardedGraph {
+    /// The sharding of `v`.
+    pub fn sharding(&self, v: ValueId) -> &Sharding {
+        &self.assignment.shardings[v.index()]
+    }
+
+    /// Why `v` has its sharding (the reason of its final variant).
+    pub fn reason(&self, v: ValueId) -> &Reason {
+        &self.variants.current(v).reason
+    }
+
+    /// Every sharding `v` took during propagation and every sharding a consumer needs it in,
+    /// with the reason for each, in the order they were derived.
+    pub fn history(&self, v: ValueId) -> Vec<(&Sharding, &Reason)> {
+        self.variants
+            .variants(v)
+            .into_iter()
+            .map(|r| (&r.sharding, &r.reason))
+            .collect()
+    }
+
+    /// Number of e-nodes (variants and reshards) in the e-graph.
+    pub fn enode_count(&self) -> usize {
+        self.variants.egraph.total_size()
+    }
+}
+
+/// Propagates `annotations` (value name → sharding) through `graph` on `mesh`.
+pub fn propagate(graph: &Graph, mesh: &Mesh, annotations: &[Annotation]) -> Result<ShardedGraph> {
+    mesh.validate()?;
+    let mut annotated: Vec<Option<&Annotation>> = vec![None; graph.len()];
+    let index = graph.name_index();
+    for a in annotations {
+        let v = *index
+            .get(a.value.as_str())
+            .ok_or_else(|| ShardingError::UnknownValue(a.value.clone()))?;
+        a.sharding
+            .validate(mesh, graph.ty(v).rank())
+            .map_err(|message| ShardingError::Invalid {
+                value: a.value.clone(),
+                message,
+            })?;
+        if annotated[v.index()].is_some() {
+            return Err(ShardingError::Invalid {
+                value: a.value.clone(),
+                message: "annotated twice".into(),
+            });
+        }
+        annotated[v.index()] = Some(a);
+    }
+    let mut engine = Engine::new(graph, mesh, annotated);
+    let mut rounds: Vec<u32> = annotations.iter().map(|a| a.priority).collect();
+    rounds.sort_unstable();
+    rounds.dedup();
+    for round in rounds {
+        engine.round = round;
+        engine.activate(round);
+        for phase in [Phase::PassThrough, Phase::AllOps, Phase::Aggressive] {
+            engine.fixpoint(phase);
+        }
+    }
+    engine.finish()
+}
+
+struct Engine<'a> {
+    graph: &'a Graph,
+    mesh: &'a Mesh,
+    factors: Vec<OpFactors>,
+    has_rule: Vec<bool>,
+    pass_through: Vec<bool>,
+    users: Vec<Vec<ValueId>>,
+    annotated: Vec<Option<&'a Annotation>>,
+    vg: VariantGraph,
+    warnings: Vec<String>,
+    round: u32,
+}
+
+/// The pending reduction a sharded reduction factor of `op` leaves.
+fn partial_fn(op: &Op) -> ReduceFn {
+    match op {
+        Op::Reduce { func, .. } => *func,
+        _ => ReduceFn::Sum,
+    }
+}
+
+fn open(rank: usize) -> Sharding {
+    Sharding {
+        dims: vec![DimSharding::open(); rank],
+        ..Sharding::replicated(rank)
+    }
+}
+
+impl<'a> Engine<'a> {
+    fn new(graph: &'a Graph, mesh: &'a Mesh, annotated: Vec<Option<&'a Annotation>>) -> Self {
+        let mut e = Engine {
+            graph,
+            mesh,
+            factors: Vec::with_capacity(graph.len()),
+            has_rule: Vec::with_capacity(graph.len()),
+            pass_through: Vec::with_capacity(graph.len()),
+            users: graph.users(),
+            annotated,
+            vg: VariantGraph::new(),
+            warnings: Vec::new(),
+            round: 0,
+        };
+        for v in graph.ids() {
+            let node = graph.node(v);
+            let f = graph.factors(v);
+            let usable = needs::usable(graph, v, &f);
+            let (sharding, reason) = if usable {
+                (open(node.ty.rank()), Reason::Unknown)
+            } else {
+                e.warnings.push(format!(
+                    "`{}` ({}): no usable sharding rule, its result is replicated",
+                    node.name,
+                    node.op.name()
+                ));
+                (
+                    Sharding::replicated(node.ty.rank()),
+                    Reason::Fallback {
+                        op: node.op.name().to_string(),
+                    },
+                )
+            };
+            let rule = usable && !node.op.is_source();
+            e.pass_through
+                .push(rule && f.factors.iter().all(|x| x.kind == FactorKind::PassThrough));
+            e.has_rule.push(rule);
+            e.factors.push(f);
+            e.vg.add_variant(
+                VariantRecord {
+                    value: v,
+                    sharding,
+                    priority: u32::MAX,
+                    reason,
+                },
+                &node.operands,
+            );
+        }
+        e
+    }
+
+    fn blocked(&self, v: ValueId) -> bool {
+        self.annotated[v.index()].is_some_and(|a| a.priority > self.round)
+    }
+
+    fn activate(&mut self, round: u32) {
+        for v in self.graph.ids() {
+            let Some(a) = self.annotated[v.index()] else {
+                continue;
+            };
+            if a.priority == round {
+                self.vg.add_variant(
+                    VariantRecord {
+                        value: v,
+                        sharding: a.sharding.clone(),
+                        priority: a.priority,
+                        reason: Reason::Annotation {
+                            priority: a.priority,
+                        },
+                    },
+                    &self.graph.node(v).operands,
+                );
+            }
+        }
+    }
+
+    fn eligible(&self, n: usize, phase: Phase) -> bool {
+        self.has_rule[n] && (phase != Phase::PassThrough || self.pass_through[n])
+    }
+
+    fn fixpoint(&mut self, phase: Phase) {
+        let n = self.graph.len();
+        let mut queued = vec![false; n];
+        let mut queue: VecDeque<usize> = VecDeque::new();
+        for i in (0..n).filter(|&i| self.eligible(i, phase)) {
+            queued[i] = true;
+            queue.push_back(i);
+        }
+        while let Some(i) = queue.pop_front() {
+            queued[i] = false;
+            for v in self.apply(ValueId(i as u32), phase) {
+                let around = std::iter::once(v).chain(self.users[v.index()].iter().copied());
+                for w in around {
+                    if !queued[w.index()] && self.eligible(w.index(), phase) {
+                        queued[w.index()] = true;
+                        queue.push_back(w.index());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies the rule of node `n`; returns the values whose sharding it refined.
+    fn apply(&mut self, n: ValueId, phase: Phase) -> Vec<ValueId> {
+        let node = self.graph.node(n);
+        let f = &self.factors[n.index()];
+        let tensors: Vec<ValueId> = node.operands.iter().copied().chain([n]).collect();
+        let result = tensors.len() - 1;
+        let dims_of = |t: usize| {
+            if t == result {
+                &f.result
+            } else {
+                &f.operands[t]
+            }
+        };
+        let mut cands: Vec<Vec<Candidate>> = vec![Vec::new(); f.factors.len()];
+        for (t, &v) in tensors.iter().enumerate() {
+            if self.blocked(v) {
+                continue;
+            }
+            let rec = self.vg.current(v);
+            for (k, axes) in rules::project(dims_of(t), &f.factors, &rec.sharding, self.mesh) {
+                cands[k].push(Candidate {
+                    axes,
+                    priority: rec.priority,
+                    tensor: t,
+                });
+            }
+        }
+        let strategy = if phase == Phase::Aggressive {
+            Strategy::Aggressive
+        } else {
+            Strategy::Basic
+        };
+        let (fs, sources) = rules::resolve(&f.factors, &cands, strategy);
+        let reduced = rules::reduction_axes(f, &fs);
+        let mut changed = Vec::new();
+        for (t, &v) in tensors.iter().enumerate() {
+            if self.blocked(v) {
+                continue;
+            }
+            let proposed = rules::back_project(dims_of(t), &f.factors, &fs, self.mesh);
+            let fixed = self.annotated[v.index()].is_some();
+            let partial: &[String] = if t == result && !fixed { &reduced } else { &[] };
+            let cur = self.vg.current(v);
+            let Some(new) = refine(&cur.sharding, &proposed, partial, partial_fn(&node.op)) else {
+                continue;
+            };
+            // Who this tensor's new sharding comes from: the tensors behind its factors.
+            let mut from: Vec<usize> = dims_of(t)
+                .iter()
+                .flatten()
+                .chain(
+                    if t == result {
+                        f.factors
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, x)| x.kind == FactorKind::Reduction)
+                            .map(|(i, _)| i)
+                            .collect::<Vec<_>>()
+                    } else {
+                        Vec::new()
+                    }
+                    .iter(),
+                )
+                .flat_map(|&k| sources[k].iter().copied())
+                .filter(|&s| s != t)
+                .collect();
+            from.sort_unstable();
+            from.dedup();
+            let priority = from
+                .iter()
+                .map(|&s| self.vg.current(tensors[s]).priority)
+                .chain([cur.priority])
+                .min()
+                .unwrap_or(u32::MAX);
+            let record = VariantRecord {
+                value: v,
+                sharding: new,
+                priority,
+                reason: Reason::Rule {
+                    op: n,
+                    from: from.iter().map(|&s| tensors[s]).collect(),
+                    phase,
+                    round: self.round,
+                },
+            };
+            self.vg.add_variant(record, &self.graph.node(v).operands);
+            changed.push(v);
+        }
+        changed
+    }
+
+    fn finish(mut self) -> Result<ShardedGraph> {
+        let shardings: Vec<Sharding> = self
+            .graph
+            .ids()
+            .map(|v| {
+                let mut s = self.vg.current(v).sharding.clone();
+                for d in &mut s.dims {
+                    d.open = false;
+                }
+                s
+            })
+            .collect();
+        let assignment = ShardingAssignment {
+            mesh: self.mesh.clone(),
+            shardings,
+        };
+        // What each consumer needs its operands in becomes a reshard e-node, so the e-graph holds
+        // every layout a value is used in (what an automatic choice extracts from).
+        let mut reshards: BTreeMap<(ValueId, usize), Sharding> = BTreeMap::new();
+        for n in self.graph.ids().filter(|n| self.has_rule[n.index()]) {
+            let needs = needs::op_needs(self.graph, n, &self.factors[n.index()], &assignment);
+            for (i, (&o, req)) in self
+                .graph
+                .node(n)
+                .operands
+                .iter()
+                .zip(needs.operands)
+                .enumerate()
+            {
+                if !crate::reshard::same_layout(&assignment.shardings[o.index()], &req) {
+                    reshards.insert((n, i), req);
+                }
+            }
+        }
+        for ((n, i), req) in reshards {
+            let o = self.graph.node(n).operands[i];
+            self.vg.add_reshard(
+                o,
+                req,
+                Reason::Consumer {
+                    user: n,
+                    operand: i,
+                },
+            );
+        }
+        self.vg.egraph.rebuild();
+        Ok(ShardedGraph {
+            graph: self.graph.clone(),
+            assignment,
+            warnings: self.warnings,
+            variants: self.vg,
+        })
+    }
+}
+
+/// Refines `cur` towards `proposed` (axes per dim) and the pending axes `partial`: an open dim
+/// whose axes are a prefix of the proposal gains the rest, as far as no axis is used twice.
+/// Returns `None` when nothing changes.
+fn refine(
+    cur: &Sharding,
+    proposed: &[Vec<String>],
+    partial: &[String],
+    func: ReduceFn,
+) -> Option<Sharding> {
+    let mut s = cur.clone();
+    let mut used: Vec<String> = cur.used_axes().into_iter().map(str::to_string).collect();
+    let mut changed = false;
+    for (d, p) in s.dims.iter_mut().zip(proposed) {
+        let n = d.axes.len();
+        if !d.open || p.len() <= n || d.axes[..] != p[..n] {
+            continue;
+        }
+        for a in &p[n..] {
+            if used.contains(a) {
+                break;
+            }
+            used.push(a.clone());
+            d.axes.push(a.clone());
+            changed = true;
+        }
+    }
+    for a in partial {
+        if !used.contains(a) {
+            used.push(a.clone());
+            s.partial.push(a.clone());
+            s.partial_fn = func;
+            changed = true;
+        }
+    }
+    changed.then_some(s)
+}

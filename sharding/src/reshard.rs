@@ -1,0 +1,346 @@
+//! Resharding: the collectives that turn a value of one sharding into another on the same mesh.
+//!
+//! The plan is built greedily, shrinking before growing so that each collective moves as few
+//! bytes as it can: first local slices (free), reduce-scatters (a pending sum straight into a
+//! sharded dim), all-to-alls (an axis moving between dims without ever holding more data), then
+//! all-reduces of what is still pending, then all-gathers, and last any new pending sums.
+//! Bytes are counted per device as a bandwidth-optimal algorithm sends them (REFERENCES.md:
+//! all-gather `(n-1)·L`, reduce-scatter and all-to-all `(n-1)/n·L`, all-reduce `2(n-1)/n·L` for a
+//! local operand of `L` bytes over `n` devices).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Serialize;
+use shardc_ir::{DimSharding, Mesh, Op, ReduceFn, Sharding, TensorType};
+
+use crate::error::{Result, ShardingError};
+
+/// What one resharding step does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReshardKind {
+    /// Concatenate the shards of `axes` along `dim`.
+    AllGather { dim: usize, axes: Vec<String> },
+    /// Reduce the pending sum over `axes`, each device keeping its shard of `dim`.
+    ReduceScatter {
+        dim: usize,
+        axes: Vec<String>,
+        func: ReduceFn,
+    },
+    /// Reduce the pending sum over `axes`.
+    AllReduce { axes: Vec<String>, func: ReduceFn },
+    /// Move `axes` from sharding `concat_dim` to sharding `split_dim`.
+    AllToAll {
+        split_dim: usize,
+        concat_dim: usize,
+        axes: Vec<String>,
+    },
+    /// Send each device's block to another device along `axis`.
+    CollectivePermute {
+        axis: String,
+        pairs: Vec<(u64, u64)>,
+    },
+    /// Keep this device's part of `dim` along `axes` (no communication).
+    LocalSlice { dim: usize, axes: Vec<String> },
+    /// Become a pending sum over `axes`: the device at coordinate 0 of `axes` keeps the value,
+    /// the others hold zeros (no communication).
+    MakePartial { axes: Vec<String> },
+}
+
+/// One step of a resharding, with what it costs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReshardStep {
+    pub kind: ReshardKind,
+    /// The per-device operand the step starts from.
+    pub local_operand: TensorType,
+    /// Bytes each device sends.
+    pub bytes_per_device: u64,
+    /// The sharding after the step.
+    pub after: Sharding,
+}
+
+impl ReshardStep {
+    /// The step as an `ir` collective op, as the cost model prices it (`None` for the local steps).
+    pub fn collective(&self) -> Option<Op> {
+        Some(match self.kind.clone() {
+            ReshardKind::AllGather { dim, axes } => Op::AllGather { dim, axes },
+            ReshardKind::ReduceScatter { dim, axes, func } => Op::ReduceScatter { dim, axes, func },
+            ReshardKind::AllReduce { axes, func } => Op::AllReduce { axes, func },
+            ReshardKind::AllToAll {
+                split_dim,
+                concat_dim,
+                axes,
+            } => Op::AllToAll {
+                split_dim,
+                concat_dim,
+                axes,
+            },
+            ReshardKind::CollectivePermute { axis, pairs } => Op::CollectivePermute { axis, pairs },
+            ReshardKind::LocalSlice { .. } | ReshardKind::MakePartial { .. } => return None,
+        })
+    }
+}
+
+impl fmt::Display for ReshardKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let j = |a: &[String]| a.join(",");
+        match self {
+            ReshardKind::AllGather { dim, axes } => write!(f, "all_gather(dim={dim}, {})", j(axes)),
+            ReshardKind::ReduceScatter { dim, axes, func } => {
+                write!(f, "reduce_scatter(dim={dim}, {}, {})", j(axes), func.name())
+            }
+            ReshardKind::AllReduce { axes, func } => {
+                write!(f, "all_reduce({}, {})", j(axes), func.name())
+            }
+            ReshardKind::AllToAll {
+                split_dim,
+                concat_dim,
+                axes,
+            } => write!(
+                f,
+                "all_to_all(split={split_dim}, concat={concat_dim}, {})",
+                j(axes)
+            ),
+            ReshardKind::CollectivePermute { axis, pairs } => {
+                write!(f, "collective_permute({axis}, {pairs:?})")
+            }
+            ReshardKind::LocalSlice { dim, axes } => {
+                write!(f, "local_slice(dim={dim}, {})", j(axes))
+            }
+            ReshardKind::MakePartial { axes } => write!(f, "make_partial({})", j(axes)),
+        }
+    }
+}
+
+fn axes_size(mesh: &Mesh, axes: &[String]) -> u64 {
+    axes.iter()
+        .map(|a| mesh.axis_size(a).unwrap_or(1))
+        .product()
+}
+
+/// The per-device type of a value of `global` type under `s`.
+pub fn local_type(s: &Sharding, global: &TensorType, mesh: &Mesh) -> TensorType {
+    let dims = global
+        .dims()
+        .iter()
+        .enumerate()
+        .map(|(d, &n)| s.local_dim(mesh, d, n))
+        .collect::<Vec<_>>();
+    TensorType::new(global.dtype, dims)
+}
+
+fn is_prefix(a: &[String], b: &[String]) -> bool {
+    a.len() <= b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// Whether two shardings place data the same way (open flags aside; pending axes as a set).
+pub fn same_layout(a: &Sharding, b: &Sharding) -> bool {
+    let set = |s: &Sharding| s.partial.iter().cloned().collect::<BTreeSet<_>>();
+    a.rank() == b.rank()
+        && a.dims.iter().zip(&b.dims).all(|(x, y)| x.axes == y.axes)
+        && set(a) == set(b)
+        && (a.partial.is_empty() || a.partial_fn == b.partial_fn)
+}
+
+/// The collectives turning a value of `global` type sharded as `from` into `to` on `mesh`.
+pub fn reshard(
+    from: &Sharding,
+    to: &Sharding,
+    global: &TensorType,
+    mesh: &Mesh,
+) -> Result<Vec<ReshardStep>> {
+    let invalid = |which: &str, m: String| ShardingError::Invalid {
+        value: format!("reshard {which}"),
+        message: m,
+    };
+    from.validate(mesh, global.rank())
+        .map_err(|m| invalid("source", m))?;
+    to.validate(mesh, global.rank())
+        .map_err(|m| invalid("target", m))?;
+    if !from.partial.is_empty() && !to.partial.is_empty() && from.partial_fn != to.partial_fn {
+        return Err(invalid(
+            "target",
+            format!(
+                "pending {} cannot become pending {}",
+                from.partial_fn.name(),
+                to.partial_fn.name()
+            ),
+        ));
+    }
+    let mut cur = Sharding {
+        dims: from
+            .dims
+            .iter()
+            .map(|d| DimSharding::on(&d.axes.iter().map(String::as_str).collect::<Vec<_>>()))
+            .collect(),
+        partial: from.partial.clone(),
+        partial_fn: from.partial_fn,
+    };
+    let mut steps = Vec::new();
+    // Each step places an axis where the target wants it or removes a misplaced one, so the
+    // loop ends within a few steps per axis; the bound only guards that argument.
+    for _ in 0..4 * (mesh.axes.len() + 1) * (global.rank() + 1) {
+        if same_layout(&cur, to) {
+            return Ok(steps);
+        }
+        let kind = next_step(&cur, to, mesh);
+        let local = local_type(&cur, global, mesh);
+        let l = local.size_bytes();
+        let bytes = match &kind {
+            ReshardKind::AllGather { axes, .. } => (axes_size(mesh, axes) - 1).saturating_mul(l),
+            ReshardKind::ReduceScatter { axes, .. } | ReshardKind::AllToAll { axes, .. } => {
+                let n = axes_size(mesh, axes);
+                l / n * (n - 1)
+            }
+            ReshardKind::AllReduce { axes, .. } => {
+                let n = axes_size(mesh, axes);
+                2 * (l / n * (n - 1))
+            }
+            ReshardKind::CollectivePermute { .. } => l,
+            ReshardKind::LocalSlice { .. } | ReshardKind::MakePartial { .. } => 0,
+        };
+        apply(&mut cur, &kind, to);
+        steps.push(ReshardStep {
+            kind,
+            local_operand: local,
+            bytes_per_device: bytes,
+            after: cur.clone(),
+        });
+    }
+    unreachable!("invariant: resharding from {from:?} to {to:?} did not converge")
+}
+
+fn used(s: &Sharding) -> BTreeSet<&str> {
+    s.used_axes().into_iter().collect()
+}
+
+/// The next step from `cur` towards `to` (they differ).
+fn next_step(cur: &Sharding, to: &Sharding, mesh: &Mesh) -> ReshardKind {
+    let rank = cur.rank();
+    let prefix_ok = |d: usize| is_prefix(&cur.dims[d].axes, &to.dims[d].axes);
+    let next_axes = |d: usize| &to.dims[d].axes[cur.dims[d].axes.len()..];
+    let busy = used(cur);
+    // 1. Local slices: the next axes a dim wants that no one uses.
+    for d in (0..rank).filter(|&d| prefix_ok(d)) {
+        let axes: Vec<String> = next_axes(d)
+            .iter()
+            .take_while(|a| !busy.contains(a.as_str()))
+            .cloned()
+            .collect();
+        if !axes.is_empty() {
+            return ReshardKind::LocalSlice { dim: d, axes };
+        }
+    }
+    // 2. Reduce-scatters: pending axes a dim wants next.
+    let pending: BTreeSet<&str> = cur
+        .partial
+        .iter()
+        .filter(|a| !to.partial.contains(a))
+        .map(String::as_str)
+        .collect();
+    for d in (0..rank).filter(|&d| prefix_ok(d)) {
+        let axes: Vec<String> = next_axes(d)
+            .iter()
+            .take_while(|a| pending.contains(a.as_str()))
+            .cloned()
+            .collect();
+        if !axes.is_empty() {
+            return ReshardKind::ReduceScatter {
+                dim: d,
+                axes,
+                func: cur.partial_fn,
+            };
+        }
+    }
+    // 3. All-to-alls: a misplaced minor axis that another dim wants next.
+    let wanted_next = |a: &str, not: usize| {
+        (0..rank).find(|&j| {
+            j != not && prefix_ok(j) && next_axes(j).first().map(String::as_str) == Some(a)
+        })
+    };
+    for i in (0..rank).filter(|&i| !prefix_ok(i)) {
+        let last = cur.dims[i]
+            .axes
+            .last()
+            .expect("invariant: not a prefix, so not empty");
+        if let Some(j) = wanted_next(last, i) {
+            return ReshardKind::AllToAll {
+                split_dim: j,
+                concat_dim: i,
+                axes: vec![last.clone()],
+            };
+        }
+    }
+    // 4. All-reduces of what stays pending.
+    if !pending.is_empty() {
+        return ReshardKind::AllReduce {
+            axes: cur
+                .partial
+                .iter()
+                .filter(|a| pending.contains(a.as_str()))
+                .cloned()
+                .collect(),
+            func: cur.partial_fn,
+        };
+    }
+    // 5. All-gathers: the minor run of misplaced axes of a dim, stopping before an axis that an
+    //    all-to-all could move once exposed.
+    if let Some(i) = (0..rank).find(|&i| !prefix_ok(i)) {
+        let axes = &cur.dims[i].axes;
+        let keep = axes
+            .iter()
+            .zip(&to.dims[i].axes)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let mut start = axes.len() - 1;
+        while start > keep && wanted_next(&axes[start - 1], i).is_none() {
+            start -= 1;
+        }
+        return ReshardKind::AllGather {
+            dim: i,
+            axes: axes[start..].to_vec(),
+        };
+    }
+    // 6. New pending sums (every dim is right, so the target's pending axes are free).
+    let _ = mesh;
+    ReshardKind::MakePartial {
+        axes: to
+            .partial
+            .iter()
+            .filter(|a| !cur.partial.contains(a))
+            .cloned()
+            .collect(),
+    }
+}
+
+fn apply(cur: &mut Sharding, kind: &ReshardKind, to: &Sharding) {
+    let remove_pending =
+        |cur: &mut Sharding, axes: &[String]| cur.partial.retain(|a| !axes.contains(a));
+    match kind {
+        ReshardKind::AllGather { dim, axes } => {
+            let n = cur.dims[*dim].axes.len() - axes.len();
+            cur.dims[*dim].axes.truncate(n);
+        }
+        ReshardKind::ReduceScatter { dim, axes, .. } => {
+            remove_pending(cur, axes);
+            cur.dims[*dim].axes.extend(axes.iter().cloned());
+        }
+        ReshardKind::AllReduce { axes, .. } => remove_pending(cur, axes),
+        ReshardKind::AllToAll {
+            split_dim,
+            concat_dim,
+            axes,
+        } => {
+            let n = cur.dims[*concat_dim].axes.len() - axes.len();
+            cur.dims[*concat_dim].axes.truncate(n);
+            cur.dims[*split_dim].axes.extend(axes.iter().cloned());
+        }
+        ReshardKind::CollectivePermute { .. } => {}
+        ReshardKind::LocalSlice { dim, axes } => cur.dims[*dim].axes.extend(axes.iter().cloned()),
+        ReshardKind::MakePartial { axes } => {
+            cur.partial.extend(axes.iter().cloned());
+            cur.partial_fn = to.partial_fn;
+        }
+    }
+}
