@@ -4,7 +4,7 @@
 //! axes require, emits the op on local shapes and reshards the local result (a pending partial
 //! sum where reduction factors were split) to the value's assigned sharding.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use shardc_ir::{
     verify, FactorKind, Graph, Literal, Op, OpFactors, ReduceFn, Role, Sharding,
@@ -27,7 +27,10 @@ pub fn partition(graph: &Graph, assignment: &ShardingAssignment) -> Result<SpmdP
     check_assignment(graph, assignment)?;
     let mesh = &assignment.mesh;
     let mut b = LocalBuilder::new(&graph.name, mesh);
-    let mut local: Vec<ValueId> = Vec::with_capacity(graph.len());
+    let mut vals = Values {
+        local: Vec::with_capacity(graph.len()),
+        resharded: HashMap::new(),
+    };
     let mut inputs = Vec::new();
     for v in graph.ids() {
         let node = graph.node(v);
@@ -78,13 +81,13 @@ pub fn partition(graph: &Graph, assignment: &ShardingAssignment) -> Result<SpmdP
                     ),
                 ));
             }
-            _ => lower_op(&mut b, graph, v, &local, assignment)?,
+            _ => lower_op(&mut b, graph, v, &mut vals, assignment)?,
         };
         if b.g.nodes[value.index()].role == Role::Activation && node.role != Role::Activation {
             b.set_role(value, node.role);
         }
         b.g.nodes[value.index()].phase = node.phase;
-        local.push(value);
+        vals.local.push(value);
     }
     b.origin.clear();
     let shardings = &assignment.shardings;
@@ -92,13 +95,7 @@ pub fn partition(graph: &Graph, assignment: &ShardingAssignment) -> Result<SpmdP
     for &o in &graph.outputs {
         let whole = unpartial(&shardings[o.index()]);
         b.origin = format!("{}.out", graph.node(o).name);
-        let x = reshard(
-            &mut b,
-            local[o.index()],
-            &shardings[o.index()],
-            &whole,
-            graph.ty(o),
-        )?;
+        let x = vals.get(&mut b, graph, shardings, o, &whole)?;
         b.g.outputs.push(x);
         outputs.push(ShardedValue {
             name: graph.node(o).name.clone(),
@@ -112,27 +109,15 @@ pub fn partition(graph: &Graph, assignment: &ShardingAssignment) -> Result<SpmdP
     if let Some(l) = t.loss {
         b.origin = format!("{}.out", graph.node(l).name);
         let s = &shardings[l.index()];
-        b.g.training.loss = Some(reshard(
-            &mut b,
-            local[l.index()],
-            s,
-            &unpartial(s),
-            graph.ty(l),
-        )?);
+        b.g.training.loss = Some(vals.get(&mut b, graph, shardings, l, &unpartial(s))?);
     }
     for (links, out) in [(&t.gradients, 0usize), (&t.updates, 1)] {
         for &(p, d) in links {
             // A gradient or update takes its parameter's sharding, so both have one local shape.
             let want = unpartial(&shardings[p.index()]);
             b.origin = format!("{}.out", graph.node(d).name);
-            let x = reshard(
-                &mut b,
-                local[d.index()],
-                &shardings[d.index()],
-                &want,
-                graph.ty(d),
-            )?;
-            let pair = (local[p.index()], x);
+            let x = vals.get(&mut b, graph, shardings, d, &want)?;
+            let pair = (vals.local[p.index()], x);
             if out == 0 {
                 b.g.training.gradients.push(pair);
             } else {
@@ -147,6 +132,38 @@ pub fn partition(graph: &Graph, assignment: &ShardingAssignment) -> Result<SpmdP
         inputs,
         outputs,
     })
+}
+
+/// The local value of every original value lowered so far, and the resharded forms already
+/// emitted (several users wanting one value in one sharding share one collective).
+struct Values {
+    local: Vec<ValueId>,
+    resharded: HashMap<(ValueId, Sharding), ValueId>,
+}
+
+impl Values {
+    /// Original value `v` in sharding `want`.
+    fn get(
+        &mut self,
+        b: &mut LocalBuilder,
+        graph: &Graph,
+        shardings: &[Sharding],
+        v: ValueId,
+        want: &Sharding,
+    ) -> Result<ValueId> {
+        if let Some(&x) = self.resharded.get(&(v, want.clone())) {
+            return Ok(x);
+        }
+        let x = reshard(
+            b,
+            self.local[v.index()],
+            &shardings[v.index()],
+            want,
+            graph.ty(v),
+        )?;
+        self.resharded.insert((v, want.clone()), x);
+        Ok(x)
+    }
 }
 
 /// `s` with its pending sums reduced.
@@ -366,7 +383,7 @@ fn lower_op(
     b: &mut LocalBuilder,
     graph: &Graph,
     v: ValueId,
-    local: &[ValueId],
+    vals: &mut Values,
     assignment: &ShardingAssignment,
 ) -> Result<ValueId> {
     let node = graph.node(v);
@@ -403,13 +420,7 @@ fn lower_op(
             let kernel = graph.ty(node.operands[1]);
             window::input_sharding(c, &f, &fa, b, &mut want, graph.ty(o), kernel);
         }
-        let x = reshard(
-            b,
-            local[o.index()],
-            &shardings[o.index()],
-            &want,
-            graph.ty(o),
-        )?;
+        let x = vals.get(b, graph, shardings, o, &want)?;
         operands.push(x);
     }
     // Padding of uneven shards must not reach a reduction: fill it with the reduction's identity.

@@ -67,14 +67,14 @@ fn entry<'a>(eg: &'a EG, n: &Node) -> &'a Entry {
 }
 
 /// Adds an op made by a rewrite (same op and type → same table entry, so repeats hash-cons).
-fn add(eg: &mut EG, op: Op, ty: TensorType, args: Vec<Id>) -> Id {
+fn add(eg: &mut EG, op: Op, ty: TensorType, args: Vec<Id>, name: String) -> Id {
     let text = format!("{op:?}|{ty}");
     let key = match eg.analysis.interned.get(&text) {
         Some(&k) => k,
         None => {
             let k = eg.analysis.entries.len() as u32;
             eg.analysis.entries.push(Entry {
-                name: op.name().to_string(),
+                name,
                 op,
                 ty,
                 role: Role::Activation,
@@ -348,15 +348,22 @@ fn apply(eg: &mut EG, found: Vec<Found>) -> bool {
                 arg,
                 pad,
             } => {
+                // Named after the value it replaces, so the dump still says why it is there.
+                let base = eg[class]
+                    .iter()
+                    .map(|n| entry(eg, n).name.clone())
+                    .min_by_key(|n| (n.len(), n.clone()))
+                    .unwrap_or_default();
                 let arg = match pad {
                     Some(p) => {
                         let ty = pad_type(&eg[arg].data, &p);
-                        add(eg, p, ty, vec![arg])
+                        add(eg, p, ty, vec![arg], format!("{base}.pad"))
                     }
                     None => arg,
                 };
                 let ty = eg[class].data.clone();
-                let id = add(eg, op, ty, vec![arg]);
+                let name = format!("{base}.{}", op.name());
+                let id = add(eg, op, ty, vec![arg], name);
                 eg.union(class, id)
             }
         };

@@ -1,6 +1,8 @@
 //! Small graphs and hand-written shardings shared by the partitioner's tests.
 #![allow(dead_code)]
 
+pub mod run;
+
 use shardc_ir::{
     BinaryFn, Conv, DType, Graph, Init, Mesh, Op, ReduceFn, Role, Sharding, ShardingAssignment,
     TensorType, UnaryFn, ValueId,
