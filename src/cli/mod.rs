@@ -10,11 +10,11 @@ use shardc::ir::Graph;
 pub use shardc::CliError;
 
 mod check;
-mod grad;
 mod cost;
+mod grad;
+mod import;
 mod propagate;
 mod run;
-mod import;
 mod show;
 mod zoo;
 

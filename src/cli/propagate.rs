@@ -168,4 +168,3 @@ fn hlo_module(imp: &HloImport, sg: &ShardedGraph) -> Result<String, CliError> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(print_with_shardings(imp, &shardings)?)
 }
-
