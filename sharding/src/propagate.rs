@@ -266,12 +266,15 @@ impl<'a> Engine<'a> {
         let mut any = false;
         for (t, rec) in records.iter().enumerate() {
             let Some(rec) = rec else { continue };
-            for (k, axes) in rules::project(dims_of(t), &f.factors, &rec.sharding, self.mesh) {
-                any = true;
+            for (k, axes, closed) in
+                rules::project(dims_of(t), &f.factors, &rec.sharding, self.mesh)
+            {
+                any |= !axes.is_empty();
                 cands[k].push(Candidate {
                     axes,
                     priority: rec.priority,
                     tensor: t,
+                    closed,
                 });
             }
         }

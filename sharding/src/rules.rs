@@ -22,6 +22,8 @@ pub(crate) struct Candidate<'a> {
     pub priority: u32,
     /// Index of the tensor among the op's operands then result, for tie-breaking and reasons.
     pub tensor: usize,
+    /// From a closed dim: the factor must have exactly these axes for this tensor to agree.
+    pub closed: bool,
 }
 
 /// How conflicts between candidates are settled.
@@ -48,18 +50,30 @@ pub(crate) fn project<'a>(
     factors: &[Factor],
     sharding: &'a Sharding,
     mesh: &Mesh,
-) -> Vec<(usize, &'a [String])> {
+) -> Vec<(usize, &'a [String], bool)> {
     let mut out = Vec::new();
     for (d, fl) in dims.iter().enumerate() {
         let Some(ds) = sharding.dims.get(d) else {
             break;
         };
-        if ds.axes.is_empty() || fl.is_empty() {
+        if fl.is_empty() {
+            continue;
+        }
+        if ds.axes.is_empty() {
+            // A closed, unsplit dim says its factors stay unsplit: an empty candidate, which
+            // conflicts with (and so holds back) other tensors' claims until the last phase.
+            if !ds.open {
+                out.extend(
+                    fl.iter()
+                        .filter(|&&f| factors[f].kind != FactorKind::NeedReplication)
+                        .map(|&f| (f, &ds.axes[..], true)),
+                );
+            }
             continue;
         }
         if let [f] = fl[..] {
             if factors[f].kind != FactorKind::NeedReplication {
-                out.push((f, &ds.axes[..]));
+                out.push((f, &ds.axes[..], !ds.open));
             }
             continue;
         }
@@ -88,7 +102,7 @@ pub(crate) fn project<'a>(
         }
         for (k, (lo, hi)) in per.into_iter().enumerate() {
             if hi > lo {
-                out.push((fl[k], &ds.axes[lo..hi]));
+                out.push((fl[k], &ds.axes[lo..hi], !ds.open));
             }
         }
     }
@@ -127,7 +141,14 @@ pub(crate) fn resolve(
                     .then(b.tensor.cmp(&a.tensor))
             })
             .expect("invariant: cands is non-empty");
-        let compatible = cands.iter().all(|c| is_prefix(c.axes, longest.axes));
+        let agrees = |c: &Candidate, axes: &[String]| {
+            if c.closed {
+                c.axes == axes
+            } else {
+                is_prefix(c.axes, axes)
+            }
+        };
+        let compatible = cands.iter().all(|c| agrees(c, longest.axes));
         let axes: &[String] = if compatible {
             longest.axes
         } else {
@@ -287,9 +308,9 @@ mod tests {
         let m: Mesh = "a=3,b=2,c=2".parse().unwrap();
         let s = Sharding::from_dims(&[&["a", "b"]]);
         let p = project(&op.operands[0], &op.factors, &s, &m);
-        let names = |p: Vec<(usize, &[String])>| {
+        let names = |p: Vec<(usize, &[String], bool)>| {
             p.into_iter()
-                .map(|(k, a)| (k, a.join(",")))
+                .map(|(k, a, _)| (k, a.join(",")))
                 .collect::<Vec<_>>()
         };
         assert_eq!(names(p), vec![(0, "a".to_string()), (1, "b".to_string())]);
@@ -310,6 +331,7 @@ mod tests {
             },
             priority,
             tensor,
+            closed: false,
         };
         let mut c = vec![Vec::new(); f.factors.len()];
         c[0] = vec![cand("dp,tp", 1, 0), cand("dp", 1, 2)];
@@ -332,11 +354,12 @@ mod tests {
         let w2 = Sharding::from_dims(&[&["tp"], &[]]);
         let p = project(&f.operands[1], &f.factors, &w2, &m);
         let mut c = vec![Vec::new(); f.factors.len()];
-        for (k, axes) in p {
+        for (k, axes, closed) in p {
             c[k].push(Candidate {
                 axes,
                 priority: 0,
                 tensor: 1,
+                closed,
             });
         }
         let (fs, _) = resolve(&f.factors, &c, Strategy::Basic);

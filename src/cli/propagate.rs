@@ -104,8 +104,14 @@ fn annotations(graph: &Graph, shard: &[String]) -> Result<Vec<Annotation>, CliEr
                 "--shard {s}: expected NAME=SPEC, e.g. w1=P(None,'tp')"
             ))
         })?;
-        let sharding =
-            parse_jax(spec.trim()).map_err(|m| CliError::Input(format!("--shard {s}: {m}")))?;
+        let v = graph.find(name.trim()).ok_or_else(|| {
+            CliError::Input(format!(
+                "--shard {s}: the graph has no value `{}`",
+                name.trim()
+            ))
+        })?;
+        let sharding = Sharding::parse_jax(spec.trim(), graph.ty(v).rank())
+            .map_err(|e| CliError::Input(format!("--shard {s}: {e}")))?;
         out.retain(|a| a.value != name.trim());
         out.push(Annotation {
             value: name.trim().to_string(),
