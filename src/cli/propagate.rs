@@ -170,7 +170,7 @@ fn hlo_module(imp: &HloImport, sg: &ShardedGraph) -> Result<String, CliError> {
         .assignment
         .shardings
         .iter()
-        .map(|s| hlo_sharding(s, mesh))
+        .map(|s| hlo_sharding(s, mesh).map(Some))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(print_with_shardings(imp, &shardings)?)
 }
