@@ -10,6 +10,7 @@ use shardc::ir::Graph;
 pub use shardc::CliError;
 
 mod check;
+mod compile;
 mod show;
 mod zoo;
 
@@ -29,6 +30,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Print a graph file as text, one op per line.
     Show(show::ShowArgs),
+    /// Partition a graph for a mesh and write the per-stage SPMD programs.
+    Compile(compile::CompileArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -36,6 +39,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Zoo(a) => zoo::run(a),
         Command::Check(a) => check::run(a),
         Command::Show(a) => show::run(a),
+        Command::Compile(a) => compile::run(a),
     }
 }
 
