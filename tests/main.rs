@@ -1,1 +1,9 @@
+//! End-to-end tests of the `shardc` package: the CLI binary and the facade, as a user runs them.
 
+mod bad_input;
+mod cli;
+mod common;
+mod graph_format_doc;
+mod propagate;
+mod run;
+mod summaries;

@@ -143,16 +143,26 @@ pub fn local_bytes(ty: &TensorType, s: &Sharding, mesh: &shardc_ir::Mesh) -> f64
 /// factors) divided by the sizes of the axes that shard any factor, and the local bytes of its
 /// operands and result.
 pub fn local_work(g: &Graph, v: ValueId, assignment: &ShardingAssignment) -> Result<OpWork> {
+    local_and_global(g, v, assignment).map(|(w, _)| w)
+}
+
+/// [`local_work`] and the op's global FLOPs, from one derivation of its factors.
+pub(crate) fn local_and_global(
+    g: &Graph,
+    v: ValueId,
+    assignment: &ShardingAssignment,
+) -> Result<(OpWork, f64)> {
     let n = g.node(v);
     let class = OpClass::of(&n.op);
     let precision = Precision::of(n.ty.dtype, false);
     if class == OpClass::Free {
-        return Ok(OpWork {
+        let free = OpWork {
             class,
             precision,
             flops: 0.0,
             bytes: 0.0,
-        });
+        };
+        return Ok((free, 0.0));
     }
     let sharding = |u: ValueId| -> Result<&Sharding> {
         let s = assignment.shardings.get(u.index()).ok_or_else(|| {
@@ -199,12 +209,14 @@ pub fn local_work(g: &Graph, v: ValueId, assignment: &ShardingAssignment) -> Res
         }
         _ => precision,
     };
-    Ok(OpWork {
+    let global = f.flops() as f64;
+    let work = OpWork {
         class,
         precision,
-        flops: f.flops() as f64 / split,
+        flops: global / split,
         bytes,
-    })
+    };
+    Ok((work, global))
 }
 
 #[cfg(test)]

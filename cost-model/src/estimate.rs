@@ -13,7 +13,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::collective::{Algorithm, CollectiveKind};
-use crate::memory::{gb, MemoryBreakdown, Schedule};
+use crate::memory::{human_bytes, MemoryBreakdown, Schedule};
 
 /// One kind of collective in the step, with how often it runs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -145,20 +145,20 @@ impl fmt::Display for Estimate {
             writeln!(f, "collectives per step (one device)")?;
             writeln!(
                 f,
-                "  {:<40} {:<8} {:<14} {:<16} {:>12} {:>12} {:>8}",
-                "what", "axes", "collective", "algorithm", "bytes", "each", "count"
+                "  {:<8} {:<14} {:<16} {:>12} {:>12} {:>8}  why",
+                "axes", "collective", "algorithm", "bytes", "each", "count"
             )?;
             for c in &self.collectives {
                 writeln!(
                     f,
-                    "  {:<40} {:<8} {:<14} {:<16} {:>12} {:>12} {:>8}",
-                    c.what,
+                    "  {:<8} {:<14} {:<16} {:>12} {:>12} {:>8}  {}",
                     c.axes,
                     c.kind.name(),
                     c.algorithm.name(),
-                    gb(c.bytes),
+                    human_bytes(c.bytes),
                     secs(c.seconds),
-                    c.count
+                    c.count,
+                    c.what
                 )?;
             }
         }

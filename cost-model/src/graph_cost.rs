@@ -13,7 +13,7 @@ use shardc_ir::{Graph, Phase, Role, ShardingAssignment};
 use crate::cluster::{Cluster, GroupPlacement};
 use crate::collective::{buffer_bytes, price, CollectiveKind};
 use crate::comm::CommUse;
-use crate::compute::{local_bytes, local_work, op_time, OpClass, OpWork};
+use crate::compute::{local_and_global, local_bytes, op_time, OpClass, OpWork};
 use crate::error::{CostError, Result};
 use crate::estimate::{estimate, CollectiveLine, Estimate, StepWork};
 use crate::memory::{held_microbatches, MemoryBreakdown, Schedule, Zero};
@@ -80,11 +80,17 @@ pub fn graph_step(
     let pf = p as f64;
     let dp = axis_size(assignment, &opts.data_axis, "data-parallel")?;
     let devices = mesh.num_devices() as f64;
-    let users = g.users();
-    let trains = g
-        .nodes
-        .iter()
-        .any(|n| matches!(n.phase, Phase::BackwardInput | Phase::BackwardWeight));
+    // Values a backward node reads: what the forward pass must keep.
+    let mut read_by_backward = vec![false; g.len()];
+    let mut trains = false;
+    for n in &g.nodes {
+        if matches!(n.phase, Phase::BackwardInput | Phase::BackwardWeight) {
+            trains = true;
+            for &o in &n.operands {
+                read_by_backward[o.index()] = true;
+            }
+        }
+    }
 
     let (mut fwd, mut bwd, mut rec, mut update) = (0.0, 0.0, 0.0, 0.0);
     let (mut model_flops, mut hw_flops) = (0.0, 0.0);
@@ -93,7 +99,7 @@ pub fn graph_step(
     for v in g.ids() {
         let n = g.node(v);
         let s = &assignment.shardings[v.index()];
-        let w = local_work(g, v, assignment)?;
+        let (w, global_flops) = local_and_global(g, v, assignment)?;
         let own = local_bytes(&n.ty, s, mesh);
         // ZeRO shards model state over the data axis unless the assignment already does.
         let zero_split = |stage: Zero| {
@@ -116,7 +122,7 @@ pub fn graph_step(
         if w.class == OpClass::Free {
             continue;
         }
-        model_flops += g.factors(v).flops() as f64;
+        model_flops += global_flops;
         if n.phase == Phase::Update {
             update += op_time(&w, cluster);
             hw_flops += w.flops;
@@ -142,10 +148,7 @@ pub fn graph_step(
         let kept = n.role == Role::Activation
             && n.phase == Phase::Forward
             && !n.recompute
-            && (!trains
-                || users[v.index()]
-                    .iter()
-                    .any(|&u| g.node(u).phase != Phase::Forward));
+            && (!trains || read_by_backward[v.index()]);
         if kept {
             saved += own;
         }
@@ -181,7 +184,11 @@ pub fn graph_step(
                 p
             }
         };
+        // Weight gradients accumulate over micro-batches and are reduced across replicas once.
+        let weight_grad_reduction = node.phase == Phase::BackwardWeight
+            && opts.data_axis.as_ref().is_some_and(|d| axes.contains(d));
         let per_step = node.phase == Phase::Update
+            || weight_grad_reduction
             || matches!(
                 node.role,
                 Role::Gradient | Role::Parameter | Role::OptimizerState

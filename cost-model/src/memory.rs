@@ -151,14 +151,24 @@ impl MemoryBreakdown {
     }
 }
 
-/// Decimal gigabytes, as datasheets count memory.
-pub(crate) fn gb(b: f64) -> String {
-    format!("{:.2} GB", b / 1e9)
+/// Bytes in the largest decimal unit (as datasheets count memory) that keeps the number at
+/// least 1.
+pub(crate) fn human_bytes(b: f64) -> String {
+    let (v, unit) = if b >= 1e9 {
+        (b / 1e9, "GB")
+    } else if b >= 1e6 {
+        (b / 1e6, "MB")
+    } else if b >= 1e3 {
+        (b / 1e3, "kB")
+    } else {
+        (b, "B")
+    };
+    format!("{v:.2} {unit}")
 }
 
 impl fmt::Display for MemoryBreakdown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "memory per device        bytes")?;
+        writeln!(f, "memory per device")?;
         for (name, v) in [
             ("weights", self.weights),
             ("gradients", self.gradients),
@@ -168,12 +178,16 @@ impl fmt::Display for MemoryBreakdown {
             ("total", self.total()),
             ("capacity", self.capacity),
         ] {
-            writeln!(f, "  {name:<22} {:>12}", gb(v))?;
+            writeln!(f, "  {name:<22} {:>12}", human_bytes(v))?;
         }
         if self.fits() {
-            write!(f, "  fits, {} free", gb(self.headroom()))
+            write!(f, "  fits, {} free", human_bytes(self.headroom()))
         } else {
-            write!(f, "  DOES NOT FIT: {} over capacity", gb(-self.headroom()))
+            write!(
+                f,
+                "  DOES NOT FIT: {} over capacity",
+                human_bytes(-self.headroom())
+            )
         }
     }
 }

@@ -164,3 +164,19 @@ fn gpt3_does_not_fit_on_one_a100_but_fits_under_t8_p16_with_1f1b() {
         .activations;
     assert_eq!(held_ratio, 128.0 / 16.0);
 }
+
+#[test]
+fn the_report_of_the_145b_configuration_reads_as_a_table() {
+    let run = megatron(GPT_145B, 1536, 8, 8, 2304);
+    let e = estimate_gpt(&run, &dgx(1536)).unwrap();
+    insta::assert_snapshot!("megatron_145b_report", e.to_string());
+    let json = serde_json::to_value(&e).unwrap();
+    for key in [
+        "step_time_s",
+        "model_tflops_per_device",
+        "hardware_tflops_per_device",
+        "memory_per_device_bytes",
+    ] {
+        assert!(json[key].as_f64().is_some_and(|v| v > 0.0), "{key}");
+    }
+}

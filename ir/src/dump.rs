@@ -102,7 +102,13 @@ fn write_attrs(out: &mut String, op: &crate::op::Op) {
         return;
     };
     for (k, v) in m {
-        if k == "op" || (k == "func" && v.is_string()) {
+        // Unary and binary ops print their function as the op name; a reduce's or all-reduce's
+        // function is an attribute like any other.
+        let named_by_func = matches!(
+            op,
+            crate::op::Op::Unary { .. } | crate::op::Op::Binary { .. }
+        );
+        if k == "op" || (k == "func" && named_by_func) {
             continue;
         }
         let text = match &v {

@@ -47,13 +47,15 @@ impl GraphStats {
             let bytes = n.ty.size_bytes();
             match n.role {
                 Role::Parameter => {
-                    s.parameters += n.ty.shape.elements();
-                    s.parameter_bytes += bytes;
+                    s.parameters = s.parameters.saturating_add(n.ty.shape.elements());
+                    s.parameter_bytes = s.parameter_bytes.saturating_add(bytes);
                 }
-                Role::Input => s.input_bytes += bytes,
-                Role::OptimizerState => s.optimizer_state_bytes += bytes,
+                Role::Input => s.input_bytes = s.input_bytes.saturating_add(bytes),
+                Role::OptimizerState => {
+                    s.optimizer_state_bytes = s.optimizer_state_bytes.saturating_add(bytes)
+                }
                 Role::Activation if n.phase == Phase::Forward && !n.recompute => {
-                    s.activation_bytes += bytes
+                    s.activation_bytes = s.activation_bytes.saturating_add(bytes)
                 }
                 _ => {}
             }
@@ -65,12 +67,12 @@ impl GraphStats {
                 continue;
             }
             let f = g.factors(v).flops();
-            s.flops += f;
+            s.flops = s.flops.saturating_add(f);
             if n.recompute {
-                s.recompute_flops += f;
+                s.recompute_flops = s.recompute_flops.saturating_add(f);
             }
             if matches!(n.op, Op::DotGeneral { .. } | Op::Convolution(_)) {
-                s.matmul_flops += f;
+                s.matmul_flops = s.matmul_flops.saturating_add(f);
             }
         }
         s

@@ -30,10 +30,10 @@ fn blocker(e: &IrError) -> String {
 /// the graph and shardings are unchanged.
 fn prints_back_the_same(text: &str, test: &str) {
     let imp = import(text).unwrap();
-    let s: Vec<HloSharding> = imp
+    let s: Vec<Option<HloSharding>> = imp
         .shardings
         .iter()
-        .map(|s| s.clone().unwrap_or(HloSharding::Replicated))
+        .map(|s| Some(s.clone().unwrap_or(HloSharding::Replicated)))
         .collect();
     let printed = print_with_shardings(&imp, &s).unwrap();
     let again = import(&printed)
@@ -45,7 +45,7 @@ fn prints_back_the_same(text: &str, test: &str) {
     for name in imp.values.keys() {
         if let Some(v) = imp.value(name) {
             let a = &again.shardings[v.index()];
-            let b = &s[v.index()];
+            let b = s[v.index()].as_ref().unwrap();
             assert!(
                 a.as_ref().is_some_and(|a| a.equivalent(b)),
                 "{test}: {name}: {a:?} vs {b}"

@@ -14,8 +14,9 @@ use crate::tensor::Tensor;
 
 /// What a device provides beyond the local kernels.
 pub(crate) trait DeviceOps {
-    /// Computes a node that needs other devices or the device's identity.
-    fn mesh_op(&mut self, node: &Node, operands: &[&Tensor]) -> Result<Tensor, RuntimeError>;
+    /// Computes a node that needs other devices or the device's identity. Operands are given
+    /// by value: moved out when this node is their last use, cloned otherwise.
+    fn mesh_op(&mut self, node: &Node, operands: Vec<Tensor>) -> Result<Tensor, RuntimeError>;
     /// Called before each node runs (failure injection, cancellation checks).
     fn before_node(&mut self, _v: ValueId, _node: &Node) -> Result<(), RuntimeError> {
         Ok(())
@@ -31,7 +32,7 @@ pub(crate) trait DeviceOps {
 struct SingleDevice;
 
 impl DeviceOps for SingleDevice {
-    fn mesh_op(&mut self, node: &Node, _operands: &[&Tensor]) -> Result<Tensor, RuntimeError> {
+    fn mesh_op(&mut self, node: &Node, _operands: Vec<Tensor>) -> Result<Tensor, RuntimeError> {
         Err(RuntimeError::node(
             &node.name,
             node.op.name(),
@@ -147,29 +148,38 @@ pub(crate) fn run_graph(
         }
         let v = ValueId(i as u32);
         dev.before_node(v, node)?;
+        let missing = |o: &ValueId| {
+            RuntimeError::node(
+                &node.name,
+                node.op.name(),
+                format!("operand {o} was freed or never computed (invariant)"),
+            )
+        };
         let result = if let Some(t) = fed {
             t
+        } else if is_mesh_op(&node.op) {
+            let mut owned = Vec::with_capacity(node.operands.len());
+            for o in &node.operands {
+                let last = last_use[o.index()] == Some(i)
+                    && !is_wanted[o.index()]
+                    && node.operands.iter().filter(|&p| p == o).count() == 1;
+                let t = if last {
+                    values[o.index()].take()
+                } else {
+                    values[o.index()].clone()
+                };
+                owned.push(t.ok_or_else(|| missing(o))?);
+            }
+            dev.mesh_op(node, owned)?
         } else {
             let operands: Vec<&Tensor> = node
                 .operands
                 .iter()
-                .map(|o| {
-                    values[o.index()].as_ref().ok_or_else(|| {
-                        RuntimeError::node(
-                            &node.name,
-                            node.op.name(),
-                            format!("operand {o} was freed or never computed (invariant)"),
-                        )
-                    })
-                })
+                .map(|o| values[o.index()].as_ref().ok_or_else(|| missing(o)))
                 .collect::<Result<_, _>>()?;
-            if is_mesh_op(&node.op) {
-                dev.mesh_op(node, &operands)?
-            } else {
-                catch_unwind(AssertUnwindSafe(|| kernels::eval(node, &operands)))
-                    .unwrap_or_else(|p| Err(format!("kernel panicked: {}", panic_message(p))))
-                    .map_err(|m| RuntimeError::node(&node.name, node.op.name(), m))?
-            }
+            catch_unwind(AssertUnwindSafe(|| kernels::eval(node, &operands)))
+                .unwrap_or_else(|p| Err(format!("kernel panicked: {}", panic_message(p))))
+                .map_err(|m| RuntimeError::node(&node.name, node.op.name(), m))?
         };
         if result.ty() != node.ty {
             return Err(RuntimeError::node(

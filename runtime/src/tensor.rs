@@ -37,6 +37,7 @@ pub(crate) trait Elem:
     Copy + Default + PartialOrd + Send + Sync + fmt::Debug + 'static
 {
     fn get(d: &Data) -> Option<&ArrayD<Self>>;
+    fn get_mut(d: &mut Data) -> Option<&mut ArrayD<Self>>;
     fn into_data(a: ArrayD<Self>) -> Data;
     fn to_f64(self) -> f64;
     /// Conversion as `as` does it (saturating for integers, `v != 0` for bool).
@@ -47,6 +48,12 @@ macro_rules! elem {
     ($t:ty, $variant:ident, $to:expr, $from:expr) => {
         impl Elem for $t {
             fn get(d: &Data) -> Option<&ArrayD<Self>> {
+                match d {
+                    Data::$variant(a) => Some(a),
+                    _ => None,
+                }
+            }
+            fn get_mut(d: &mut Data) -> Option<&mut ArrayD<Self>> {
                 match d {
                     Data::$variant(a) => Some(a),
                     _ => None,
@@ -143,6 +150,15 @@ impl Tensor {
         &self.data
     }
 
+    pub(crate) fn into_data(self) -> Data {
+        self.data
+    }
+
+    /// Mutable storage; writers keep bf16/f16 values rounded (they copy already-rounded ones).
+    pub(crate) fn data_mut(&mut self) -> &mut Data {
+        &mut self.data
+    }
+
     /// A tensor of type `ty` from row-major values, converted as `as` does (integers saturate,
     /// bool is `v != 0`, bf16/f16 round to nearest even).
     pub fn from_f64(ty: TensorType, values: &[f64]) -> Result<Tensor, RuntimeError> {
@@ -198,18 +214,22 @@ impl Tensor {
         )
     }
 
+    /// The element type (bf16/f16 although stored as f32).
     pub fn dtype(&self) -> DType {
         self.dtype
     }
 
+    /// The size of each dim, major first.
     pub fn shape(&self) -> &[usize] {
         self.data.shape()
     }
 
+    /// The number of elements.
     pub fn len(&self) -> usize {
         self.shape().iter().product()
     }
 
+    /// Whether the tensor has no elements (some dim is 0).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -281,9 +301,13 @@ impl Tensor {
 /// Statistics of a tensor's elements, for printing outputs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Summary {
+    /// The tensor's type.
     pub ty: TensorType,
+    /// Smallest element (0 for an empty tensor).
     pub min: f64,
+    /// Largest element (0 for an empty tensor).
     pub max: f64,
+    /// Arithmetic mean of the elements.
     pub mean: f64,
     /// Euclidean norm of all elements.
     pub l2: f64,
@@ -345,9 +369,9 @@ mod tests {
         let h = Tensor::from_f64(TensorType::new(DType::F16, vec![1]), &[x]).unwrap();
         assert_eq!(b.to_f64_vec(), vec![1.0]);
         assert_eq!(h.to_f64_vec(), vec![x]);
-        // 3.14159 in bf16 is 3.140625 (nearest value with 8 significant bits).
-        let b = Tensor::from_f64(TensorType::new(DType::BF16, vec![1]), &[3.14159]).unwrap();
-        assert_eq!(b.to_f64_vec(), vec![3.140625]);
+        // 3.2 in bf16 is 3.203125 (nearest value with 8 significant bits: 410/128).
+        let b = Tensor::from_f64(TensorType::new(DType::BF16, vec![1]), &[3.2]).unwrap();
+        assert_eq!(b.to_f64_vec(), vec![3.203125]);
     }
 
     #[test]

@@ -549,7 +549,7 @@ fn waits_are_bounded_when_a_peer_never_arrives() {
     let start = Instant::now();
     let results = launch(&[(mesh, vec![0, 1])], Duration::from_millis(200), |comm| {
         if comm.device() == 0 {
-            comm.all_reduce(&t(&[1], &[1.0]), &axes(&["x"]), ReduceFn::Sum)
+            comm.all_reduce(t(&[1], &[1.0]), &axes(&["x"]), ReduceFn::Sum)
                 .map(|_| ())
         } else {
             Ok(())
@@ -571,10 +571,9 @@ fn mismatched_collectives_are_reported_not_hung() {
     let results = launch(&[(mesh, vec![0, 1])], Duration::from_secs(30), |comm| {
         let x = t(&[2], &[1.0, 2.0]);
         if comm.device() == 0 {
-            comm.all_gather(&x, 0, &axes(&["x"])).map(|_| ())
+            comm.all_gather(x, 0, &axes(&["x"])).map(|_| ())
         } else {
-            comm.all_reduce(&x, &axes(&["x"]), ReduceFn::Sum)
-                .map(|_| ())
+            comm.all_reduce(x, &axes(&["x"]), ReduceFn::Sum).map(|_| ())
         }
     })
     .unwrap();
@@ -586,4 +585,82 @@ fn mismatched_collectives_are_reported_not_hung() {
         msgs.iter().any(|m| m.contains("collective mismatch")),
         "{msgs:?}"
     );
+}
+
+#[test]
+fn repeated_all_reduces_reuse_buffers_and_stay_correct() {
+    // Each device starts with d+1 (sum 10 over 4 devices); every round multiplies by 4, except
+    // the first, which gives 10.
+    let mesh: Mesh = "x=4".parse().unwrap();
+    let results = launch(
+        &[(mesh, (0..4).collect())],
+        Duration::from_secs(30),
+        |comm| {
+            let d = comm.device() as f64;
+            let mut x = t(&[7], &[d + 1.0; 7]);
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                x = comm.all_reduce(x, &axes(&["x"]), ReduceFn::Sum)?;
+                seen.push(x.to_f64_vec());
+            }
+            Ok(seen)
+        },
+    )
+    .unwrap();
+    for r in results {
+        assert_eq!(
+            r.unwrap(),
+            vec![vec![10.0; 7], vec![40.0; 7], vec![160.0; 7]]
+        );
+    }
+}
+
+#[test]
+fn a_value_used_after_its_collective_is_not_consumed_by_it() {
+    // y = all_reduce(x) + x: x's buffer must survive the all-reduce that reads it.
+    let mesh: Mesh = "x=2".parse().unwrap();
+    let mut g = Graph::new("keep");
+    g.mesh = Some(mesh.clone());
+    let x = input(&mut g, "x", &[3]);
+    let r = g
+        .push(
+            "r",
+            Op::AllReduce {
+                axes: axes(&["x"]),
+                func: ReduceFn::Sum,
+            },
+            vec![x],
+            None,
+        )
+        .unwrap();
+    let r2 = g
+        .push(
+            "r2",
+            Op::AllReduce {
+                axes: axes(&["x"]),
+                func: ReduceFn::Sum,
+            },
+            vec![r],
+            None,
+        )
+        .unwrap();
+    let y = g
+        .push(
+            "y",
+            Op::Binary {
+                func: BinaryFn::Add,
+            },
+            vec![r2, x],
+            None,
+        )
+        .unwrap();
+    g.outputs = vec![y, r];
+    let inputs = vec![
+        vec![t(&[3], &[1.0, 2.0, 3.0])],
+        vec![t(&[3], &[10.0, 20.0, 30.0])],
+    ];
+    let out = run_spmd(&g, &mesh, inputs).unwrap();
+    assert_eq!(out[0][0].to_f64_vec(), vec![23.0, 46.0, 69.0]);
+    assert_eq!(out[1][0].to_f64_vec(), vec![32.0, 64.0, 96.0]);
+    assert_eq!(out[1][1].to_f64_vec(), vec![11.0, 22.0, 33.0]);
 }

@@ -575,7 +575,7 @@ fn strided_slice_and_concatenate() {
         limit: vec![2, 5],
         stride: vec![1, 2],
     };
-    let out = run_one(s, &[x.clone()], None);
+    let out = run_one(s, std::slice::from_ref(&x), None);
     assert_eq!(out.to_f64_vec(), vec![1., 3., 6., 8.]);
     let y = tensor(DType::I32, &[1, 5], &[-1.; 5]);
     let out = run_one(Op::Concatenate { dim: 0 }, &[y.clone(), x], None);
@@ -618,13 +618,13 @@ fn broadcast_transpose_reshape_and_iota() {
     // Operand dim 0 -> result dim 1, dim 1 -> result dim 0: a transposing broadcast.
     let b = run_one(
         Op::Broadcast { dims: vec![1, 0] },
-        &[x.clone()],
+        std::slice::from_ref(&x),
         Some(ty(DType::F32, &[3, 2])),
     );
     assert_eq!(b.to_f64_vec(), vec![1., 4., 2., 5., 3., 6.]);
     let b = run_one(
         Op::Broadcast { dims: vec![0, 2] },
-        &[x.clone()],
+        std::slice::from_ref(&x),
         Some(ty(DType::F32, &[2, 2, 3])),
     );
     assert_eq!(
@@ -638,7 +638,11 @@ fn broadcast_transpose_reshape_and_iota() {
         Some(ty(DType::F32, &[2, 3])),
     );
     assert_eq!(b.to_f64_vec(), vec![7., 8., 9., 7., 8., 9.]);
-    let t = run_one(Op::Transpose { perm: vec![1, 0] }, &[x.clone()], None);
+    let t = run_one(
+        Op::Transpose { perm: vec![1, 0] },
+        std::slice::from_ref(&x),
+        None,
+    );
     assert_eq!(t.ty(), ty(DType::F32, &[3, 2]));
     assert_eq!(t.to_f64_vec(), vec![1., 4., 2., 5., 3., 6.]);
     let r = run_one(Op::Reshape, &[x], Some(ty(DType::F32, &[3, 2])));
@@ -677,7 +681,7 @@ fn elementwise_compare_select_convert_and_integer_rules() {
         Op::Unary {
             func: UnaryFn::Gelu,
         },
-        &[b.clone()],
+        std::slice::from_ref(&b),
         None,
     )
     .to_f64_vec();

@@ -1,10 +1,14 @@
-//! A minimal JAX-style printer for shardings, used by reports and `explain`
-//! (`P('dp', None)`, `P(('dp', 'tp'), None)`, plus `partial(tp)` for pending sums).
+//! Shardings as reports and `explain` print them: JAX's `PartitionSpec` form.
 
 use shardc_ir::{ReduceFn, Sharding};
 
-/// `P('dp', None)`; a pending reduction is appended as `partial(tp)` (`partial_max(tp)` for max).
+/// JAX's own form (`P('dp', None, unreduced={'tp'})`); a pending max or min, which JAX cannot
+/// write, as `P('dp', None) partial_max(tp)`.
 pub(crate) fn jax(s: &Sharding) -> String {
+    s.to_jax().unwrap_or_else(|_| fallback(s))
+}
+
+fn fallback(s: &Sharding) -> String {
     let q = |a: &String| format!("'{a}'");
     let dims: Vec<String> = s
         .dims

@@ -39,7 +39,7 @@ pub(crate) fn op_needs(
     let in_result: BTreeSet<usize> = f.result.iter().flatten().copied().collect();
     let mut cands: Vec<Vec<Candidate>> = vec![Vec::new(); f.factors.len()];
     let result = node.operands.len();
-    for (k, axes) in rules::project(
+    for (k, axes, _) in rules::project(
         &f.result,
         &f.factors,
         &assignment.shardings[n.index()],
@@ -49,10 +49,12 @@ pub(crate) fn op_needs(
             axes,
             priority: 0,
             tensor: result,
+            // An assignment closes every dim; here the result's factors simply take its axes.
+            closed: false,
         });
     }
     for (t, &o) in node.operands.iter().enumerate() {
-        for (k, axes) in rules::project(
+        for (k, axes, _) in rules::project(
             &f.operands[t],
             &f.factors,
             &assignment.shardings[o.index()],
@@ -63,6 +65,7 @@ pub(crate) fn op_needs(
                     axes,
                     priority: 1,
                     tensor: t,
+                    closed: false,
                 });
             }
         }

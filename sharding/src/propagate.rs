@@ -235,6 +235,18 @@ impl<'a> Engine<'a> {
 
     /// Applies the rule of node `n`; returns the values whose sharding it refined.
     fn apply(&mut self, n: ValueId, phase: Phase) -> Vec<ValueId> {
+        let updates = self.derive(n, phase);
+        let mut changed = Vec::with_capacity(updates.len());
+        for record in updates {
+            let v = record.value;
+            self.vg.add_variant(record, &self.graph.node(v).operands);
+            changed.push(v);
+        }
+        changed
+    }
+
+    /// The refined variants the rule of node `n` derives from the current shardings.
+    fn derive(&self, n: ValueId, phase: Phase) -> Vec<VariantRecord> {
         let node = self.graph.node(n);
         let f = &self.factors[n.index()];
         let tensors: Vec<ValueId> = node.operands.iter().copied().chain([n]).collect();
@@ -246,19 +258,28 @@ impl<'a> Engine<'a> {
                 &f.operands[t]
             }
         };
+        let records: Vec<Option<&VariantRecord>> = tensors
+            .iter()
+            .map(|&v| (!self.blocked(v)).then(|| self.vg.current(v)))
+            .collect();
         let mut cands: Vec<Vec<Candidate>> = vec![Vec::new(); f.factors.len()];
-        for (t, &v) in tensors.iter().enumerate() {
-            if self.blocked(v) {
-                continue;
-            }
-            let rec = self.vg.current(v);
-            for (k, axes) in rules::project(dims_of(t), &f.factors, &rec.sharding, self.mesh) {
+        let mut any = false;
+        for (t, rec) in records.iter().enumerate() {
+            let Some(rec) = rec else { continue };
+            for (k, axes, closed) in
+                rules::project(dims_of(t), &f.factors, &rec.sharding, self.mesh)
+            {
+                any |= !axes.is_empty();
                 cands[k].push(Candidate {
                     axes,
                     priority: rec.priority,
                     tensor: t,
+                    closed,
                 });
             }
+        }
+        if !any {
+            return Vec::new();
         }
         let strategy = if phase == Phase::Aggressive {
             Strategy::Aggressive
@@ -267,47 +288,41 @@ impl<'a> Engine<'a> {
         };
         let (fs, sources) = rules::resolve(&f.factors, &cands, strategy);
         let reduced = rules::reduction_axes(f, &fs);
-        let mut changed = Vec::new();
-        for (t, &v) in tensors.iter().enumerate() {
-            if self.blocked(v) {
-                continue;
-            }
+        let mut out = Vec::new();
+        for (t, rec) in records.iter().enumerate() {
+            let Some(cur) = rec else { continue };
+            let v = tensors[t];
             let proposed = rules::back_project(dims_of(t), &f.factors, &fs, self.mesh);
             let fixed = self.annotated[v.index()].is_some();
             let partial: &[String] = if t == result && !fixed { &reduced } else { &[] };
-            let cur = self.vg.current(v);
             let Some(new) = refine(&cur.sharding, &proposed, partial, partial_fn(&node.op)) else {
                 continue;
             };
-            // Who this tensor's new sharding comes from: the tensors behind its factors.
+            // Who this tensor's new sharding comes from: the tensors behind its factors (and,
+            // for the result, behind the reduction factors).
+            let reductions = f
+                .factors
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| t == result && x.kind == FactorKind::Reduction)
+                .map(|(i, _)| i);
             let mut from: Vec<usize> = dims_of(t)
                 .iter()
                 .flatten()
-                .chain(
-                    if t == result {
-                        f.factors
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, x)| x.kind == FactorKind::Reduction)
-                            .map(|(i, _)| i)
-                            .collect::<Vec<_>>()
-                    } else {
-                        Vec::new()
-                    }
-                    .iter(),
-                )
-                .flat_map(|&k| sources[k].iter().copied())
+                .copied()
+                .chain(reductions)
+                .flat_map(|k| sources[k].iter().copied())
                 .filter(|&s| s != t)
                 .collect();
             from.sort_unstable();
             from.dedup();
             let priority = from
                 .iter()
-                .map(|&s| self.vg.current(tensors[s]).priority)
+                .filter_map(|&s| records[s].map(|r| r.priority))
                 .chain([cur.priority])
                 .min()
                 .unwrap_or(u32::MAX);
-            let record = VariantRecord {
+            out.push(VariantRecord {
                 value: v,
                 sharding: new,
                 priority,
@@ -317,11 +332,9 @@ impl<'a> Engine<'a> {
                     phase,
                     round: self.round,
                 },
-            };
-            self.vg.add_variant(record, &self.graph.node(v).operands);
-            changed.push(v);
+            });
         }
-        changed
+        out
     }
 
     fn finish(mut self) -> Result<ShardedGraph> {
@@ -388,30 +401,37 @@ fn refine(
     partial: &[String],
     func: ReduceFn,
 ) -> Option<Sharding> {
-    let mut s = cur.clone();
-    let mut used: Vec<String> = cur.used_axes().into_iter().map(str::to_string).collect();
-    let mut changed = false;
-    for (d, p) in s.dims.iter_mut().zip(proposed) {
+    let mut used: Vec<&str> = cur.used_axes();
+    // Per dim, how many of the proposal's axes it takes.
+    let mut take: Vec<usize> = Vec::new();
+    for (d, p) in cur.dims.iter().zip(proposed) {
         let n = d.axes.len();
-        if !d.open || p.len() <= n || d.axes[..] != p[..n] {
-            continue;
-        }
-        for a in &p[n..] {
-            if used.contains(a) {
-                break;
+        let mut k = n;
+        if d.open && p.len() > n && d.axes[..] == p[..n] {
+            while k < p.len() && !used.contains(&p[k].as_str()) {
+                used.push(&p[k]);
+                k += 1;
             }
-            used.push(a.clone());
-            d.axes.push(a.clone());
-            changed = true;
+        }
+        take.push(k);
+    }
+    let new_partial: Vec<&String> = partial
+        .iter()
+        .filter(|a| !used.contains(&a.as_str()))
+        .collect();
+    let grows = cur.dims.iter().zip(&take).any(|(d, &k)| k > d.axes.len());
+    if !grows && new_partial.is_empty() {
+        return None;
+    }
+    let mut s = cur.clone();
+    for ((d, p), &k) in s.dims.iter_mut().zip(proposed).zip(&take) {
+        if k > d.axes.len() {
+            d.axes.extend(p[d.axes.len()..k].iter().cloned());
         }
     }
-    for a in partial {
-        if !used.contains(a) {
-            used.push(a.clone());
-            s.partial.push(a.clone());
-            s.partial_fn = func;
-            changed = true;
-        }
+    if !new_partial.is_empty() {
+        s.partial.extend(new_partial.into_iter().cloned());
+        s.partial_fn = func;
     }
-    changed.then_some(s)
+    Some(s)
 }

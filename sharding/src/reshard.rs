@@ -184,7 +184,7 @@ pub fn reshard(
         if same_layout(&cur, to) {
             return Ok(steps);
         }
-        let kind = next_step(&cur, to, mesh);
+        let kind = next_step(&cur, to);
         let local = local_type(&cur, global, mesh);
         let l = local.size_bytes();
         let bytes = match &kind {
@@ -216,7 +216,7 @@ fn used(s: &Sharding) -> BTreeSet<&str> {
 }
 
 /// The next step from `cur` towards `to` (they differ).
-fn next_step(cur: &Sharding, to: &Sharding, mesh: &Mesh) -> ReshardKind {
+fn next_step(cur: &Sharding, to: &Sharding) -> ReshardKind {
     let rank = cur.rank();
     let prefix_ok = |d: usize| is_prefix(&cur.dims[d].axes, &to.dims[d].axes);
     let next_axes = |d: usize| &to.dims[d].axes[cur.dims[d].axes.len()..];
@@ -303,7 +303,6 @@ fn next_step(cur: &Sharding, to: &Sharding, mesh: &Mesh) -> ReshardKind {
         };
     }
     // 6. New pending sums (every dim is right, so the target's pending axes are free).
-    let _ = mesh;
     ReshardKind::MakePartial {
         axes: to
             .partial

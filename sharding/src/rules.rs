@@ -6,8 +6,6 @@
 //! is left of the factor; a dim with one factor takes any axes (uneven shards are padded, as XLA
 //! and `torch.chunk` do). `NeedReplication` factors are never sharded.
 
-use std::collections::BTreeSet;
-
 use shardc_ir::{Factor, FactorKind, Mesh, OpFactors, Sharding};
 
 /// The mesh axes splitting each factor of one op, major first (`axes[f]` for factor `f`).
@@ -18,12 +16,14 @@ pub(crate) struct FactorShardings {
 
 /// One tensor's opinion on one factor.
 #[derive(Clone, Debug)]
-pub(crate) struct Candidate {
-    pub axes: Vec<String>,
+pub(crate) struct Candidate<'a> {
+    pub axes: &'a [String],
     /// Precedence of the sharding it came from: lower wins (the user priority of its source).
     pub priority: u32,
     /// Index of the tensor among the op's operands then result, for tie-breaking and reasons.
     pub tensor: usize,
+    /// From a closed dim: the factor must have exactly these axes for this tensor to agree.
+    pub closed: bool,
 }
 
 /// How conflicts between candidates are settled.
@@ -45,31 +45,44 @@ fn axes_size(mesh: &Mesh, axes: &[String]) -> u64 {
 
 /// Projects one tensor's dim shardings onto the factors of its dims: `(factor, axes)` for every
 /// factor that receives axes.
-pub(crate) fn project(
+pub(crate) fn project<'a>(
     dims: &[Vec<usize>],
     factors: &[Factor],
-    sharding: &Sharding,
+    sharding: &'a Sharding,
     mesh: &Mesh,
-) -> Vec<(usize, Vec<String>)> {
+) -> Vec<(usize, &'a [String], bool)> {
     let mut out = Vec::new();
     for (d, fl) in dims.iter().enumerate() {
         let Some(ds) = sharding.dims.get(d) else {
             break;
         };
-        if ds.axes.is_empty() || fl.is_empty() {
+        if fl.is_empty() {
+            continue;
+        }
+        if ds.axes.is_empty() {
+            // A closed, unsplit dim says its factors stay unsplit: an empty candidate, which
+            // conflicts with (and so holds back) other tensors' claims until the last phase.
+            if !ds.open {
+                out.extend(
+                    fl.iter()
+                        .filter(|&&f| factors[f].kind != FactorKind::NeedReplication)
+                        .map(|&f| (f, &ds.axes[..], true)),
+                );
+            }
             continue;
         }
         if let [f] = fl[..] {
             if factors[f].kind != FactorKind::NeedReplication {
-                out.push((f, ds.axes.clone()));
+                out.push((f, &ds.axes[..], !ds.open));
             }
             continue;
         }
         // Compound dim: hand the axes to the factors major first, only where sizes divide.
         let mut i = 0;
         let mut left = factors[fl[0]].size;
-        let mut per: Vec<Vec<String>> = vec![Vec::new(); fl.len()];
-        for a in &ds.axes {
+        // Per factor of the dim, the range of the dim's axes it receives.
+        let mut per: Vec<(usize, usize)> = vec![(0, 0); fl.len()];
+        for (j, a) in ds.axes.iter().enumerate() {
             while i < fl.len() && left == 1 {
                 i += 1;
                 left = fl.get(i).map_or(1, |&f| factors[f].size);
@@ -81,12 +94,15 @@ pub(crate) fn project(
             if left % n != 0 {
                 break;
             }
-            per[i].push(a.clone());
+            if per[i].0 == per[i].1 {
+                per[i] = (j, j);
+            }
+            per[i].1 = j + 1;
             left /= n;
         }
-        for (k, axes) in per.into_iter().enumerate() {
-            if !axes.is_empty() {
-                out.push((fl[k], axes));
+        for (k, (lo, hi)) in per.into_iter().enumerate() {
+            if hi > lo {
+                out.push((fl[k], &ds.axes[lo..hi], !ds.open));
             }
         }
     }
@@ -106,7 +122,7 @@ pub(crate) fn resolve(
     strategy: Strategy,
 ) -> (FactorShardings, Vec<Vec<usize>>) {
     let n = factors.len();
-    let mut chosen: Vec<(Vec<String>, u32)> = vec![(Vec::new(), u32::MAX); n];
+    let mut chosen: Vec<(&[String], u32)> = vec![(&[], u32::MAX); n];
     let mut sources: Vec<Vec<usize>> = vec![Vec::new(); n];
     for f in 0..n {
         let cands = &candidates[f];
@@ -125,16 +141,23 @@ pub(crate) fn resolve(
                     .then(b.tensor.cmp(&a.tensor))
             })
             .expect("invariant: cands is non-empty");
-        let compatible = cands.iter().all(|c| is_prefix(&c.axes, &longest.axes));
-        let axes = if compatible {
-            longest.axes.clone()
+        let agrees = |c: &Candidate, axes: &[String]| {
+            if c.closed {
+                c.axes == axes
+            } else {
+                is_prefix(c.axes, axes)
+            }
+        };
+        let compatible = cands.iter().all(|c| agrees(c, longest.axes));
+        let axes: &[String] = if compatible {
+            longest.axes
         } else {
             match strategy {
                 Strategy::Basic => {
-                    let mut p = longest.axes.clone();
+                    let mut p = longest.axes;
                     for c in cands {
-                        let k = p.iter().zip(&c.axes).take_while(|(x, y)| x == y).count();
-                        p.truncate(k);
+                        let k = p.iter().zip(c.axes).take_while(|(x, y)| x == y).count();
+                        p = &p[..k];
                     }
                     p
                 }
@@ -148,13 +171,13 @@ pub(crate) fn resolve(
                                 .then(a.tensor.cmp(&b.tensor))
                         })
                         .expect("invariant: cands is non-empty");
-                    best.axes.clone()
+                    best.axes
                 }
             }
         };
         let agreeing: Vec<&Candidate> = cands
             .iter()
-            .filter(|c| !c.axes.is_empty() && is_prefix(&c.axes, &axes))
+            .filter(|c| !c.axes.is_empty() && is_prefix(c.axes, axes))
             .collect();
         let prio = agreeing
             .iter()
@@ -166,13 +189,16 @@ pub(crate) fn resolve(
     }
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&f| (chosen[f].1, f));
-    let mut used: BTreeSet<String> = BTreeSet::new();
+    let mut used: Vec<&str> = Vec::new();
     let mut axes = vec![Vec::new(); n];
     for f in order {
-        let mine = &chosen[f].0;
-        let keep = mine.iter().take_while(|a| !used.contains(*a)).count();
+        let mine = chosen[f].0;
+        let keep = mine
+            .iter()
+            .take_while(|a| !used.contains(&a.as_str()))
+            .count();
         axes[f] = mine[..keep].to_vec();
-        used.extend(axes[f].iter().cloned());
+        used.extend(mine[..keep].iter().map(String::as_str));
         if axes[f].is_empty() {
             sources[f].clear();
         }
@@ -282,7 +308,12 @@ mod tests {
         let m: Mesh = "a=3,b=2,c=2".parse().unwrap();
         let s = Sharding::from_dims(&[&["a", "b"]]);
         let p = project(&op.operands[0], &op.factors, &s, &m);
-        assert_eq!(p, vec![(0, vec!["a".into()]), (1, vec!["b".into()])]);
+        let names = |p: Vec<(usize, &[String], bool)>| {
+            p.into_iter()
+                .map(|(k, a, _)| (k, a.join(",")))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(p), vec![(0, "a".to_string()), (1, "b".to_string())]);
         let s = Sharding::from_dims(&[&["b"]]);
         assert!(project(&op.operands[0], &op.factors, &s, &m).is_empty());
     }
@@ -290,14 +321,21 @@ mod tests {
     #[test]
     fn conflicting_candidates_keep_their_common_prefix_or_the_best_precedence() {
         let f = matmul();
-        let cand = |axes: &[&str], priority, tensor| Candidate {
-            axes: axes.iter().map(|a| a.to_string()).collect(),
+        let owned = |axes: &[&str]| axes.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let (dp_tp, dp, tp) = (owned(&["dp", "tp"]), owned(&["dp"]), owned(&["tp"]));
+        let cand = |axes: &'static str, priority, tensor| Candidate {
+            axes: match axes {
+                "dp,tp" => &dp_tp[..],
+                "dp" => &dp[..],
+                _ => &tp[..],
+            },
             priority,
             tensor,
+            closed: false,
         };
         let mut c = vec![Vec::new(); f.factors.len()];
-        c[0] = vec![cand(&["dp", "tp"], 1, 0), cand(&["dp"], 1, 2)];
-        c[1] = vec![cand(&["tp"], 1, 1), cand(&["dp"], 0, 2)];
+        c[0] = vec![cand("dp,tp", 1, 0), cand("dp", 1, 2)];
+        c[1] = vec![cand("tp", 1, 1), cand("dp", 0, 2)];
         let (basic, _) = resolve(&f.factors, &c, Strategy::Basic);
         // Factor 0: compatible, the longer wins; factor 1: disagree, nothing agreed; factor 0
         // took dp and tp, so nothing is left to clash over.
@@ -316,11 +354,12 @@ mod tests {
         let w2 = Sharding::from_dims(&[&["tp"], &[]]);
         let p = project(&f.operands[1], &f.factors, &w2, &m);
         let mut c = vec![Vec::new(); f.factors.len()];
-        for (k, axes) in p {
+        for (k, axes, closed) in p {
             c[k].push(Candidate {
                 axes,
                 priority: 0,
                 tensor: 1,
+                closed,
             });
         }
         let (fs, _) = resolve(&f.factors, &c, Strategy::Basic);

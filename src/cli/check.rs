@@ -89,22 +89,13 @@ fn text_summary(g: &Graph, s: &GraphStats) -> String {
         &mut out,
         "parameters",
         format!(
-            "{} ({}), {}",
-            group(s.parameters as u128),
-            si(s.parameters as u128, ""),
+            "{}, {}",
+            count(s.parameters as u128, ""),
             bytes(s.parameter_bytes)
         ),
     );
-    w(
-        &mut out,
-        "FLOPs per step",
-        format!("{} ({})", group(s.flops), si(s.flops, "FLOP")),
-    );
-    w(
-        &mut out,
-        "  in matmuls",
-        format!("{} ({})", group(s.matmul_flops), si(s.matmul_flops, "FLOP")),
-    );
+    w(&mut out, "FLOPs per step", count(s.flops, "FLOP"));
+    w(&mut out, "  in matmuls", count(s.matmul_flops, "FLOP"));
     if s.recompute_flops > 0 {
         w(&mut out, "  recomputed", si(s.recompute_flops, "FLOP"));
     }
@@ -129,6 +120,15 @@ fn text_summary(g: &Graph, s: &GraphStats) -> String {
         );
     }
     out
+}
+
+/// `1234567` → `1,234,567 (1.23 M)`; small numbers as they are.
+fn count(n: u128, unit: &str) -> String {
+    if n < 1000 {
+        si(n, unit)
+    } else {
+        format!("{} ({})", group(n), si(n, unit))
+    }
 }
 
 /// `1234567` → `1,234,567`.
@@ -189,6 +189,8 @@ mod tests {
         assert_eq!(si(1_500_000_000, "FLOP"), "1.50 GFLOP");
         assert_eq!(si(42, ""), "42");
         assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(count(12, "FLOP"), "12 FLOP");
+        assert_eq!(count(123_456, ""), "123,456 (123.46 k)");
         assert_eq!(bytes(3 << 29), "1.50 GiB");
     }
 }

@@ -10,6 +10,11 @@ use shardc::ir::Graph;
 pub use shardc::CliError;
 
 mod check;
+mod cost;
+mod grad;
+mod import;
+mod propagate;
+mod run;
 mod compile;
 mod show;
 mod zoo;
@@ -30,6 +35,16 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Print a graph file as text, one op per line.
     Show(show::ShowArgs),
+    /// Add the backward pass (gradients of every parameter) to a graph with a scalar loss.
+    Grad(grad::GradArgs),
+    /// Estimate a step of a sharded graph on a cluster: time, FLOP/s, memory, collectives.
+    Cost(cost::CostArgs),
+    /// Run a graph on one CPU device with random inputs and summarise its outputs.
+    Run(run::RunArgs),
+    /// Import an XLA HLO text module as a shardc graph (JSON).
+    Import(import::ImportArgs),
+    /// Derive every value's sharding from a few annotations.
+    Propagate(propagate::PropagateArgs),
     /// Partition a graph for a mesh and write the per-stage SPMD programs.
     Compile(compile::CompileArgs),
 }
@@ -39,6 +54,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Zoo(a) => zoo::run(a),
         Command::Check(a) => check::run(a),
         Command::Show(a) => show::run(a),
+        Command::Grad(a) => grad::run(a),
+        Command::Cost(a) => cost::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Import(a) => import::run(a),
+        Command::Propagate(a) => propagate::run(a),
         Command::Compile(a) => compile::run(a),
     }
 }
@@ -46,15 +66,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// Reads and verifies a graph file; errors name the file.
 pub(crate) fn read_graph(path: &Path) -> Result<Graph, CliError> {
     let spin = spinner(&format!("reading {}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    spin.set_message(format!("verifying {}", path.display()));
-    let g = shardc::ir::from_json(&text)
-        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+    let read = || {
+        let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        spin.set_message(format!("verifying {}", path.display()));
+        shardc::ir::from_json(&text)
+            .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))
+    };
+    let g = read();
+    // Cleared on errors too, so the message is not printed after a stale spinner line.
     spin.finish_and_clear();
-    Ok(g)
+    g
 }
 
 /// Writes `text` to `path`, or to standard output when there is no path.

@@ -6,6 +6,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use shardc::ir::zoo::{self, GptConfig, GptShardings, MlpConfig, MoeConfig, ResNetConfig};
 use shardc::ir::{DType, Graph, Mesh, UnaryFn};
 
+use super::grad::TrainArgs;
 use super::{progress_bar, spinner, write_output, CliError};
 
 #[derive(Args, Debug)]
@@ -115,6 +116,8 @@ pub struct GptArgs {
     #[arg(long, value_parser = parse_mesh, requires = "shardings")]
     pub mesh: Option<Mesh>,
     #[command(flatten)]
+    pub train: TrainArgs,
+    #[command(flatten)]
     pub out: OutputArg,
 }
 
@@ -208,7 +211,7 @@ pub fn run(a: ZooArgs) -> Result<(), CliError> {
             let bar = progress_bar(cfg.layers, "building layers");
             let g = zoo::gpt_with_progress(&cfg, &mut |done, _| bar.set_position(done));
             bar.finish_and_clear();
-            (g?, m.out)
+            (m.train.apply(g?)?, m.out)
         }
         Model::Resnet(m) => {
             let cfg = ResNetConfig {

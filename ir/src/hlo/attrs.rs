@@ -17,7 +17,10 @@ pub(crate) fn dims(v: &str) -> Result<Vec<usize>, String> {
 }
 
 /// `{[0:4], [1:3:2]}` as (start, limit, stride) per dim.
-pub(crate) fn slice(v: &str) -> Result<(Vec<u64>, Vec<u64>, Vec<u64>), String> {
+/// Per-dim (start, limit, stride) of a slice.
+type SliceBounds = (Vec<u64>, Vec<u64>, Vec<u64>);
+
+pub(crate) fn slice(v: &str) -> Result<SliceBounds, String> {
     let bad = || format!("expected slice={{[start:limit:stride], ...}}, got `{v}`");
     let inner = v.trim().strip_prefix('{').and_then(|s| s.strip_suffix('}'));
     let inner = inner.ok_or_else(bad)?;
@@ -39,7 +42,10 @@ pub(crate) fn slice(v: &str) -> Result<(Vec<u64>, Vec<u64>, Vec<u64>), String> {
 }
 
 /// `0_0x1_1_0`: per dim `low_high[_interior]`.
-pub(crate) fn padding(v: &str) -> Result<(Vec<i64>, Vec<i64>, Vec<u64>), String> {
+/// Per-dim (low, high, interior) padding.
+type Padding = (Vec<i64>, Vec<i64>, Vec<u64>);
+
+pub(crate) fn padding(v: &str) -> Result<Padding, String> {
     let bad = || format!("expected padding=LOW_HIGH[_INTERIOR]x..., got `{v}`");
     let (mut lo, mut hi, mut int) = (Vec::new(), Vec::new(), Vec::new());
     for d in v.trim().split('x').filter(|d| !d.is_empty()) {

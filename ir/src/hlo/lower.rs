@@ -10,7 +10,7 @@ use crate::sharding::HloSharding;
 use crate::types::TensorType;
 
 use super::attrs;
-use super::text::{HloModule, HloType, Instruction};
+use super::text::{Computation, HloModule, HloType, Instruction};
 
 /// What an ENTRY instruction became: a node, or (tuples) one per element.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,7 +27,13 @@ pub(crate) struct Lowering<'m> {
     /// The `sharding=` of each ENTRY instruction that had one.
     pub shardings: BTreeMap<String, HloSharding>,
     names: BTreeSet<String>,
+    /// `CALL/` prefixes of the calls being inlined, outermost first.
+    prefix: String,
+    depth: usize,
 }
+
+/// Calls nest at most this deep (a guard against a module that calls itself).
+const MAX_CALL_DEPTH: usize = 32;
 
 fn dtype(name: &str) -> Option<DType> {
     Some(match name {
@@ -87,6 +93,8 @@ impl<'m> Lowering<'m> {
             values: BTreeMap::new(),
             shardings: BTreeMap::new(),
             names,
+            prefix: String::new(),
+            depth: 0,
         }
     }
 
@@ -115,6 +123,72 @@ impl<'m> Lowering<'m> {
         flatten(&self.values[&root.name], &mut outs);
         self.graph.outputs = outs;
         Ok(())
+    }
+
+    /// The node name of an instruction: its name, under the prefixes of inlined calls.
+    fn node_name(&self, inst: &Instruction) -> String {
+        format!("{}{}", self.prefix, inst.name)
+    }
+
+    /// Inlines `call(args), to_apply=COMP`: the callee's instructions become nodes named
+    /// `CALL/INST`, its parameters the call's operands; the call is the callee's ROOT value.
+    fn inline_call(
+        &mut self,
+        inst: &Instruction,
+        operand_names: &[String],
+    ) -> Result<Lowered, String> {
+        let comp_name = inst.attr("to_apply").ok_or("expected to_apply=")?;
+        let module = self.module;
+        let callee = module
+            .computation(comp_name)
+            .filter(|c| !c.entry)
+            .ok_or_else(|| format!("called computation `{comp_name}` is not in the module"))?;
+        if self.depth >= MAX_CALL_DEPTH {
+            return Err(format!("calls nest deeper than {MAX_CALL_DEPTH}"));
+        }
+        let args: Vec<Lowered> = operand_names
+            .iter()
+            .map(|o| {
+                self.values
+                    .get(o)
+                    .cloned()
+                    .ok_or_else(|| format!("operand `{o}` is not defined"))
+            })
+            .collect::<Result<_, _>>()?;
+        let outer_values = std::mem::take(&mut self.values);
+        let outer_prefix = self.prefix.clone();
+        self.prefix = format!("{}{}/", self.prefix, inst.name);
+        self.depth += 1;
+        let result = self.inline_body(callee, &args);
+        self.depth -= 1;
+        self.prefix = outer_prefix;
+        self.values = outer_values;
+        result
+    }
+
+    fn inline_body(&mut self, callee: &Computation, args: &[Lowered]) -> Result<Lowered, String> {
+        for i in &callee.instructions {
+            let v = if i.opcode == "parameter" {
+                let k: usize = i
+                    .args
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("`{}`: parameter number expected", i.name))?;
+                args.get(k)
+                    .cloned()
+                    .ok_or_else(|| format!("the call passes no argument {k}"))?
+            } else {
+                self.instruction(i).map_err(|m| {
+                    format!(
+                        "in called `{}`, `{}` ({}): {m}",
+                        callee.name, i.name, i.opcode
+                    )
+                })?
+            };
+            self.values.insert(i.name.clone(), v);
+        }
+        let root = callee.root().ok_or("the called computation is empty")?;
+        Ok(self.values[&root.name].clone())
     }
 
     fn operand(&self, name: &str) -> Result<ValueId, String> {
@@ -237,7 +311,8 @@ impl<'m> Lowering<'m> {
             inst.attr(k)
                 .ok_or_else(|| format!("expected attribute `{k}=`"))
         };
-        let name = inst.name.as_str();
+        let node_name = self.node_name(inst);
+        let name = node_name.as_str();
         let op = match op_code {
             "parameter" => {
                 let v = self.push(name, Op::Input { init: None }, vec![], ty)?;
@@ -325,7 +400,7 @@ impl<'m> Lowering<'m> {
                 let descending = |t: &Option<HloType>| match t {
                     Some(HloType::Array { dims, layout, .. }) => layout
                         .as_ref()
-                        .is_none_or(|l| l.iter().rev().copied().eq(0..dims.len() as u64)),
+                        .map_or(true, |l| l.iter().rev().copied().eq(0..dims.len() as u64)),
                     _ => false,
                 };
                 let src = self.module.entry().and_then(|e| {
@@ -406,8 +481,9 @@ impl<'m> Lowering<'m> {
                 sizes: attrs::ints(req("dynamic_slice_sizes")?)?,
             },
             "dynamic-update-slice" => Op::DynamicUpdateSlice,
-            "while" | "call" | "conditional" | "async-start" | "call-start" => return Err(
-                "only the ENTRY computation is imported; control flow and calls are unsupported"
+            "call" => return self.inline_call(inst, &operand_names),
+            "while" | "conditional" | "async-start" | "call-start" => return Err(
+                "only the ENTRY computation is imported; while and conditional are unsupported (calls are inlined)"
                     .into(),
             ),
             o => {
@@ -542,7 +618,7 @@ impl<'m> Lowering<'m> {
         if offset != want {
             return Err(format!("gather offset_dims {offset:?} do not place the index dims at {axis} (take needs {want:?})"));
         }
-        self.push(&inst.name, Op::Gather { axis }, vec![x, idx], ty)
+        self.push(&self.node_name(inst), Op::Gather { axis }, vec![x, idx], ty)
     }
 
     /// XLA scatter that is the scatter-add adjoint of a take along one axis.
@@ -580,7 +656,12 @@ impl<'m> Lowering<'m> {
         if window != want {
             return Err(format!("scatter update_window_dims {window:?} do not match a take along axis {axis} (needs {want:?})"));
         }
-        self.push(&inst.name, Op::ScatterAdd { axis }, vec![x, idx, upd], ty)
+        self.push(
+            &self.node_name(inst),
+            Op::ScatterAdd { axis },
+            vec![x, idx, upd],
+            ty,
+        )
     }
 
     /// Index operand with the index vector dim gone: implicit (`index_vector_dim` = rank), or a
@@ -598,7 +679,7 @@ impl<'m> Lowering<'m> {
         if ivd + 1 != it.rank() || it.dims()[ivd] != 1 {
             return Err("the index vector dim must be implicit or a trailing dim of size 1".into());
         }
-        let name = self.fresh_name(&format!("{}.indices", inst.name));
+        let name = self.fresh_name(&format!("{}.indices", self.node_name(inst)));
         let t = TensorType::new(it.dtype, it.dims()[..ivd].to_vec());
         self.push(&name, Op::Reshape, vec![idx], t)
     }

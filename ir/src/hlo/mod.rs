@@ -76,7 +76,13 @@ pub fn import(text: &str) -> Result<HloImport, IrError> {
     let mut tuple_shardings = BTreeMap::new();
     for (inst, s) in std::mem::take(&mut l.shardings) {
         match &l.values[&inst] {
-            Lowered::Node(v) => shardings[v.index()] = Some(s),
+            // An instruction that aliases a node (get-tuple-element, call) annotates it unless
+            // the node's own instruction has a sharding.
+            Lowered::Node(v) => {
+                if l.graph.nodes[v.index()].name == inst || shardings[v.index()].is_none() {
+                    shardings[v.index()] = Some(s);
+                }
+            }
             Lowered::Tuple(_) => {
                 tuple_shardings.insert(inst, s);
             }

@@ -19,11 +19,12 @@ const AFTER_SHARDING: [&str; 4] = [
 
 /// The module text of `import` with `sharding={...}` on every ENTRY instruction (replacing any
 /// it had), as XLA's after-propagation dump prints it. `shardings[v]` is the sharding of node
-/// `v`; tuples get the tuple of their elements' shardings. Called computations (reductions'
-/// `to_apply`) print unchanged.
+/// `v` (`None`: the instruction prints without one, as XLA leaves some scalar constants);
+/// tuples get the tuple of their elements' shardings. Called computations (reductions'
+/// `to_apply`, inlined calls) print unchanged.
 pub fn print_with_shardings(
     import: &HloImport,
-    shardings: &[HloSharding],
+    shardings: &[Option<HloSharding>],
 ) -> Result<String, IrError> {
     if shardings.len() != import.graph.len() {
         return Err(IrError::Graph(format!(
@@ -57,25 +58,29 @@ pub fn print_with_shardings(
                     .get(&inst.name)
                     .map(|l| sharding_of(l, shardings))
             } else {
+                // Called computations keep what they had.
                 None
             };
-            print_instruction(&mut out, inst, s.as_ref());
+            print_instruction(&mut out, inst, s);
         }
         out.push_str("}\n");
     }
     Ok(out)
 }
 
-fn sharding_of(l: &Lowered, shardings: &[HloSharding]) -> HloSharding {
+fn sharding_of(l: &Lowered, shardings: &[Option<HloSharding>]) -> Option<HloSharding> {
     match l {
         Lowered::Node(v) => shardings[v.index()].clone(),
-        Lowered::Tuple(v) => {
-            HloSharding::Tuple(v.iter().map(|e| sharding_of(e, shardings)).collect())
-        }
+        Lowered::Tuple(v) => v
+            .iter()
+            .map(|e| sharding_of(e, shardings))
+            .collect::<Option<Vec<_>>>()
+            .map(HloSharding::Tuple),
     }
 }
 
-fn print_instruction(out: &mut String, inst: &Instruction, sharding: Option<&HloSharding>) {
+/// `sharding`: `None` keeps the instruction's own attribute, `Some(None)` drops it.
+fn print_instruction(out: &mut String, inst: &Instruction, sharding: Option<Option<HloSharding>>) {
     let root = if inst.root { "ROOT " } else { "" };
     // invariant: writing to a String cannot fail.
     let _ = write!(out, "  {root}{} = ", inst.name_text);
@@ -89,7 +94,7 @@ fn print_instruction(out: &mut String, inst: &Instruction, sharding: Option<&Hlo
         .filter(|(k, _)| sharding.is_none() || k != "sharding")
         .cloned()
         .collect();
-    if let Some(s) = sharding {
+    if let Some(Some(s)) = sharding {
         let at = attrs
             .iter()
             .position(|(k, _)| AFTER_SHARDING.contains(&k.as_str()))

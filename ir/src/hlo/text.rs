@@ -394,6 +394,9 @@ pub(crate) fn int_list(s: &str) -> Option<Vec<u64>> {
     s.split(',').map(|x| x.trim().parse().ok()).collect()
 }
 
+const STACK_FRAME_TABLES: [&str; 4] =
+    ["FileNames", "FunctionNames", "FileLocations", "StackFrames"];
+
 /// Parses HLO module text into computations.
 pub fn parse_module(text: &str) -> Result<HloModule, IrError> {
     let mut c = Cursor { s: text, pos: 0 };
@@ -406,6 +409,14 @@ pub fn parse_module(text: &str) -> Result<HloModule, IrError> {
     }
     let mut computations = Vec::new();
     while c.peek().is_some() {
+        // XLA's dumps carry stack-frame tables (`FileNames`, `StackFrames`, ...) between the
+        // header and the computations: a title line, numbered rows, a blank line.
+        let rest = &c.s[c.pos..];
+        if STACK_FRAME_TABLES.iter().any(|t| rest.starts_with(t)) {
+            let end = rest.find("\n\n").map_or(rest.len(), |e| e + 2);
+            c.pos += end;
+            continue;
+        }
         computations.push(c.computation()?);
     }
     let module = HloModule {

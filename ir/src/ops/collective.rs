@@ -55,7 +55,9 @@ pub(super) fn infer(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, St
                 ));
             }
             out[*split_dim] /= n;
-            out[*concat_dim] *= n;
+            out[*concat_dim] = out[*concat_dim]
+                .checked_mul(n)
+                .ok_or("concatenated size overflows")?;
         }
         Op::CollectivePermute { axis, pairs } => {
             let n = cx.axes_size(std::slice::from_ref(axis))?;

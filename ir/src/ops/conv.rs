@@ -18,17 +18,16 @@ pub(crate) fn output_extent(
     lhs_dil: u64,
     rhs_dil: u64,
 ) -> Option<u64> {
-    let dilated_in = if input == 0 {
-        0
-    } else {
-        (input as i128 - 1) * lhs_dil as i128 + 1
+    // Checked: sizes and dilations near u64::MAX overflow even i128.
+    let dilate = |n: u64, dil: u64| -> Option<i128> {
+        if n == 0 {
+            Some(0)
+        } else {
+            (n as i128 - 1).checked_mul(dil as i128)?.checked_add(1)
+        }
     };
-    let padded = dilated_in + pad.0 as i128 + pad.1 as i128;
-    let dilated_k = if kernel == 0 {
-        0
-    } else {
-        (kernel as i128 - 1) * rhs_dil as i128 + 1
-    };
+    let padded = dilate(input, lhs_dil)?.checked_add(pad.0 as i128 + pad.1 as i128)?;
+    let dilated_k = dilate(kernel, rhs_dil)?;
     if padded < 0 || stride == 0 {
         return None;
     }
@@ -87,7 +86,7 @@ pub(super) fn infer(c: &Conv, cx: &TypeCtx) -> std::result::Result<TensorType, S
     let cin = x.dims()[d.input_feature];
     let cout = k.dims()[d.kernel_output_feature];
     let batch = x.dims()[d.input_batch];
-    if cin != k.dims()[d.kernel_input_feature] * g {
+    if k.dims()[d.kernel_input_feature].checked_mul(g) != Some(cin) {
         return Err(format!(
             "input features ({cin}) must equal kernel input features ({}) x feature_group_count ({g})",
             k.dims()[d.kernel_input_feature]
@@ -115,7 +114,9 @@ pub(super) fn infer(c: &Conv, cx: &TypeCtx) -> std::result::Result<TensorType, S
             c.lhs_dilation[s],
             c.rhs_dilation[s],
         )
-        .ok_or_else(|| format!("spatial dim {s} has negative size after padding"))?;
+        .ok_or_else(|| {
+            format!("spatial dim {s} has a negative or overflowing size after padding and dilation")
+        })?;
     }
     with_declared_dtype_check(cx, TensorType::new(x.dtype, out))
 }
@@ -334,7 +335,7 @@ fn reshape_axis_out_of(
     x: ValueId,
 ) -> Result<ValueId> {
     let mut dims = cx.ty(x).dims().to_vec();
-    if size1 == 0 || dims[src] % size1 != 0 {
+    if size1 == 0 || !dims[src].is_multiple_of(size1) {
         return Err(cx.err(format!(
             "cannot split dim {src} (size {}) into {size1} groups",
             dims[src]

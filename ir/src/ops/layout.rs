@@ -146,15 +146,22 @@ pub(super) fn infer(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, St
             let mut out = Vec::new();
             for d in 0..x.rank() {
                 let n = x.dims()[d] as i128;
+                // Checked: a dim near u64::MAX times an interior near u64::MAX overflows i128.
                 let inner = if n == 0 {
-                    0
+                    Some(0)
                 } else {
-                    n + (n - 1) * interior[d] as i128
+                    (n - 1)
+                        .checked_mul(interior[d] as i128)
+                        .and_then(|i| i.checked_add(n))
                 };
-                let size = inner + low[d] as i128 + high[d] as i128;
-                if size < 0 || size > u64::MAX as i128 {
-                    return Err(format!("dim {d} would have size {size} after padding"));
-                }
+                let size = inner
+                    .and_then(|i| i.checked_add(low[d] as i128 + high[d] as i128))
+                    .filter(|s| (0..=u64::MAX as i128).contains(s))
+                    .ok_or_else(|| {
+                        format!(
+                            "dim {d} would have a negative size or one beyond u64 after padding"
+                        )
+                    })?;
                 out.push(size as u64);
             }
             with_declared_dtype_check(cx, TensorType::new(x.dtype, out))

@@ -2,8 +2,8 @@
 //!
 //! A [`Sharding`] is axis-based: per tensor dim the mesh axes that split it (major first), the axes
 //! over which the value is a pending partial sum, and every other axis replicated. The notations
-//! (JAX `PartitionSpec`, PyTorch DTensor placements, XLA's HLO sharding text) parse into and print
-//! from it.
+//! (JAX `PartitionSpec`, PyTorch DTensor placements, XLA's HLO sharding text, Shardy's
+//! `#sdy.sharding<..>`) parse into and print from it.
 //!
 //! ```
 //! use shardc_ir::{Mesh, sharding::{HloSharding, Sharding}};
@@ -19,10 +19,12 @@ mod dtensor;
 mod hlo_convert;
 mod hlo_text;
 mod jax;
+mod shardy;
 mod spec;
 mod tile;
 
 pub use hlo_convert::common_mesh;
 pub use hlo_text::{HloSharding, ShardGroup, Subgroup, Tiled};
+pub use shardy::ShardyText;
 pub use spec::{Annotation, DimSharding, Sharding, ShardingAssignment};
 pub use tile::{detect_iota, TileDevices};

@@ -148,7 +148,7 @@ pub fn detect_iota(devices: &[u32]) -> Option<TileDevices> {
     let ds = digits(devices, &[])?;
     // Source dims, major first, are the digits sorted by stride descending; they must tile 0..n.
     let mut by_stride: Vec<(usize, Digit)> = ds.iter().copied().enumerate().collect();
-    by_stride.sort_by(|a, b| b.1.stride.cmp(&a.1.stride));
+    by_stride.sort_by_key(|d| std::cmp::Reverse(d.1.stride));
     let mut expect = 1u64;
     for (_, dg) in by_stride.iter().rev() {
         if dg.stride != expect {

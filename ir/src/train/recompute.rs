@@ -168,10 +168,13 @@ fn rewrite(
     member: &BTreeMap<ValueId, usize>,
 ) -> Result<Graph> {
     let mut out = Graph {
+        name: g.name.clone(),
         nodes: Vec::with_capacity(g.len() + member.len()),
-        ..g.clone()
+        outputs: Vec::new(),
+        mesh: g.mesh.clone(),
+        annotations: g.annotations.clone(),
+        training: Default::default(),
     };
-    out.nodes.clear();
     let mut names = Names::of(g);
     let mut map: Vec<ValueId> = Vec::with_capacity(g.len());
     // copies[k]: old id → copy id, once scope k's copies exist.

@@ -340,10 +340,15 @@ impl Builder {
         })
     }
 
-    /// Mean squared error of `x` against `target` (same shape), under scope `loss`; returns the
-    /// scalar `loss.value`.
-    pub fn mean_squared_error(&mut self, x: ValueId, target: ValueId) -> Result<ValueId> {
-        self.scoped("loss", |b| {
+    /// Mean squared error of `x` against `target` (same shape), under scope `scope`; returns the
+    /// scalar `{scope}.value`.
+    pub fn mean_squared_error(
+        &mut self,
+        scope: &str,
+        x: ValueId,
+        target: ValueId,
+    ) -> Result<ValueId> {
+        self.scoped(scope, |b| {
             let diff = b.binary("diff", BinaryFn::Sub, x, target)?;
             let sq = b.binary("squared", BinaryFn::Mul, diff, diff)?;
             let dims = b.dims(sq);

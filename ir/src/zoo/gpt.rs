@@ -41,6 +41,7 @@ pub struct GptConfig {
     pub batch: u64,
     /// Dtype of parameters and activations (token ids and labels are i32).
     pub dtype: DType,
+    /// Sharding annotations to add (none by default).
     pub shardings: GptShardings,
 }
 

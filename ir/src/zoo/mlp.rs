@@ -19,6 +19,7 @@ pub struct MlpConfig {
     pub activation: UnaryFn,
     /// Adds a `target` input and a mean-squared-error loss.
     pub loss: bool,
+    /// Dtype of parameters, inputs and activations.
     pub dtype: DType,
 }
 
@@ -94,6 +95,6 @@ pub fn mlp(cfg: &MlpConfig) -> Result<Graph> {
         TensorType::new(cfg.dtype, dims),
         Init::Normal { std: 1.0 },
     )?;
-    let loss = b.mean_squared_error(x, target)?;
+    let loss = b.mean_squared_error("loss", x, target)?;
     Ok(b.finish_with_loss(loss))
 }

@@ -23,6 +23,7 @@ pub struct MoeConfig {
     pub ffn: u64,
     /// Number of experts (`E`).
     pub experts: u64,
+    /// Dtype of parameters, inputs and activations.
     pub dtype: DType,
 }
 
@@ -50,7 +51,8 @@ impl Default for MoeConfig {
 /// need a sort or scatter with dynamic counts). Expert weights `experts.w1` (`[E, H, F]`) and
 /// `experts.w2` (`[E, F, H]`) are applied with `dot_general` batched over E; the outputs are
 /// combined weighted by each token's gate (`combine`, contracting E). The loss is the mean squared
-/// error against `target` plus Switch's load-balancing loss `E · Σ_e frac_e · prob_e`.
+/// error against `target` (`mse.value`) plus Switch's load-balancing loss `E · Σ_e frac_e · prob_e`
+/// (`balance.value`), summed in `loss.value`.
 pub fn moe(cfg: &MoeConfig) -> Result<Graph> {
     require_positive(
         "moe",
@@ -116,7 +118,7 @@ pub fn moe(cfg: &MoeConfig) -> Result<Graph> {
         b.dot("combine", gate, out, (&[0], &[1]), (&[1], &[0]))
     })?;
     let y = b.binary("residual", BinaryFn::Add, x, combined)?;
-    let mse = b.mean_squared_error(y, target)?;
+    let mse = b.mean_squared_error("mse", y, target)?;
     let aux = b.scoped("balance", |b| {
         // frac_e: share of tokens routed to e; prob_e: mean gate probability of e.
         let routed = b.reduce("routed", ReduceFn::Sum, mask, &[0])?;
@@ -127,6 +129,6 @@ pub fn moe(cfg: &MoeConfig) -> Result<Graph> {
         let s = b.reduce("sum", ReduceFn::Sum, fp, &[0])?;
         b.scale("value", s, e as f64 * AUX_LOSS_WEIGHT)
     })?;
-    let loss = b.binary("total_loss", BinaryFn::Add, mse, aux)?;
+    let loss = b.scoped("loss", |b| b.binary("value", BinaryFn::Add, mse, aux))?;
     Ok(b.finish_with_loss(loss))
 }

@@ -23,6 +23,7 @@ pub struct ResNetConfig {
     pub stages: Vec<u64>,
     /// Classes of the classifier.
     pub classes: u64,
+    /// Dtype of parameters, inputs and activations (labels are i32).
     pub dtype: DType,
 }
 

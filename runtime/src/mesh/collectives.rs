@@ -67,21 +67,30 @@ fn reduce_typed<T: Reducible>(
     parts: &[&Tensor],
     func: ReduceFn,
     range: Range<usize>,
+    reuse: Option<ArrayD<T>>,
 ) -> Result<ArrayD<T>, String> {
-    let mut acc: Option<Vec<T>> = None;
-    for p in parts {
+    let len = range.len();
+    let mut out = match reuse {
+        Some(a) if a.len() == len && a.ndim() == 1 && a.is_standard_layout() => a,
+        _ => ArrayD::from_elem(IxDyn(&[len]), T::default()),
+    };
+    // invariant: `out` was made (or checked) to be one contiguous row.
+    let dst = out
+        .as_slice_mut()
+        .expect("invariant: contiguous 1-D buffer");
+    for (k, p) in parts.iter().enumerate() {
         let a = arr::<T>(p)?.as_standard_layout();
-        // invariant: a standard-layout array is one contiguous slice.
-        let s = &a
+        let src = a
             .as_slice()
-            .expect("invariant: standard layout is contiguous")[range.clone()];
-        match &mut acc {
-            None => acc = Some(s.to_vec()),
-            Some(acc) => combine(func, acc, s),
+            .and_then(|s| s.get(range.clone()))
+            .ok_or_else(|| format!("rank {k}'s contribution has no elements {range:?}"))?;
+        if k == 0 {
+            dst.copy_from_slice(src);
+        } else {
+            combine(func, dst, src);
         }
     }
-    let v = acc.ok_or("a collective needs at least one contribution")?;
-    Ok(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).map_err(|e| e.to_string())?)
+    Ok(out)
 }
 
 /// Checks that every contribution has the type of the first.
@@ -102,21 +111,34 @@ pub(crate) fn check_same(parts: &[&Tensor]) -> Result<(), String> {
 }
 
 /// The elementwise reduction of `parts` over the row-major element range `range`, as a 1-D
-/// tensor.
+/// tensor, written into `reuse`'s buffer when it fits (saving a fresh allocation).
 pub(crate) fn reduce_flat(
     parts: &[&Tensor],
     func: ReduceFn,
     range: Range<usize>,
+    reuse: Option<Tensor>,
 ) -> Result<Tensor, String> {
     let first = parts
         .first()
         .ok_or("a collective needs at least one contribution")?;
-    let data = match first.data() {
-        Data::F32(_) => Data::F32(reduce_typed(parts, func, range)?),
-        Data::F64(_) => Data::F64(reduce_typed(parts, func, range)?),
-        Data::I32(_) => Data::I32(reduce_typed(parts, func, range)?),
-        Data::I64(_) => Data::I64(reduce_typed(parts, func, range)?),
-        Data::Bool(_) => return Err("cannot reduce bool tensors".into()),
+    let reuse = reuse
+        .filter(|t| t.dtype() == first.dtype())
+        .map(Tensor::into_data);
+    let data = match (first.data(), reuse) {
+        (Data::F32(_), Some(Data::F32(a))) => Data::F32(reduce_typed(parts, func, range, Some(a))?),
+        (Data::F32(_), _) => Data::F32(reduce_typed(parts, func, range, None)?),
+        (Data::F64(_), r) => Data::F64(reduce_typed(
+            parts,
+            func,
+            range,
+            r.and_then(|r| match r {
+                Data::F64(a) => Some(a),
+                _ => None,
+            }),
+        )?),
+        (Data::I32(_), _) => Data::I32(reduce_typed(parts, func, range, None)?),
+        (Data::I64(_), _) => Data::I64(reduce_typed(parts, func, range, None)?),
+        (Data::Bool(_), _) => return Err("cannot reduce bool tensors".into()),
     };
     Ok(Tensor::from_data(first.dtype(), data))
 }
@@ -135,11 +157,39 @@ pub(crate) fn concat_flat(chunks: &[&Tensor], shape: &[usize]) -> Result<Tensor,
     let data = with_elem!(first.data(), T => {
         let mut v: Vec<T> = Vec::with_capacity(shape.iter().product());
         for c in chunks {
-            v.extend(arr::<T>(c)?.iter().copied());
+            // Copy whole slices: element-wise iteration over a dynamic-rank array is ~10x slower.
+            let a = arr::<T>(c)?.as_standard_layout();
+            // invariant: a standard-layout array is one contiguous slice.
+            v.extend_from_slice(a.as_slice().expect("invariant: standard layout is contiguous"));
         }
         T::into_data(ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| format!("joining chunks: {e}"))?)
     });
     Ok(Tensor::from_data(first.dtype(), data))
+}
+
+/// Writes 1-D chunks, in order, over the elements of `target` (reusing its buffer); `None`
+/// when the target is not contiguous or the lengths or dtypes differ.
+pub(crate) fn concat_flat_into(chunks: &[&Tensor], mut target: Tensor) -> Option<Tensor> {
+    let total: usize = chunks.iter().map(|c| c.len()).sum();
+    if total != target.len() || chunks.iter().any(|c| c.dtype() != target.dtype()) {
+        return None;
+    }
+    let written = with_elem!(target.data(), T => {
+        match T::get_mut(target.data_mut()).and_then(|a| a.as_slice_mut()) {
+            Some(dst) => {
+                let mut at = 0;
+                for c in chunks {
+                    let src = arr::<T>(c).ok().map(|a| a.as_standard_layout());
+                    let Some(src) = src.as_ref().and_then(|a| a.as_slice()) else { break };
+                    dst[at..at + src.len()].copy_from_slice(src);
+                    at += src.len();
+                }
+                at == total
+            }
+            None => false,
+        }
+    });
+    written.then_some(target)
 }
 
 /// Chunk `r` of `n` equal chunks of `t` along `dim`.
@@ -183,7 +233,7 @@ pub(crate) fn reduce_scatter(
         .collect::<Result<Vec<_>, _>>()?;
     let refs: Vec<&Tensor> = chunks.iter().collect();
     let len = chunks[0].len();
-    let flat = reduce_flat(&refs, func, 0..len)?;
+    let flat = reduce_flat(&refs, func, 0..len, None)?;
     concat_flat(&[&flat], chunks[0].shape())
 }
 
@@ -234,7 +284,7 @@ mod tests {
     fn max_reduction_propagates_nan() {
         let a = t(&[2], &[1.0, f64::NAN]);
         let b = t(&[2], &[3.0, 0.0]);
-        let r = reduce_flat(&[&a, &b], ReduceFn::Max, 0..2)
+        let r = reduce_flat(&[&a, &b], ReduceFn::Max, 0..2, None)
             .unwrap()
             .to_f64_vec();
         assert_eq!(r[0], 3.0);

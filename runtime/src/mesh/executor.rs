@@ -28,6 +28,7 @@ pub struct InjectedFailure {
 pub struct MeshOptions {
     /// The longest a device waits for its peers in one collective or receive.
     pub timeout: Duration,
+    /// A failure to inject (tests only; `None` in real runs).
     pub fail: Option<InjectedFailure>,
 }
 
@@ -46,8 +47,11 @@ impl Default for MeshOptions {
 /// the mesh's positions.
 #[derive(Clone, Debug)]
 pub struct Stage<'a> {
+    /// The SPMD program every device of the stage runs.
     pub program: &'a Graph,
+    /// The stage's mesh (its axes must be those the program's collectives name).
     pub mesh: Mesh,
+    /// The global device id of each mesh position.
     pub devices: Vec<usize>,
 }
 
@@ -76,14 +80,14 @@ impl MeshDevice<'_, '_, '_> {
 }
 
 impl DeviceOps for MeshDevice<'_, '_, '_> {
-    fn mesh_op(&mut self, node: &Node, operands: &[&Tensor]) -> Result<Tensor, RuntimeError> {
-        let c = &mut *self.comm;
-        let x = || {
+    fn mesh_op(&mut self, node: &Node, operands: Vec<Tensor>) -> Result<Tensor, RuntimeError> {
+        let mut operands = operands.into_iter();
+        let mut x = || {
             operands
-                .first()
-                .copied()
+                .next()
                 .ok_or_else(|| RuntimeError::node(&node.name, node.op.name(), "missing operand"))
         };
+        let c = &mut *self.comm;
         match &node.op {
             Op::AxisIndex { axes } => {
                 let mesh = c.mesh();
@@ -109,8 +113,9 @@ impl DeviceOps for MeshDevice<'_, '_, '_> {
             Op::Send { to_stage, tag } => {
                 let to = self.peer(*to_stage, node)?;
                 let x = x()?;
-                self.comm.send(x, to, tag)?;
-                Ok(x.clone())
+                // The send node's value is its operand, so the mailbox gets a copy.
+                self.comm.send(x.clone(), to, tag)?;
+                Ok(x)
             }
             Op::Recv { from_stage, tag } => {
                 let from = self.peer(*from_stage, node)?;

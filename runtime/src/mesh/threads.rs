@@ -145,6 +145,9 @@ pub struct ThreadComm<'b> {
     position: usize,
     /// How many collectives each group (by global ids) has run, to pair up calls.
     calls: HashMap<Vec<usize>, u64>,
+    /// The reduced chunk of the last all-reduce, whose buffer the next one reuses once the
+    /// peers are done with it (saving a fresh allocation per call).
+    spare: Option<Arc<Tensor>>,
 }
 
 impl ThreadComm<'_> {
@@ -171,7 +174,7 @@ impl ThreadComm<'_> {
         &mut self,
         axes: &[String],
         what: String,
-        x: Tensor,
+        x: Arc<Tensor>,
     ) -> Result<(Vec<Arc<Tensor>>, usize), RuntimeError> {
         let g =
             group(&self.mesh, self.position, axes).map_err(|m| self.err(format!("{what}: {m}")))?;
@@ -198,7 +201,7 @@ impl ThreadComm<'_> {
             self.board.fail(self.device, msg.clone());
             return Err(self.err(msg));
         }
-        slot.parts[g.rank] = Some(Arc::new(x));
+        slot.parts[g.rank] = Some(x);
         self.board.cv.notify_all();
         let mut s = self.board.wait_until(s, self.device, &what, |s| {
             s.slots
@@ -238,38 +241,56 @@ impl Communicator for ThreadComm<'_> {
 
     fn all_reduce(
         &mut self,
-        x: &Tensor,
+        x: Tensor,
         axes: &[String],
         func: ReduceFn,
     ) -> Result<Tensor, RuntimeError> {
-        // Reduce-scatter then all-gather through shared memory: each device reduces 1/n of the
-        // elements over all contributions, then everyone assembles the chunks.
+        // Reduce-scatter then all-gather through shared memory: each device reduces its 1/n of
+        // the elements over all contributions, then copies everyone's reduced chunk into its
+        // own buffer, which its peers have stopped reading by then (no 64 MiB allocations).
         let what = format!("all_reduce({}) of {} over {axes:?}", func.name(), x.ty());
-        let (parts, r) = self.exchange(axes, what.clone(), x.clone())?;
+        let (len, shape) = (x.len(), x.shape().to_vec());
+        let (parts, r) = self.exchange(axes, what.clone(), Arc::new(x))?;
         let n = parts.len();
+        if n == 1 {
+            // A group of one: the sum is the operand itself.
+            let only = Arc::clone(&parts[0]);
+            drop(parts);
+            return Ok(Arc::try_unwrap(only).unwrap_or_else(|shared| (*shared).clone()));
+        }
+        // Every peer has finished the previous all-reduce (it is in this one), so the previous
+        // chunk's buffer is ours alone again.
+        let spare = self.spare.take().and_then(|s| Arc::try_unwrap(s).ok());
+        let p = refs(&parts);
         let mine = self.finish(
             &what,
-            collectives::check_same(&refs(&parts)).and_then(|()| {
-                collectives::reduce_flat(
-                    &refs(&parts),
-                    func,
-                    collectives::flat_chunk(x.len(), n, r),
-                )
+            collectives::check_same(&p).and_then(|()| {
+                collectives::reduce_flat(&p, func, collectives::flat_chunk(len, n, r), spare)
             }),
         )?;
+        let own = Arc::clone(&parts[r]);
+        drop(p);
         drop(parts);
-        let (chunks, _) = self.exchange(axes, format!("{what} (gather)"), mine)?;
-        self.finish(&what, collectives::concat_flat(&refs(&chunks), x.shape()))
+        let (chunks, _) = self.exchange(axes, format!("{what} (gather)"), Arc::new(mine))?;
+        self.spare = Some(Arc::clone(&chunks[r]));
+        let c = refs(&chunks);
+        // Every peer deposited its chunk only after it stopped reading our buffer, so we are
+        // normally its sole owner again; otherwise, copy.
+        let target = Arc::try_unwrap(own).unwrap_or_else(|shared| (*shared).clone());
+        match collectives::concat_flat_into(&c, target) {
+            Some(t) => Ok(t),
+            None => self.finish(&what, collectives::concat_flat(&c, &shape)),
+        }
     }
 
     fn all_gather(
         &mut self,
-        x: &Tensor,
+        x: Tensor,
         dim: usize,
         axes: &[String],
     ) -> Result<Tensor, RuntimeError> {
         let what = format!("all_gather(dim {dim}) of {} over {axes:?}", x.ty());
-        let (parts, _) = self.exchange(axes, what.clone(), x.clone())?;
+        let (parts, _) = self.exchange(axes, what.clone(), Arc::new(x))?;
         let p = refs(&parts);
         self.finish(
             &what,
@@ -279,7 +300,7 @@ impl Communicator for ThreadComm<'_> {
 
     fn reduce_scatter(
         &mut self,
-        x: &Tensor,
+        x: Tensor,
         dim: usize,
         axes: &[String],
         func: ReduceFn,
@@ -289,7 +310,7 @@ impl Communicator for ThreadComm<'_> {
             func.name(),
             x.ty()
         );
-        let (parts, r) = self.exchange(axes, what.clone(), x.clone())?;
+        let (parts, r) = self.exchange(axes, what.clone(), Arc::new(x))?;
         let p = refs(&parts);
         self.finish(
             &what,
@@ -300,7 +321,7 @@ impl Communicator for ThreadComm<'_> {
 
     fn all_to_all(
         &mut self,
-        x: &Tensor,
+        x: Tensor,
         split_dim: usize,
         concat_dim: usize,
         axes: &[String],
@@ -309,7 +330,7 @@ impl Communicator for ThreadComm<'_> {
             "all_to_all(split {split_dim}, concat {concat_dim}) of {} over {axes:?}",
             x.ty()
         );
-        let (parts, r) = self.exchange(axes, what.clone(), x.clone())?;
+        let (parts, r) = self.exchange(axes, what.clone(), Arc::new(x))?;
         let p = refs(&parts);
         self.finish(
             &what,
@@ -320,12 +341,12 @@ impl Communicator for ThreadComm<'_> {
 
     fn collective_permute(
         &mut self,
-        x: &Tensor,
+        x: Tensor,
         axis: &str,
         pairs: &[(u64, u64)],
     ) -> Result<Tensor, RuntimeError> {
         let what = format!("collective_permute({pairs:?}) of {} over `{axis}`", x.ty());
-        let (parts, r) = self.exchange(&[axis.to_string()], what.clone(), x.clone())?;
+        let (parts, r) = self.exchange(&[axis.to_string()], what.clone(), Arc::new(x))?;
         let p = refs(&parts);
         self.finish(
             &what,
@@ -333,7 +354,7 @@ impl Communicator for ThreadComm<'_> {
         )
     }
 
-    fn send(&mut self, x: &Tensor, to: usize, tag: &str) -> Result<(), RuntimeError> {
+    fn send(&mut self, x: Tensor, to: usize, tag: &str) -> Result<(), RuntimeError> {
         let mut s = self.board.lock();
         if let Some(f) = &s.failed {
             return Err(Board::aborted(self.device, f));
@@ -341,7 +362,7 @@ impl Communicator for ThreadComm<'_> {
         s.mail
             .entry((self.device, to, tag.to_string()))
             .or_default()
-            .push_back(x.clone());
+            .push_back(x);
         drop(s);
         self.board.cv.notify_all();
         Ok(())
@@ -433,6 +454,7 @@ where
                         globals: globals.clone(),
                         position,
                         calls: HashMap::new(),
+                        spare: None,
                     };
                     let r = catch_unwind(AssertUnwindSafe(|| f(&mut comm))).unwrap_or_else(|p| {
                         Err(RuntimeError::Device {

@@ -1,0 +1,162 @@
+//! The HLO that JAX emitted for sharded models (`tools/gen_jax_hlo.py`, committed under
+//! `tests/data/jax`) imports, before and after XLA's sharding propagation.
+
+use std::path::PathBuf;
+
+use shardc_ir::hlo::{import, print_with_shardings, HloImport};
+use shardc_ir::sharding::{HloSharding, Sharding};
+use shardc_ir::{verify, Op};
+
+const MODELS: [&str; 4] = ["megatron_mlp", "transformer_block", "mlp_grad_dp", "mlp_dp"];
+
+fn read(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/jax")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn load(name: &str) -> HloImport {
+    let imp = import(&read(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    verify(&imp.graph).unwrap();
+    imp
+}
+
+fn annotation<'a>(imp: &'a HloImport, value: &str) -> &'a Sharding {
+    &imp.graph
+        .annotations
+        .iter()
+        .find(|a| a.value == value)
+        .unwrap_or_else(|| panic!("no annotation on {value}"))
+        .sharding
+}
+
+#[test]
+fn every_jax_module_imports_before_and_after_propagation() {
+    for m in MODELS {
+        let before = load(&format!("{m}.hlo"));
+        let after = load(&format!("{m}.after_propagation.hlo"));
+        // After propagation XLA has sharded every ENTRY instruction but a few scalar constants
+        // (reduce inits); each sharding became an annotation on one 2x4 mesh.
+        let entry = after.module.entry().unwrap();
+        for inst in &entry.instructions {
+            if inst.attr("sharding").is_none() {
+                assert_eq!(
+                    inst.opcode, "constant",
+                    "{m}: {} lacks a sharding",
+                    inst.name
+                );
+            }
+        }
+        let nodes_with = after.shardings.iter().filter(|s| s.is_some()).count();
+        assert_eq!(
+            after.graph.mesh.as_ref().unwrap().to_string(),
+            "x0=2,x1=4",
+            "{m}"
+        );
+        assert!(after.notes.is_empty(), "{m}: {:?}", after.notes);
+        assert_eq!(after.graph.annotations.len(), nodes_with, "{m}");
+        // The same computation: same outputs' types, and the before graph's user shardings.
+        let outs = |i: &HloImport| -> Vec<String> {
+            i.graph
+                .outputs
+                .iter()
+                .map(|&v| i.graph.ty(v).to_string())
+                .collect()
+        };
+        assert_eq!(outs(&before), outs(&after), "{m}");
+        assert!(before.shardings.iter().flatten().count() >= 2, "{m}");
+        println!(
+            "{m}: {} nodes before propagation ({} annotated), {} annotated after",
+            before.graph.len(),
+            before.graph.annotations.len(),
+            nodes_with
+        );
+    }
+}
+
+#[test]
+fn megatron_mlp_shardings_read_as_the_user_wrote_them() {
+    let imp = load("megatron_mlp.hlo");
+    // x: P('dp', None); w1 column-split P(None, 'tp'); w2 row-split P('tp', None) on the 2x4
+    // mesh that the importer names x0 (dp), x1 (tp).
+    assert_eq!(annotation(&imp, "x.1").to_jax().unwrap(), "P('x0', None)");
+    assert_eq!(annotation(&imp, "w1.1").to_jax().unwrap(), "P(None, 'x1')");
+    assert_eq!(annotation(&imp, "w2.1").to_jax().unwrap(), "P('x1', None)");
+    // with_sharding_constraint's custom-call is a copy carrying P('dp', 'tp').
+    let v = imp.value("sharding_constraint.1").unwrap();
+    assert_eq!(imp.graph.node(v).op, Op::Copy);
+    assert_eq!(
+        annotation(&imp, "sharding_constraint.1").to_jax().unwrap(),
+        "P('x0', 'x1')"
+    );
+    // The ROOT get-tuple-element's out_sharding lands on the value it returns.
+    assert_eq!(
+        annotation(&imp, "dot_general.3").to_jax().unwrap(),
+        "P('x0', None)"
+    );
+    // XLA's answer: the hidden activation is split (dp, tp); the output (dp, replicated).
+    let after = load("megatron_mlp.after_propagation.hlo");
+    assert_eq!(
+        annotation(&after, "tanh.1").to_jax().unwrap(),
+        "P('x0', 'x1')"
+    );
+    assert_eq!(
+        annotation(&after, "dot_general.3").to_jax().unwrap(),
+        "P('x0', None)"
+    );
+}
+
+#[test]
+fn transformer_calls_are_inlined() {
+    let imp = load("transformer_block.hlo");
+    let v = imp
+        .value("jit_tril_.1")
+        .expect("the call is the callee's root value");
+    assert_eq!(imp.graph.node(v).name, "jit_tril_.1/select_n.1");
+    assert!(imp.graph.find("jit__where_.1/select_n.3").is_some());
+}
+
+#[test]
+fn after_propagation_dump_prints_back_line_for_line() {
+    for m in MODELS {
+        let text = read(&format!("{m}.after_propagation.hlo"));
+        let imp = import(&text).unwrap();
+        let s = imp.shardings.clone();
+        let printed = print_with_shardings(&imp, &s).unwrap();
+        let entry_lines = |t: &str| -> Vec<String> {
+            let e = &t[t.find("ENTRY").unwrap()..];
+            e.lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect()
+        };
+        let (a, b) = (entry_lines(&printed), entry_lines(&text));
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x, y, "{m}");
+        }
+        assert_eq!(a.len(), b.len(), "{m}");
+    }
+}
+
+#[test]
+fn pre_propagation_module_prints_with_xla_shardings() {
+    let before = import(&read("megatron_mlp.hlo")).unwrap();
+    let after = import(&read("megatron_mlp.after_propagation.hlo")).unwrap();
+    // Give each node of the pre-propagation module XLA's sharding of the same name.
+    let s: Vec<Option<HloSharding>> = before
+        .graph
+        .nodes
+        .iter()
+        .map(|n| {
+            let name = if n.name == "sharding_constraint.1" {
+                "copy"
+            } else {
+                &n.name
+            };
+            after.shardings[after.value(name).unwrap().index()].clone()
+        })
+        .collect();
+    let printed = print_with_shardings(&before, &s).unwrap();
+    insta::assert_snapshot!(printed);
+}

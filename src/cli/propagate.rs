@@ -1,0 +1,176 @@
+//! `shardc propagate`: derive every value's sharding from a few annotations and print it.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use shardc::sharding::{propagate, ShardedGraph};
+use shardc_ir::hlo::{import, print_with_shardings, HloImport};
+use shardc_ir::sharding::HloSharding;
+use shardc_ir::{Annotation, Graph, Mesh, Sharding};
+
+use super::CliError;
+
+/// How shardings are printed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// JAX `PartitionSpec`, with each value's type and reason, then the collectives.
+    Jax,
+    /// XLA HLO sharding text (`{devices=[2,1,4]<=[8] last_tile_dim_replicate}`).
+    Hlo,
+    /// PyTorch DTensor placements, one per mesh axis (`[Shard(0), Replicate()]`).
+    Dtensor,
+    /// JSON: the mesh and every value's sharding.
+    Json,
+}
+
+/// Arguments of `shardc propagate`.
+#[derive(Args, Debug)]
+pub struct PropagateArgs {
+    /// Graph file: shardc JSON, or XLA HLO text (`.hlo`).
+    pub file: PathBuf,
+    /// Device mesh, e.g. `dp=2,tp=4` (default: the graph's own mesh; for HLO, the mesh its
+    /// shardings imply).
+    #[arg(long)]
+    pub mesh: Option<String>,
+    /// For HLO input whose shardings imply no mesh: the device count (a one-axis mesh `x0=N`).
+    #[arg(long, value_name = "N")]
+    pub num_devices: Option<u64>,
+    /// Annotate a value: `NAME=SPEC` with SPEC in JAX form, e.g. `w1=P(None,'tp')`.
+    #[arg(long = "shard", value_name = "NAME=SPEC")]
+    pub shard: Vec<String>,
+    /// Output notation.
+    #[arg(long, value_enum, default_value = "jax")]
+    pub format: Format,
+    /// Print why this value has its sharding and the collectives its consumers need.
+    #[arg(long, value_name = "NAME")]
+    pub explain: Option<String>,
+}
+
+/// Runs the subcommand.
+pub fn run(args: PropagateArgs) -> Result<(), CliError> {
+    let path = args.file.display().to_string();
+    let text = std::fs::read_to_string(&args.file).map_err(|source| CliError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let hlo = if args.file.extension().is_some_and(|e| e == "hlo") {
+        Some(import(&text).map_err(|e| CliError::Input(format!("{path}: {e}")))?)
+    } else {
+        None
+    };
+    let graph = match &hlo {
+        Some(imp) => imp.graph.clone(),
+        None => shardc_ir::from_json(&text).map_err(|e| CliError::Input(format!("{path}: {e}")))?,
+    };
+    let mesh = match (&args.mesh, &graph.mesh, args.num_devices) {
+        (Some(m), _, _) => m.parse::<Mesh>()?,
+        (None, Some(m), _) => m.clone(),
+        (None, None, Some(n)) => Mesh::new(&[("x0", n)])?,
+        (None, None, None) => {
+            return Err(CliError::Input(format!(
+                "{path}: the graph names no mesh: give one with --mesh, e.g. --mesh dp=2,tp=4 \
+                 (or --num-devices N for HLO)"
+            )))
+        }
+    };
+    let annotations = annotations(&graph, &args.shard)?;
+    let sg = propagate(&graph, &mesh, &annotations).map_err(CliError::input)?;
+    for w in &sg.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(name) = &args.explain {
+        let v = graph.find(name).ok_or_else(|| {
+            CliError::Input(format!(
+                "--explain {name}: the graph has no value of that name"
+            ))
+        })?;
+        print!("{}", sg.explain(v).map_err(CliError::input)?);
+        return Ok(());
+    }
+    let text = match (&hlo, args.format) {
+        (Some(imp), Format::Hlo) => hlo_module(imp, &sg)?,
+        _ => render(&sg, args.format)?,
+    };
+    print!("{text}");
+    Ok(())
+}
+
+/// The graph's own annotations, with `--shard` ones replacing those on the same value.
+fn annotations(graph: &Graph, shard: &[String]) -> Result<Vec<Annotation>, CliError> {
+    let mut out = graph.annotations.clone();
+    for s in shard {
+        let (name, spec) = s.split_once('=').ok_or_else(|| {
+            CliError::Input(format!(
+                "--shard {s}: expected NAME=SPEC, e.g. w1=P(None,'tp')"
+            ))
+        })?;
+        let v = graph.find(name.trim()).ok_or_else(|| {
+            CliError::Input(format!(
+                "--shard {s}: the graph has no value `{}`",
+                name.trim()
+            ))
+        })?;
+        let sharding = Sharding::parse_jax(spec.trim(), graph.ty(v).rank())
+            .map_err(|e| CliError::Input(format!("--shard {s}: {e}")))?;
+        out.retain(|a| a.value != name.trim());
+        out.push(Annotation {
+            value: name.trim().to_string(),
+            sharding,
+            priority: 0,
+        });
+    }
+    Ok(out)
+}
+
+fn render(sg: &ShardedGraph, format: Format) -> Result<String, CliError> {
+    let mesh = &sg.assignment.mesh;
+    let g = &sg.graph;
+    Ok(match format {
+        Format::Jax => sg.report().map_err(CliError::input)?,
+        Format::Json => {
+            let values: Vec<serde_json::Value> = g
+                .ids()
+                .map(|v| serde_json::json!({"name": g.node(v).name, "sharding": sg.sharding(v)}))
+                .collect();
+            let doc = serde_json::json!({"mesh": mesh.to_string(), "values": values});
+            serde_json::to_string_pretty(&doc).map_err(CliError::input)? + "\n"
+        }
+        Format::Hlo | Format::Dtensor => {
+            let width = g.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
+            g.ids()
+                .map(|v| {
+                    let s = sg.sharding(v);
+                    let text = if format == Format::Hlo {
+                        hlo_sharding(s, mesh).map(|h| h.to_string())
+                    } else {
+                        s.to_dtensor(mesh)
+                    }
+                    .map_err(CliError::from)?;
+                    Ok(format!("{:width$}  {text}\n", g.node(v).name))
+                })
+                .collect::<Result<String, CliError>>()?
+        }
+    })
+}
+
+/// XLA's form of a sharding. XLA's shardings have no pending sums (its partitioner reduces them
+/// where they arise), so a pending sum prints as the reduced value's sharding.
+fn hlo_sharding(s: &Sharding, mesh: &Mesh) -> Result<HloSharding, shardc_ir::IrError> {
+    let reduced = Sharding {
+        partial: Vec::new(),
+        ..s.clone()
+    };
+    HloSharding::from_sharding(&reduced, mesh)
+}
+
+/// The imported module printed back with a sharding on every instruction.
+fn hlo_module(imp: &HloImport, sg: &ShardedGraph) -> Result<String, CliError> {
+    let mesh = &sg.assignment.mesh;
+    let shardings = sg
+        .assignment
+        .shardings
+        .iter()
+        .map(|s| hlo_sharding(s, mesh))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(print_with_shardings(imp, &shardings)?)
+}

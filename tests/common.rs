@@ -1,0 +1,46 @@
+//! Running the `shardc` binary from tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs `shardc` with `args` (stderr is not a terminal, so no progress bars).
+pub fn shardc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shardc"))
+        .args(args)
+        .output()
+        .expect("the shardc binary runs")
+}
+
+/// Runs `shardc` and returns its stdout, failing the test with its stderr if it fails.
+pub fn shardc_ok(args: &[&str]) -> String {
+    let out = shardc(args);
+    assert!(
+        out.status.success(),
+        "shardc {args:?} failed ({:?}):\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("shardc prints UTF-8")
+}
+
+/// A path for a test's scratch file, unique per test name.
+pub fn scratch(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+/// Generates a zoo model (`args` after `zoo`) into a scratch file and returns its path.
+pub fn zoo(file: &str, args: &[&str]) -> String {
+    let path = scratch(file);
+    let path = path.to_str().expect("scratch paths are UTF-8").to_string();
+    let mut all = vec!["zoo"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", &path]);
+    shardc_ok(&all);
+    path
+}
+
+/// The tiny two-layer GPT the snapshots use.
+pub const TINY_GPT: &[&str] = &[
+    "gpt", "--layers", "2", "--hidden", "16", "--heads", "2", "--seq", "8", "--vocab", "32",
+    "--batch", "2",
+];
