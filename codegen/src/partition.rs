@@ -416,6 +416,15 @@ fn lower_op(
     let mut operands = Vec::with_capacity(node.operands.len());
     for (i, &o) in node.operands.iter().enumerate() {
         let mut want = tensor_sharding(&f.operands[i], &fa);
+        // An operand without a split reduction factor (scatter-add's base) would be summed once
+        // per device: it enters as a pending sum itself (kept on one device, zeros elsewhere).
+        let present: BTreeSet<usize> = f.operands[i].iter().flatten().copied().collect();
+        for (k, axes) in fa.iter().enumerate() {
+            if f.factors[k].kind == FactorKind::Reduction && !present.contains(&k) {
+                want.partial.extend(axes.iter().cloned());
+                want.partial_fn = reduction_fn(&node.op);
+            }
+        }
         if let (Some(c), 0) = (conv, i) {
             let kernel = graph.ty(node.operands[1]);
             window::input_sharding(c, &f, &fa, b, &mut want, graph.ty(o), kernel);
@@ -444,6 +453,17 @@ fn lower_op(
     let local_ty = local_type(&node.ty, &computed, &b.mesh);
     let mut op = localize(&node.op, &operands, b, &local_ty);
     if let (Some(c), Op::Convolution(lc)) = (conv, &mut op) {
+        // Split feature or batch groups: each device convolves its own groups.
+        let groups = |d: usize, count: u64| {
+            let k = f.operands[0][d].first().copied();
+            count / k.map_or(1, |k| b.axes_size(&fa[k])).max(1)
+        };
+        if c.feature_group_count > 1 {
+            lc.feature_group_count = groups(c.dims.input_feature, c.feature_group_count);
+        }
+        if c.batch_group_count > 1 {
+            lc.batch_group_count = groups(c.dims.input_batch, c.batch_group_count);
+        }
         let (input, kernel) = (graph.ty(node.operands[0]), graph.ty(node.operands[1]));
         window::lower_conv_windows(b, c, lc, &f, &fa, &mut operands, input, kernel)?;
     }

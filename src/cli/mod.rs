@@ -15,6 +15,7 @@ mod grad;
 mod import;
 mod propagate;
 mod run;
+mod compile;
 mod show;
 mod zoo;
 
@@ -44,6 +45,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Derive every value's sharding from a few annotations.
     Propagate(propagate::PropagateArgs),
+    /// Partition a graph for a mesh and write the per-stage SPMD programs.
+    Compile(compile::CompileArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -56,6 +59,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Run(a) => run::run(a),
         Command::Import(a) => import::run(a),
         Command::Propagate(a) => propagate::run(a),
+        Command::Compile(a) => compile::run(a),
     }
 }
 
