@@ -6,4 +6,5 @@ mod common;
 mod graph_format_doc;
 mod propagate;
 mod run;
+mod run_check;
 mod summaries;

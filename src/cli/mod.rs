@@ -10,12 +10,12 @@ use shardc::ir::Graph;
 pub use shardc::CliError;
 
 mod check;
+mod compile;
 mod cost;
 mod grad;
 mod import;
 mod propagate;
 mod run;
-mod compile;
 mod show;
 mod zoo;
 

@@ -1,13 +1,19 @@
 //! `shardc run FILE [--seed N]`: run a graph on the reference executor (one CPU device) with
 //! random inputs and print a summary of each output.
+//!
+//! With `--mesh` (or `--shard`, `--check`, or an HLO file, whose shardings name the mesh), the graph
+//! is propagated, partitioned and run on the threads backend, one thread per device; `--check`
+//! compares every gathered output with the reference executor and fails above `--tolerance`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+use shardc::codegen::{gather_outputs, local_type, shard_inputs, SpmdProgram};
 use shardc::ir::{Graph, GraphStats};
-use shardc::runtime::{execute, random_inputs, Tensor};
+use shardc::runtime::{execute, max_relative_error, random_inputs, run_spmd, Tensor};
 
-use super::{read_graph, spinner, CliError};
+use super::compile::{compile, mesh_and_annotations, read_any};
+use super::{spinner, CliError};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -19,10 +25,28 @@ pub struct RunArgs {
     /// Refuse graphs whose inputs and parameters need more than this many GiB of host memory.
     #[arg(long, default_value_t = 4.0, value_name = "GIB")]
     pub max_memory: f64,
+    /// Run partitioned on this device mesh (threads backend), e.g. `dp=2,tp=4`.
+    #[arg(long)]
+    pub mesh: Option<String>,
+    /// A sharding for a value, `NAME=P('dp', None)` or DTensor placements; repeatable.
+    #[arg(long = "shard", value_name = "NAME=SPEC")]
+    pub shard: Vec<String>,
+    /// Compare every output of the partitioned run with the reference executor; exit 1 above
+    /// the tolerance.
+    #[arg(long)]
+    pub check: bool,
+    /// Largest relative error `--check` accepts (max |a-b| / max |reference|).
+    #[arg(long, default_value_t = 1e-5)]
+    pub tolerance: f64,
 }
 
 pub fn run(a: RunArgs) -> Result<(), CliError> {
-    let g = read_graph(&a.file)?;
+    let g = read_any(&a.file)?;
+    let is_hlo = matches!(
+        a.file.extension().and_then(|e| e.to_str()),
+        Some("hlo") | Some("txt")
+    );
+    let distributed = a.mesh.is_some() || !a.shard.is_empty() || a.check || is_hlo;
     let stats = GraphStats::of(&g);
     // The reference executor holds every input at once; say so before allocating, rather than
     // letting a GPT-3-sized graph exhaust the machine.
@@ -39,6 +63,9 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
             needed as f64 / (1u64 << 30) as f64,
             a.max_memory
         )));
+    }
+    if distributed {
+        return run_partitioned(&g, &a);
     }
     let spin = spinner(&format!("running {}", a.file.display()));
     let inputs = random_inputs(&g, a.seed);
@@ -96,4 +123,113 @@ fn print_gradient_norms(g: &Graph, outputs: &[Tensor]) {
     for l in lines {
         println!("{l}");
     }
+}
+
+/// Propagates, partitions and runs the graph on the threads backend; with `--check`, compares
+/// every output with the reference executor on the same random inputs.
+fn run_partitioned(g: &Graph, a: &RunArgs) -> Result<(), CliError> {
+    let (mesh, annotations) = mesh_and_annotations(g, &a.file, a.mesh.as_deref(), &a.shard)?;
+    let programs = compile(g, &mesh, &annotations, true)?;
+    let [program] = programs.as_slice() else {
+        return Err(CliError::Input(format!(
+            "{}: {} pipeline stages; running several stages is not supported yet",
+            a.file.display(),
+            programs.len()
+        )));
+    };
+    let spin = spinner(&format!(
+        "running {} on {} devices",
+        a.file.display(),
+        mesh.num_devices()
+    ));
+    let inputs = random_inputs(g, a.seed);
+    let got = run_program(program, &inputs, &a.file);
+    spin.finish_and_clear();
+    let got = got?;
+    println!(
+        "graph {}: {} nodes on mesh {mesh} ({} devices, threads backend), seed {}",
+        g.name,
+        g.len(),
+        mesh.num_devices(),
+        a.seed
+    );
+    let reference = if a.check {
+        Some(
+            execute(g, &inputs)
+                .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))?,
+        )
+    } else {
+        None
+    };
+    let mut worst: Option<(String, f64)> = None;
+    for (k, (v, t)) in g.outputs.iter().zip(&got).enumerate() {
+        let name = &g.node(*v).name;
+        match &reference {
+            Some(r) => {
+                let err =
+                    max_relative_error(t, &r[k]).map_err(|e| CliError::Input(e.to_string()))?;
+                let verdict = if err <= a.tolerance { "ok" } else { "FAIL" };
+                println!(
+                    "{v} {name}: max relative error {err:.3e} {verdict} ({})",
+                    t.summary()
+                );
+                if worst.as_ref().map_or(true, |(_, w)| err > *w) {
+                    worst = Some((name.clone(), err));
+                }
+            }
+            None => println!("{v} {name}: {}", t.summary()),
+        }
+    }
+    match worst {
+        Some((name, err)) if err > a.tolerance => Err(CliError::CheckFailed(format!(
+            "{}: output `{name}` differs from the reference executor by {err:.3e} (relative), \
+             above the tolerance {:.1e}",
+            a.file.display(),
+            a.tolerance
+        ))),
+        Some((_, err)) => {
+            println!(
+                "check passed: every output within {:.1e} (largest {err:.3e})",
+                a.tolerance
+            );
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// Shards the global inputs, runs the program on every device and gathers the outputs.
+fn run_program(
+    program: &SpmdProgram,
+    inputs: &[Tensor],
+    file: &Path,
+) -> Result<Vec<Tensor>, CliError> {
+    let fail = |e: &dyn std::fmt::Display| CliError::Input(format!("{}: {e}", file.display()));
+    let mesh = program
+        .graph
+        .mesh
+        .clone()
+        .ok_or_else(|| fail(&"the partitioned program names no mesh"))?;
+    let globals: Vec<Vec<f64>> = inputs.iter().map(Tensor::to_f64_vec).collect();
+    let per_device = shard_inputs(program, &globals).map_err(|e| fail(&e))?;
+    let mut feeds = Vec::with_capacity(per_device.len());
+    for dev in per_device {
+        let mut feed = Vec::with_capacity(dev.len());
+        for (data, i) in dev.iter().zip(&program.inputs) {
+            let ty = local_type(&i.global, &i.sharding, &mesh);
+            feed.push(Tensor::from_f64(ty, data).map_err(|e| fail(&e))?);
+        }
+        feeds.push(feed);
+    }
+    let outs = run_spmd(&program.graph, &mesh, feeds).map_err(|e| fail(&e))?;
+    let outs: Vec<Vec<Vec<f64>>> = outs
+        .iter()
+        .map(|dev| dev.iter().map(Tensor::to_f64_vec).collect())
+        .collect();
+    gather_outputs(program, &outs)
+        .map_err(|e| fail(&e))?
+        .into_iter()
+        .zip(&program.outputs)
+        .map(|(data, o)| Tensor::from_f64(o.global.clone(), &data).map_err(|e| fail(&e)))
+        .collect()
 }
