@@ -98,3 +98,41 @@ fn cost_rejects_a_cluster_smaller_than_the_mesh_and_unknown_devices() {
     let out = shardc(&["cost", &path, "--cluster", "b300:1x8"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("neither a device nor a cluster preset"));
 }
+
+#[test]
+fn profile_measures_this_machine_and_cost_calibrates_with_it() {
+    let prof = crate::common::scratch("profile.json");
+    let prof = prof.to_str().expect("UTF-8 path");
+    shardc_ok(&["profile", "--repeat", "1", "-o", prof]);
+    let p: Value =
+        serde_json::from_str(&std::fs::read_to_string(prof).expect("written")).expect("JSON");
+    assert_eq!(p["device"], "cpu-xeon-8380");
+    let ops = p["ops"].as_array().expect("ops");
+    assert!(ops
+        .iter()
+        .all(|o| o["seconds"].as_f64().is_some_and(|s| s > 0.0)));
+    assert_eq!(p["collectives"].as_array().expect("collectives").len(), 6);
+    let path = megatron_gpt("cost_calibrated.json");
+    let out = shardc_ok(&[
+        "cost",
+        &path,
+        "--cluster",
+        "cpu-xeon-8380:8x1",
+        "--calibration",
+        prof,
+        "--format",
+        "json",
+    ]);
+    let e: Value = serde_json::from_str(&out).expect("JSON");
+    assert!(e["step_time_s"].as_f64().is_some_and(|t| t > 0.0));
+    // A profile from another device does not calibrate this one.
+    let out = shardc(&[
+        "cost",
+        &path,
+        "--cluster",
+        "a100-80gb:1x8",
+        "--calibration",
+        prof,
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("measured on `cpu-xeon-8380`"));
+}

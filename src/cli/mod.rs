@@ -11,6 +11,7 @@ pub use shardc::CliError;
 
 mod check;
 mod cost;
+mod profile;
 mod run;
 mod show;
 mod zoo;
@@ -33,6 +34,8 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Estimate a step of a sharded graph on a cluster: time, FLOP/s, memory, collectives.
     Cost(cost::CostArgs),
+    /// Measure this machine's CPU kernels and threads-backend all-reduce into a calibration profile.
+    Profile(profile::ProfileArgs),
     /// Run a graph on one CPU device with random inputs and summarise its outputs.
     Run(run::RunArgs),
 }
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Check(a) => check::run(a),
         Command::Show(a) => show::run(a),
         Command::Cost(a) => cost::run(a),
+        Command::Profile(a) => profile::run(a),
         Command::Run(a) => run::run(a),
     }
 }
