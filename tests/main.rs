@@ -3,6 +3,7 @@
 mod bad_input;
 mod cli;
 mod common;
+mod cost;
 mod graph_format_doc;
 mod propagate;
 mod run;

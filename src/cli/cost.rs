@@ -136,7 +136,7 @@ pub fn run(a: CostArgs) -> Result<(), CliError> {
             )))
         }
     };
-    // The graph's own annotations apply where the mesh has their axes; --shard adds to them.
+    // The graph's own annotations apply where the mesh has their axes.
     let mut annotations: Vec<Annotation> = Vec::new();
     for ann in &g.annotations {
         let rank = g.find(&ann.value).map(|v| g.ty(v).rank());
@@ -148,8 +148,11 @@ pub fn run(a: CostArgs) -> Result<(), CliError> {
             ),
         }
     }
+    // A --shard replaces the graph's own annotation of the same value.
     for s in &a.shard {
-        annotations.push(parse_shard(s, &g, &mesh)?);
+        let ann = parse_shard(s, &g, &mesh)?;
+        annotations.retain(|x| x.value != ann.value);
+        annotations.push(ann);
     }
     let zero: Zero = a.zero.parse().map_err(CliError::input)?;
     let axis = |name: &str| mesh.axis_size(name).map(|_| name.to_string());

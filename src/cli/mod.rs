@@ -15,6 +15,7 @@ mod cost;
 mod grad;
 mod import;
 mod propagate;
+mod profile;
 mod run;
 mod show;
 mod zoo;
@@ -39,6 +40,8 @@ pub enum Command {
     Grad(grad::GradArgs),
     /// Estimate a step of a sharded graph on a cluster: time, FLOP/s, memory, collectives.
     Cost(cost::CostArgs),
+    /// Measure this machine's CPU kernels and threads-backend all-reduce into a calibration profile.
+    Profile(profile::ProfileArgs),
     /// Run a graph on one CPU device with random inputs and summarise its outputs.
     Run(run::RunArgs),
     /// Import an XLA HLO text module as a shardc graph (JSON).
@@ -56,6 +59,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Show(a) => show::run(a),
         Command::Grad(a) => grad::run(a),
         Command::Cost(a) => cost::run(a),
+        Command::Profile(a) => profile::run(a),
         Command::Run(a) => run::run(a),
         Command::Import(a) => import::run(a),
         Command::Propagate(a) => propagate::run(a),
