@@ -160,3 +160,33 @@ fn pre_propagation_module_prints_with_xla_shardings() {
     let printed = print_with_shardings(&before, &s).unwrap();
     insta::assert_snapshot!(printed);
 }
+
+#[test]
+fn truncated_or_mangled_text_gives_errors_not_panics() {
+    let text = read("megatron_mlp.hlo");
+    let mut errors = 0;
+    for (i, _) in text.char_indices() {
+        errors += usize::from(import(&text[..i]).is_err());
+        // A non-ASCII space and a stray byte at every position.
+        let mangled = format!("{}\u{a0}é{}", &text[..i], &text[i..]);
+        let _ = import(&mangled);
+    }
+    assert!(
+        errors > text.len() / 2,
+        "most prefixes are incomplete modules"
+    );
+    for s in [
+        "{devices=[2,1,4]<=[8] last_tile_dim_replicate}",
+        "{{replicated}, {devices=[1,4] 0,1,2,3 metadata={op_name=\"a\\\"é\"}}}",
+    ] {
+        for (i, _) in s.char_indices() {
+            assert!(HloSharding::parse(&s[..i]).is_err(), "{}", &s[..i]);
+            let _ = HloSharding::parse(&format!("{}\u{a0}é{}", &s[..i], &s[i..]));
+        }
+    }
+    for (i, _) in "P(('dp', 'tp'), unreduced={'x'})".char_indices() {
+        let s = "P(('dp', 'tp'), unreduced={'x'})";
+        assert!(Sharding::parse_jax(&s[..i], 2).is_err());
+        let _ = Sharding::parse_jax(&format!("{}\u{a0}é{}", &s[..i], &s[i..]), 2);
+    }
+}

@@ -435,6 +435,9 @@ impl<'m> Lowering<'m> {
                 }
             }
             "pad" => {
+                if operands.len() != 2 {
+                    return Err("pad needs (operand, padding value)".into());
+                }
                 let (low, high, interior) = attrs::padding(req("padding")?)?;
                 let value = self
                     .scalar_constant(operands.get(1).copied())
@@ -603,6 +606,9 @@ impl<'m> Lowering<'m> {
             _ => return Err("only a gather along one axis (collapsed_slice_dims = start_index_map = {axis}) is supported".into()),
         };
         let xt = self.graph.ty(x).clone();
+        if axis >= xt.rank() {
+            return Err(format!("gather axis {axis} is out of range for {xt}"));
+        }
         let sizes = attrs::ints(inst.attr("slice_sizes").ok_or("expected slice_sizes")?)?;
         let whole = sizes.len() == xt.rank()
             && sizes
@@ -652,6 +658,9 @@ impl<'m> Lowering<'m> {
         let idx = self.index_operand(inst, idx)?;
         let b = self.graph.ty(idx).rank();
         let r = self.graph.ty(x).rank();
+        if axis >= r {
+            return Err(format!("scatter axis {axis} is out of range for rank {r}"));
+        }
         let want: Vec<usize> = (0..axis).chain(axis + b..r - 1 + b).collect();
         if window != want {
             return Err(format!("scatter update_window_dims {window:?} do not match a take along axis {axis} (needs {want:?})"));

@@ -140,7 +140,10 @@ impl<'a> Cursor<'a> {
     }
 
     fn err(&self, expected: &str) -> IrError {
-        let rest: String = self.s[self.pos..]
+        let rest: String = self
+            .s
+            .get(self.pos..)
+            .unwrap_or("")
             .chars()
             .take(40)
             .map(|c| if c == '\n' { ' ' } else { c })

@@ -227,12 +227,16 @@ fn tiled_to_sharding(
         ));
     }
     // Mesh coordinates of the device at each tile position.
+    let position: std::collections::BTreeMap<u32, usize> = mesh
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| (d, i))
+        .collect();
     let mut coords = Vec::with_capacity(devs.len());
     for &d in &devs {
-        let i = mesh
-            .devices
-            .iter()
-            .position(|&m| m == d)
+        let i = *position
+            .get(&d)
             .ok_or_else(|| conv_err(whole, format!("device {d} is not in the mesh {mesh}")))?;
         coords.push(mesh.coords(i));
     }

@@ -220,7 +220,13 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn err(&self, expected: &str) -> IrError {
-        let rest: String = self.s[self.pos..].chars().take(20).collect();
+        let rest: String = self
+            .s
+            .get(self.pos..)
+            .unwrap_or("")
+            .chars()
+            .take(20)
+            .collect();
         IrError::parse(
             WHAT,
             self.s,
@@ -232,9 +238,8 @@ impl<'a> Parser<'a> {
     }
 
     fn ws(&mut self) {
-        while self.s[self.pos..].starts_with(|c: char| c.is_whitespace()) {
-            self.pos += 1;
-        }
+        let rest = &self.s[self.pos..];
+        self.pos += rest.len() - rest.trim_start().len();
     }
 
     fn eat(&mut self, tok: &str) -> bool {
@@ -432,8 +437,8 @@ impl<'a> Parser<'a> {
         let n = tile
             .iter()
             .try_fold(1u64, |a, &t| a.checked_mul(t))
-            .filter(|&n| n <= 1 << 24)
-            .ok_or_else(|| self.err("a tile shape of at most 2^24 tiles"))?;
+            .filter(|&n| n <= 1 << 20)
+            .ok_or_else(|| self.err("a tile shape of at most 2^20 tiles"))?;
         let devices = if self.eat("<=") {
             let reshape = self.int_list("[", "]")?;
             let perm: Vec<usize> = if self.eat("T") {

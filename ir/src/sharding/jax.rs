@@ -143,7 +143,13 @@ pub(crate) struct Lexer<'a> {
 
 impl Lexer<'_> {
     pub fn err(&self, expected: &str) -> IrError {
-        let rest: String = self.s[self.pos..].chars().take(20).collect();
+        let rest: String = self
+            .s
+            .get(self.pos..)
+            .unwrap_or("")
+            .chars()
+            .take(20)
+            .collect();
         IrError::parse(
             self.what,
             self.s,
@@ -155,9 +161,8 @@ impl Lexer<'_> {
     }
 
     pub fn ws(&mut self) {
-        while self.s[self.pos..].starts_with(char::is_whitespace) {
-            self.pos += 1;
-        }
+        let rest = &self.s[self.pos..];
+        self.pos += rest.len() - rest.trim_start().len();
     }
 
     /// Consumes `tok` if it comes next; a word token must not run on into more identifier text.
