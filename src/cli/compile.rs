@@ -47,8 +47,8 @@ pub(crate) fn read_any(path: &Path) -> Result<Graph, CliError> {
     Ok(imp.graph)
 }
 
-/// `NAME=SPEC` as an annotation on `mesh`.
-fn parse_shard(arg: &str, g: &Graph, mesh: &Mesh) -> Result<Annotation, CliError> {
+/// `NAME=SPEC` (JAX or DTensor notation) as an annotation on `mesh`.
+pub(crate) fn parse_shard(arg: &str, g: &Graph, mesh: &Mesh) -> Result<Annotation, CliError> {
     let (name, spec) = arg.split_once('=').ok_or_else(|| {
         CliError::Input(format!(
             "--shard `{arg}`: expected NAME=SPEC, e.g. x=P('dp', None)"

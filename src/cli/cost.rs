@@ -7,8 +7,9 @@ use clap::{Args, ValueEnum};
 use shardc::cost_model::{
     estimate_graph, Calibration, Catalog, Cluster, GraphOptions, Profile, Schedule, Zero,
 };
-use shardc::ir::{Annotation, Mesh, Sharding};
+use shardc::ir::{Annotation, Mesh};
 
+use super::compile::parse_shard;
 use super::{read_graph, spinner, write_output, CliError};
 
 #[derive(Args, Debug)]
@@ -68,37 +69,6 @@ pub enum Format {
     /// One JSON object (`step_time_s`, `model_tflops_per_device`, `hardware_tflops_per_device`,
     /// `memory_per_device_bytes`, `memory`, `collectives`, ...).
     Json,
-}
-
-fn parse_shard(arg: &str, g: &shardc::ir::Graph, mesh: &Mesh) -> Result<Annotation, CliError> {
-    let (name, spec) = arg.split_once('=').ok_or_else(|| {
-        CliError::Input(format!(
-            "--shard `{arg}`: expected NAME=SPEC, e.g. x=P('dp', None)"
-        ))
-    })?;
-    let name = name.trim();
-    let v = g.find(name).ok_or_else(|| {
-        CliError::Input(format!(
-            "--shard `{arg}`: graph `{}` has no value `{name}`",
-            g.name
-        ))
-    })?;
-    let rank = g.ty(v).rank();
-    let spec = spec.trim();
-    let sharding = if spec.starts_with('[') {
-        Sharding::parse_dtensor(spec, mesh, rank)
-    } else {
-        Sharding::parse_jax(spec, rank)
-    }
-    .map_err(|e| CliError::Input(format!("--shard `{arg}`: {e}")))?;
-    sharding
-        .validate(mesh, rank)
-        .map_err(|e| CliError::Input(format!("--shard `{arg}`: {e}")))?;
-    Ok(Annotation {
-        value: name.to_string(),
-        sharding,
-        priority: 0,
-    })
 }
 
 pub fn run(a: CostArgs) -> Result<(), CliError> {
