@@ -13,7 +13,7 @@ use crate::autodiff::{GradCtx, Grads};
 use crate::error::Result;
 use crate::factors::OpFactors;
 use crate::mesh::Mesh;
-use crate::op::Op;
+use crate::op::{Conv, Op};
 use crate::types::TensorType;
 
 /// What a shape rule sees: operand types, the type the node declares, and the graph's mesh (for
@@ -56,23 +56,34 @@ impl TypeCtx<'_> {
     }
 }
 
-/// Infers the result type of `op`, or says what is wrong (without the node's name; the caller
-/// adds it).
-pub(crate) fn infer_type(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, String> {
+/// The op families of the table: each has one file holding its shape rule, factors and gradient.
+/// This is the only place that sorts op variants into families.
+enum Family<'a> {
+    Source,
+    Elementwise,
+    Dot,
+    Reduce,
+    Layout,
+    Conv(&'a Conv),
+    Gather,
+    Collective,
+}
+
+fn family(op: &Op) -> Family<'_> {
     match op {
         Op::Input { .. }
         | Op::Constant { .. }
         | Op::Iota { .. }
         | Op::AxisIndex { .. }
-        | Op::Recv { .. } => source::infer(op, cx),
+        | Op::Recv { .. } => Family::Source,
         Op::Unary { .. }
         | Op::Binary { .. }
         | Op::Compare { .. }
         | Op::Select
         | Op::Convert
-        | Op::Copy => elementwise::infer(op, cx),
-        Op::DotGeneral { .. } => dot::infer(op, cx),
-        Op::Reduce { .. } => reduce::infer(op, cx),
+        | Op::Copy => Family::Elementwise,
+        Op::DotGeneral { .. } => Family::Dot,
+        Op::Reduce { .. } => Family::Reduce,
         Op::Broadcast { .. }
         | Op::Reshape
         | Op::Transpose { .. }
@@ -80,84 +91,63 @@ pub(crate) fn infer_type(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorTyp
         | Op::Concatenate { .. }
         | Op::Pad { .. }
         | Op::DynamicSlice { .. }
-        | Op::DynamicUpdateSlice => layout::infer(op, cx),
-        Op::Convolution(c) => conv::infer(c, cx),
-        Op::Gather { .. } | Op::ScatterAdd { .. } => gather::infer(op, cx),
+        | Op::DynamicUpdateSlice => Family::Layout,
+        Op::Convolution(c) => Family::Conv(c),
+        Op::Gather { .. } | Op::ScatterAdd { .. } => Family::Gather,
         Op::AllReduce { .. }
         | Op::AllGather { .. }
         | Op::ReduceScatter { .. }
         | Op::AllToAll { .. }
         | Op::CollectivePermute { .. }
-        | Op::Send { .. } => collective::infer(op, cx),
+        | Op::Send { .. } => Family::Collective,
+    }
+}
+
+/// Infers the result type of `op`, or says what is wrong (without the node's name; the caller
+/// adds it).
+pub(crate) fn infer_type(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, String> {
+    match family(op) {
+        Family::Source => source::infer(op, cx),
+        Family::Elementwise => elementwise::infer(op, cx),
+        Family::Dot => dot::infer(op, cx),
+        Family::Reduce => reduce::infer(op, cx),
+        Family::Layout => layout::infer(op, cx),
+        Family::Conv(c) => conv::infer(c, cx),
+        Family::Gather => gather::infer(op, cx),
+        Family::Collective => collective::infer(op, cx),
     }
 }
 
 /// The factors of `op` applied to operands and a result of these (verified) types.
 pub fn op_factors(op: &Op, operands: &[&TensorType], result: &TensorType) -> OpFactors {
-    match op {
-        Op::Input { .. }
-        | Op::Constant { .. }
-        | Op::Iota { .. }
-        | Op::AxisIndex { .. }
-        | Op::Recv { .. } => OpFactors::elementwise(result.dims(), 0, 0),
-        Op::Unary { .. } | Op::Binary { .. } | Op::Compare { .. } | Op::Select => {
-            OpFactors::elementwise(result.dims(), operands.len(), 1)
+    match family(op) {
+        Family::Source => OpFactors::elementwise(result.dims(), 0, 0),
+        Family::Elementwise => {
+            // Conversions and copies move data; every other elementwise op is one flop a point.
+            let flops = u64::from(!matches!(op, Op::Convert | Op::Copy));
+            OpFactors::elementwise(result.dims(), operands.len(), flops)
         }
-        Op::Convert | Op::Copy => OpFactors::elementwise(result.dims(), 1, 0),
-        Op::DotGeneral { .. } => dot::factors(op, operands),
-        Op::Reduce { .. } => reduce::factors(op, operands),
-        Op::Broadcast { .. }
-        | Op::Reshape
-        | Op::Transpose { .. }
-        | Op::Slice { .. }
-        | Op::Concatenate { .. }
-        | Op::Pad { .. }
-        | Op::DynamicSlice { .. }
-        | Op::DynamicUpdateSlice => layout::factors(op, operands, result),
-        Op::Convolution(c) => conv::factors(c, operands, result),
-        Op::Gather { .. } | Op::ScatterAdd { .. } => gather::factors(op, operands, result),
-        Op::AllReduce { .. }
-        | Op::AllGather { .. }
-        | Op::ReduceScatter { .. }
-        | Op::AllToAll { .. }
-        | Op::CollectivePermute { .. }
-        | Op::Send { .. } => collective::factors(operands, result),
+        Family::Dot => dot::factors(op, operands),
+        Family::Reduce => reduce::factors(op, operands),
+        Family::Layout => layout::factors(op, operands, result),
+        Family::Conv(c) => conv::factors(c, operands, result),
+        Family::Gather => gather::factors(op, operands, result),
+        Family::Collective => collective::factors(operands, result),
     }
 }
 
 /// The gradient rule of `op`: per operand, the contribution of this node's adjoint `cx.dy` to
 /// that operand's adjoint (`None` where the operand wants none or the op passes none).
 pub(crate) fn op_grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
-    match op {
-        Op::Input { .. }
-        | Op::Constant { .. }
-        | Op::Iota { .. }
-        | Op::AxisIndex { .. }
-        | Op::Recv { .. } => source::grad(op, cx),
-        Op::Unary { .. }
-        | Op::Binary { .. }
-        | Op::Compare { .. }
-        | Op::Select
-        | Op::Convert
-        | Op::Copy => elementwise::grad(op, cx),
-        Op::DotGeneral { .. } => dot::grad(op, cx),
-        Op::Reduce { .. } => reduce::grad(op, cx),
-        Op::Broadcast { .. }
-        | Op::Reshape
-        | Op::Transpose { .. }
-        | Op::Slice { .. }
-        | Op::Concatenate { .. }
-        | Op::Pad { .. }
-        | Op::DynamicSlice { .. }
-        | Op::DynamicUpdateSlice => layout::grad(op, cx),
-        Op::Convolution(c) => conv::grad(c, cx),
-        Op::Gather { .. } | Op::ScatterAdd { .. } => gather::grad(op, cx),
-        Op::AllReduce { .. }
-        | Op::AllGather { .. }
-        | Op::ReduceScatter { .. }
-        | Op::AllToAll { .. }
-        | Op::CollectivePermute { .. }
-        | Op::Send { .. } => collective::grad(op, cx),
+    match family(op) {
+        Family::Source => source::grad(op, cx),
+        Family::Elementwise => elementwise::grad(op, cx),
+        Family::Dot => dot::grad(op, cx),
+        Family::Reduce => reduce::grad(op, cx),
+        Family::Layout => layout::grad(op, cx),
+        Family::Conv(c) => conv::grad(c, cx),
+        Family::Gather => gather::grad(op, cx),
+        Family::Collective => collective::grad(op, cx),
     }
 }
 
