@@ -110,3 +110,40 @@ fn propagate_rejects_bad_specs_and_names_clearly() {
     assert!(!ok);
     assert!(err.contains("--mesh"), "{err}");
 }
+
+#[test]
+fn propagate_to_output_lets_propagation_replace_the_roots_annotation_unless_uneven() {
+    let dir = std::env::temp_dir().join("shardc-propagate-to-output");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("m.hlo");
+    let hlo =
+        "HloModule m\nENTRY e {\n  p = f32[8] parameter(0), sharding={devices=[4]0,1,2,3}\n  \
+               n = f32[8] negate(p)\n  s = f32[6] slice(n), slice={[0:6]}\n  \
+               ROOT t = (f32[8], f32[6]) tuple(n, s), sharding={{replicated}, {replicated}}\n}\n";
+    std::fs::write(&path, hlo).unwrap();
+    let file = path.to_str().unwrap();
+    // By default the root's sharding is the caller's: `n` and `s` stay replicated.
+    let (ok, out, err) = shardc(&["propagate", file, "--format", "hlo"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("n = f32[8] negate(p), sharding={replicated}"),
+        "{out}"
+    );
+    let (ok, out, err) = shardc(&[
+        "propagate",
+        file,
+        "--format",
+        "hlo",
+        "--propagate-to-output",
+    ]);
+    assert!(ok, "{err}");
+    // `n` (8 over 4 devices) takes `p`'s sharding; `s` (6 over 4) would split unevenly.
+    assert!(
+        out.contains("n = f32[8] negate(p), sharding={devices=[4]<=[4]}"),
+        "{out}"
+    );
+    assert!(
+        out.contains("s = f32[6] slice(n), slice={[0:6]}, sharding={replicated}"),
+        "{out}"
+    );
+}

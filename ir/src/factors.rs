@@ -65,7 +65,7 @@ impl OpFactors {
 
     /// Factors for ops whose operands and result all have one shape: one pass-through factor per
     /// dim (elementwise ops, select, convert, copy).
-    pub(crate) fn elementwise(dims: &[u64], operands: usize, flops_per_point: u64) -> Self {
+    pub fn elementwise(dims: &[u64], operands: usize, flops_per_point: u64) -> Self {
         let mut f = OpFactors {
             flops_per_point,
             ..Default::default()

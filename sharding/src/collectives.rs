@@ -322,6 +322,22 @@ impl ShardedGraph {
                     name(w),
                     name(*user)
                 )),
+                Reason::Uneven => chain.push(format!(
+                    "{pad}`{}`: {s}: an interface value the propagated sharding split unevenly, so replicated",
+                    name(w)
+                )),
+                Reason::ShardAs { from } => {
+                    let from_names: Vec<String> =
+                        from.iter().map(|&x| format!("`{}`", name(x))).collect();
+                    chain.push(format!(
+                        "{pad}`{}`: {s}: shard-as group with {}",
+                        name(w),
+                        from_names.join(", ")
+                    ));
+                    for &x in from.iter().rev() {
+                        stack.push((x, depth + 1));
+                    }
+                }
                 Reason::Rule {
                     op,
                     from,
@@ -377,6 +393,8 @@ impl ShardedGraph {
                 Reason::Annotation { priority } => format!("annotation p{priority}"),
                 Reason::Fallback { .. } => "no rule".to_string(),
                 Reason::Consumer { .. } => "consumer".to_string(),
+                Reason::ShardAs { .. } => "shard-as group".to_string(),
+                Reason::Uneven => "uneven interface".to_string(),
                 Reason::Rule { op, .. } if *op == v => format!("forward via {}", n.op.name()),
                 Reason::Rule { op, .. } => format!("backward from `{}`", g.node(*op).name),
             };

@@ -35,6 +35,6 @@ mod rules;
 
 pub use collectives::{required_collectives, Explanation};
 pub use error::{Result, ShardingError};
-pub use propagate::{propagate, ShardedGraph};
+pub use propagate::{propagate, propagate_with, PropagateOptions, ShardedGraph};
 pub use reason::{Phase, Reason};
 pub use reshard::{local_type, reshard, same_layout, ReshardKind, ReshardStep};

@@ -66,15 +66,59 @@ impl ShardedGraph {
     }
 }
 
+/// What propagation may do beyond following the annotations: XLA's flags for the program's
+/// interface, and groups of values that share one sharding.
+#[derive(Clone, Debug, Default)]
+pub struct PropagateOptions {
+    /// Values (by name) on the program's interface whose sharding propagation chooses (XLA's
+    /// `allow_spmd_sharding_propagation_to_parameters` / `_to_output`): an annotation on one
+    /// is where it starts (every dim open to refinement), and a final sharding that splits a
+    /// dim unevenly is replaced by replication (callers see the interface's layout).
+    pub free: Vec<String>,
+    /// Groups of values (by name) that take one sharding (XLA's `shard_as`/`shard_like`,
+    /// Shardy's sharding groups): within a group, shardings spread as through an
+    /// elementwise op. Members must have the same rank.
+    pub groups: Vec<Vec<String>>,
+}
+
 /// Propagates `annotations` (value name → sharding) through `graph` on `mesh`.
 pub fn propagate(graph: &Graph, mesh: &Mesh, annotations: &[Annotation]) -> Result<ShardedGraph> {
+    propagate_with(graph, mesh, annotations, &PropagateOptions::default())
+}
+
+/// [`propagate`] with [`PropagateOptions`].
+pub fn propagate_with(
+    graph: &Graph,
+    mesh: &Mesh,
+    annotations: &[Annotation],
+    options: &PropagateOptions,
+) -> Result<ShardedGraph> {
     mesh.validate()?;
-    let mut annotated: Vec<Option<&Annotation>> = vec![None; graph.len()];
     let index = graph.name_index();
-    for a in annotations {
-        let v = *index
-            .get(a.value.as_str())
-            .ok_or_else(|| ShardingError::UnknownValue(a.value.clone()))?;
+    let id = |name: &str| {
+        index
+            .get(name)
+            .copied()
+            .ok_or_else(|| ShardingError::UnknownValue(name.to_string()))
+    };
+    let mut free = vec![false; graph.len()];
+    for name in &options.free {
+        free[id(name)?.index()] = true;
+    }
+    // A free value's annotation is where it starts, not a constraint: every dim is open.
+    let opened: Vec<Annotation> = annotations
+        .iter()
+        .map(|a| {
+            let mut a = a.clone();
+            if index.get(a.value.as_str()).is_some_and(|v| free[v.index()]) {
+                a.sharding.dims.iter_mut().for_each(|d| d.open = true);
+            }
+            a
+        })
+        .collect();
+    let mut annotated: Vec<Option<&Annotation>> = vec![None; graph.len()];
+    for a in &opened {
+        let v = id(&a.value)?;
         a.sharding
             .validate(mesh, graph.ty(v).rank())
             .map_err(|message| ShardingError::Invalid {
@@ -89,8 +133,26 @@ pub fn propagate(graph: &Graph, mesh: &Mesh, annotations: &[Annotation]) -> Resu
         }
         annotated[v.index()] = Some(a);
     }
-    let mut engine = Engine::new(graph, mesh, annotated);
-    let mut rounds: Vec<u32> = annotations.iter().map(|a| a.priority).collect();
+    let mut groups = Vec::new();
+    for group in &options.groups {
+        let members: Vec<ValueId> = group.iter().map(|n| id(n)).collect::<Result<_>>()?;
+        if let Some(&first) = members.first() {
+            let rank = graph.ty(first).rank();
+            if let Some(&odd) = members.iter().find(|&&m| graph.ty(m).rank() != rank) {
+                return Err(ShardingError::Invalid {
+                    value: graph.node(odd).name.clone(),
+                    message: format!(
+                        "its shard group mixes ranks: `{}` has rank {rank}, it has rank {}",
+                        graph.node(first).name,
+                        graph.ty(odd).rank()
+                    ),
+                });
+            }
+        }
+        groups.push(members);
+    }
+    let mut rounds: Vec<u32> = annotated.iter().flatten().map(|a| a.priority).collect();
+    let mut engine = Engine::new(graph, mesh, annotated, groups);
     rounds.sort_unstable();
     rounds.dedup();
     for round in rounds {
@@ -99,6 +161,9 @@ pub fn propagate(graph: &Graph, mesh: &Mesh, annotations: &[Annotation]) -> Resu
         for phase in [Phase::PassThrough, Phase::AllOps, Phase::Aggressive] {
             engine.fixpoint(phase);
         }
+    }
+    for v in graph.ids().filter(|v| free[v.index()]) {
+        engine.even_interface(v);
     }
     engine.finish()
 }
@@ -111,6 +176,8 @@ struct Engine<'a> {
     pass_through: Vec<bool>,
     users: Vec<Vec<ValueId>>,
     annotated: Vec<Option<&'a Annotation>>,
+    /// Shard-as groups: values that take one sharding.
+    groups: Vec<Vec<ValueId>>,
     vg: VariantGraph,
     warnings: Vec<String>,
     round: u32,
@@ -132,7 +199,12 @@ fn open(rank: usize) -> Sharding {
 }
 
 impl<'a> Engine<'a> {
-    fn new(graph: &'a Graph, mesh: &'a Mesh, annotated: Vec<Option<&'a Annotation>>) -> Self {
+    fn new(
+        graph: &'a Graph,
+        mesh: &'a Mesh,
+        annotated: Vec<Option<&'a Annotation>>,
+        groups: Vec<Vec<ValueId>>,
+    ) -> Self {
         let mut e = Engine {
             graph,
             mesh,
@@ -141,6 +213,7 @@ impl<'a> Engine<'a> {
             pass_through: Vec::with_capacity(graph.len()),
             users: graph.users(),
             annotated,
+            groups,
             vg: VariantGraph::new(),
             warnings: Vec::new(),
             round: 0,
@@ -219,18 +292,109 @@ impl<'a> Engine<'a> {
             queued[i] = true;
             queue.push_back(i);
         }
-        while let Some(i) = queue.pop_front() {
-            queued[i] = false;
-            for v in self.apply(ValueId(i as u32), phase) {
-                let around = std::iter::once(v).chain(self.users[v.index()].iter().copied());
-                for w in around {
-                    if !queued[w.index()] && self.eligible(w.index(), phase) {
-                        queued[w.index()] = true;
-                        queue.push_back(w.index());
-                    }
+        loop {
+            while let Some(i) = queue.pop_front() {
+                queued[i] = false;
+                let changed = self.apply(ValueId(i as u32), phase);
+                self.requeue(&changed, phase, &mut queued, &mut queue);
+            }
+            // Shard-as groups act like one more pass-through op over their members.
+            let changed = self.apply_groups(phase);
+            if changed.is_empty() {
+                break;
+            }
+            self.requeue(&changed, phase, &mut queued, &mut queue);
+        }
+    }
+
+    /// Queues the nodes whose rules read the values in `changed`: their own and their users'.
+    fn requeue(
+        &self,
+        changed: &[ValueId],
+        phase: Phase,
+        queued: &mut [bool],
+        queue: &mut VecDeque<usize>,
+    ) {
+        for &v in changed {
+            let around = std::iter::once(v).chain(self.users[v.index()].iter().copied());
+            for w in around {
+                if !queued[w.index()] && self.eligible(w.index(), phase) {
+                    queued[w.index()] = true;
+                    queue.push_back(w.index());
                 }
             }
         }
+    }
+
+    /// Spreads shardings within each shard-as group; returns the values refined.
+    fn apply_groups(&mut self, phase: Phase) -> Vec<ValueId> {
+        let mut changed = Vec::new();
+        for g in 0..self.groups.len() {
+            let members = &self.groups[g];
+            let Some(&first) = members.first() else {
+                continue;
+            };
+            // One pass-through factor per dim, shared by every member.
+            let f = OpFactors::elementwise(self.graph.ty(first).dims(), members.len(), 0);
+            let (records, fs, sources) =
+                match self.resolve_among(members, &f, |t| &f.operands[t], phase) {
+                    Some(r) => r,
+                    None => continue,
+                };
+            let mut updates = Vec::new();
+            for (t, rec) in records.iter().enumerate() {
+                let Some(cur) = rec else { continue };
+                let proposed = rules::back_project(&f.operands[t], &f.factors, &fs, self.mesh);
+                let Some(new) = refine(&cur.sharding, &proposed, &[], ReduceFn::Sum) else {
+                    continue;
+                };
+                let mut from: Vec<usize> = sources
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .filter(|&s| s != t)
+                    .collect();
+                from.sort_unstable();
+                from.dedup();
+                let priority = from
+                    .iter()
+                    .filter_map(|&s| records[s].map(|r| r.priority))
+                    .chain([cur.priority])
+                    .min()
+                    .unwrap_or(u32::MAX);
+                updates.push(VariantRecord {
+                    value: members[t],
+                    sharding: new,
+                    priority,
+                    reason: Reason::ShardAs {
+                        from: from.iter().map(|&s| members[s]).collect(),
+                    },
+                });
+            }
+            for record in updates {
+                let v = record.value;
+                self.vg.add_variant(record, &self.graph.node(v).operands);
+                changed.push(v);
+            }
+        }
+        changed
+    }
+
+    /// An interface value propagation was free to shard keeps its sharding only if every dim
+    /// splits evenly (its callers see the layout); otherwise it is replicated, as XLA does.
+    fn even_interface(&mut self, v: ValueId) {
+        let cur = &self.vg.current(v).sharding;
+        let sizes = self.graph.ty(v).dims();
+        if (0..sizes.len()).all(|d| sizes[d] % cur.shards_of_dim(self.mesh, d) == 0) {
+            return;
+        }
+        let record = VariantRecord {
+            value: v,
+            sharding: Sharding::replicated(sizes.len()),
+            priority: u32::MAX,
+            reason: Reason::Uneven,
+        };
+        self.vg.add_variant(record, &self.graph.node(v).operands);
     }
 
     /// Applies the rule of node `n`; returns the values whose sharding it refined.
@@ -258,35 +422,9 @@ impl<'a> Engine<'a> {
                 &f.operands[t]
             }
         };
-        let records: Vec<Option<&VariantRecord>> = tensors
-            .iter()
-            .map(|&v| (!self.blocked(v)).then(|| self.vg.current(v)))
-            .collect();
-        let mut cands: Vec<Vec<Candidate>> = vec![Vec::new(); f.factors.len()];
-        let mut any = false;
-        for (t, rec) in records.iter().enumerate() {
-            let Some(rec) = rec else { continue };
-            for (k, axes, closed) in
-                rules::project(dims_of(t), &f.factors, &rec.sharding, self.mesh)
-            {
-                any |= !axes.is_empty();
-                cands[k].push(Candidate {
-                    axes,
-                    priority: rec.priority,
-                    tensor: t,
-                    closed,
-                });
-            }
-        }
-        if !any {
+        let Some((records, fs, sources)) = self.resolve_among(&tensors, f, dims_of, phase) else {
             return Vec::new();
-        }
-        let strategy = if phase == Phase::Aggressive {
-            Strategy::Aggressive
-        } else {
-            Strategy::Basic
         };
-        let (fs, sources) = rules::resolve(&f.factors, &cands, strategy);
         let reduced = rules::reduction_axes(f, &fs);
         let mut out = Vec::new();
         for (t, rec) in records.iter().enumerate() {
@@ -335,6 +473,53 @@ impl<'a> Engine<'a> {
             });
         }
         out
+    }
+
+    /// The current records of `tensors` (`None` for those a later priority round holds back)
+    /// and their factors' shardings resolved for `phase`, with the tensors behind each factor;
+    /// `None` when no tensor shards any factor.
+    #[allow(clippy::type_complexity)]
+    fn resolve_among<'f>(
+        &self,
+        tensors: &[ValueId],
+        f: &'f OpFactors,
+        dims_of: impl Fn(usize) -> &'f Vec<Vec<usize>>,
+        phase: Phase,
+    ) -> Option<(
+        Vec<Option<&VariantRecord>>,
+        rules::FactorShardings,
+        Vec<Vec<usize>>,
+    )> {
+        let records: Vec<Option<&VariantRecord>> = tensors
+            .iter()
+            .map(|&v| (!self.blocked(v)).then(|| self.vg.current(v)))
+            .collect();
+        let mut cands: Vec<Vec<Candidate>> = vec![Vec::new(); f.factors.len()];
+        let mut any = false;
+        for (t, rec) in records.iter().enumerate() {
+            let Some(rec) = rec else { continue };
+            for (k, axes, closed) in
+                rules::project(dims_of(t), &f.factors, &rec.sharding, self.mesh)
+            {
+                any |= !axes.is_empty();
+                cands[k].push(Candidate {
+                    axes,
+                    priority: rec.priority,
+                    tensor: t,
+                    closed,
+                });
+            }
+        }
+        if !any {
+            return None;
+        }
+        let strategy = if phase == Phase::Aggressive {
+            Strategy::Aggressive
+        } else {
+            Strategy::Basic
+        };
+        let (fs, sources) = rules::resolve(&f.factors, &cands, strategy);
+        Some((records, fs, sources))
     }
 
     fn finish(mut self) -> Result<ShardedGraph> {

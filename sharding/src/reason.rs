@@ -36,4 +36,9 @@ pub enum Reason {
     Fallback { op: String },
     /// A consumer needs the value in another sharding (a reshard e-node).
     Consumer { user: ValueId, operand: usize },
+    /// A member of a shard-as group took the group's sharding, from the members `from`.
+    ShardAs { from: Vec<ValueId> },
+    /// A value on the program's interface that propagation was free to shard got a sharding
+    /// that splits a dim unevenly; it is replicated instead.
+    Uneven,
 }

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use shardc::sharding::{propagate, ShardedGraph};
+use shardc::sharding::{propagate_with, PropagateOptions, ShardedGraph};
 use shardc_ir::hlo::{import, print_with_shardings, HloImport};
 use shardc_ir::sharding::HloSharding;
-use shardc_ir::{Annotation, Graph, Mesh, Sharding};
+use shardc_ir::{Annotation, Graph, Mesh, Sharding, ValueId};
 
 use super::CliError;
 
@@ -44,6 +44,14 @@ pub struct PropagateArgs {
     /// Print why this value has its sharding and the collectives its consumers need.
     #[arg(long, value_name = "NAME")]
     pub explain: Option<String>,
+    /// Let propagation choose the outputs' shardings (XLA's
+    /// `allow_spmd_sharding_propagation_to_output`): an annotation on an output is only where
+    /// it starts, and an output split unevenly is replicated.
+    #[arg(long)]
+    pub propagate_to_output: bool,
+    /// Likewise for the inputs (XLA's `allow_spmd_sharding_propagation_to_parameters`).
+    #[arg(long)]
+    pub propagate_to_parameters: bool,
 }
 
 /// Runs the subcommand.
@@ -74,7 +82,22 @@ pub fn run(args: PropagateArgs) -> Result<(), CliError> {
         }
     };
     let annotations = annotations(&graph, &args.shard)?;
-    let sg = propagate(&graph, &mesh, &annotations).map_err(CliError::input)?;
+    let name = |v: ValueId| graph.node(v).name.clone();
+    let mut free: Vec<String> = Vec::new();
+    if args.propagate_to_output {
+        free.extend(graph.outputs.iter().map(|&v| name(v)));
+    }
+    if args.propagate_to_parameters {
+        free.extend(graph.inputs().map(name));
+    }
+    let options = PropagateOptions {
+        free,
+        groups: hlo
+            .as_ref()
+            .map(|i| i.shard_groups.clone())
+            .unwrap_or_default(),
+    };
+    let sg = propagate_with(&graph, &mesh, &annotations, &options).map_err(CliError::input)?;
     for w in &sg.warnings {
         eprintln!("warning: {w}");
     }

@@ -92,6 +92,7 @@ pub(crate) fn convolution(
         batch_group_count: 1,
         dims,
     };
+    let mut reversal = vec![0u64; n];
     if let Some(w) = window {
         let inner = w.trim().trim_start_matches('{').trim_end_matches('}');
         for field in inner.split_whitespace() {
@@ -120,16 +121,16 @@ pub(crate) fn convolution(
                     }
                     conv.padding = lo.into_iter().zip(hi).collect();
                 }
-                "rhs_reversal" => {
-                    if by_x(v)?.iter().any(|&r| r != 0) {
-                        return Err(
-                            "window rhs_reversal (a flipped kernel) is not supported".into()
-                        );
-                    }
-                }
+                "rhs_reversal" => reversal = check(by_x(v)?)?,
                 _ => return Err(format!("unknown window field `{k}`")),
             }
         }
+    }
+    // Flipping a window dim of size 1 changes nothing; a real flip needs a reverse op we lack.
+    if reversal.iter().zip(&size).any(|(&r, &s)| r != 0 && s != 1) {
+        return Err(
+            "window rhs_reversal (a flipped kernel) is supported only on size-1 window dims".into(),
+        );
     }
     let count = |v: Option<&str>, what: &str| -> Result<u64, String> {
         v.map_or(Ok(1), |v| {

@@ -26,6 +26,9 @@ pub(crate) struct Lowering<'m> {
     pub values: BTreeMap<String, Lowered>,
     /// The `sharding=` of each ENTRY instruction that had one.
     pub shardings: BTreeMap<String, HloSharding>,
+    /// Dims a `Sharding` custom-call leaves open (`backend_config="unspecified_dims=[..]"`),
+    /// by instruction name: propagation may still shard them.
+    pub open_dims: BTreeMap<String, Vec<usize>>,
     names: BTreeSet<String>,
     /// `CALL/` prefixes of the calls being inlined, outermost first.
     prefix: String,
@@ -92,6 +95,7 @@ impl<'m> Lowering<'m> {
             graph: Graph::new(name),
             values: BTreeMap::new(),
             shardings: BTreeMap::new(),
+            open_dims: BTreeMap::new(),
             names,
             prefix: String::new(),
             depth: 0,
@@ -290,6 +294,11 @@ impl<'m> Lowering<'m> {
             .map(|o| self.operand(o))
             .collect::<Result<_, _>>()?;
         let ty = match &inst.ty {
+            // A tuple-shaped parameter becomes one input per element (`NAME.0`, `NAME.1`, ...).
+            Some(t @ HloType::Tuple(_)) if op_code == "parameter" => {
+                let name = self.node_name(inst);
+                return self.tuple_parameter(&name, t);
+            }
             Some(t) => Self::tensor_type(t)?,
             // XLA infers an omitted type; we do for ops whose type follows from their operands.
             None => {
@@ -314,11 +323,7 @@ impl<'m> Lowering<'m> {
         let node_name = self.node_name(inst);
         let name = node_name.as_str();
         let op = match op_code {
-            "parameter" => {
-                let v = self.push(name, Op::Input { init: None }, vec![], ty)?;
-                self.graph.nodes[v.index()].role = Role::Input;
-                return Ok(Lowered::Node(v));
-            }
+            "parameter" => return self.parameter(name, &ty),
             "constant" => {
                 let vals = attrs::literal(&inst.args)?;
                 let n = ty.shape.elements();
@@ -358,10 +363,17 @@ impl<'m> Lowering<'m> {
             "convert" => Op::Convert,
             "copy" => Op::Copy,
             "custom-call" => match inst.attr("custom_call_target").map(|t| t.trim_matches('"')) {
-                Some("Sharding") => Op::Copy,
+                Some("Sharding") => {
+                    if let Some(dims) = unspecified_dims(inst.attr("backend_config"))? {
+                        self.open_dims.insert(inst.name.clone(), dims);
+                    }
+                    Op::Copy
+                }
+                // A layout constraint fixes the memory layout, which shardings do not see.
+                Some("LayoutConstraint") => Op::Copy,
                 t => {
                     return Err(format!(
-                        "custom-call target {} is not supported (only \"Sharding\" is)",
+                        "custom-call target {} is not supported (only \"Sharding\" and \"LayoutConstraint\" are)",
                         t.unwrap_or("(none)")
                     ))
                 }
@@ -380,16 +392,32 @@ impl<'m> Lowering<'m> {
                     return Err("only single-operand reduce (operand, init) is supported".into());
                 }
                 let func = self.reducer(req("to_apply")?)?;
-                self.check_identity(operands[1], func)?;
-                let v = self.push(
-                    name,
-                    Op::Reduce {
-                        func,
-                        dims: attrs::dims(req("dimensions")?)?,
-                    },
-                    vec![operands[0]],
-                    ty,
+                let op = Op::Reduce {
+                    func,
+                    dims: attrs::dims(req("dimensions")?)?,
+                };
+                if self.is_identity(operands[1], func) {
+                    let v = self.push(name, op, vec![operands[0]], ty)?;
+                    return Ok(Lowered::Node(v));
+                }
+                // Any other init (a parameter, say) is folded in once, after the reduction.
+                let body = self.fresh_name(&format!("{name}.body"));
+                let r = self.push(&body, op, vec![operands[0]], ty.clone())?;
+                let init = self.fresh_name(&format!("{name}.init"));
+                let b = self.push(
+                    &init,
+                    Op::Broadcast { dims: Vec::new() },
+                    vec![operands[1]],
+                    ty.clone(),
                 )?;
+                let combine = match (func, ty.dtype) {
+                    (ReduceFn::Sum, _) => BinaryFn::Add,
+                    (ReduceFn::Max, DType::Bool) => BinaryFn::Or,
+                    (ReduceFn::Min, DType::Bool) => BinaryFn::And,
+                    (ReduceFn::Max, _) => BinaryFn::Max,
+                    (ReduceFn::Min, _) => BinaryFn::Min,
+                };
+                let v = self.push(name, Op::Binary { func: combine }, vec![r, b], ty)?;
                 return Ok(Lowered::Node(v));
             }
             "broadcast" => Op::Broadcast {
@@ -554,13 +582,14 @@ impl<'m> Lowering<'m> {
         }
     }
 
-    /// A reduce's init must be the identity of its reduction (XLA folds it in; we do not).
-    fn check_identity(&self, init: ValueId, f: ReduceFn) -> Result<(), String> {
-        let x = self
-            .scalar_constant(Some(init))
-            .ok_or("the reduce init must be a scalar constant")?;
+    /// Whether a reduce's init is a constant identity of its reduction (so `Reduce` alone is
+    /// the whole instruction).
+    fn is_identity(&self, init: ValueId, f: ReduceFn) -> bool {
+        let Some(x) = self.scalar_constant(Some(init)) else {
+            return false;
+        };
         let dt = self.graph.ty(init).dtype;
-        let ok = match (f, dt) {
+        match (f, dt) {
             (ReduceFn::Sum, _) => x == 0.0,
             (ReduceFn::Max, DType::Bool) => x == 0.0,
             (ReduceFn::Min, DType::Bool) => x == 1.0,
@@ -570,15 +599,33 @@ impl<'m> Lowering<'m> {
             (ReduceFn::Min, DType::I64) => x == i64::MAX as f64,
             (ReduceFn::Max, _) => x == f64::NEG_INFINITY,
             (ReduceFn::Min, _) => x == f64::INFINITY,
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(format!(
-                "the reduce init {x} is not the identity of a {} reduction",
-                f.name()
-            ))
         }
+    }
+
+    /// One input node per element of a tuple-shaped parameter, nested tuples flattened into
+    /// `NAME.i.j` names.
+    fn tuple_parameter(&mut self, name: &str, ty: &HloType) -> Result<Lowered, String> {
+        match ty {
+            HloType::Tuple(elems) => elems
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let n = self.fresh_name(&format!("{name}.{i}"));
+                    self.tuple_parameter(&n, t)
+                })
+                .collect::<Result<_, _>>()
+                .map(Lowered::Tuple),
+            t => {
+                let t = Self::tensor_type(t)?;
+                self.parameter(name, &t)
+            }
+        }
+    }
+
+    fn parameter(&mut self, name: &str, ty: &TensorType) -> Result<Lowered, String> {
+        let v = self.push(name, Op::Input { init: None }, vec![], ty.clone())?;
+        self.graph.nodes[v.index()].role = Role::Input;
+        Ok(Lowered::Node(v))
     }
 
     /// XLA gather that is `take(x, indices, axis)`: one collapsed, indexed dim, whole slices of
@@ -694,7 +741,31 @@ impl<'m> Lowering<'m> {
     }
 }
 
-fn flatten(l: &Lowered, out: &mut Vec<ValueId>) {
+/// The dims of `backend_config="unspecified_dims=[1,2]"`, if the config names any.
+fn unspecified_dims(config: Option<&str>) -> Result<Option<Vec<usize>>, String> {
+    let Some(rest) = config
+        .and_then(|c| c.split_once("unspecified_dims="))
+        .map(|(_, r)| r)
+    else {
+        return Ok(None);
+    };
+    let list = rest
+        .strip_prefix('[')
+        .and_then(|r| r.split_once(']'))
+        .map(|(l, _)| l)
+        .ok_or_else(|| format!("unspecified_dims must be a list `[d, ...]`, got `{rest}`"))?;
+    list.split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            d.parse()
+                .map_err(|_| format!("unspecified_dims entry `{d}` is not a dim number"))
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+pub(crate) fn flatten(l: &Lowered, out: &mut Vec<ValueId>) {
     match l {
         Lowered::Node(v) => out.push(*v),
         Lowered::Tuple(v) => v.iter().for_each(|e| flatten(e, out)),

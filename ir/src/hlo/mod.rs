@@ -48,6 +48,9 @@ pub struct HloImport {
     pub tuple_shardings: BTreeMap<String, HloSharding>,
     /// Shardings that could not become annotations, and why.
     pub notes: Vec<String>,
+    /// Values that share one sharding: the node names of each `shard_as N` / `shard_like N`
+    /// group, in order of group kind and number.
+    pub shard_groups: Vec<Vec<String>>,
 }
 
 impl HloImport {
@@ -74,6 +77,13 @@ pub fn import(text: &str) -> Result<HloImport, IrError> {
     l.run()?;
     let mut shardings = vec![None; l.graph.len()];
     let mut tuple_shardings = BTreeMap::new();
+    let mut groups: BTreeMap<(bool, u64), Vec<String>> = BTreeMap::new();
+    for (inst, s) in &l.shardings {
+        if let (HloSharding::Grouped(_, g), Lowered::Node(v)) = (s, &l.values[inst]) {
+            let name = l.graph.nodes[v.index()].name.clone();
+            groups.entry((!g.shard_as, g.id)).or_default().push(name);
+        }
+    }
     for (inst, s) in std::mem::take(&mut l.shardings) {
         match &l.values[&inst] {
             // An instruction that aliases a node (get-tuple-element, call) annotates it unless
@@ -88,9 +98,20 @@ pub fn import(text: &str) -> Result<HloImport, IrError> {
             }
         }
     }
+    // A tuple's sharding gives each element without a sharding of its own (a tuple-shaped
+    // parameter's elements, say) theirs.
+    for (inst, s) in &tuple_shardings {
+        distribute(&l.values[inst], s.ungrouped(), &mut shardings);
+    }
     let mut graph = l.graph;
     let values = l.values;
-    let notes = annotate(&mut graph, &shardings, &tuple_shardings);
+    let mut open = vec![Vec::new(); graph.len()];
+    for (inst, dims) in l.open_dims {
+        if let Some(Lowered::Node(v)) = values.get(&inst) {
+            open[v.index()] = dims;
+        }
+    }
+    let notes = annotate(&mut graph, &shardings, &tuple_shardings, &open);
     verify(&graph)?;
     Ok(HloImport {
         graph,
@@ -99,7 +120,26 @@ pub fn import(text: &str) -> Result<HloImport, IrError> {
         values,
         tuple_shardings,
         notes,
+        shard_groups: groups.into_values().collect(),
     })
+}
+
+/// XLA writes a tuple's sharding as one entry per leaf, nested tuples flattened.
+fn distribute(l: &Lowered, s: &HloSharding, shardings: &mut [Option<HloSharding>]) {
+    let mut nodes = Vec::new();
+    lower::flatten(l, &mut nodes);
+    let parts: Vec<&HloSharding> = match s {
+        HloSharding::Tuple(parts) => parts.iter().map(HloSharding::ungrouped).collect(),
+        s => vec![s; nodes.len()],
+    };
+    if parts.len() != nodes.len() {
+        return;
+    }
+    for (v, p) in nodes.into_iter().zip(parts) {
+        if shardings[v.index()].is_none() {
+            shardings[v.index()] = Some(p.clone());
+        }
+    }
 }
 
 /// Sets the graph's mesh (one that every sharding of the module splits along) and turns each
@@ -108,6 +148,7 @@ fn annotate(
     graph: &mut Graph,
     shardings: &[Option<HloSharding>],
     tuple_shardings: &BTreeMap<String, HloSharding>,
+    open: &[Vec<usize>],
 ) -> Vec<String> {
     let all: Vec<&HloSharding> = shardings
         .iter()
@@ -131,11 +172,23 @@ fn annotate(
         let Some(s) = s else { continue };
         let node = &graph.nodes[i];
         match s.to_sharding(&mesh, node.ty.rank()) {
-            Ok(sharding) => graph.annotations.push(Annotation {
-                value: node.name.clone(),
-                sharding,
-                priority: 0,
-            }),
+            Ok(mut sharding) => {
+                for &d in &open[i] {
+                    match sharding.dims.get_mut(d) {
+                        Some(dim) => dim.open = true,
+                        None => notes.push(format!(
+                            "`{}`: unspecified dim {d} is out of range for rank {}",
+                            node.name,
+                            node.ty.rank()
+                        )),
+                    }
+                }
+                graph.annotations.push(Annotation {
+                    value: node.name.clone(),
+                    sharding,
+                    priority: 0,
+                })
+            }
             Err(e) => notes.push(format!("`{}`: no annotation: {e}", node.name)),
         }
     }
