@@ -46,7 +46,7 @@ pub use json::{from_json, to_json, FORMAT, VERSION};
 pub use mesh::{Mesh, MeshAxis};
 pub use op::{BinaryFn, CompareDir, Conv, ConvDims, Init, Literal, Op, ReduceFn, UnaryFn};
 pub use ops::op_factors;
-pub use sharding::{Annotation, DimSharding, Sharding, ShardingAssignment};
+pub use sharding::{AllowedDirection, Annotation, DimSharding, Sharding, ShardingAssignment};
 pub use stats::GraphStats;
 pub use train::{training_step, Optimizer, RecomputeMode, TrainOptions};
 pub use types::{Shape, TensorType};

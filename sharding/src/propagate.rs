@@ -20,8 +20,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use shardc_ir::{
-    Annotation, DimSharding, FactorKind, Graph, Mesh, Op, OpFactors, ReduceFn, Sharding,
-    ShardingAssignment, ValueId,
+    AllowedDirection, Annotation, DimSharding, FactorKind, Graph, Mesh, Op, OpFactors, ReduceFn,
+    Sharding, ShardingAssignment, ValueId,
 };
 
 use crate::egraph::{VariantGraph, VariantRecord};
@@ -75,10 +75,16 @@ pub struct PropagateOptions {
     /// is where it starts (every dim open to refinement), and a final sharding that splits a
     /// dim unevenly is replaced by replication (callers see the interface's layout).
     pub free: Vec<String>,
+    /// Values (by name) whose sharding is fixed from outside: their annotation, or replicated
+    /// without one. XLA's default for the entry's parameters and root: the caller's layout.
+    pub fixed: Vec<String>,
     /// Groups of values (by name) that take one sharding (XLA's `shard_as`/`shard_like`,
     /// Shardy's sharding groups): within a group, shardings spread as through an
     /// elementwise op. Members must have the same rank.
     pub groups: Vec<Vec<String>>,
+    /// Propagation barriers: ops (by their value's name, one operand) that shardings cross only
+    /// the allowed way.
+    pub barriers: Vec<(String, AllowedDirection)>,
 }
 
 /// Propagates `annotations` (value name → sharding) through `graph` on `mesh`.
@@ -106,7 +112,7 @@ pub fn propagate_with(
         free[id(name)?.index()] = true;
     }
     // A free value's annotation is where it starts, not a constraint: every dim is open.
-    let opened: Vec<Annotation> = annotations
+    let mut opened: Vec<Annotation> = annotations
         .iter()
         .map(|a| {
             let mut a = a.clone();
@@ -116,6 +122,23 @@ pub fn propagate_with(
             a
         })
         .collect();
+    // A fixed value without an annotation is replicated, as if annotated so.
+    for name in &options.fixed {
+        let v = id(name)?;
+        if free[v.index()] {
+            return Err(ShardingError::Invalid {
+                value: name.clone(),
+                message: "it is both free and fixed".into(),
+            });
+        }
+        if !annotations.iter().any(|a| &a.value == name) {
+            opened.push(Annotation {
+                value: name.clone(),
+                sharding: Sharding::replicated(graph.ty(v).rank()),
+                priority: 0,
+            });
+        }
+    }
     let mut annotated: Vec<Option<&Annotation>> = vec![None; graph.len()];
     for a in &opened {
         let v = id(&a.value)?;
@@ -151,8 +174,24 @@ pub fn propagate_with(
         }
         groups.push(members);
     }
+    let mut barrier = vec![None; graph.len()];
+    for (name, allowed) in &options.barriers {
+        let v = id(name)?;
+        if graph.node(v).operands.len() != 1 {
+            return Err(ShardingError::Invalid {
+                value: name.clone(),
+                message: format!(
+                    "a propagation barrier must have one operand, `{}` has {}",
+                    graph.node(v).op.name(),
+                    graph.node(v).operands.len()
+                ),
+            });
+        }
+        barrier[v.index()] = Some(*allowed);
+    }
     let mut rounds: Vec<u32> = annotated.iter().flatten().map(|a| a.priority).collect();
     let mut engine = Engine::new(graph, mesh, annotated, groups);
+    engine.barrier = barrier;
     rounds.sort_unstable();
     rounds.dedup();
     for round in rounds {
@@ -178,6 +217,8 @@ struct Engine<'a> {
     annotated: Vec<Option<&'a Annotation>>,
     /// Shard-as groups: values that take one sharding.
     groups: Vec<Vec<ValueId>>,
+    /// Per node, the way shardings may cross it if it is a propagation barrier.
+    barrier: Vec<Option<AllowedDirection>>,
     vg: VariantGraph,
     warnings: Vec<String>,
     round: u32,
@@ -214,6 +255,7 @@ impl<'a> Engine<'a> {
             users: graph.users(),
             annotated,
             groups,
+            barrier: Vec::new(),
             vg: VariantGraph::new(),
             warnings: Vec::new(),
             round: 0,
@@ -429,6 +471,15 @@ impl<'a> Engine<'a> {
         let mut out = Vec::new();
         for (t, rec) in records.iter().enumerate() {
             let Some(cur) = rec else { continue };
+            let crosses = match self.barrier.get(n.index()).copied().flatten() {
+                None => true,
+                Some(AllowedDirection::Forward) => t == result,
+                Some(AllowedDirection::Backward) => t != result,
+                Some(AllowedDirection::None) => false,
+            };
+            if !crosses {
+                continue;
+            }
             let v = tensors[t];
             let proposed = rules::back_project(dims_of(t), &f.factors, &fs, self.mesh);
             let fixed = self.annotated[v.index()].is_some();

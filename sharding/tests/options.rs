@@ -64,6 +64,28 @@ fn an_annotated_parameter_stays_as_given_unless_propagation_is_free_to_shard_it(
 }
 
 #[test]
+fn a_fixed_unannotated_parameter_stays_replicated() {
+    let g = add_then_slice();
+    let mesh: Mesh = "x=4".parse().unwrap();
+    let anns = [ann("sum", &[&["x"]])];
+    let open = propagate_with(&g, &mesh, &anns, &PropagateOptions::default()).unwrap();
+    assert_eq!(of(&open, &g, "a"), &Sharding::from_dims(&[&["x"]]));
+    let fixed = PropagateOptions {
+        fixed: vec!["a".into()],
+        ..Default::default()
+    };
+    let sg = propagate_with(&g, &mesh, &anns, &fixed).unwrap();
+    assert_eq!(of(&sg, &g, "a"), &Sharding::from_dims(&[&[]]));
+    assert_eq!(of(&sg, &g, "b"), &Sharding::from_dims(&[&["x"]]));
+    let both = PropagateOptions {
+        fixed: vec!["a".into()],
+        free: vec!["a".into()],
+        ..Default::default()
+    };
+    assert!(propagate_with(&g, &mesh, &anns, &both).is_err());
+}
+
+#[test]
 fn a_free_output_split_unevenly_is_replicated_instead() {
     let g = add_then_slice();
     let mesh: Mesh = "x=4".parse().unwrap();

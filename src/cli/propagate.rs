@@ -96,6 +96,8 @@ pub fn run(args: PropagateArgs) -> Result<(), CliError> {
             .as_ref()
             .map(|i| i.shard_groups.clone())
             .unwrap_or_default(),
+        barriers: hlo.as_ref().map(|i| i.barriers.clone()).unwrap_or_default(),
+        ..Default::default()
     };
     let sg = propagate_with(&graph, &mesh, &annotations, &options).map_err(CliError::input)?;
     for w in &sg.warnings {

@@ -6,7 +6,7 @@ use crate::dtype::DType;
 use crate::error::IrError;
 use crate::graph::{Graph, Role, ValueId};
 use crate::op::{BinaryFn, CompareDir, Literal, Op, ReduceFn, UnaryFn};
-use crate::sharding::HloSharding;
+use crate::sharding::{AllowedDirection, HloSharding};
 use crate::types::TensorType;
 
 use super::attrs;
@@ -29,6 +29,8 @@ pub(crate) struct Lowering<'m> {
     /// Dims a `Sharding` custom-call leaves open (`backend_config="unspecified_dims=[..]"`),
     /// by instruction name: propagation may still shard them.
     pub open_dims: BTreeMap<String, Vec<usize>>,
+    /// `ShardBarrierFrom`/`ShardBarrierTo` custom-calls (copies), by node name.
+    pub barriers: Vec<(String, AllowedDirection)>,
     names: BTreeSet<String>,
     /// `CALL/` prefixes of the calls being inlined, outermost first.
     prefix: String,
@@ -96,6 +98,7 @@ impl<'m> Lowering<'m> {
             values: BTreeMap::new(),
             shardings: BTreeMap::new(),
             open_dims: BTreeMap::new(),
+            barriers: Vec::new(),
             names,
             prefix: String::new(),
             depth: 0,
@@ -371,9 +374,19 @@ impl<'m> Lowering<'m> {
                 }
                 // A layout constraint fixes the memory layout, which shardings do not see.
                 Some("LayoutConstraint") => Op::Copy,
+                // Copies that shardings cross one way only.
+                Some(t @ ("ShardBarrierFrom" | "ShardBarrierTo")) => {
+                    let allowed = if t == "ShardBarrierFrom" {
+                        AllowedDirection::Backward
+                    } else {
+                        AllowedDirection::Forward
+                    };
+                    self.barriers.push((name.to_string(), allowed));
+                    Op::Copy
+                }
                 t => {
                     return Err(format!(
-                        "custom-call target {} is not supported (only \"Sharding\" and \"LayoutConstraint\" are)",
+                        "custom-call target {} is not supported (Sharding, LayoutConstraint, ShardBarrierFrom and ShardBarrierTo are)",
                         t.unwrap_or("(none)")
                     ))
                 }

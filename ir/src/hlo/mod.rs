@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use crate::error::IrError;
 use crate::graph::{Graph, ValueId};
-use crate::sharding::{common_mesh, Annotation, HloSharding};
+use crate::sharding::{common_mesh, AllowedDirection, Annotation, HloSharding};
 use crate::verify::verify;
 
 pub use lower::Lowered;
@@ -51,6 +51,9 @@ pub struct HloImport {
     /// Values that share one sharding: the node names of each `shard_as N` / `shard_like N`
     /// group, in order of group kind and number.
     pub shard_groups: Vec<Vec<String>>,
+    /// Propagation barriers (XLA's `ShardBarrierFrom`/`To` custom-calls, imported as copies):
+    /// node name and the way shardings may cross.
+    pub barriers: Vec<(String, AllowedDirection)>,
 }
 
 impl HloImport {
@@ -105,6 +108,7 @@ pub fn import(text: &str) -> Result<HloImport, IrError> {
     }
     let mut graph = l.graph;
     let values = l.values;
+    let barriers = l.barriers;
     let mut open = vec![Vec::new(); graph.len()];
     for (inst, dims) in l.open_dims {
         if let Some(Lowered::Node(v)) = values.get(&inst) {
@@ -121,6 +125,7 @@ pub fn import(text: &str) -> Result<HloImport, IrError> {
         tuple_shardings,
         notes,
         shard_groups: groups.into_values().collect(),
+        barriers,
     })
 }
 

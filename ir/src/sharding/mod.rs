@@ -26,5 +26,5 @@ mod tile;
 pub use hlo_convert::common_mesh;
 pub use hlo_text::{HloSharding, ShardGroup, Subgroup, Tiled};
 pub use shardy::ShardyText;
-pub use spec::{Annotation, DimSharding, Sharding, ShardingAssignment};
+pub use spec::{AllowedDirection, Annotation, DimSharding, Sharding, ShardingAssignment};
 pub use tile::{detect_iota, TileDevices};

@@ -133,6 +133,20 @@ impl Sharding {
     }
 }
 
+/// Which way shardings may cross a propagation barrier (Shardy's `sdy.propagation_barrier`
+/// `allowed_direction`; XLA's `ShardBarrierFrom` allows only backward, `ShardBarrierTo` only
+/// forward).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowedDirection {
+    /// Neither way: the barrier's operand and result are sharded independently.
+    None,
+    /// From the operand to the result only.
+    Forward,
+    /// From the result to the operand only.
+    Backward,
+}
+
 /// A user's sharding annotation on a named value. Lower `priority` numbers win (Shardy's `p0`
 /// before `p1`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
