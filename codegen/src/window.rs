@@ -186,7 +186,7 @@ fn halo(
         parts.push(b.push(
             "halo_left",
             Op::CollectivePermute {
-                axis: axis.clone(),
+                axes: vec![axis.clone()],
                 pairs,
             },
             vec![edge],
@@ -199,7 +199,10 @@ fn halo(
         let pairs = (0..geo.n - 1).map(|j| (j + 1, j)).collect();
         parts.push(b.push(
             "halo_right",
-            Op::CollectivePermute { axis, pairs },
+            Op::CollectivePermute {
+                axes: vec![axis],
+                pairs,
+            },
             vec![edge],
             None,
         )?);

@@ -413,7 +413,7 @@ mod tests {
                 axes: vec!["tp".into()],
             },
             Op::CollectivePermute {
-                axis: "pp".into(),
+                axes: vec!["pp".into()],
                 pairs: vec![(0, 1)],
             },
         ];

@@ -356,7 +356,7 @@ pub fn gpt_step(cfg: &GptTraining, cluster: &Cluster) -> Result<StepWork> {
     if p > 1 {
         let slice = vec![(b * g.seq).div_ceil(t), g.hidden];
         let send = Op::CollectivePermute {
-            axis: "pp".into(),
+            axes: vec!["pp".into()],
             pairs: (0..p - 1).map(|i| (i, i + 1)).collect(),
         };
         let (u, secs) = comm(send, slice.clone(), &mesh, cluster)?;

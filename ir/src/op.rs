@@ -316,10 +316,13 @@ pub enum Op {
         concat_dim: usize,
         axes: Vec<String>,
     },
-    /// Sends to the device whose coordinate on `axis` is the pair's second element; a device that
-    /// receives nothing gets zeros. Operands: `x`.
+    /// Within each group of devices that differ only along `axes`, the device at linear
+    /// coordinate `s` over `axes` (major first) sends to the one at `t`, for each pair `(s, t)`;
+    /// a device that receives nothing gets zeros. Operands: `x`. (Version 1 files name one
+    /// axis as `"axis": "x"`, which still reads.)
     CollectivePermute {
-        axis: String,
+        #[serde(alias = "axis", deserialize_with = "one_or_many")]
+        axes: Vec<String>,
         pairs: Vec<(u64, u64)>,
     },
     /// Sends `x` to pipeline stage `to_stage` under `tag`; the result is `x`. Operands: `x`.
@@ -386,7 +389,7 @@ impl Op {
             | Op::AllGather { axes, .. }
             | Op::ReduceScatter { axes, .. }
             | Op::AllToAll { axes, .. } => axes.clone(),
-            Op::CollectivePermute { axis, .. } => vec![axis.clone()],
+            Op::CollectivePermute { axes, .. } => axes.clone(),
             _ => Vec::new(),
         }
     }
@@ -402,4 +405,18 @@ impl Op {
                 | Op::Recv { .. }
         )
     }
+}
+
+/// One axis name or a list of them (a collective-permute's axes were once a single `axis`).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(a) => vec![a],
+        OneOrMany::Many(v) => v,
+    })
 }

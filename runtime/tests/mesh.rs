@@ -145,7 +145,7 @@ fn all_to_all_transposes_chunks_between_ranks() {
 fn collective_permute_shifts_and_zero_fills_devices_that_receive_nothing() {
     // 0 -> 1 -> 2 -> 3, nobody sends to 0.
     let op = Op::CollectivePermute {
-        axis: "x".into(),
+        axes: vec!["x".into()],
         pairs: vec![(0, 1), (1, 2), (2, 3)],
     };
     let out = run_collective("x=4", &[2], op, |d| vec![d as f64 + 1.0, -1.0]);
@@ -159,11 +159,29 @@ fn collective_permute_shifts_and_zero_fills_devices_that_receive_nothing() {
         ]
     );
     let ring = Op::CollectivePermute {
-        axis: "x".into(),
+        axes: vec!["x".into()],
         pairs: vec![(0, 1), (1, 0)],
     };
     let out = run_collective("x=2", &[1], ring, |d| vec![d as f64 + 5.0]);
     assert_eq!(out, vec![vec![6.0], vec![5.0]]);
+}
+
+#[test]
+fn collective_permute_over_two_axes_moves_blocks_between_any_devices() {
+    // Transpose the 2x2 mesh: (x, y) sends to (y, x); linear coordinates over [x, y].
+    let op = Op::CollectivePermute {
+        axes: vec!["x".into(), "y".into()],
+        pairs: vec![(0, 0), (1, 2), (2, 1), (3, 3)],
+    };
+    let out = run_collective("x=2,y=2", &[1], op, |d| vec![d as f64]);
+    assert_eq!(out, vec![vec![0.0], vec![2.0], vec![1.0], vec![3.0]]);
+    // Over [y, x] the linear coordinate of device (x, y) is 2y + x: a shift along y.
+    let op = Op::CollectivePermute {
+        axes: vec!["y".into(), "x".into()],
+        pairs: vec![(0, 2), (1, 3), (2, 0), (3, 1)],
+    };
+    let out = run_collective("x=2,y=2", &[1], op, |d| vec![d as f64]);
+    assert_eq!(out, vec![vec![1.0], vec![0.0], vec![3.0], vec![2.0]]);
 }
 
 #[test]

@@ -178,7 +178,7 @@ fn needs_of(graph: &Graph, assignment: &ShardingAssignment) -> Result<Vec<Need>>
                         comm: CommUse {
                             node: n,
                             op: shardc_ir::Op::CollectivePermute {
-                                axis: axis.clone(),
+                                axes: vec![axis.clone()],
                                 pairs,
                             },
                             local_operand: local.clone(),
@@ -274,7 +274,7 @@ fn describe(op: &shardc_ir::Op) -> Option<String> {
             concat_dim,
             axes,
         },
-        Op::CollectivePermute { axis, pairs } => ReshardKind::CollectivePermute { axis, pairs },
+        Op::CollectivePermute { axes, pairs } => ReshardKind::CollectivePermute { axes, pairs },
         _ => return None,
     };
     Some(kind.to_string())

@@ -8,7 +8,7 @@
 //! all-gather `(n-1)·L`, reduce-scatter and all-to-all `(n-1)/n·L`, all-reduce `2(n-1)/n·L` for a
 //! local operand of `L` bytes over `n` devices).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Serialize;
@@ -36,9 +36,10 @@ pub enum ReshardKind {
         concat_dim: usize,
         axes: Vec<String>,
     },
-    /// Send each device's block to another device along `axis`.
+    /// Send each device's block to the device that needs it: within each group along `axes`,
+    /// linear coordinate `s` sends to `t` for each pair `(s, t)` (`s == t` stays put).
     CollectivePermute {
-        axis: String,
+        axes: Vec<String>,
         pairs: Vec<(u64, u64)>,
     },
     /// Keep this device's part of `dim` along `axes` (no communication).
@@ -76,7 +77,7 @@ impl ReshardStep {
                 concat_dim,
                 axes,
             },
-            ReshardKind::CollectivePermute { axis, pairs } => Op::CollectivePermute { axis, pairs },
+            ReshardKind::CollectivePermute { axes, pairs } => Op::CollectivePermute { axes, pairs },
             ReshardKind::LocalSlice { .. } | ReshardKind::MakePartial { .. } => return None,
         })
     }
@@ -102,8 +103,8 @@ impl fmt::Display for ReshardKind {
                 "all_to_all(split={split_dim}, concat={concat_dim}, {})",
                 j(axes)
             ),
-            ReshardKind::CollectivePermute { axis, pairs } => {
-                write!(f, "collective_permute({axis}, {pairs:?})")
+            ReshardKind::CollectivePermute { axes, pairs } => {
+                write!(f, "collective_permute({}, {pairs:?})", j(axes))
             }
             ReshardKind::LocalSlice { dim, axes } => {
                 write!(f, "local_slice(dim={dim}, {})", j(axes))
@@ -168,7 +169,7 @@ pub fn reshard(
             ),
         ));
     }
-    let mut cur = Sharding {
+    let cur = Sharding {
         dims: from
             .dims
             .iter()
@@ -177,12 +178,26 @@ pub fn reshard(
         partial: from.partial.clone(),
         partial_fn: from.partial_fn,
     };
+    let greedy = greedy(cur.clone(), to, global, mesh);
+    // Where every dim keeps its number of shards, one collective-permute moves each block
+    // straight to its new owner: one block per device, less than any gather-then-slice.
+    if let Some(step) = permute(&cur, to, global, mesh) {
+        let bytes = |s: &[ReshardStep]| s.iter().map(|x| x.bytes_per_device).sum::<u64>();
+        if step.bytes_per_device < bytes(&greedy) {
+            return Ok(vec![step]);
+        }
+    }
+    Ok(greedy)
+}
+
+/// Steps chosen one at a time by [`next_step`].
+fn greedy(mut cur: Sharding, to: &Sharding, global: &TensorType, mesh: &Mesh) -> Vec<ReshardStep> {
     let mut steps = Vec::new();
     // Each step places an axis where the target wants it or removes a misplaced one, so the
     // loop ends within a few steps per axis; the bound only guards that argument.
     for _ in 0..4 * (mesh.axes.len() + 1) * (global.rank() + 1) {
         if same_layout(&cur, to) {
-            return Ok(steps);
+            return steps;
         }
         let kind = next_step(&cur, to);
         let local = local_type(&cur, global, mesh);
@@ -208,7 +223,92 @@ pub fn reshard(
             after: cur.clone(),
         });
     }
-    unreachable!("invariant: resharding from {from:?} to {to:?} did not converge")
+    unreachable!("invariant: resharding to {to:?} did not converge")
+}
+
+/// The block of the value device `i` holds under `s`: per dim, its shard index.
+fn block(s: &Sharding, mesh: &Mesh, i: usize) -> Vec<u64> {
+    s.dims.iter().map(|d| mesh.linear_index(i, &d.axes)).collect()
+}
+
+/// One collective-permute from `cur` to `to`, if that is all it takes: the same pending sum and
+/// the same number of shards in every dim, so each device's block is whole on some device.
+fn permute(cur: &Sharding, to: &Sharding, global: &TensorType, mesh: &Mesh) -> Option<ReshardStep> {
+    let pending = |s: &Sharding| s.partial.iter().cloned().collect::<BTreeSet<_>>();
+    if same_layout(cur, to)
+        || pending(cur) != pending(to)
+        || (!cur.partial.is_empty() && cur.partial_fn != to.partial_fn)
+        || (0..cur.rank()).any(|d| cur.shards_of_dim(mesh, d) != to.shards_of_dim(mesh, d))
+    {
+        return None;
+    }
+    // The axes that split a dim in either layout, in mesh order; the permutation is the same in
+    // every group of devices that differ only along the others.
+    let involved: BTreeSet<&str> = used(cur).union(&used(to)).copied().collect();
+    let involved: BTreeSet<&str> = involved
+        .into_iter()
+        .filter(|a| !cur.partial.iter().any(|p| p == a))
+        .collect();
+    let axes: Vec<String> = mesh
+        .axis_names()
+        .into_iter()
+        .filter(|a| involved.contains(a))
+        .map(String::from)
+        .collect();
+    // The devices of group 0: every other axis at coordinate 0, ordered by linear coordinate.
+    let group: Vec<usize> = (0..mesh.num_devices() as usize)
+        .filter(|&i| {
+            let c = mesh.coords(i);
+            mesh.axes
+                .iter()
+                .zip(&c)
+                .all(|(a, &x)| x == 0 || axes.contains(&a.name))
+        })
+        .collect();
+    let coord = |i: usize| mesh.linear_index(i, &axes);
+    // Receivers that already hold their block keep it; the others take the holders left over,
+    // in order.
+    let mut holders: BTreeMap<Vec<u64>, Vec<usize>> = BTreeMap::new();
+    for &i in &group {
+        holders.entry(block(cur, mesh, i)).or_default().push(i);
+    }
+    let mut pairs = Vec::new();
+    let mut waiting = Vec::new();
+    for &i in &group {
+        let want = block(to, mesh, i);
+        let hs = holders.get_mut(&want)?;
+        if let Some(k) = hs.iter().position(|&h| h == i) {
+            hs.remove(k);
+            pairs.push((coord(i), coord(i)));
+        } else {
+            waiting.push((i, want));
+        }
+    }
+    for (i, want) in waiting {
+        let hs = holders.get_mut(&want)?;
+        if hs.is_empty() {
+            return None;
+        }
+        let h = hs.remove(0);
+        pairs.push((coord(h), coord(i)));
+    }
+    pairs.sort_unstable_by_key(|&(_, t)| t);
+    let local = local_type(cur, global, mesh);
+    let moves = pairs.iter().any(|(s, t)| s != t);
+    Some(ReshardStep {
+        kind: ReshardKind::CollectivePermute { axes, pairs },
+        bytes_per_device: if moves { local.size_bytes() } else { 0 },
+        local_operand: local,
+        after: Sharding {
+            dims: to
+                .dims
+                .iter()
+                .map(|d| DimSharding::on(&d.axes.iter().map(String::as_str).collect::<Vec<_>>()))
+                .collect(),
+            partial: cur.partial.clone(),
+            partial_fn: cur.partial_fn,
+        },
+    })
 }
 
 fn used(s: &Sharding) -> BTreeSet<&str> {
@@ -335,7 +435,11 @@ fn apply(cur: &mut Sharding, kind: &ReshardKind, to: &Sharding) {
             cur.dims[*concat_dim].axes.truncate(n);
             cur.dims[*split_dim].axes.extend(axes.iter().cloned());
         }
-        ReshardKind::CollectivePermute { .. } => {}
+        ReshardKind::CollectivePermute { .. } => {
+            for (c, t) in cur.dims.iter_mut().zip(&to.dims) {
+                c.axes = t.axes.clone();
+            }
+        }
         ReshardKind::LocalSlice { dim, axes } => cur.dims[*dim].axes.extend(axes.iter().cloned()),
         ReshardKind::MakePartial { axes } => {
             cur.partial.extend(axes.iter().cloned());

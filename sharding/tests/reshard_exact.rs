@@ -169,15 +169,10 @@ fn execute(kind: &ReshardKind, locals: &[Array], mesh: &Mesh) -> Vec<Array> {
                     .collect();
                 Array::concat(&parts, *concat_dim)
             }
-            ReshardKind::CollectivePermute { axis, pairs } => {
-                let a = mesh.axis_index(axis).unwrap();
-                let c = mesh.coords(i);
-                match pairs.iter().find(|p| p.1 == c[a]) {
-                    Some(&(src, _)) => {
-                        let mut cs = c.clone();
-                        cs[a] = src;
-                        locals[mesh.position(&cs)].clone()
-                    }
+            ReshardKind::CollectivePermute { axes, pairs } => {
+                let me = mesh.linear_index(i, axes);
+                match pairs.iter().find(|p| p.1 == me) {
+                    Some(&(src, _)) => locals[group(mesh, i, axes)[src as usize]].clone(),
                     None => locals[i].zeros_like(),
                 }
             }
@@ -251,6 +246,87 @@ fn permutations(v: &[String]) -> Vec<Vec<String>> {
     out
 }
 
+/// Bytes per device of the cheapest sequence of the collectives `reshard` knows (gather,
+/// all-to-all, reduce-scatter, all-reduce, permute, and the free local slice and pending
+/// split) from `from` to every sharding of `all`: Dijkstra over the layouts.
+fn cheapest(from: &Sharding, all: &[Sharding], ty: &TensorType, mesh: &Mesh) -> Vec<u64> {
+    let key = |s: &Sharding| {
+        let mut p = s.partial.clone();
+        p.sort();
+        (s.dims.iter().map(|d| d.axes.clone()).collect::<Vec<_>>(), p)
+    };
+    let keys: Vec<_> = all.iter().map(key).collect();
+    let n_of = |axes: &[String]| size(mesh, axes) as u64;
+    // The cost of one step from `a` to `b`, if one step does it.
+    let step = |a: &Sharding, b: &Sharding| -> Option<u64> {
+        let (da, pa) = key(a);
+        let (db, pb) = key(b);
+        let l = shardc_sharding::local_type(a, ty, mesh).size_bytes();
+        let changed: Vec<usize> = (0..da.len()).filter(|&d| da[d] != db[d]).collect();
+        let mut best: Option<u64> = None;
+        let mut offer = |c: u64| best = Some(best.map_or(c, |b: u64| b.min(c)));
+        let unused = |x: &String| !da.iter().flatten().any(|y| y == x) && !pa.contains(x);
+        if pa == pb {
+            // Per-dim shard counts kept: one permute.
+            if (0..da.len()).all(|d| n_of(&da[d]) == n_of(&db[d])) && !changed.is_empty() {
+                offer(l);
+            }
+            if let [d] = changed[..] {
+                if db[d].len() > da[d].len() && db[d].starts_with(&da[d]) {
+                    if db[d][da[d].len()..].iter().all(unused) {
+                        offer(0); // local slice
+                    }
+                } else if da[d].starts_with(&db[d]) {
+                    offer((n_of(&da[d][db[d].len()..]) - 1) * l); // all-gather
+                }
+            }
+            if let [i, j] = changed[..] {
+                for (i, j) in [(i, j), (j, i)] {
+                    if da[i].starts_with(&db[i]) && db[j].starts_with(&da[j]) {
+                        let moved = &da[i][db[i].len()..];
+                        if moved == &db[j][da[j].len()..] {
+                            let n = n_of(moved);
+                            offer(l / n * (n - 1)); // all-to-all
+                        }
+                    }
+                }
+            }
+        }
+        let removed: Vec<&String> = pa.iter().filter(|x| !pb.contains(x)).collect();
+        let added: Vec<&String> = pb.iter().filter(|x| !pa.contains(x)).collect();
+        if !removed.is_empty() && added.is_empty() && a.partial_fn == b.partial_fn {
+            let axes: Vec<String> = removed.iter().map(|x| x.to_string()).collect();
+            let n = n_of(&axes);
+            if changed.is_empty() {
+                offer(2 * (l / n * (n - 1))); // all-reduce
+            }
+            if let [d] = changed[..] {
+                let tail = &db[d][da[d].len().min(db[d].len())..];
+                if db[d].starts_with(&da[d]) && tail.len() == axes.len() && tail.iter().all(|x| axes.contains(x)) {
+                    offer(l / n * (n - 1)); // reduce-scatter
+                }
+            }
+        }
+        if removed.is_empty() && !added.is_empty() && changed.is_empty() && added.iter().all(|x| unused(x)) {
+            offer(0); // a new pending split
+        }
+        best
+    };
+    let start = keys.iter().position(|k| *k == key(from)).expect("from is listed");
+    let mut dist = vec![u64::MAX; all.len()];
+    let mut done = vec![false; all.len()];
+    dist[start] = 0;
+    while let Some(u) = (0..all.len()).filter(|&u| !done[u] && dist[u] < u64::MAX).min_by_key(|&u| dist[u]) {
+        done[u] = true;
+        for v in 0..all.len() {
+            if let Some(c) = step(&all[u], &all[v]) {
+                dist[v] = dist[v].min(dist[u] + c);
+            }
+        }
+    }
+    dist
+}
+
 fn check_every_pair(mesh: &Mesh, shape: [usize; 2]) -> usize {
     let global = Array::from_fn(&shape, |idx| (idx[0] * 31 + idx[1] * 7) as i64 % 97 - 40);
     let ty = TensorType::new(
@@ -260,9 +336,21 @@ fn check_every_pair(mesh: &Mesh, shape: [usize; 2]) -> usize {
     let names = mesh.axis_names();
     let all = all_shardings(&names);
     let mut pairs = 0;
+    let mut above = Vec::new();
     for from in &all {
-        for to in &all {
+        let best = cheapest(from, &all, &ty, mesh);
+        for (k, to) in all.iter().enumerate() {
             let steps = reshard(from, to, &ty, mesh).unwrap();
+            let bytes: u64 = steps.iter().map(|s| s.bytes_per_device).sum();
+            assert!(bytes >= best[k], "{from:?} -> {to:?}: below the optimum?");
+            if bytes > best[k] {
+                above.push(format!(
+                    "{} -> {}: {bytes} bytes, {} possible",
+                    from.to_jax().unwrap_or_default(),
+                    to.to_jax().unwrap_or_default(),
+                    best[k]
+                ));
+            }
             let mut locals = layout(&global, from, mesh);
             for s in &steps {
                 let dims: Vec<u64> = locals[0].shape.iter().map(|&d| d as u64).collect();
@@ -292,6 +380,10 @@ fn check_every_pair(mesh: &Mesh, shape: [usize; 2]) -> usize {
             }
             pairs += 1;
         }
+    }
+    eprintln!("{mesh}: {} of {pairs} pairs above the cheapest plan", above.len());
+    for a in &above {
+        eprintln!("  {a}");
     }
     pairs
 }

@@ -59,13 +59,13 @@ pub(super) fn infer(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, St
                 .checked_mul(n)
                 .ok_or("concatenated size overflows")?;
         }
-        Op::CollectivePermute { axis, pairs } => {
-            let n = cx.axes_size(std::slice::from_ref(axis))?;
+        Op::CollectivePermute { axes, pairs } => {
+            let n = cx.axes_size(axes)?;
             let mut targets = std::collections::BTreeSet::new();
             for &(s, t) in pairs {
                 if s >= n || t >= n {
                     return Err(format!(
-                        "pair ({s}, {t}) is out of range for axis `{axis}` of size {n}"
+                        "pair ({s}, {t}) is out of range for axes {axes:?} of {n} devices"
                     ));
                 }
                 if !targets.insert(t) {
@@ -170,9 +170,9 @@ pub(super) fn grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
             };
             cx.emit("grad", back, vec![dy], None)?
         }
-        Op::CollectivePermute { axis, pairs } => {
+        Op::CollectivePermute { axes, pairs } => {
             let back = Op::CollectivePermute {
-                axis: axis.clone(),
+                axes: axes.clone(),
                 pairs: pairs.iter().map(|&(s, t)| (t, s)).collect(),
             };
             cx.emit("grad", back, vec![dy], None)?

@@ -50,12 +50,12 @@ pub trait Communicator {
         concat_dim: usize,
         axes: &[String],
     ) -> Result<Tensor, RuntimeError>;
-    /// Along mesh axis `axis`, coordinate `s` sends `x` to `t` for each pair `(s, t)`; a device
-    /// that receives nothing gets zeros.
+    /// Within each group along `axes`, linear coordinate `s` sends `x` to `t` for each pair
+    /// `(s, t)`; a device that receives nothing gets zeros.
     fn collective_permute(
         &mut self,
         x: Tensor,
-        axis: &str,
+        axes: &[String],
         pairs: &[(u64, u64)],
     ) -> Result<Tensor, RuntimeError>;
     /// Sends `x` to global device `to` under `tag` (buffered: returns without waiting).

@@ -109,7 +109,7 @@ impl DeviceOps for MeshDevice<'_, '_, '_> {
                 concat_dim,
                 axes,
             } => c.all_to_all(x()?, *split_dim, *concat_dim, axes),
-            Op::CollectivePermute { axis, pairs } => c.collective_permute(x()?, axis, pairs),
+            Op::CollectivePermute { axes, pairs } => c.collective_permute(x()?, axes, pairs),
             Op::Send { to_stage, tag } => {
                 let to = self.peer(*to_stage, node)?;
                 let x = x()?;

@@ -342,11 +342,11 @@ impl Communicator for ThreadComm<'_> {
     fn collective_permute(
         &mut self,
         x: Tensor,
-        axis: &str,
+        axes: &[String],
         pairs: &[(u64, u64)],
     ) -> Result<Tensor, RuntimeError> {
-        let what = format!("collective_permute({pairs:?}) of {} over `{axis}`", x.ty());
-        let (parts, r) = self.exchange(&[axis.to_string()], what.clone(), Arc::new(x))?;
+        let what = format!("collective_permute({pairs:?}) of {} over {axes:?}", x.ty());
+        let (parts, r) = self.exchange(axes, what.clone(), Arc::new(x))?;
         let p = refs(&parts);
         self.finish(
             &what,

@@ -614,7 +614,7 @@ pub(crate) fn samples(op: &Op) -> Vec<Sample> {
             let x = b.p(&[2, 3]);
             let y = b.op(
                 Op::CollectivePermute {
-                    axis: "x".into(),
+                    axes: vec!["x".into()],
                     pairs: vec![(0, 1)],
                 },
                 vec![x],
@@ -764,7 +764,7 @@ pub(crate) fn prototypes() -> Vec<Op> {
             axes: vec![],
         },
         Op::CollectivePermute {
-            axis: String::new(),
+            axes: vec![],
             pairs: vec![],
         },
         Op::Send {
