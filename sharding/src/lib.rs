@@ -31,6 +31,7 @@ mod needs;
 mod propagate;
 mod reason;
 mod reshard;
+mod reshard_search;
 mod rules;
 
 pub use collectives::{required_collectives, Explanation};

@@ -178,6 +178,9 @@ pub fn reshard(
         partial: from.partial.clone(),
         partial_fn: from.partial_fn,
     };
+    if let Some(plan) = crate::reshard_search::cheapest(&cur, to, global, mesh) {
+        return Ok(plan);
+    }
     let greedy = greedy(cur.clone(), to, global, mesh);
     // Where every dim keeps its number of shards, one collective-permute moves each block
     // straight to its new owner: one block per device, less than any gather-then-slice.
@@ -201,20 +204,7 @@ fn greedy(mut cur: Sharding, to: &Sharding, global: &TensorType, mesh: &Mesh) ->
         }
         let kind = next_step(&cur, to);
         let local = local_type(&cur, global, mesh);
-        let l = local.size_bytes();
-        let bytes = match &kind {
-            ReshardKind::AllGather { axes, .. } => (axes_size(mesh, axes) - 1).saturating_mul(l),
-            ReshardKind::ReduceScatter { axes, .. } | ReshardKind::AllToAll { axes, .. } => {
-                let n = axes_size(mesh, axes);
-                l / n * (n - 1)
-            }
-            ReshardKind::AllReduce { axes, .. } => {
-                let n = axes_size(mesh, axes);
-                2 * (l / n * (n - 1))
-            }
-            ReshardKind::CollectivePermute { .. } => l,
-            ReshardKind::LocalSlice { .. } | ReshardKind::MakePartial { .. } => 0,
-        };
+        let bytes = step_bytes(&kind, local.size_bytes(), mesh);
         apply(&mut cur, &kind, to);
         steps.push(ReshardStep {
             kind,
@@ -226,14 +216,46 @@ fn greedy(mut cur: Sharding, to: &Sharding, global: &TensorType, mesh: &Mesh) ->
     unreachable!("invariant: resharding to {to:?} did not converge")
 }
 
+/// Bytes each device sends in one step from a local operand of `l` bytes (ring algorithms; a
+/// permute sends the whole block).
+pub(crate) fn step_bytes(kind: &ReshardKind, l: u64, mesh: &Mesh) -> u64 {
+    match kind {
+        ReshardKind::AllGather { axes, .. } => (axes_size(mesh, axes) - 1).saturating_mul(l),
+        ReshardKind::ReduceScatter { axes, .. } | ReshardKind::AllToAll { axes, .. } => {
+            let n = axes_size(mesh, axes);
+            l / n * (n - 1)
+        }
+        ReshardKind::AllReduce { axes, .. } => {
+            let n = axes_size(mesh, axes);
+            2 * (l / n * (n - 1))
+        }
+        ReshardKind::CollectivePermute { pairs, .. } => {
+            if pairs.iter().any(|(s, t)| s != t) {
+                l
+            } else {
+                0
+            }
+        }
+        ReshardKind::LocalSlice { .. } | ReshardKind::MakePartial { .. } => 0,
+    }
+}
+
 /// The block of the value device `i` holds under `s`: per dim, its shard index.
 fn block(s: &Sharding, mesh: &Mesh, i: usize) -> Vec<u64> {
-    s.dims.iter().map(|d| mesh.linear_index(i, &d.axes)).collect()
+    s.dims
+        .iter()
+        .map(|d| mesh.linear_index(i, &d.axes))
+        .collect()
 }
 
 /// One collective-permute from `cur` to `to`, if that is all it takes: the same pending sum and
 /// the same number of shards in every dim, so each device's block is whole on some device.
-fn permute(cur: &Sharding, to: &Sharding, global: &TensorType, mesh: &Mesh) -> Option<ReshardStep> {
+pub(crate) fn permute(
+    cur: &Sharding,
+    to: &Sharding,
+    global: &TensorType,
+    mesh: &Mesh,
+) -> Option<ReshardStep> {
     let pending = |s: &Sharding| s.partial.iter().cloned().collect::<BTreeSet<_>>();
     if same_layout(cur, to)
         || pending(cur) != pending(to)
@@ -311,7 +333,7 @@ fn permute(cur: &Sharding, to: &Sharding, global: &TensorType, mesh: &Mesh) -> O
     })
 }
 
-fn used(s: &Sharding) -> BTreeSet<&str> {
+pub(crate) fn used(s: &Sharding) -> BTreeSet<&str> {
     s.used_axes().into_iter().collect()
 }
 
@@ -413,7 +435,7 @@ fn next_step(cur: &Sharding, to: &Sharding) -> ReshardKind {
     }
 }
 
-fn apply(cur: &mut Sharding, kind: &ReshardKind, to: &Sharding) {
+pub(crate) fn apply(cur: &mut Sharding, kind: &ReshardKind, to: &Sharding) {
     let remove_pending =
         |cur: &mut Sharding, axes: &[String]| cur.partial.retain(|a| !axes.contains(a));
     match kind {
