@@ -2,10 +2,13 @@
 //! where an axis moves from one dim to another, all-gather where a dim loses axes, and a dynamic
 //! slice at the device's shard offset where a dim gains axes.
 //!
-//! This is the one place the partitioner turns `from → to` into ops; when the sharding crate's
-//! `reshard` plans exist it can take over behind the same function.
+//! This is the one place the partitioner turns `from → to` into ops. Where every dim divides
+//! evenly over the axes involved, it lowers the sharding crate's plan (the one that sends the
+//! fewest bytes per device, and the one the cost model prices) step by step; uneven, padded
+//! shapes take the lowering below, which pads and crops around each step.
 
 use shardc_ir::{DType, Mesh, Op, ReduceFn, Sharding, TensorType, ValueId};
+use shardc_sharding::{ReshardKind, ReshardStep};
 
 use crate::builder::LocalBuilder;
 use crate::error::{CodegenError, Result};
@@ -96,6 +99,9 @@ pub(crate) fn reshard(
 ) -> Result<ValueId> {
     if from.dims == to.dims && same_partial(from, to) {
         return Ok(x);
+    }
+    if let Some(plan) = even_plan(b, from, to, global)? {
+        return lower_plan(b, x, &plan, global, to);
     }
     let g = global.dims();
     let mut cur = from.clone();
@@ -227,28 +233,103 @@ pub(crate) fn reshard(
         .cloned()
         .collect();
     if !add.is_empty() && to.partial_fn == ReduceFn::Sum {
-        let idx = b.axis_index(&add)?;
-        let zero = b.i32_const(0)?;
-        let ty = b.ty(x).clone();
-        let first = b.push(
-            "is_first",
-            Op::Compare {
-                dir: shardc_ir::CompareDir::Eq,
-            },
-            vec![idx, zero],
-            None,
-        )?;
-        let first = b.push(
-            "is_first_b",
-            Op::Broadcast { dims: vec![] },
-            vec![first],
-            Some(ty.with_dtype(DType::Bool)),
-        )?;
-        let zeros = b.splat("zeros", ty, 0.0)?;
-        x = b.push("summand", Op::Select, vec![first, x, zeros], None)?;
+        x = first_keeps(b, x, &add)?;
     }
 
-    if b.ty(x).dims() != target.as_slice() {
+    check_local(b, x, &target)
+}
+
+/// One device along `axes` keeps `x`, the others hold zeros: a pending sum over `axes`.
+fn first_keeps(b: &mut LocalBuilder, x: ValueId, axes: &[String]) -> Result<ValueId> {
+    let idx = b.axis_index(axes)?;
+    let zero = b.i32_const(0)?;
+    let ty = b.ty(x).clone();
+    let first = b.push(
+        "is_first",
+        Op::Compare {
+            dir: shardc_ir::CompareDir::Eq,
+        },
+        vec![idx, zero],
+        None,
+    )?;
+    let first = b.push(
+        "is_first_b",
+        Op::Broadcast { dims: vec![] },
+        vec![first],
+        Some(ty.with_dtype(DType::Bool)),
+    )?;
+    let zeros = b.splat("zeros", ty, 0.0)?;
+    b.push("summand", Op::Select, vec![first, x, zeros], None)
+}
+
+/// The sharding crate's plan from `from` to `to`, where every dim divides evenly over every
+/// axis either uses (so every layout on the way has whole shards).
+fn even_plan(
+    b: &LocalBuilder,
+    from: &Sharding,
+    to: &Sharding,
+    global: &TensorType,
+) -> Result<Option<Vec<ReshardStep>>> {
+    let mut axes: Vec<String> = from.used_axes().into_iter().map(String::from).collect();
+    axes.extend(to.used_axes().into_iter().map(String::from));
+    axes.sort();
+    axes.dedup();
+    let n = b.axes_size(&axes);
+    if global.dims().iter().any(|&d| d % n != 0) {
+        return Ok(None);
+    }
+    shardc_sharding::reshard(from, to, global, &b.mesh)
+        .map(Some)
+        .map_err(|e| CodegenError::sharding(b.origin.clone(), e.to_string()))
+}
+
+/// Emits the ops of `plan`, one per step (a local slice is a dynamic slice at the device's
+/// shard offset; a new pending sum keeps the value on one device of its axes).
+fn lower_plan(
+    b: &mut LocalBuilder,
+    mut x: ValueId,
+    plan: &[ReshardStep],
+    global: &TensorType,
+    to: &Sharding,
+) -> Result<ValueId> {
+    for step in plan {
+        x = match &step.kind {
+            ReshardKind::LocalSlice { dim, axes } => {
+                let mut sizes = b.ty(x).dims().to_vec();
+                sizes[*dim] /= b.axes_size(axes);
+                let mut starts = Vec::with_capacity(sizes.len());
+                for d in 0..sizes.len() {
+                    starts.push(if d == *dim {
+                        b.shard_offset(axes, sizes[d])?
+                    } else {
+                        b.i32_const(0)?
+                    });
+                }
+                b.dynamic_slice(x, starts, sizes)?
+            }
+            ReshardKind::MakePartial { axes } => {
+                if step.after.partial_fn == ReduceFn::Sum {
+                    first_keeps(b, x, axes)?
+                } else {
+                    // A pending max or min of copies is the value itself.
+                    x
+                }
+            }
+            _ => {
+                let op = step
+                    .collective()
+                    .expect("invariant: every other step kind is a collective");
+                let name = op.name().to_string();
+                b.push(&name, op, vec![x], None)?
+            }
+        };
+    }
+    let target = local_dims(global.dims(), to, &b.mesh);
+    check_local(b, x, &target)
+}
+
+fn check_local(b: &LocalBuilder, x: ValueId, target: &[u64]) -> Result<ValueId> {
+    if b.ty(x).dims() != target {
         return Err(CodegenError::sharding(
             b.origin.clone(),
             format!(
