@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::dtype::DType;
 use crate::error::IrError;
 use crate::graph::{Graph, Role, ValueId};
-use crate::op::{BinaryFn, CompareDir, Literal, Op, ReduceFn, UnaryFn};
+use crate::op::{BinaryFn, CompareDir, GatherDims, Literal, Op, ReduceFn, ScatterDims, UnaryFn};
 use crate::sharding::HloSharding;
 use crate::types::TensorType;
 
@@ -289,6 +289,13 @@ impl<'m> Lowering<'m> {
             .iter()
             .map(|o| self.operand(o))
             .collect::<Result<_, _>>()?;
+        if op_code == "scatter" && operands.len() != 3 {
+            // A variadic scatter is tuple-shaped: say so before the tuple type is rejected.
+            return Err(format!(
+                "a scatter of {} operands (variadic) is unsupported: only a scatter of one operand (operand, indices, updates) is",
+                operands.len()
+            ));
+        }
         let ty = match &inst.ty {
             Some(t) => Self::tensor_type(t)?,
             // XLA infers an omitted type; we do for ops whose type follows from their operands.
@@ -581,8 +588,8 @@ impl<'m> Lowering<'m> {
         }
     }
 
-    /// XLA gather that is `take(x, indices, axis)`: one collapsed, indexed dim, whole slices of
-    /// the others, and the output's offset dims around the index dims.
+    /// XLA gather: `take(x, indices, axis)` (`gather`) where it is one, else the general form
+    /// (`general_gather`).
     fn gather(
         &mut self,
         inst: &Instruction,
@@ -590,44 +597,51 @@ impl<'m> Lowering<'m> {
         ty: TensorType,
     ) -> Result<ValueId, String> {
         let [x, idx] = ops[..] else {
-            return Err("gather needs (operand, indices)".into());
+            return Err(format!(
+                "gather needs (operand, start_indices), got {} operands",
+                ops.len()
+            ));
         };
         let a = |k: &str| inst.attr(k).map_or(Ok(Vec::new()), attrs::dims);
-        if !a("operand_batching_dims")?.is_empty() {
-            return Err("gather with batching dims is unsupported".into());
-        }
-        let (collapsed, map, offset) = (
-            a("collapsed_slice_dims")?,
-            a("start_index_map")?,
-            a("offset_dims")?,
-        );
-        let axis = match (&collapsed[..], &map[..]) {
-            ([c], [m]) if c == m => *c,
-            _ => return Err("only a gather along one axis (collapsed_slice_dims = start_index_map = {axis}) is supported".into()),
+        let dims = GatherDims {
+            offset_dims: a("offset_dims")?,
+            collapsed_slice_dims: a("collapsed_slice_dims")?,
+            start_index_map: a("start_index_map")?,
+            index_vector_dim: index_vector_dim(inst, self.graph.ty(idx))?,
+            slice_sizes: attrs::ints(inst.attr("slice_sizes").ok_or("expected slice_sizes=")?)?,
+            operand_batching_dims: a("operand_batching_dims")?,
+            start_indices_batching_dims: a("start_indices_batching_dims")?,
         };
-        let xt = self.graph.ty(x).clone();
-        if axis >= xt.rank() {
-            return Err(format!("gather axis {axis} is out of range for {xt}"));
+        let (xt, it) = (self.graph.ty(x).clone(), self.graph.ty(idx).clone());
+        if let Some(axis) = take_axis(
+            &dims.collapsed_slice_dims,
+            &dims.start_index_map,
+            &xt,
+            &it,
+            dims.index_vector_dim,
+        ) {
+            let whole = dims.operand_batching_dims.is_empty()
+                && dims.slice_sizes.len() == xt.rank()
+                && dims
+                    .slice_sizes
+                    .iter()
+                    .enumerate()
+                    .all(|(d, &s)| s == if d == axis { 1 } else { xt.dims()[d] });
+            if whole && dims.offset_dims == take_window(axis, &xt, &it, dims.index_vector_dim) {
+                let idx = self.index_operand(inst, idx)?;
+                return self.push(&self.node_name(inst), Op::Gather { axis }, vec![x, idx], ty);
+            }
         }
-        let sizes = attrs::ints(inst.attr("slice_sizes").ok_or("expected slice_sizes")?)?;
-        let whole = sizes.len() == xt.rank()
-            && sizes
-                .iter()
-                .enumerate()
-                .all(|(d, &s)| s == if d == axis { 1 } else { xt.dims()[d] });
-        if !whole {
-            return Err("only gathers of whole slices (take along one axis) are supported".into());
-        }
-        let idx = self.index_operand(inst, idx)?;
-        let b = self.graph.ty(idx).rank();
-        let want: Vec<usize> = (0..axis).chain(axis + b..xt.rank() - 1 + b).collect();
-        if offset != want {
-            return Err(format!("gather offset_dims {offset:?} do not place the index dims at {axis} (take needs {want:?})"));
-        }
-        self.push(&self.node_name(inst), Op::Gather { axis }, vec![x, idx], ty)
+        self.push(
+            &self.node_name(inst),
+            Op::GeneralGather(dims),
+            vec![x, idx],
+            ty,
+        )
     }
 
-    /// XLA scatter that is the scatter-add adjoint of a take along one axis.
+    /// XLA scatter of one operand: the scatter-add adjoint of a take along one axis
+    /// (`scatter_add`) where it is one, else the general form (`general_scatter`).
     fn scatter(
         &mut self,
         inst: &Instruction,
@@ -635,42 +649,108 @@ impl<'m> Lowering<'m> {
         ty: TensorType,
     ) -> Result<ValueId, String> {
         let [x, idx, upd] = ops[..] else {
-            return Err(
-                "only scatter of one operand (operand, indices, updates) is supported".into(),
-            );
+            return Err(format!(
+                "a scatter of {} operands is unsupported: only a scatter of one operand (operand, indices, updates) is",
+                ops.len()
+            ));
         };
         let a = |k: &str| inst.attr(k).map_or(Ok(Vec::new()), attrs::dims);
-        if !a("input_batching_dims")?.is_empty() {
-            return Err("scatter with batching dims is unsupported".into());
-        }
-        if self.reducer(inst.attr("to_apply").ok_or("expected to_apply")?)? != ReduceFn::Sum {
-            return Err("only scatter with an add to_apply is supported".into());
-        }
-        let (inserted, map, window) = (
-            a("inserted_window_dims")?,
-            a("scatter_dims_to_operand_dims")?,
-            a("update_window_dims")?,
-        );
-        let axis = match (&inserted[..], &map[..]) {
-            ([c], [m]) if c == m => *c,
-            _ => return Err("only a scatter along one axis (inserted_window_dims = scatter_dims_to_operand_dims = {axis}) is supported".into()),
+        let dims = ScatterDims {
+            update_window_dims: a("update_window_dims")?,
+            inserted_window_dims: a("inserted_window_dims")?,
+            scatter_dims_to_operand_dims: a("scatter_dims_to_operand_dims")?,
+            index_vector_dim: index_vector_dim(inst, self.graph.ty(idx))?,
+            input_batching_dims: a("input_batching_dims")?,
+            scatter_indices_batching_dims: a("scatter_indices_batching_dims")?,
         };
-        let idx = self.index_operand(inst, idx)?;
-        let b = self.graph.ty(idx).rank();
-        let r = self.graph.ty(x).rank();
-        if axis >= r {
-            return Err(format!("scatter axis {axis} is out of range for rank {r}"));
-        }
-        let want: Vec<usize> = (0..axis).chain(axis + b..r - 1 + b).collect();
-        if window != want {
-            return Err(format!("scatter update_window_dims {window:?} do not match a take along axis {axis} (needs {want:?})"));
+        let combine = self.scatter_combiner(inst.attr("to_apply").ok_or("expected to_apply=")?)?;
+        let (xt, it, ut) = (
+            self.graph.ty(x).clone(),
+            self.graph.ty(idx).clone(),
+            self.graph.ty(upd).clone(),
+        );
+        if let Some(axis) = take_axis(
+            &dims.inserted_window_dims,
+            &dims.scatter_dims_to_operand_dims,
+            &xt,
+            &it,
+            dims.index_vector_dim,
+        ) {
+            // The take's gathered shape, so that every window is whole.
+            let b = take_batch(&it, dims.index_vector_dim);
+            let gathered: Vec<u64> = xt.dims()[..axis]
+                .iter()
+                .chain(&b)
+                .chain(&xt.dims()[axis + 1..])
+                .copied()
+                .collect();
+            if combine == Some(BinaryFn::Add)
+                && dims.input_batching_dims.is_empty()
+                && ut.dims() == gathered.as_slice()
+                && dims.update_window_dims == take_window(axis, &xt, &it, dims.index_vector_dim)
+            {
+                let idx = self.index_operand(inst, idx)?;
+                return self.push(
+                    &self.node_name(inst),
+                    Op::ScatterAdd { axis },
+                    vec![x, idx, upd],
+                    ty,
+                );
+            }
         }
         self.push(
             &self.node_name(inst),
-            Op::ScatterAdd { axis },
+            Op::GeneralScatter { dims, combine },
             vec![x, idx, upd],
             ty,
         )
+    }
+
+    /// What a scatter's `to_apply` does with (operand value, update value): its ROOT is the
+    /// second parameter (replace: `None`) or add/multiply/maximum/minimum of both parameters (or
+    /// or/and on pred).
+    fn scatter_combiner(&self, comp: &str) -> Result<Option<BinaryFn>, String> {
+        let c = self
+            .module
+            .computation(comp)
+            .ok_or_else(|| format!("to_apply computation `{comp}` is not in the module"))?;
+        let params: Vec<&Instruction> = c
+            .instructions
+            .iter()
+            .filter(|i| i.opcode == "parameter")
+            .collect();
+        let root = c.root().ok_or("empty to_apply computation")?;
+        let bad = || {
+            format!(
+                "scatter to_apply computation `{comp}` is not a replace (ROOT the second parameter) or a simple add/multiply/maximum/minimum of its two parameters"
+            )
+        };
+        if params.len() != 2 {
+            return Err(bad());
+        }
+        if root.opcode == "parameter" {
+            return match root.args.trim() {
+                "1" => Ok(None),
+                _ => Err(bad()),
+            };
+        }
+        let ops = root.operands();
+        let simple = c.instructions.len() == 3
+            && ops.len() == 2
+            && ops.iter().all(|o| params.iter().any(|p| &p.name == o));
+        let is_pred = matches!(&root.ty, Some(HloType::Array { dtype, .. }) if dtype == "pred");
+        let f = match (root.opcode.as_str(), is_pred) {
+            ("add", false) => BinaryFn::Add,
+            ("multiply", false) => BinaryFn::Mul,
+            ("maximum", _) | ("or", true) => BinaryFn::Max,
+            ("minimum", _) | ("and", true) => BinaryFn::Min,
+            _ => return Err(bad()),
+        };
+        if simple {
+            Ok(Some(f))
+        } else {
+            Err(bad())
+        }
     }
 
     /// Index operand with the index vector dim gone: implicit (`index_vector_dim` = rank), or a
@@ -692,6 +772,44 @@ impl<'m> Lowering<'m> {
         let t = TensorType::new(it.dtype, it.dims()[..ivd].to_vec());
         self.push(&name, Op::Reshape, vec![idx], t)
     }
+}
+
+/// The `index_vector_dim` of a gather or scatter (default: the indices' rank, implicit).
+fn index_vector_dim(inst: &Instruction, indices: &TensorType) -> Result<usize, String> {
+    inst.attr("index_vector_dim")
+        .map_or(Ok(indices.rank()), |v| {
+            v.trim()
+                .parse()
+                .map_err(|_| format!("index_vector_dim must be an integer, got `{v}`"))
+        })
+}
+
+/// The axis of a take (`collapsed`/`inserted` = index map = `{axis}`, the index vector implicit
+/// or a trailing dim of size 1), or `None` when the dims are not those of a take.
+fn take_axis(
+    dropped: &[usize],
+    map: &[usize],
+    x: &TensorType,
+    idx: &TensorType,
+    ivd: usize,
+) -> Option<usize> {
+    let axis = match (dropped, map) {
+        ([c], [m]) if c == m && *c < x.rank() => *c,
+        _ => return None,
+    };
+    let trailing_one = ivd + 1 == idx.rank() && idx.dims()[ivd] == 1;
+    (ivd == idx.rank() || trailing_one).then_some(axis)
+}
+
+/// The indices' dims of a take, without the index vector dim.
+fn take_batch(idx: &TensorType, ivd: usize) -> Vec<u64> {
+    idx.dims()[..ivd.min(idx.rank())].to_vec()
+}
+
+/// The offset (window) dims a take along `axis` has: the result's dims around the index dims.
+fn take_window(axis: usize, x: &TensorType, idx: &TensorType, ivd: usize) -> Vec<usize> {
+    let b = take_batch(idx, ivd).len();
+    (0..axis).chain(axis + b..x.rank() - 1 + b).collect()
 }
 
 fn flatten(l: &Lowered, out: &mut Vec<ValueId>) {
