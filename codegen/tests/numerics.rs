@@ -266,3 +266,59 @@ fn general_scatter_sharded_on_window_or_indexed_dims_matches_the_reference() {
         );
     }
 }
+
+#[test]
+fn indexed_dims_sliced_whole_pass_shardings_through_gather_and_scatter() {
+    use shardc_ir::{BinaryFn, DType, GatherDims, Init, ScatterDims, TensorType};
+    // Index vectors (row, col) into x[6, 4] with windows of one whole row: the col start clamps
+    // to 0 (gather) or skips the window (scatter) unless it is 0, on every shard alike.
+    let mut g = Graph::new("whole_rows");
+    let x = input(&mut g, "x", &[6, 4], Role::Input);
+    let i = g
+        .push(
+            "i",
+            Op::Input {
+                init: Some(Init::Index { high: 7 }),
+            },
+            vec![],
+            Some(TensorType::new(DType::I32, vec![3, 2])),
+        )
+        .unwrap();
+    g.nodes[i.index()].role = Role::Input;
+    let u = input(&mut g, "u", &[3, 4], Role::Input);
+    let gd = GatherDims {
+        offset_dims: vec![1],
+        collapsed_slice_dims: vec![0],
+        start_index_map: vec![0, 1],
+        index_vector_dim: 1,
+        slice_sizes: vec![1, 4],
+        operand_batching_dims: vec![],
+        start_indices_batching_dims: vec![],
+    };
+    let y = g
+        .push("y", Op::GeneralGather(gd), vec![x, i], None)
+        .unwrap();
+    let sd = ScatterDims {
+        update_window_dims: vec![1],
+        inserted_window_dims: vec![0],
+        scatter_dims_to_operand_dims: vec![0, 1],
+        index_vector_dim: 1,
+        input_batching_dims: vec![],
+        scatter_indices_batching_dims: vec![],
+    };
+    let op = Op::GeneralScatter {
+        dims: sd,
+        combine: Some(BinaryFn::Add),
+    };
+    let s = g.push("s", op, vec![x, i, u], None).unwrap();
+    g.outputs = vec![y, s];
+    let cols = &["", "tp"][..];
+    let a = assign(
+        &g,
+        &mesh("tp=2"),
+        &[("x", cols), ("u", cols), ("y", cols), ("s", cols)],
+    );
+    let p = check(&g, &a, false);
+    assert_eq!(collectives(&p), vec![], "{}", p.dump());
+    check(&g, &a, true);
+}

@@ -116,10 +116,14 @@ fn gspmd_corpus_expectations_are_met() {
     for m in &misses {
         eprintln!("  miss: {m}");
     }
-    // The bar is 80%; today 29 of 39 (74.4%) are met, the misses are listed in
-    // docs/gspmd-differences.md. This floor guards against regressions until the bar is reached.
+    // The bar is 80%. Before general gather/scatter imported, 29 of 39 (74.4%) were met
+    // (the misses are listed in docs/gspmd-differences.md); with them, 49 of 110 (44.5%): the 29
+    // still, and 20 of the 71 gather/scatter expectations. Most of the other 51 are modules whose
+    // shardings use 4 of 8 devices (`0,1,4,5`), which give the importer no mesh, and XLA's
+    // sharded indexed dims ("trivial slices"), which our factors replicate. This floor guards
+    // against regressions until the bar is reached.
     assert!(
-        handled > 0 && share >= 0.74,
+        handled > 0 && share >= 0.44,
         "{:.1}% of expectations met",
         share * 100.0
     );

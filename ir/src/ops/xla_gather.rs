@@ -390,13 +390,13 @@ pub(super) fn infer(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, St
 /// Factors of a general gather or scatter.
 ///
 /// Gather: an operand batching dim shares one pass-through factor with its indices batching dim
-/// and that dim's result batch dim; an operand dim that is not indexed, not collapsed and sliced
-/// whole shares one with its result offset dim; the other indices dims share one with their
-/// result batch dims. Indexed, collapsed or partially sliced operand dims, their offset dims and
-/// the index vector dim need replication.
+/// and that dim's result batch dim; an operand dim that is not collapsed and sliced whole shares
+/// one with its result offset dim (indexed or not: a whole slice always starts at 0); the other
+/// indices dims share one with their result batch dims. Collapsed or partially sliced operand
+/// dims, their offset dims and the index vector dim need replication.
 ///
 /// Scatter mirrors it (operand dims are also result dims): batching dims pass through all four
-/// tensors; a whole, unindexed window dim passes through operand, result and updates; the
+/// tensors; a whole window dim passes through operand, result and updates; the
 /// indices' batch dims and the updates' scatter dims form a reduction factor for an `add`
 /// combiner (each device scatters its share of the updates; the result is a pending sum, the
 /// partitioner enters the operand as a pending sum too) and need replication otherwise.
@@ -452,7 +452,8 @@ fn gather_factors(dims: &GatherDims, operands: &[&TensorType]) -> OpFactors {
         if dims.operand_batching_dims.contains(&d) {
             continue;
         }
-        let whole = !dims.start_index_map.contains(&d) && dims.slice_sizes[d] == x[d];
+        // An indexed dim sliced whole always starts at 0 (the start clamps): it passes too.
+        let whole = dims.slice_sizes[d] == x[d];
         match offset_of(d) {
             Some(o) if whole => {
                 let fac = f.add(x[d], FactorKind::PassThrough);
@@ -520,7 +521,9 @@ fn scatter_factors(
             .iter()
             .position(|&w| w == d)
             .map(|j| dims.update_window_dims[j]);
-        let whole = !dims.scatter_dims_to_operand_dims.contains(&d) && g.window_sizes[d] == x[d];
+        // An indexed dim with a whole window is written only from start 0 (any other start is
+        // skipped, on every shard alike): it passes too.
+        let whole = g.window_sizes[d] == x[d];
         match window {
             Some(u) if whole => {
                 let fac = f.add(x[d], FactorKind::PassThrough);
