@@ -49,7 +49,8 @@ fn index_range(g: &Graph, v: ValueId, users: &[ValueId]) -> u64 {
                     let x = g.ty(node.operands[0]).dims();
                     d.start_index_map
                         .iter()
-                        .map(|&k| x[k] - d.slice_sizes[k] + 1)
+                        .filter_map(|&k| x.get(k)?.checked_sub(*d.slice_sizes.get(k)?))
+                        .map(|n| n + 1)
                         .min()
                 }
                 Op::GeneralScatter { dims, .. } if node.operands.get(1) == Some(&v) => {
@@ -57,7 +58,8 @@ fn index_range(g: &Graph, v: ValueId, users: &[ValueId]) -> u64 {
                     let geo = dims.geometry(ty(0), ty(1), ty(2)).ok()?;
                     dims.scatter_dims_to_operand_dims
                         .iter()
-                        .map(|&k| ty(0)[k] - geo.window_sizes[k] + 1)
+                        .filter_map(|&k| ty(0).get(k)?.checked_sub(geo.window_sizes[k]))
+                        .map(|n| n + 1)
                         .min()
                 }
                 _ => None,
