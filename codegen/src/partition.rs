@@ -506,6 +506,15 @@ fn localize(op: &Op, operands: &[ValueId], b: &LocalBuilder, result: &TensorType
         Op::DynamicSlice { .. } => Op::DynamicSlice {
             sizes: result.dims().to_vec(),
         },
+        // Only whole slices of unindexed dims can be sharded: they become the local extent.
+        Op::GeneralGather(d) => {
+            let x = b.ty(operands[0]).dims();
+            let mut d = d.clone();
+            for (s, &n) in d.slice_sizes.iter_mut().zip(x) {
+                *s = (*s).min(n);
+            }
+            Op::GeneralGather(d)
+        }
         other => other.clone(),
     }
 }

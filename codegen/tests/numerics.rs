@@ -133,3 +133,192 @@ fn iota_and_dense_constants_split_by_device_offset() {
         ),
     );
 }
+
+/// `y[b, p, :] = x[b, i[b, p], :]` (XLA's general gather with an explicit batching dim, or the
+/// scatter back into `x` with `combine`). Indices reach past the 10 rows (up to 12), so the gather
+/// clamps some and the scatter skips some.
+fn batched_lookup(scatter: Option<Option<shardc_ir::BinaryFn>>) -> Graph {
+    use shardc_ir::{DType, GatherDims, Init, ScatterDims, TensorType};
+    let mut g = Graph::new("batched_lookup");
+    let x = input(&mut g, "x", &[4, 10, 6], Role::Input);
+    let i = g
+        .push(
+            "i",
+            Op::Input {
+                init: Some(Init::Index { high: 13 }),
+            },
+            vec![],
+            Some(TensorType::new(DType::I32, vec![4, 5])),
+        )
+        .unwrap();
+    g.nodes[i.index()].role = Role::Input;
+    let y = match scatter {
+        None => {
+            let d = GatherDims {
+                offset_dims: vec![2],
+                collapsed_slice_dims: vec![1],
+                start_index_map: vec![1],
+                index_vector_dim: 2,
+                slice_sizes: vec![1, 1, 6],
+                operand_batching_dims: vec![0],
+                start_indices_batching_dims: vec![0],
+            };
+            g.push("y", Op::GeneralGather(d), vec![x, i], None).unwrap()
+        }
+        Some(combine) => {
+            let u = input(&mut g, "u", &[4, 5, 6], Role::Input);
+            let dims = ScatterDims {
+                update_window_dims: vec![2],
+                inserted_window_dims: vec![1],
+                scatter_dims_to_operand_dims: vec![1],
+                index_vector_dim: 2,
+                input_batching_dims: vec![0],
+                scatter_indices_batching_dims: vec![0],
+            };
+            let op = Op::GeneralScatter { dims, combine };
+            g.push("y", op, vec![x, i, u], None).unwrap()
+        }
+    };
+    g.outputs.push(y);
+    g
+}
+
+#[test]
+fn general_gather_sharded_on_batching_and_whole_slice_dims_needs_no_collective() {
+    let g = batched_lookup(None);
+    let a = assign(
+        &g,
+        &mesh("dp=2,tp=2"),
+        &[
+            ("x", &["dp", "", "tp"]),
+            ("i", &["dp", ""]),
+            ("y", &["dp", "", "tp"]),
+        ],
+    );
+    let p = check(&g, &a, false);
+    assert_eq!(collectives(&p), vec![], "{}", p.dump());
+    check(&g, &a, true);
+    // The indices' other batch dim, split unevenly (5 positions over 2).
+    let a = assign(
+        &g,
+        &mesh("tp=2"),
+        &[("i", &["", "tp"]), ("y", &["", "tp", ""])],
+    );
+    both(&g, &a);
+}
+
+#[test]
+fn general_gather_with_its_indexed_dim_sharded_gathers_the_operand_first() {
+    let g = batched_lookup(None);
+    let a = assign(&g, &mesh("tp=2"), &[("x", &["", "tp", ""])]);
+    let p = check(&g, &a, false);
+    assert_eq!(collectives(&p), vec![("all_gather", 1)], "{}", p.dump());
+    check(&g, &a, true);
+}
+
+#[test]
+fn general_scatter_add_split_over_its_updates_is_a_pending_sum() {
+    let g = batched_lookup(Some(Some(shardc_ir::BinaryFn::Add)));
+    let a = assign(
+        &g,
+        &mesh("dp=2,tp=2"),
+        &[
+            ("x", &["dp", "", ""]),
+            ("i", &["dp", "tp"]),
+            ("u", &["dp", "tp", ""]),
+            ("y", &["dp", "", ""]),
+        ],
+    );
+    let p = check(&g, &a, false);
+    assert!(
+        collectives(&p).iter().any(|(op, _)| *op == "all_reduce"),
+        "{}",
+        p.dump()
+    );
+    check(&g, &a, true);
+}
+
+#[test]
+fn general_scatter_sharded_on_window_or_indexed_dims_matches_the_reference() {
+    for combine in [
+        None,
+        Some(shardc_ir::BinaryFn::Add),
+        Some(shardc_ir::BinaryFn::Max),
+    ] {
+        let g = batched_lookup(Some(combine));
+        // The whole window dim: operand, updates and result split alike.
+        let s = &["", "", "tp"][..];
+        both(
+            &g,
+            &assign(&g, &mesh("tp=2"), &[("x", s), ("u", s), ("y", s)]),
+        );
+        // The indexed dim needs replication: gathered, scattered whole, split again.
+        let s = &["", "tp", ""][..];
+        both(&g, &assign(&g, &mesh("tp=2"), &[("x", s), ("y", s)]));
+        // The updates' scatter dim: a pending sum for add, gathered first otherwise.
+        both(
+            &g,
+            &assign(
+                &g,
+                &mesh("tp=2"),
+                &[("i", &["", "tp"]), ("u", &["", "tp", ""])],
+            ),
+        );
+    }
+}
+
+#[test]
+fn indexed_dims_sliced_whole_pass_shardings_through_gather_and_scatter() {
+    use shardc_ir::{BinaryFn, DType, GatherDims, Init, ScatterDims, TensorType};
+    // Index vectors (row, col) into x[6, 4] with windows of one whole row: the col start clamps
+    // to 0 (gather) or skips the window (scatter) unless it is 0, on every shard alike.
+    let mut g = Graph::new("whole_rows");
+    let x = input(&mut g, "x", &[6, 4], Role::Input);
+    let i = g
+        .push(
+            "i",
+            Op::Input {
+                init: Some(Init::Index { high: 7 }),
+            },
+            vec![],
+            Some(TensorType::new(DType::I32, vec![3, 2])),
+        )
+        .unwrap();
+    g.nodes[i.index()].role = Role::Input;
+    let u = input(&mut g, "u", &[3, 4], Role::Input);
+    let gd = GatherDims {
+        offset_dims: vec![1],
+        collapsed_slice_dims: vec![0],
+        start_index_map: vec![0, 1],
+        index_vector_dim: 1,
+        slice_sizes: vec![1, 4],
+        operand_batching_dims: vec![],
+        start_indices_batching_dims: vec![],
+    };
+    let y = g
+        .push("y", Op::GeneralGather(gd), vec![x, i], None)
+        .unwrap();
+    let sd = ScatterDims {
+        update_window_dims: vec![1],
+        inserted_window_dims: vec![0],
+        scatter_dims_to_operand_dims: vec![0, 1],
+        index_vector_dim: 1,
+        input_batching_dims: vec![],
+        scatter_indices_batching_dims: vec![],
+    };
+    let op = Op::GeneralScatter {
+        dims: sd,
+        combine: Some(BinaryFn::Add),
+    };
+    let s = g.push("s", op, vec![x, i, u], None).unwrap();
+    g.outputs = vec![y, s];
+    let cols = &["", "tp"][..];
+    let a = assign(
+        &g,
+        &mesh("tp=2"),
+        &[("x", cols), ("u", cols), ("y", cols), ("s", cols)],
+    );
+    let p = check(&g, &a, false);
+    assert_eq!(collectives(&p), vec![], "{}", p.dump());
+    check(&g, &a, true);
+}

@@ -44,8 +44,11 @@ pub use factors::{Factor, FactorKind, OpFactors};
 pub use graph::{Graph, Node, Phase, Role, Training, ValueId};
 pub use json::{from_json, to_json, FORMAT, VERSION};
 pub use mesh::{Mesh, MeshAxis};
-pub use op::{BinaryFn, CompareDir, Conv, ConvDims, Init, Literal, Op, ReduceFn, UnaryFn};
-pub use ops::op_factors;
+pub use op::{
+    BinaryFn, CompareDir, Conv, ConvDims, GatherDims, Init, Literal, Op, ReduceFn, ScatterDims,
+    UnaryFn,
+};
+pub use ops::{op_factors, GatherGeometry, ScatterGeometry};
 pub use sharding::{AllowedDirection, Annotation, DimSharding, Sharding, ShardingAssignment};
 pub use stats::GraphStats;
 pub use train::{training_step, Optimizer, RecomputeMode, TrainOptions};

@@ -224,6 +224,50 @@ impl Conv {
     }
 }
 
+/// Dimension numbers of XLA's general gather (field for field as XLA's `GatherDimensionNumbers`
+/// plus `slice_sizes`; see <https://openxla.org/xla/operation_semantics#gather>).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatherDims {
+    /// Result dims that hold the slice's (uncollapsed) dims, ascending.
+    pub offset_dims: Vec<usize>,
+    /// Operand dims that the slice drops (size-1 slices), ascending.
+    pub collapsed_slice_dims: Vec<usize>,
+    /// `start_index_map[k]`: the operand dim that index vector element `k` starts.
+    pub start_index_map: Vec<usize>,
+    /// The indices' dim that holds the index vector (its rank: an implicit trailing dim of 1).
+    pub index_vector_dim: usize,
+    /// The slice's size in every operand dim.
+    pub slice_sizes: Vec<u64>,
+    /// Operand dims indexed by the paired batch dim of the indices, ascending.
+    #[serde(default)]
+    pub operand_batching_dims: Vec<usize>,
+    /// The indices' dims paired with `operand_batching_dims`.
+    #[serde(default)]
+    pub start_indices_batching_dims: Vec<usize>,
+}
+
+/// Dimension numbers of XLA's general scatter (field for field as XLA's
+/// `ScatterDimensionNumbers`; see <https://openxla.org/xla/operation_semantics#scatter>).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScatterDims {
+    /// Updates dims that hold the window's (uninserted) dims, ascending.
+    pub update_window_dims: Vec<usize>,
+    /// Operand dims where the window has an implicit size-1 dim, ascending.
+    pub inserted_window_dims: Vec<usize>,
+    /// `scatter_dims_to_operand_dims[k]`: the operand dim that index vector element `k` starts.
+    pub scatter_dims_to_operand_dims: Vec<usize>,
+    /// The indices' dim that holds the index vector (its rank: an implicit trailing dim of 1).
+    pub index_vector_dim: usize,
+    /// Operand dims indexed by the paired batch dim of the indices, ascending.
+    #[serde(default)]
+    pub input_batching_dims: Vec<usize>,
+    /// The indices' dims paired with `input_batching_dims`.
+    #[serde(default)]
+    pub scatter_indices_batching_dims: Vec<usize>,
+}
+
 /// The op of a node. Operands are positional; the list under each variant says what they are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -290,6 +334,18 @@ pub enum Op {
     /// The adjoint of `gather`: adds `updates` into `x` at `indices` along `axis`.
     /// Operands: `x, indices, updates` (`updates` has the shape `gather` would give).
     ScatterAdd { axis: usize },
+    /// XLA's general gather: one slice of `slice_sizes` per index vector, start indices clamped so
+    /// the slice fits. Operands: `operand, start_indices` (integers).
+    GeneralGather(GatherDims),
+    /// XLA's general scatter of one operand: each update window is combined into `operand` at its
+    /// start index with `combine` (absent: replaced); windows that do not fit are skipped.
+    /// Operands: `operand, scatter_indices` (integers), `updates`.
+    GeneralScatter {
+        dims: ScatterDims,
+        /// `add`, `mul`, `max` or `min`; absent (`None`) replaces.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        combine: Option<BinaryFn>,
+    },
     /// A slice of static `sizes` at dynamic start indices (clamped into range, as XLA does).
     /// Operands: `x`, then one integer scalar start per dim.
     DynamicSlice { sizes: Vec<u64> },
@@ -355,6 +411,8 @@ impl Op {
             Op::Convolution(_) => "convolution",
             Op::Gather { .. } => "gather",
             Op::ScatterAdd { .. } => "scatter_add",
+            Op::GeneralGather(_) => "general_gather",
+            Op::GeneralScatter { .. } => "general_scatter",
             Op::DynamicSlice { .. } => "dynamic_slice",
             Op::DynamicUpdateSlice => "dynamic_update_slice",
             Op::AxisIndex { .. } => "axis_index",

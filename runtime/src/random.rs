@@ -31,17 +31,36 @@ impl SplitMix64 {
 }
 
 /// The index range `[0, n)` for an integer input without a hint: the size of the axis of the
-/// smallest gather/scatter_add that indexes with it, else 2.
+/// smallest gather/scatter_add that indexes with it (for the general forms, the starts at which
+/// every slice or window fits), else 2.
 fn index_range(g: &Graph, v: ValueId, users: &[ValueId]) -> u64 {
     users
         .iter()
         .filter_map(|&u| {
             let node = g.node(u);
-            match node.op {
-                Op::Gather { axis } | Op::ScatterAdd { axis }
+            match &node.op {
+                &Op::Gather { axis } | &Op::ScatterAdd { axis }
                     if node.operands.get(1) == Some(&v) =>
                 {
                     g.ty(node.operands[0]).dims().get(axis).copied()
+                }
+                // The general forms: every start that fits its slice or window.
+                Op::GeneralGather(d) if node.operands.get(1) == Some(&v) => {
+                    let x = g.ty(node.operands[0]).dims();
+                    d.start_index_map
+                        .iter()
+                        .filter_map(|&k| x.get(k)?.checked_sub(*d.slice_sizes.get(k)?))
+                        .map(|n| n + 1)
+                        .min()
+                }
+                Op::GeneralScatter { dims, .. } if node.operands.get(1) == Some(&v) => {
+                    let ty = |i: usize| g.ty(node.operands[i]).dims();
+                    let geo = dims.geometry(ty(0), ty(1), ty(2)).ok()?;
+                    dims.scatter_dims_to_operand_dims
+                        .iter()
+                        .filter_map(|&k| ty(0).get(k)?.checked_sub(geo.window_sizes[k]))
+                        .map(|n| n + 1)
+                        .min()
                 }
                 _ => None,
             }

@@ -12,6 +12,8 @@ use crate::types::TensorType;
 use super::attrs;
 use super::text::{Computation, HloModule, HloType, Instruction};
 
+mod gather;
+
 /// What an ENTRY instruction became: a node, or (tuples) one per element.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Lowered {
@@ -296,6 +298,13 @@ impl<'m> Lowering<'m> {
             .iter()
             .map(|o| self.operand(o))
             .collect::<Result<_, _>>()?;
+        if op_code == "scatter" && operands.len() != 3 {
+            // A variadic scatter is tuple-shaped: say so before the tuple type is rejected.
+            return Err(format!(
+                "a scatter of {} operands (variadic) is unsupported: only a scatter of one operand (operand, indices, updates) is",
+                operands.len()
+            ));
+        }
         let ty = match &inst.ty {
             // A tuple-shaped parameter becomes one input per element (`NAME.0`, `NAME.1`, ...).
             Some(t @ HloType::Tuple(_)) if op_code == "parameter" => {
@@ -639,118 +648,6 @@ impl<'m> Lowering<'m> {
         let v = self.push(name, Op::Input { init: None }, vec![], ty.clone())?;
         self.graph.nodes[v.index()].role = Role::Input;
         Ok(Lowered::Node(v))
-    }
-
-    /// XLA gather that is `take(x, indices, axis)`: one collapsed, indexed dim, whole slices of
-    /// the others, and the output's offset dims around the index dims.
-    fn gather(
-        &mut self,
-        inst: &Instruction,
-        ops: &[ValueId],
-        ty: TensorType,
-    ) -> Result<ValueId, String> {
-        let [x, idx] = ops[..] else {
-            return Err("gather needs (operand, indices)".into());
-        };
-        let a = |k: &str| inst.attr(k).map_or(Ok(Vec::new()), attrs::dims);
-        if !a("operand_batching_dims")?.is_empty() {
-            return Err("gather with batching dims is unsupported".into());
-        }
-        let (collapsed, map, offset) = (
-            a("collapsed_slice_dims")?,
-            a("start_index_map")?,
-            a("offset_dims")?,
-        );
-        let axis = match (&collapsed[..], &map[..]) {
-            ([c], [m]) if c == m => *c,
-            _ => return Err("only a gather along one axis (collapsed_slice_dims = start_index_map = {axis}) is supported".into()),
-        };
-        let xt = self.graph.ty(x).clone();
-        if axis >= xt.rank() {
-            return Err(format!("gather axis {axis} is out of range for {xt}"));
-        }
-        let sizes = attrs::ints(inst.attr("slice_sizes").ok_or("expected slice_sizes")?)?;
-        let whole = sizes.len() == xt.rank()
-            && sizes
-                .iter()
-                .enumerate()
-                .all(|(d, &s)| s == if d == axis { 1 } else { xt.dims()[d] });
-        if !whole {
-            return Err("only gathers of whole slices (take along one axis) are supported".into());
-        }
-        let idx = self.index_operand(inst, idx)?;
-        let b = self.graph.ty(idx).rank();
-        let want: Vec<usize> = (0..axis).chain(axis + b..xt.rank() - 1 + b).collect();
-        if offset != want {
-            return Err(format!("gather offset_dims {offset:?} do not place the index dims at {axis} (take needs {want:?})"));
-        }
-        self.push(&self.node_name(inst), Op::Gather { axis }, vec![x, idx], ty)
-    }
-
-    /// XLA scatter that is the scatter-add adjoint of a take along one axis.
-    fn scatter(
-        &mut self,
-        inst: &Instruction,
-        ops: &[ValueId],
-        ty: TensorType,
-    ) -> Result<ValueId, String> {
-        let [x, idx, upd] = ops[..] else {
-            return Err(
-                "only scatter of one operand (operand, indices, updates) is supported".into(),
-            );
-        };
-        let a = |k: &str| inst.attr(k).map_or(Ok(Vec::new()), attrs::dims);
-        if !a("input_batching_dims")?.is_empty() {
-            return Err("scatter with batching dims is unsupported".into());
-        }
-        if self.reducer(inst.attr("to_apply").ok_or("expected to_apply")?)? != ReduceFn::Sum {
-            return Err("only scatter with an add to_apply is supported".into());
-        }
-        let (inserted, map, window) = (
-            a("inserted_window_dims")?,
-            a("scatter_dims_to_operand_dims")?,
-            a("update_window_dims")?,
-        );
-        let axis = match (&inserted[..], &map[..]) {
-            ([c], [m]) if c == m => *c,
-            _ => return Err("only a scatter along one axis (inserted_window_dims = scatter_dims_to_operand_dims = {axis}) is supported".into()),
-        };
-        let idx = self.index_operand(inst, idx)?;
-        let b = self.graph.ty(idx).rank();
-        let r = self.graph.ty(x).rank();
-        if axis >= r {
-            return Err(format!("scatter axis {axis} is out of range for rank {r}"));
-        }
-        let want: Vec<usize> = (0..axis).chain(axis + b..r - 1 + b).collect();
-        if window != want {
-            return Err(format!("scatter update_window_dims {window:?} do not match a take along axis {axis} (needs {want:?})"));
-        }
-        self.push(
-            &self.node_name(inst),
-            Op::ScatterAdd { axis },
-            vec![x, idx, upd],
-            ty,
-        )
-    }
-
-    /// Index operand with the index vector dim gone: implicit (`index_vector_dim` = rank), or a
-    /// trailing dim of size 1, removed by a reshape node named after the instruction.
-    fn index_operand(&mut self, inst: &Instruction, idx: ValueId) -> Result<ValueId, String> {
-        let it = self.graph.ty(idx).clone();
-        let ivd: usize = inst.attr("index_vector_dim").map_or(Ok(it.rank()), |v| {
-            v.trim()
-                .parse()
-                .map_err(|_| "index_vector_dim must be an integer")
-        })?;
-        if ivd == it.rank() {
-            return Ok(idx);
-        }
-        if ivd + 1 != it.rank() || it.dims()[ivd] != 1 {
-            return Err("the index vector dim must be implicit or a trailing dim of size 1".into());
-        }
-        let name = self.fresh_name(&format!("{}.indices", self.node_name(inst)));
-        let t = TensorType::new(it.dtype, it.dims()[..ivd].to_vec());
-        self.push(&name, Op::Reshape, vec![idx], t)
     }
 }
 

@@ -36,7 +36,8 @@ pub use text::{parse_module, Computation, HloModule, HloType, Instruction};
 pub struct HloImport {
     /// One node per ENTRY instruction (tuples and get-tuple-element excepted; a gather or
     /// scatter whose indices carry a size-1 index vector dim adds a reshape node
-    /// `NAME.indices`). `mesh` and `annotations` are set where the shardings allow.
+    /// `NAME.indices`, one with iota index elements a slice node `NAME.indices` that drops them).
+    /// `mesh` and `annotations` are set where the shardings allow.
     pub graph: Graph,
     /// The `sharding={...}` the module gave each node, indexed by `ValueId`.
     pub shardings: Vec<Option<HloSharding>>,

@@ -8,6 +8,10 @@ mod gather;
 mod layout;
 mod reduce;
 mod source;
+mod xla_gather;
+mod xla_gather_grad;
+
+pub use xla_gather::{GatherGeometry, ScatterGeometry};
 
 use crate::autodiff::{GradCtx, Grads};
 use crate::error::Result;
@@ -66,6 +70,7 @@ enum Family<'a> {
     Layout,
     Conv(&'a Conv),
     Gather,
+    XlaGather,
     Collective,
 }
 
@@ -94,6 +99,7 @@ fn family(op: &Op) -> Family<'_> {
         | Op::DynamicUpdateSlice => Family::Layout,
         Op::Convolution(c) => Family::Conv(c),
         Op::Gather { .. } | Op::ScatterAdd { .. } => Family::Gather,
+        Op::GeneralGather(_) | Op::GeneralScatter { .. } => Family::XlaGather,
         Op::AllReduce { .. }
         | Op::AllGather { .. }
         | Op::ReduceScatter { .. }
@@ -114,6 +120,7 @@ pub(crate) fn infer_type(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorTyp
         Family::Layout => layout::infer(op, cx),
         Family::Conv(c) => conv::infer(c, cx),
         Family::Gather => gather::infer(op, cx),
+        Family::XlaGather => xla_gather::infer(op, cx),
         Family::Collective => collective::infer(op, cx),
     }
 }
@@ -132,6 +139,7 @@ pub fn op_factors(op: &Op, operands: &[&TensorType], result: &TensorType) -> OpF
         Family::Layout => layout::factors(op, operands, result),
         Family::Conv(c) => conv::factors(c, operands, result),
         Family::Gather => gather::factors(op, operands, result),
+        Family::XlaGather => xla_gather::factors(op, operands, result),
         Family::Collective => collective::factors(operands, result),
     }
 }
@@ -147,6 +155,7 @@ pub(crate) fn op_grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
         Family::Layout => layout::grad(op, cx),
         Family::Conv(c) => conv::grad(c, cx),
         Family::Gather => gather::grad(op, cx),
+        Family::XlaGather => xla_gather_grad::grad(op, cx),
         Family::Collective => collective::grad(op, cx),
     }
 }

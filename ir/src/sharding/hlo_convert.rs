@@ -52,6 +52,10 @@ pub fn common_mesh(shardings: &[&HloSharding]) -> Result<Option<Mesh>, IrError> 
         return Ok(None);
     };
     let n = first.devices.len();
+    // The device ids the module uses: usually 0..n, but a module may run on a subset of a
+    // larger machine (devices 0,1,4,5 of 8); the mesh then lists those ids in order.
+    let mut ids = first.devices.expand();
+    ids.sort_unstable();
     let mut bounds: BTreeSet<u64> = [1, n].into_iter().collect();
     for t in &tiled {
         let s = HloSharding::Tiled((*t).clone());
@@ -64,14 +68,18 @@ pub fn common_mesh(shardings: &[&HloSharding]) -> Result<Option<Mesh>, IrError> 
                 ),
             ));
         }
-        let devices = t.devices.expand();
+        let mut devices = t.devices.expand();
         let mut sorted = devices.clone();
         sorted.sort_unstable();
-        if sorted.iter().enumerate().any(|(i, &d)| d as usize != i) {
+        if sorted != ids {
             return Err(conv_err(
                 &s,
-                format!("its devices are not 0..{n}, so no mesh over 0..{n} fits it"),
+                "its devices are not the ones the module's other shardings use, so no one mesh fits",
             ));
+        }
+        // Positions in the sorted id list stand for the ids.
+        for d in &mut devices {
+            *d = ids.binary_search(d).expect("invariant: d is one of ids") as u32;
         }
         let ds = digits(&devices, &cuts(&t.tile)).ok_or_else(|| {
             conv_err(
@@ -97,7 +105,7 @@ pub fn common_mesh(shardings: &[&HloSharding]) -> Result<Option<Mesh>, IrError> 
         ));
     }
     let sizes: Vec<u64> = b.windows(2).rev().map(|w| w[1] / w[0]).collect();
-    Ok(Some(named_mesh(&sizes, (0..n as u32).collect())))
+    Ok(Some(named_mesh(&sizes, ids)))
 }
 
 fn named_mesh(sizes: &[u64], devices: Vec<u32>) -> Mesh {

@@ -61,7 +61,7 @@ pub(super) fn unary(f: UnaryFn, x: &Tensor, ty: &TensorType) -> Result<Tensor, S
     Ok(Tensor::from_data(ty.dtype, data))
 }
 
-fn binary_float(f: BinaryFn) -> Result<fn(f64, f64) -> f64, String> {
+pub(super) fn binary_float(f: BinaryFn) -> Result<fn(f64, f64) -> f64, String> {
     Ok(match f {
         BinaryFn::Add => |x, y| x + y,
         BinaryFn::Sub => |x, y| x - y,
@@ -108,7 +108,7 @@ fn int_pow(x: i64, y: i64) -> i64 {
     result
 }
 
-fn binary_int(f: BinaryFn) -> Result<fn(i64, i64) -> i64, String> {
+pub(super) fn binary_int(f: BinaryFn) -> Result<fn(i64, i64) -> i64, String> {
     Ok(match f {
         BinaryFn::Add => i64::wrapping_add,
         BinaryFn::Sub => i64::wrapping_sub,

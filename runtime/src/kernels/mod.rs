@@ -11,6 +11,7 @@ mod gather;
 mod layout;
 mod reduce;
 mod source;
+mod xla_gather;
 
 use ndarray::{ArrayD, ArrayViewD};
 use shardc_ir::{Node, Op};
@@ -76,6 +77,10 @@ pub(crate) fn eval(node: &Node, operands: &[&Tensor]) -> Result<Tensor, String> 
         Op::Gather { axis } => gather::gather(operands[0], operands[1], *axis),
         Op::ScatterAdd { axis } => {
             gather::scatter_add(operands[0], operands[1], operands[2], *axis)
+        }
+        Op::GeneralGather(dims) => xla_gather::general_gather(operands[0], operands[1], dims),
+        Op::GeneralScatter { dims, combine } => {
+            xla_gather::general_scatter(operands[0], operands[1], operands[2], dims, *combine)
         }
         Op::Input { .. } => Err("inputs are fed by the executor, not computed".into()),
         Op::AxisIndex { .. }

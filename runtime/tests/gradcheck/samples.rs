@@ -1,9 +1,12 @@
 //! The sample graphs of the gradient check: one or more per op, exhaustive over `Op`.
 
 use shardc_ir::{
-    BinaryFn, CompareDir, Conv, ConvDims, DType, Graph, Init, Literal, Mesh, Op, ReduceFn, Role,
-    TensorType, UnaryFn, ValueId,
+    BinaryFn, CompareDir, Conv, ConvDims, DType, GatherDims, Graph, Init, Literal, Mesh, Op,
+    ReduceFn, Role, ScatterDims, TensorType, UnaryFn, ValueId,
 };
+
+#[path = "xla_gather_samples.rs"]
+mod xla_gather_samples;
 
 /// Where a sample runs. On a mesh the loss is the sum of every device's loss (the convention
 /// of the collectives' adjoints); across pipeline stages each stage's gradient is checked
@@ -489,6 +492,8 @@ pub(crate) fn samples(op: &Op) -> Vec<Sample> {
             );
             vec![single(name, b.finish(y))]
         }
+        Op::GeneralGather(_) => xla_gather_samples::general_gather(),
+        Op::GeneralScatter { .. } => xla_gather_samples::general_scatter(),
         Op::DynamicSlice { .. } => {
             let mut b = B::new();
             let x = b.p(&[5, 4]);
@@ -742,6 +747,26 @@ pub(crate) fn prototypes() -> Vec<Op> {
         Op::Convolution(conv),
         Op::Gather { axis: 0 },
         Op::ScatterAdd { axis: 0 },
+        Op::GeneralGather(GatherDims {
+            offset_dims: vec![],
+            collapsed_slice_dims: vec![],
+            start_index_map: vec![],
+            index_vector_dim: 0,
+            slice_sizes: vec![],
+            operand_batching_dims: vec![],
+            start_indices_batching_dims: vec![],
+        }),
+        Op::GeneralScatter {
+            dims: ScatterDims {
+                update_window_dims: vec![],
+                inserted_window_dims: vec![],
+                scatter_dims_to_operand_dims: vec![],
+                index_vector_dim: 0,
+                input_batching_dims: vec![],
+                scatter_indices_batching_dims: vec![],
+            },
+            combine: None,
+        },
         Op::DynamicSlice { sizes: vec![] },
         Op::DynamicUpdateSlice,
         Op::AxisIndex { axes: vec![] },
