@@ -27,6 +27,7 @@ mod collectives;
 mod egraph;
 mod error;
 mod format;
+mod gspmd;
 mod needs;
 mod propagate;
 mod reason;

@@ -262,7 +262,7 @@ impl<'a> Engine<'a> {
         };
         for v in graph.ids() {
             let node = graph.node(v);
-            let f = graph.factors(v);
+            let f = crate::gspmd::propagation_factors(graph, v, graph.factors(v));
             let usable = needs::usable(graph, v, &f);
             let (sharding, reason) = if usable {
                 (open(node.ty.rank()), Reason::Unknown)

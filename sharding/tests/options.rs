@@ -157,3 +157,46 @@ fn a_shard_group_of_mixed_ranks_is_an_error_naming_the_value() {
         Err(ShardingError::UnknownValue(v)) if v == "nope"
     ));
 }
+
+#[test]
+fn a_scatter_keeps_its_operands_sharding_on_an_indexed_dim() {
+    use shardc_ir::{BinaryFn, ScatterDims};
+    let mut g = Graph::new("scatter");
+    input(&mut g, "x", &[8, 4]);
+    let idx_ty = TensorType::new(DType::I32, vec![3, 1]);
+    g.push("idx", Op::Input { init: None }, vec![], Some(idx_ty))
+        .unwrap();
+    input(&mut g, "upd", &[3, 4]);
+    let ids = g.name_index();
+    let (x, idx, upd) = (ids["x"], ids["idx"], ids["upd"]);
+    let op = Op::GeneralScatter {
+        dims: ScatterDims {
+            update_window_dims: vec![1],
+            inserted_window_dims: vec![0],
+            scatter_dims_to_operand_dims: vec![0],
+            index_vector_dim: 1,
+            input_batching_dims: vec![],
+            scatter_indices_batching_dims: vec![],
+        },
+        combine: Some(BinaryFn::Add),
+    };
+    let s = g.push("s", op, vec![x, idx, upd], None).unwrap();
+    g.outputs = vec![s];
+    let mesh: Mesh = "x=2".parse().unwrap();
+    let sg = propagate_with(
+        &g,
+        &mesh,
+        &[ann("x", &[&["x"], &[]])],
+        &PropagateOptions::default(),
+    )
+    .unwrap();
+    // GSPMD's reading: each device applies the updates that land in its rows.
+    assert_eq!(sg.sharding(s), &Sharding::from_dims(&[&["x"], &[]]));
+    // The partitioner's (the op's own factors): the operand is gathered first.
+    let comms = shardc_sharding::required_collectives(&g, &sg.assignment).unwrap();
+    assert!(
+        comms.iter().any(|c| c.op.name() == "all_gather"),
+        "{:?}",
+        comms.iter().map(|c| c.op.name()).collect::<Vec<_>>()
+    );
+}
