@@ -1,7 +1,7 @@
 //! XLA's general gather and scatter in the IR: shape rules and their checks, the graph format and
 //! dump, factors, gradients, and what the HLO importer makes of XLA's gathers and scatters.
 
-use shardc_ir::hlo::import;
+use shardc_ir::hlo::{import, Lowered};
 use shardc_ir::{
     dump, from_json, grad, to_json, BinaryFn, DType, FactorKind, GatherDims, Graph, Op, ReduceFn,
     Role, ScatterDims, TensorType, ValueId,
@@ -323,7 +323,30 @@ fn importer_reads_scatter_combiners_and_names_what_it_cannot() {
         &comp("replace"),
     );
     let err = import(&variadic).unwrap_err().to_string();
-    assert!(err.contains("`s`") && err.contains("variadic"), "{err}");
+    assert!(
+        err.contains("`s`") && err.contains("ROOT must be a tuple of 2"),
+        "{err}"
+    );
+    // A variadic scatter whose to_apply combines each operand with its own update is one
+    // scatter per operand, sharing the indices.
+    let pairwise = "c {\n  a0 = f32[] parameter(0)\n  a1 = f32[] parameter(1)\n  b0 = f32[] parameter(2)\n  b1 = f32[] parameter(3)\n  s0 = f32[] add(a0, b0)\n  ROOT t = (f32[], f32[]) tuple(s0, b1)\n}\n";
+    let imp = import(&variadic.replace(&comp("replace"), pairwise)).unwrap();
+    let Some(Lowered::Tuple(parts)) = imp.values.get("s") else {
+        panic!("`s` is a tuple of scatters")
+    };
+    let combines: Vec<Option<BinaryFn>> = parts
+        .iter()
+        .map(|p| match p {
+            Lowered::Node(v) => match &imp.graph.node(*v).op {
+                Op::GeneralScatter { combine, .. } => *combine,
+                // The add half is the adjoint of a take: scatter_add.
+                Op::ScatterAdd { .. } => Some(BinaryFn::Add),
+                op => panic!("{op:?}"),
+            },
+            Lowered::Tuple(_) => panic!("nested"),
+        })
+        .collect();
+    assert_eq!(combines, [Some(BinaryFn::Add), None]);
 }
 
 #[test]

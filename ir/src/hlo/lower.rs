@@ -294,16 +294,21 @@ impl<'m> Lowering<'m> {
                 _ => Err("get-tuple-element is supported only on a tuple instruction of the ENTRY computation".into()),
             };
         }
+        if op_code == "copy" {
+            if let [o] = &operand_names[..] {
+                if let Some(Lowered::Tuple(elems)) = self.values.get(o).cloned() {
+                    // A copy of a tuple copies each element (`NAME.0`, `NAME.1`, ...).
+                    let name = self.node_name(inst);
+                    return self.copy_tuple(&name, &elems);
+                }
+            }
+        }
         let operands: Vec<ValueId> = operand_names
             .iter()
             .map(|o| self.operand(o))
             .collect::<Result<_, _>>()?;
         if op_code == "scatter" && operands.len() != 3 {
-            // A variadic scatter is tuple-shaped: say so before the tuple type is rejected.
-            return Err(format!(
-                "a scatter of {} operands (variadic) is unsupported: only a scatter of one operand (operand, indices, updates) is",
-                operands.len()
-            ));
+            return self.variadic_scatter(inst, &operands);
         }
         let ty = match &inst.ty {
             // A tuple-shaped parameter becomes one input per element (`NAME.0`, `NAME.1`, ...).
@@ -642,6 +647,24 @@ impl<'m> Lowering<'m> {
                 self.parameter(name, &t)
             }
         }
+    }
+
+    fn copy_tuple(&mut self, name: &str, elems: &[Lowered]) -> Result<Lowered, String> {
+        elems
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let n = self.fresh_name(&format!("{name}.{i}"));
+                match e {
+                    Lowered::Node(v) => {
+                        let ty = self.graph.ty(*v).clone();
+                        self.push(&n, Op::Copy, vec![*v], ty).map(Lowered::Node)
+                    }
+                    Lowered::Tuple(es) => self.copy_tuple(&n, es),
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map(Lowered::Tuple)
     }
 
     fn parameter(&mut self, name: &str, ty: &TensorType) -> Result<Lowered, String> {

@@ -1,5 +1,5 @@
 //! Gather and scatter instructions: a take along one axis becomes `gather`/`scatter_add`, any
-//! other single-operand form `general_gather`/`general_scatter`. Index-parallel forms (an index
+//! other form `general_gather`/`general_scatter` (a variadic scatter: one per operand). Index-parallel forms (an index
 //! vector element that is an iota along a batch dim of the indices) get explicit batching dims,
 //! as XLA's partitioner treats them, so that their factors pass shardings through.
 
@@ -9,7 +9,7 @@ use crate::types::TensorType;
 
 use super::super::attrs;
 use super::super::text::{HloType, Instruction};
-use super::Lowering;
+use super::{Lowered, Lowering};
 
 impl Lowering<'_> {
     /// XLA gather: `take(x, indices, axis)` (`gather`) where it is one, else the general form
@@ -94,6 +94,113 @@ impl Lowering<'_> {
                 ops.len()
             ));
         };
+        let combine = self.scatter_combiner(inst.attr("to_apply").ok_or("expected to_apply=")?)?;
+        let name = self.node_name(inst);
+        self.scatter_one(inst, &name, [x, idx, upd], ty, combine)
+    }
+
+    /// A variadic scatter (`N` operands, one indices, `N` updates) whose `to_apply` combines
+    /// each operand with its own update: `N` scatters sharing the indices, named `NAME.k`.
+    pub(super) fn variadic_scatter(
+        &mut self,
+        inst: &Instruction,
+        ops: &[ValueId],
+    ) -> Result<Lowered, String> {
+        let n = ops.len() / 2;
+        let Some(HloType::Tuple(tys)) = &inst.ty else {
+            return Err("a scatter of several operands must have a tuple type".into());
+        };
+        if ops.len() != 2 * n + 1 || n == 0 || tys.len() != n {
+            return Err(format!(
+                "a scatter has N operands, one indices and N updates; got {} operands for {} results",
+                ops.len(),
+                tys.len()
+            ));
+        }
+        let combine =
+            self.variadic_combiners(inst.attr("to_apply").ok_or("expected to_apply=")?, n)?;
+        let base = self.node_name(inst);
+        let mut out = Vec::with_capacity(n);
+        for k in 0..n {
+            let ty = Self::tensor_type(&tys[k])?;
+            let name = self.fresh_name(&format!("{base}.{k}"));
+            let v = self.scatter_one(
+                inst,
+                &name,
+                [ops[k], ops[n], ops[n + 1 + k]],
+                ty,
+                combine[k],
+            )?;
+            out.push(Lowered::Node(v));
+        }
+        Ok(Lowered::Tuple(out))
+    }
+
+    /// What a variadic scatter's `to_apply` (parameters: `N` operand values, then `N` update
+    /// values; ROOT a tuple) does to each operand: replace (its element is update parameter
+    /// `N + k`) or a binary op of parameters `k` and `N + k`.
+    fn variadic_combiners(&self, comp: &str, n: usize) -> Result<Vec<Option<BinaryFn>>, String> {
+        let c = self
+            .module
+            .computation(comp)
+            .ok_or_else(|| format!("to_apply computation `{comp}` is not in the module"))?;
+        let bad = |m: String| format!("scatter to_apply computation `{comp}`: {m}");
+        let param = |name: &str| {
+            c.instructions
+                .iter()
+                .find(|i| i.name == name && i.opcode == "parameter")
+                .and_then(|i| i.args.trim().parse::<usize>().ok())
+        };
+        let root = c.root().ok_or("empty to_apply computation")?;
+        if root.opcode != "tuple" || root.operands().len() != n {
+            return Err(bad(format!("its ROOT must be a tuple of {n} elements")));
+        }
+        root.operands()
+            .iter()
+            .enumerate()
+            .map(|(k, e)| {
+                if param(e) == Some(n + k) {
+                    return Ok(None);
+                }
+                let inst = c
+                    .instructions
+                    .iter()
+                    .find(|i| &i.name == e)
+                    .ok_or_else(|| bad(format!("`{e}` is not defined")))?;
+                let args: Vec<Option<usize>> = inst.operands().iter().map(|o| param(o)).collect();
+                let f = match inst.opcode.as_str() {
+                    "add" => BinaryFn::Add,
+                    "multiply" => BinaryFn::Mul,
+                    "maximum" => BinaryFn::Max,
+                    "minimum" => BinaryFn::Min,
+                    o => {
+                        return Err(bad(format!(
+                            "element {k} is `{o}`, not add/multiply/maximum/minimum or a replace"
+                        )))
+                    }
+                };
+                if args == [Some(k), Some(n + k)] || args == [Some(n + k), Some(k)] {
+                    Ok(Some(f))
+                } else {
+                    Err(bad(format!(
+                        "element {k} must combine operand parameter {k} with update parameter {}",
+                        n + k
+                    )))
+                }
+            })
+            .collect()
+    }
+
+    /// One scatter node named `name`: `scatter_add` where it is a take's adjoint, else the
+    /// general form.
+    fn scatter_one(
+        &mut self,
+        inst: &Instruction,
+        name: &str,
+        [x, idx, upd]: [ValueId; 3],
+        ty: TensorType,
+        combine: Option<BinaryFn>,
+    ) -> Result<ValueId, String> {
         let a = |k: &str| inst.attr(k).map_or(Ok(Vec::new()), attrs::dims);
         let dims = ScatterDims {
             update_window_dims: a("update_window_dims")?,
@@ -103,7 +210,6 @@ impl Lowering<'_> {
             input_batching_dims: a("input_batching_dims")?,
             scatter_indices_batching_dims: a("scatter_indices_batching_dims")?,
         };
-        let combine = self.scatter_combiner(inst.attr("to_apply").ok_or("expected to_apply=")?)?;
         let (xt, it, ut) = (
             self.graph.ty(x).clone(),
             self.graph.ty(idx).clone(),
@@ -130,12 +236,7 @@ impl Lowering<'_> {
                 && dims.update_window_dims == take_window(axis, &xt, &it, dims.index_vector_dim)
             {
                 let idx = self.index_operand(inst, idx)?;
-                return self.push(
-                    &self.node_name(inst),
-                    Op::ScatterAdd { axis },
-                    vec![x, idx, upd],
-                    ty,
-                );
+                return self.push(name, Op::ScatterAdd { axis }, vec![x, idx, upd], ty);
             }
         }
         let mut dims = dims;
@@ -155,7 +256,7 @@ impl Lowering<'_> {
             idx = p.indices;
         }
         self.push(
-            &self.node_name(inst),
+            name,
             Op::GeneralScatter { dims, combine },
             vec![x, idx, upd],
             ty,
