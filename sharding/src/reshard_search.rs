@@ -13,6 +13,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::{Mutex, OnceLock};
 
 use shardc_ir::{DimSharding, Mesh, Sharding, TensorType};
 
@@ -42,9 +43,40 @@ fn with_dims(mut s: Sharding) -> Sharding {
     s
 }
 
+/// Plans already found, by (source, target, type, mesh): a graph reshards the same few ways
+/// many times (every layer of a transformer alike). Cleared when it grows past this many.
+const CACHE_LIMIT: usize = 4096;
+
+type Plans = BTreeMap<String, Option<Vec<ReshardStep>>>;
+
+fn cache() -> &'static Mutex<Plans> {
+    static CACHE: OnceLock<Mutex<Plans>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(BTreeMap::new()))
+}
+
 /// The steps from `cur` to `to` that send the fewest bytes per device; `None` if the layout
 /// space is too large to search.
 pub(crate) fn cheapest(
+    cur: &Sharding,
+    to: &Sharding,
+    global: &TensorType,
+    mesh: &Mesh,
+) -> Option<Vec<ReshardStep>> {
+    let k = format!("{cur:?}|{to:?}|{global}|{mesh:?}");
+    // A poisoned lock only means another thread panicked mid-insert; the map is still whole.
+    if let Some(plan) = cache().lock().unwrap_or_else(|e| e.into_inner()).get(&k) {
+        return plan.clone();
+    }
+    let plan = search(cur, to, global, mesh);
+    let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
+    if c.len() >= CACHE_LIMIT {
+        c.clear();
+    }
+    c.insert(k, plan.clone());
+    plan
+}
+
+fn search(
     cur: &Sharding,
     to: &Sharding,
     global: &TensorType,
