@@ -390,20 +390,8 @@ impl<'a> Engine<'a> {
                 let Some(new) = refine(&cur.sharding, &proposed, &[], ReduceFn::Sum) else {
                     continue;
                 };
-                let mut from: Vec<usize> = sources
-                    .iter()
-                    .flatten()
-                    .copied()
-                    .filter(|&s| s != t)
-                    .collect();
-                from.sort_unstable();
-                from.dedup();
-                let priority = from
-                    .iter()
-                    .filter_map(|&s| records[s].map(|r| r.priority))
-                    .chain([cur.priority])
-                    .min()
-                    .unwrap_or(u32::MAX);
+                let (from, priority) =
+                    provenance(&records, sources.iter().flatten().copied(), t, cur.priority);
                 updates.push(VariantRecord {
                     value: members[t],
                     sharding: new,
@@ -495,22 +483,13 @@ impl<'a> Engine<'a> {
                 .enumerate()
                 .filter(|(_, x)| t == result && x.kind == FactorKind::Reduction)
                 .map(|(i, _)| i);
-            let mut from: Vec<usize> = dims_of(t)
+            let behind = dims_of(t)
                 .iter()
                 .flatten()
                 .copied()
                 .chain(reductions)
-                .flat_map(|k| sources[k].iter().copied())
-                .filter(|&s| s != t)
-                .collect();
-            from.sort_unstable();
-            from.dedup();
-            let priority = from
-                .iter()
-                .filter_map(|&s| records[s].map(|r| r.priority))
-                .chain([cur.priority])
-                .min()
-                .unwrap_or(u32::MAX);
+                .flat_map(|k| sources[k].iter().copied());
+            let (from, priority) = provenance(&records, behind, t, cur.priority);
             out.push(VariantRecord {
                 value: v,
                 sharding: new,
@@ -626,6 +605,26 @@ impl<'a> Engine<'a> {
             variants: self.vg,
         })
     }
+}
+
+/// The tensors (other than `t`) a new sharding of `t` comes from, sorted, and the best user
+/// priority among them and `t`'s own.
+fn provenance(
+    records: &[Option<&VariantRecord>],
+    behind: impl Iterator<Item = usize>,
+    t: usize,
+    own: u32,
+) -> (Vec<usize>, u32) {
+    let mut from: Vec<usize> = behind.filter(|&s| s != t).collect();
+    from.sort_unstable();
+    from.dedup();
+    let priority = from
+        .iter()
+        .filter_map(|&s| records[s].map(|r| r.priority))
+        .chain([own])
+        .min()
+        .unwrap_or(u32::MAX);
+    (from, priority)
 }
 
 /// Refines `cur` towards `proposed` (axes per dim) and the pending axes `partial`: an open dim
