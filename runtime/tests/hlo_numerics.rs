@@ -50,3 +50,82 @@ ENTRY e {
     let out = execute(&imp.graph, &[a, b]).unwrap();
     assert_eq!(out[0].to_f64_vec(), vec![4.0, 5.0]);
 }
+
+/// The comparator `jnp.argmax` writes: larger value, NaN first, lowest index on ties.
+const ARGMAX: &str = r#"HloModule m
+argmax {
+  v0 = f32[] parameter(0)
+  i0 = s32[] parameter(1)
+  v1 = f32[] parameter(2)
+  i1 = s32[] parameter(3)
+  gt = pred[] compare(v0, v1), direction=GT
+  nan = pred[] compare(v0, v0), direction=NE
+  either = pred[] or(gt, nan)
+  eq = pred[] compare(v0, v1), direction=EQ
+  lower = pred[] compare(i0, i1), direction=LT
+  tie = pred[] and(eq, lower)
+  keep = pred[] or(either, tie)
+  v = f32[] select(keep, v0, v1)
+  i = s32[] select(keep, i0, i1)
+  ROOT r = (f32[], s32[]) tuple(v, i)
+}
+ENTRY e {
+  x = f32[2,4] parameter(0)
+  INIT
+  iota = s32[2,4] iota(), iota_dimension=1
+  ROOT r = (f32[2], s32[2]) reduce(x, iota, init, zero), dimensions={1}, to_apply=argmax
+}
+"#;
+
+#[test]
+fn an_argmax_reduce_gives_the_largest_value_and_its_lowest_index() {
+    let hlo = ARGMAX.replace(
+        "INIT",
+        "init = f32[] constant(-inf)\n  zero = s32[] constant(0)",
+    );
+    let imp = import(&hlo).unwrap();
+    let x =
+        Tensor::from_f32_vec(&[2, 4], vec![1.0, 7.0, 3.0, 7.0, -5.0, -2.0, -9.0, -3.0]).unwrap();
+    let out = execute(&imp.graph, &[x]).unwrap();
+    assert_eq!(out[0].to_f64_vec(), vec![7.0, -2.0]);
+    // Row 0 has 7 at columns 1 and 3: the lowest index wins, as jnp.argmax's comparator says.
+    assert_eq!(out[1].to_f64_vec(), vec![1.0, 1.0]);
+}
+
+#[test]
+fn an_argmax_reduce_with_a_parameter_init_lets_the_init_win_only_when_strictly_larger() {
+    let hlo = ARGMAX.replace(
+        "INIT",
+        "init = f32[] parameter(1)\n  zero = s32[] parameter(2)",
+    );
+    let imp = import(&hlo).unwrap();
+    let x =
+        Tensor::from_f32_vec(&[2, 4], vec![1.0, 7.0, 3.0, 7.0, -5.0, -2.0, -9.0, -3.0]).unwrap();
+    let init = Tensor::from_f32_vec(&[], vec![0.0]).unwrap();
+    let zero = Tensor::from_f64(
+        shardc_ir::TensorType::new(shardc_ir::DType::I32, vec![]),
+        &[-1.0],
+    )
+    .unwrap();
+    let out = execute(&imp.graph, &[x, init, zero]).unwrap();
+    assert_eq!(out[0].to_f64_vec(), vec![7.0, 0.0]);
+    assert_eq!(out[1].to_f64_vec(), vec![1.0, -1.0]);
+}
+
+#[test]
+fn a_variadic_reduce_that_is_no_argmax_is_refused_with_the_reason() {
+    let hlo = ARGMAX
+        .replace(
+            "INIT",
+            "init = f32[] constant(-inf)\n  zero = s32[] constant(0)",
+        )
+        .replace(
+            "i = s32[] select(keep, i0, i1)",
+            "i = s32[] select(gt, i0, i1)",
+        );
+    let err = import(&hlo).unwrap_err().to_string();
+    assert!(
+        err.contains("`r`") && err.contains("different predicates"),
+        "{err}"
+    );
+}

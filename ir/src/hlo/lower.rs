@@ -13,6 +13,7 @@ use super::attrs;
 use super::text::{Computation, HloModule, HloType, Instruction};
 
 mod gather;
+mod reduce;
 
 /// What an ENTRY instruction became: a node, or (tuples) one per element.
 #[derive(Clone, Debug, PartialEq)]
@@ -309,6 +310,9 @@ impl<'m> Lowering<'m> {
             .collect::<Result<_, _>>()?;
         if op_code == "scatter" && operands.len() != 3 {
             return self.variadic_scatter(inst, &operands);
+        }
+        if op_code == "reduce" && operands.len() != 2 {
+            return self.arg_reduce(inst, &operands);
         }
         let ty = match &inst.ty {
             // A tuple-shaped parameter becomes one input per element (`NAME.0`, `NAME.1`, ...).
