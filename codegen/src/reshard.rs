@@ -298,9 +298,9 @@ fn lower_plan(
                 let mut sizes = b.ty(x).dims().to_vec();
                 sizes[*dim] /= b.axes_size(axes);
                 let mut starts = Vec::with_capacity(sizes.len());
-                for d in 0..sizes.len() {
+                for (d, &size) in sizes.iter().enumerate() {
                     starts.push(if d == *dim {
-                        b.shard_offset(axes, sizes[d])?
+                        b.shard_offset(axes, size)?
                     } else {
                         b.i32_const(0)?
                     });
