@@ -322,3 +322,23 @@ fn indexed_dims_sliced_whole_pass_shardings_through_gather_and_scatter() {
     assert_eq!(collectives(&p), vec![], "{}", p.dump());
     check(&g, &a, true);
 }
+
+#[test]
+fn reverse_split_on_a_kept_dim_or_a_reversed_dim_matches_the_reference() {
+    let mut g = Graph::new("reverse");
+    let x = input(&mut g, "x", &[8, 6], Role::Input);
+    let r = g
+        .push("r", Op::Reverse { dims: vec![1] }, vec![x], None)
+        .unwrap();
+    g.outputs = vec![r];
+    // Rows split: each device reverses its own rows.
+    both(
+        &g,
+        &assign(&g, &mesh("dp=4"), &[("x", &["dp", ""]), ("r", &["dp", ""])]),
+    );
+    // The reversed dim split (unevenly, 6 over 4): gathered first, then sliced back.
+    both(
+        &g,
+        &assign(&g, &mesh("dp=4"), &[("x", &["", "dp"]), ("r", &["", "dp"])]),
+    );
+}

@@ -311,6 +311,8 @@ pub enum Op {
     Reshape,
     /// Result dim `i` is operand dim `perm[i]`. Operands: `x`.
     Transpose { perm: Vec<usize> },
+    /// Reverses the order of elements along `dims`. Operands: `x`.
+    Reverse { dims: Vec<usize> },
     /// Static strided slice `[start, limit)`. Operands: `x`.
     Slice {
         start: Vec<u64>,
@@ -405,6 +407,7 @@ impl Op {
             Op::Broadcast { .. } => "broadcast",
             Op::Reshape => "reshape",
             Op::Transpose { .. } => "transpose",
+            Op::Reverse { .. } => "reverse",
             Op::Slice { .. } => "slice",
             Op::Concatenate { .. } => "concatenate",
             Op::Pad { .. } => "pad",

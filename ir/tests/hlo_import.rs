@@ -119,7 +119,7 @@ ENTRY e {
 }
 
 #[test]
-fn a_real_kernel_flip_is_refused_with_the_reason() {
+fn a_kernel_flip_becomes_a_reverse_of_the_kernel_spatial_dims() {
     let hlo = r#"HloModule m
 ENTRY e {
   k = f32[3,2,5] parameter(0)
@@ -127,9 +127,9 @@ ENTRY e {
   ROOT c = f32[4,7,5] convolution(x, k), window={size=3 rhs_reversal=1}, dim_labels=b0f_0io->b0f
 }
 "#;
-    let err = import(hlo).unwrap_err().to_string();
-    assert!(
-        err.contains("rhs_reversal") && err.contains("size-1"),
-        "{err}"
-    );
+    let imp = import(hlo).unwrap();
+    let c = imp.value("c").unwrap();
+    let k = imp.graph.node(c).operands[1];
+    assert_eq!(imp.graph.node(k).name, "c.kernel_reversed");
+    assert_eq!(imp.graph.node(k).op, Op::Reverse { dims: vec![0] });
 }

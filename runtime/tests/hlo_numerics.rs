@@ -129,3 +129,32 @@ fn a_variadic_reduce_that_is_no_argmax_is_refused_with_the_reason() {
         "{err}"
     );
 }
+
+#[test]
+fn a_reversed_kernel_convolves_as_a_flipped_one() {
+    // y[i] = sum_j x[i + j] * k'[j] with k' the kernel flipped: k = (1, 0, -1) acts as (-1, 0, 1).
+    let hlo = r#"HloModule m
+ENTRY e {
+  x = f32[1,4,1] parameter(0)
+  k = f32[3,1,1] parameter(1)
+  plain = f32[1,2,1] convolution(x, k), window={size=3}, dim_labels=b0f_0io->b0f
+  flipped = f32[1,2,1] convolution(x, k), window={size=3 rhs_reversal=1}, dim_labels=b0f_0io->b0f
+  ROOT t = (f32[1,2,1], f32[1,2,1]) tuple(plain, flipped)
+}
+"#;
+    let imp = import(hlo).unwrap();
+    let x = Tensor::from_f32_vec(&[1, 4, 1], vec![1.0, 2.0, 3.0, 5.0]).unwrap();
+    let k = Tensor::from_f32_vec(&[3, 1, 1], vec![1.0, 0.0, -1.0]).unwrap();
+    let out = execute(&imp.graph, &[x, k]).unwrap();
+    assert_eq!(out[0].to_f64_vec(), vec![-2.0, -3.0]);
+    assert_eq!(out[1].to_f64_vec(), vec![2.0, 3.0]);
+}
+
+#[test]
+fn reverse_flips_only_the_named_dims() {
+    let hlo = "HloModule m\nENTRY e {\n  x = f32[2,3] parameter(0)\n  ROOT r = f32[2,3] reverse(x), dimensions={1}\n}\n";
+    let imp = import(hlo).unwrap();
+    let x = Tensor::from_f32_vec(&[2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    let out = execute(&imp.graph, &[x]).unwrap();
+    assert_eq!(out[0].to_f64_vec(), vec![3.0, 2.0, 1.0, 6.0, 5.0, 4.0]);
+}

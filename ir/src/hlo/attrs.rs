@@ -72,14 +72,14 @@ fn by_x(v: &str) -> Result<Vec<u64>, String> {
         .collect()
 }
 
-/// The convolution's window, dim labels and group counts as our [`Conv`]; `kernel_spatial` are
-/// the kernel's spatial sizes the window's `size=` must match.
+/// The convolution's window, dim labels and group counts as our [`Conv`], the window's `size=`
+/// (the kernel's spatial sizes must match it) and the window dims `rhs_reversal=` flips.
 pub(crate) fn convolution(
     window: Option<&str>,
     dim_labels: &str,
     feature_groups: Option<&str>,
     batch_groups: Option<&str>,
-) -> Result<(Conv, Vec<u64>), String> {
+) -> Result<(Conv, Vec<u64>, Vec<usize>), String> {
     let dims = conv_dims(dim_labels)?;
     let n = dims.input_spatial.len();
     let mut size = vec![1u64; n];
@@ -126,12 +126,10 @@ pub(crate) fn convolution(
             }
         }
     }
-    // Flipping a window dim of size 1 changes nothing; a real flip needs a reverse op we lack.
-    if reversal.iter().zip(&size).any(|(&r, &s)| r != 0 && s != 1) {
-        return Err(
-            "window rhs_reversal (a flipped kernel) is supported only on size-1 window dims".into(),
-        );
-    }
+    // Flipping a window dim of size 1 changes nothing.
+    let flipped: Vec<usize> = (0..n)
+        .filter(|&i| reversal[i] != 0 && size[i] != 1)
+        .collect();
     let count = |v: Option<&str>, what: &str| -> Result<u64, String> {
         v.map_or(Ok(1), |v| {
             v.trim()
@@ -143,7 +141,7 @@ pub(crate) fn convolution(
     };
     conv.feature_group_count = count(feature_groups, "feature_group_count")?;
     conv.batch_group_count = count(batch_groups, "batch_group_count")?;
-    Ok((conv, size))
+    Ok((conv, size, flipped))
 }
 
 /// `b01f_01io->b01f`: which dim of each tensor is batch, feature and each spatial dim.
@@ -223,7 +221,7 @@ mod tests {
             literal("{ {1, 2}, {-inf, 3.5e-1} }").unwrap()[..3],
             [1.0, 2.0, f64::NEG_INFINITY]
         );
-        let (c, size) = convolution(
+        let (c, size, flipped) = convolution(
             Some("{size=3x3 stride=2x1 pad=1_1x0_2 rhs_dilate=1x2}"),
             "b01f_01io->b01f",
             None,
@@ -231,6 +229,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(size, vec![3, 3]);
+        assert!(flipped.is_empty());
         assert_eq!(c.dims.input_feature, 3);
         assert_eq!(c.dims.kernel_input_feature, 2);
         assert_eq!(c.dims.kernel_spatial, vec![0, 1]);

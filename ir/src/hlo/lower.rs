@@ -475,6 +475,9 @@ impl<'m> Lowering<'m> {
                 }
                 Op::Reshape
             }
+            "reverse" => Op::Reverse {
+                dims: attrs::dims(req("dimensions")?)?,
+            },
             "transpose" => Op::Transpose {
                 perm: attrs::dims(req("dimensions")?)?,
             },
@@ -515,7 +518,7 @@ impl<'m> Lowering<'m> {
                 return Ok(Lowered::Node(v));
             }
             "convolution" => {
-                let (conv, size) = attrs::convolution(
+                let (conv, size, flipped) = attrs::convolution(
                     inst.attr("window"),
                     req("dim_labels")?,
                     inst.attr("feature_group_count"),
@@ -535,7 +538,17 @@ impl<'m> Lowering<'m> {
                         ));
                     }
                 }
-                Op::Convolution(conv)
+                let mut operands = operands;
+                if !flipped.is_empty() && operands.len() == 2 {
+                    // `rhs_reversal`: the kernel flipped along those window dims first.
+                    let dims = flipped.iter().map(|&i| conv.dims.kernel_spatial[i]).collect();
+                    let k = operands[1];
+                    let n = self.fresh_name(&format!("{name}.kernel_reversed"));
+                    let kt = self.graph.ty(k).clone();
+                    operands[1] = self.push(&n, Op::Reverse { dims }, vec![k], kt)?;
+                }
+                let v = self.push(name, Op::Convolution(conv), operands, ty)?;
+                return Ok(Lowered::Node(v));
             }
             "gather" => return self.gather(inst, &operands, ty).map(Lowered::Node),
             "scatter" => return self.scatter(inst, &operands, ty).map(Lowered::Node),

@@ -53,6 +53,12 @@ pub(super) fn infer(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, St
                 },
             )
         }
+        Op::Reverse { dims } => {
+            cx.expect_operands(1)?;
+            let x = cx.operands[0];
+            check_dims("dims", dims, x.rank())?;
+            with_declared_dtype_check(cx, x.clone())
+        }
         Op::Transpose { perm } => {
             cx.expect_operands(1)?;
             let x = cx.operands[0];
@@ -245,6 +251,24 @@ pub(super) fn factors(op: &Op, operands: &[&TensorType], result: &TensorType) ->
             f.operands = vec![xs];
             f.result = rs;
         }
+        Op::Reverse { dims } => {
+            // A reversed dim's shard k holds what shard n-1-k held: not a local operation.
+            let xs: Vec<usize> = operands[0]
+                .dims()
+                .iter()
+                .enumerate()
+                .map(|(d, &n)| {
+                    let kind = if dims.contains(&d) {
+                        FactorKind::NeedReplication
+                    } else {
+                        FactorKind::PassThrough
+                    };
+                    f.add(n, kind)
+                })
+                .collect();
+            f.result = xs.iter().map(|&i| vec![i]).collect();
+            f.operands = vec![xs.into_iter().map(|i| vec![i]).collect()];
+        }
         Op::Transpose { perm } => {
             let x = operands[0];
             let xs: Vec<usize> = x
@@ -386,6 +410,12 @@ pub(super) fn grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
         Op::Reshape => {
             if cx.wants(0) {
                 out[0] = Some(cx.reshape("grad", dy, xt.dims().to_vec())?);
+            }
+        }
+        Op::Reverse { dims } => {
+            if cx.wants(0) {
+                let back = Op::Reverse { dims: dims.clone() };
+                out[0] = Some(cx.emit("grad", back, vec![dy], None)?);
             }
         }
         Op::Transpose { perm } => {

@@ -92,6 +92,7 @@ fn family(op: &Op) -> Family<'_> {
         Op::Broadcast { .. }
         | Op::Reshape
         | Op::Transpose { .. }
+        | Op::Reverse { .. }
         | Op::Slice { .. }
         | Op::Concatenate { .. }
         | Op::Pad { .. }

@@ -55,6 +55,19 @@ pub(super) fn reshape(x: &Tensor, ty: &TensorType) -> Result<Tensor, String> {
     })
 }
 
+pub(super) fn reverse(x: &Tensor, dims: &[usize]) -> Result<Tensor, String> {
+    if let Some(&d) = dims.iter().find(|&&d| d >= x.shape().len()) {
+        return Err(format!("reverse dim {d} is out of range for {}", x.ty()));
+    }
+    generic!(x, T => {
+        let mut v = arr::<T>(x)?.view();
+        for &d in dims {
+            v.invert_axis(Axis(d));
+        }
+        v.as_standard_layout().into_owned()
+    })
+}
+
 pub(super) fn transpose(x: &Tensor, perm: &[usize]) -> Result<Tensor, String> {
     let mut sorted = perm.to_vec();
     sorted.sort_unstable();

@@ -57,6 +57,7 @@ pub(crate) fn eval(node: &Node, operands: &[&Tensor]) -> Result<Tensor, String> 
         Op::Broadcast { dims } => layout::broadcast(operands[0], dims, ty),
         Op::Reshape => layout::reshape(operands[0], ty),
         Op::Transpose { perm } => layout::transpose(operands[0], perm),
+        Op::Reverse { dims } => layout::reverse(operands[0], dims),
         Op::Slice {
             start,
             limit,

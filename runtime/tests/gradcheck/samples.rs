@@ -381,6 +381,12 @@ pub(crate) fn samples(op: &Op) -> Vec<Sample> {
             let y = b.op(Op::Reshape, vec![x], Some(B::f64t(&[3, 4])));
             vec![single(name, b.finish(y))]
         }
+        Op::Reverse { .. } => {
+            let mut b = B::new();
+            let x = b.p(&[2, 3, 4]);
+            let y = b.op(Op::Reverse { dims: vec![0, 2] }, vec![x], None);
+            vec![single(name, b.finish(y))]
+        }
         Op::Transpose { .. } => {
             let mut b = B::new();
             let x = b.p(&[2, 3, 4]);
@@ -732,6 +738,7 @@ pub(crate) fn prototypes() -> Vec<Op> {
         Op::Broadcast { dims: vec![] },
         Op::Reshape,
         Op::Transpose { perm: vec![] },
+        Op::Reverse { dims: vec![] },
         Op::Slice {
             start: vec![],
             limit: vec![],
