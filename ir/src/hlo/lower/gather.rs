@@ -210,35 +210,9 @@ impl Lowering<'_> {
             input_batching_dims: a("input_batching_dims")?,
             scatter_indices_batching_dims: a("scatter_indices_batching_dims")?,
         };
-        let (xt, it, ut) = (
-            self.graph.ty(x).clone(),
-            self.graph.ty(idx).clone(),
-            self.graph.ty(upd).clone(),
-        );
-        if let Some(axis) = take_axis(
-            &dims.inserted_window_dims,
-            &dims.scatter_dims_to_operand_dims,
-            &xt,
-            &it,
-            dims.index_vector_dim,
-        ) {
-            // The take's gathered shape, so that every window is whole.
-            let b = take_batch(&it, dims.index_vector_dim);
-            let gathered: Vec<u64> = xt.dims()[..axis]
-                .iter()
-                .chain(&b)
-                .chain(&xt.dims()[axis + 1..])
-                .copied()
-                .collect();
-            if combine == Some(BinaryFn::Add)
-                && dims.input_batching_dims.is_empty()
-                && ut.dims() == gathered.as_slice()
-                && dims.update_window_dims == take_window(axis, &xt, &it, dims.index_vector_dim)
-            {
-                let idx = self.index_operand(inst, idx)?;
-                return self.push(name, Op::ScatterAdd { axis }, vec![x, idx, upd], ty);
-            }
-        }
+        // Always the general form, even where the scatter is a take's adjoint: XLA skips an
+        // update whose window does not fit, where `scatter_add` would clamp it into range.
+        let xt = self.graph.ty(x).clone();
         let mut dims = dims;
         let mut idx = idx;
         let sig = (
