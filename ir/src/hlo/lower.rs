@@ -13,6 +13,8 @@ use super::attrs;
 use super::text::{Computation, HloModule, HloType, Instruction};
 
 mod gather;
+mod sort;
+mod sort_comparator;
 
 /// What an ENTRY instruction became: a node, or (tuples) one per element.
 #[derive(Clone, Debug, PartialEq)]
@@ -309,6 +311,9 @@ impl<'m> Lowering<'m> {
             .collect::<Result<_, _>>()?;
         if op_code == "scatter" && operands.len() != 3 {
             return self.variadic_scatter(inst, &operands);
+        }
+        if op_code == "sort" {
+            return self.sort(inst, &operands);
         }
         let ty = match &inst.ty {
             // A tuple-shaped parameter becomes one input per element (`NAME.0`, `NAME.1`, ...).
