@@ -32,19 +32,21 @@ fn source_positions<T: Copy>(
     let (n, inner) = (shape[dim], shape[dim + 1..].iter().product::<usize>());
     let outer: usize = shape[..dim].iter().product();
     let mut src = vec![0usize; flat.len()];
-    let mut lane: Vec<usize> = Vec::with_capacity(n);
+    // One lane at a time, keys copied next to their positions so the sort reads contiguously.
+    let mut lane: Vec<(T, usize)> = Vec::with_capacity(n);
     for o in 0..outer {
         for i in 0..inner {
             let base = o * n * inner + i;
             lane.clear();
-            lane.extend((0..n).map(|j| base + j * inner));
-            // `sort_by` is stable: equal keys keep their original order either way.
+            lane.extend((0..n).map(|j| (flat[base + j * inner], base + j * inner)));
+            // Equal keys keep their original order either way (the position breaks ties, so
+            // the faster unstable sort gives the stable order).
             if descending {
-                lane.sort_by(|&a, &b| cmp(&flat[b], &flat[a]));
+                lane.sort_unstable_by(|a, b| cmp(&b.0, &a.0).then(a.1.cmp(&b.1)));
             } else {
-                lane.sort_by(|&a, &b| cmp(&flat[a], &flat[b]));
+                lane.sort_unstable_by(|a, b| cmp(&a.0, &b.0).then(a.1.cmp(&b.1)));
             }
-            for (j, &s) in lane.iter().enumerate() {
+            for (j, &(_, s)) in lane.iter().enumerate() {
                 src[base + j * inner] = s;
             }
         }
