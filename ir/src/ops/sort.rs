@@ -188,6 +188,29 @@ mod tests {
     }
 
     #[test]
+    fn the_graph_format_reads_sort_with_defaults() {
+        let op: Op =
+            serde_json::from_str(r#"{"op": "sort", "dim": 1, "descending": true, "output": 2}"#)
+                .unwrap();
+        assert_eq!(
+            op,
+            Op::Sort {
+                dim: 1,
+                descending: true,
+                stable: false,
+                output: 2
+            }
+        );
+        let back = serde_json::to_value(&sort(0, 1)).unwrap();
+        assert_eq!(
+            back,
+            serde_json::json!({"op": "sort", "dim": 0, "descending": false, "stable": true, "output": 1})
+        );
+        let err = serde_json::from_str::<Op>(r#"{"op": "sort", "dim": 0, "axis": 1}"#).unwrap_err();
+        assert!(err.to_string().contains("axis"), "{err}");
+    }
+
+    #[test]
     fn bad_sorts_say_what_is_wrong() {
         let (mut g, v) = graph_with(&[
             TensorType::new(DType::F32, vec![2, 5]),
