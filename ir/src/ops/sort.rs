@@ -201,7 +201,7 @@ mod tests {
                 output: 2
             }
         );
-        let back = serde_json::to_value(&sort(0, 1)).unwrap();
+        let back = serde_json::to_value(sort(0, 1)).unwrap();
         assert_eq!(
             back,
             serde_json::json!({"op": "sort", "dim": 0, "descending": false, "stable": true, "output": 1})
