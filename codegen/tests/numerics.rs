@@ -323,6 +323,67 @@ fn indexed_dims_sliced_whole_pass_shardings_through_gather_and_scatter() {
     check(&g, &a, true);
 }
 
+/// Keys `x` (f32 `[6, 5]`) sorted along dim 1, with an iota riding along: `s0` the sorted
+/// keys, `s1` the permutation (argsort).
+fn argsort_graph() -> Graph {
+    let mut g = Graph::new("argsort");
+    let x = input(&mut g, "x", &[6, 5], Role::Input);
+    let i = g
+        .push(
+            "i",
+            Op::Iota { dim: 1 },
+            vec![],
+            Some(shardc_ir::TensorType::new(
+                shardc_ir::DType::I32,
+                vec![6, 5],
+            )),
+        )
+        .unwrap();
+    let sort = |output| Op::Sort {
+        dim: 1,
+        descending: true,
+        stable: true,
+        output,
+    };
+    let s0 = g.push("s0", sort(0), vec![x, i], None).unwrap();
+    let s1 = g.push("s1", sort(1), vec![x, i], None).unwrap();
+    g.outputs = vec![s0, s1];
+    g
+}
+
+#[test]
+fn sort_sharded_on_a_non_sort_dim_passes_through() {
+    let g = argsort_graph();
+    // 6 rows over 4 devices: shards of 2, the last one all padding.
+    let s = &["dp", ""][..];
+    let a = assign(
+        &g,
+        &mesh("dp=4"),
+        &[("x", s), ("i", s), ("s0", s), ("s1", s)],
+    );
+    let p = check(&g, &a, false);
+    assert_eq!(collectives(&p), vec![], "{}", p.dump());
+    check(&g, &a, true);
+}
+
+#[test]
+fn sort_sharded_on_its_sort_dim_gathers_the_rows_first() {
+    let g = argsort_graph();
+    let s = &["", "tp"][..];
+    let a = assign(
+        &g,
+        &mesh("tp=2"),
+        &[("x", s), ("i", s), ("s0", s), ("s1", s)],
+    );
+    let p = check(&g, &a, false);
+    assert!(
+        collectives(&p).iter().any(|(op, _)| *op == "all_gather"),
+        "{}",
+        p.dump()
+    );
+    check(&g, &a, true);
+}
+
 #[test]
 fn reverse_split_on_a_kept_dim_or_a_reversed_dim_matches_the_reference() {
     let mut g = Graph::new("reverse");

@@ -264,6 +264,9 @@ impl Graph {
                 let dtype = match op {
                     Op::Compare { .. } => crate::DType::Bool,
                     Op::Select => types.get(1).map_or(crate::DType::F32, |t| t.dtype),
+                    Op::Sort { output, .. } => {
+                        types.get(*output).map_or(crate::DType::F32, |t| t.dtype)
+                    }
                     _ => types.first().map_or(crate::DType::F32, |t| t.dtype),
                 };
                 fallback = TensorType::scalar(dtype);

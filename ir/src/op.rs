@@ -348,6 +348,22 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         combine: Option<BinaryFn>,
     },
+    /// Sorts along `dim` by the first operand (the keys), ascending or `descending`, and gives
+    /// operand `output` permuted the same way. Ties keep their original order: the reference
+    /// sort is always stable (a valid order for an unstable one too); `stable` records whether
+    /// the source asked for stability. Floats order by IEEE total order (`-NaN < -inf < ... <
+    /// -0 < +0 < ... < inf < NaN`, XLA's `TOTALORDER`). Operands: `keys, values...`, all of one
+    /// shape (dtypes may differ).
+    Sort {
+        dim: usize,
+        #[serde(default)]
+        descending: bool,
+        #[serde(default)]
+        stable: bool,
+        /// The operand the result is (0: the sorted keys).
+        #[serde(default)]
+        output: usize,
+    },
     /// A slice of static `sizes` at dynamic start indices (clamped into range, as XLA does).
     /// Operands: `x`, then one integer scalar start per dim.
     DynamicSlice { sizes: Vec<u64> },
@@ -416,6 +432,7 @@ impl Op {
             Op::ScatterAdd { .. } => "scatter_add",
             Op::GeneralGather(_) => "general_gather",
             Op::GeneralScatter { .. } => "general_scatter",
+            Op::Sort { .. } => "sort",
             Op::DynamicSlice { .. } => "dynamic_slice",
             Op::DynamicUpdateSlice => "dynamic_update_slice",
             Op::AxisIndex { .. } => "axis_index",

@@ -51,6 +51,82 @@ ENTRY e {
     assert_eq!(out[0].to_f64_vec(), vec![4.0, 5.0]);
 }
 
+/// TopK's comparator (from XLA's `PartitionSortInTopK` test): descending in total order on the
+/// keys' integer images, ties broken by the iota riding along.
+const TOP_K: &str = r#"HloModule m
+%compare-greater-than (p.0.lhs: f32[], p.0.rhs: f32[], p.1.lhs: s32[], p.1.rhs: s32[]) -> pred[] {
+  %p.0.lhs = f32[] parameter(0)
+  %bitcast-convert.48 = s32[] bitcast-convert(f32[] %p.0.lhs)
+  %constant.285 = s32[] constant(0)
+  %compare.84 = pred[] compare(s32[] %bitcast-convert.48, s32[] %constant.285), direction=LT
+  %constant.286 = u32[] constant(2147483647)
+  %bitcast-convert.49 = u32[] bitcast-convert(f32[] %p.0.lhs)
+  %subtract.84 = u32[] subtract(u32[] %constant.286, u32[] %bitcast-convert.49)
+  %bitcast-convert.50 = s32[] bitcast-convert(u32[] %subtract.84)
+  %select.40 = s32[] select(pred[] %compare.84, s32[] %bitcast-convert.50, s32[] %bitcast-convert.48)
+  %p.0.rhs = f32[] parameter(1)
+  %bitcast-convert.51 = s32[] bitcast-convert(f32[] %p.0.rhs)
+  %compare.85 = pred[] compare(s32[] %bitcast-convert.51, s32[] %constant.285), direction=LT
+  %bitcast-convert.52 = u32[] bitcast-convert(f32[] %p.0.rhs)
+  %subtract.85 = u32[] subtract(u32[] %constant.286, u32[] %bitcast-convert.52)
+  %bitcast-convert.53 = s32[] bitcast-convert(u32[] %subtract.85)
+  %select.41 = s32[] select(pred[] %compare.85, s32[] %bitcast-convert.53, s32[] %bitcast-convert.51)
+  %compare.86 = pred[] compare(s32[] %select.40, s32[] %select.41), direction=GT
+  %compare.1645 = pred[] compare(s32[] %select.41, s32[] %select.40), direction=GT
+  %compare.1646 = pred[] compare(pred[] %compare.86, pred[] %compare.1645), direction=EQ
+  %p.1.lhs = s32[] parameter(2)
+  %p.1.rhs = s32[] parameter(3)
+  %compare.1647 = pred[] compare(s32[] %p.1.lhs, s32[] %p.1.rhs), direction=LT
+  ROOT %select.1054 = pred[] select(pred[] %compare.1646, pred[] %compare.1647, pred[] %compare.86)
+}
+ENTRY e {
+  x = f32[2,5] parameter(0)
+  iota = s32[2,5] iota(), iota_dimension=1
+  sort = (f32[2,5], s32[2,5]) sort(x, iota), dimensions={1}, is_stable=true, to_apply=%compare-greater-than
+  v = f32[2,5] get-tuple-element(sort), index=0
+  i = s32[2,5] get-tuple-element(sort), index=1
+  top_v = f32[2,2] slice(v), slice={[0:2], [0:2]}
+  top_i = s32[2,2] slice(i), slice={[0:2], [0:2]}
+  ROOT t = (f32[2,2], s32[2,2]) tuple(top_v, top_i)
+}
+"#;
+
+#[test]
+fn top_k_takes_the_largest_keys_first_and_the_earliest_of_ties() {
+    let imp = import(TOP_K).unwrap();
+    // Row 0: the largest is 9 at 3, then 4 at 1 and 4 at 4 (a tie: the earlier first).
+    // Row 1: -0 and +0 in total order (+0 is larger), beneath 2.5 at 4.
+    let x = Tensor::from_f32_vec(
+        &[2, 5],
+        vec![1.0, 4.0, -3.0, 9.0, 4.0, -0.0, -1.0, 0.0, -7.0, 2.5],
+    )
+    .unwrap();
+    let out = execute(&imp.graph, &[x]).unwrap();
+    assert_eq!(out[0].to_f64_vec(), vec![9.0, 4.0, 2.5, 0.0]);
+    assert_eq!(out[1].to_f64_vec(), vec![3.0, 1.0, 4.0, 2.0]);
+}
+
+#[test]
+fn top_k_refuses_ties_broken_by_anything_but_an_iota_along_the_sort_dim() {
+    let other = TOP_K.replace(
+        "iota = s32[2,5] iota(), iota_dimension=1",
+        "iota = s32[2,5] iota(), iota_dimension=0",
+    );
+    let err = import(&other).unwrap_err().to_string();
+    assert!(err.contains("not an iota along the sort dim 1"), "{err}");
+    // NaN and zero canonicalised before the bit trick (XLA's `SortShardedOnSortDim_SlowSortBug`)
+    // is a different order (-0 ties +0): refused.
+    let canon = TOP_K.replace(
+        "%select.40 = s32[] select(pred[] %compare.84, s32[] %bitcast-convert.50, s32[] %bitcast-convert.48)",
+        "%zero.0 = f32[] constant(0)\n  %is0 = pred[] compare(%p.0.lhs, %zero.0), direction=EQ\n  %canon = s32[] select(%is0, %constant.285, %bitcast-convert.48)\n  %select.40 = s32[] select(pred[] %compare.84, s32[] %bitcast-convert.50, s32[] %canon)",
+    );
+    let err = import(&canon).unwrap_err().to_string();
+    assert!(
+        err.contains("is not a compare of the first operand"),
+        "{err}"
+    );
+}
+
 /// The comparator `jnp.argmax` writes: larger value, NaN first, lowest index on ties.
 const ARGMAX: &str = r#"HloModule m
 argmax {

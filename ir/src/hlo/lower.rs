@@ -14,6 +14,8 @@ use super::text::{Computation, HloModule, HloType, Instruction};
 
 mod gather;
 mod reduce;
+mod sort;
+mod sort_comparator;
 
 /// What an ENTRY instruction became: a node, or (tuples) one per element.
 #[derive(Clone, Debug, PartialEq)]
@@ -313,6 +315,9 @@ impl<'m> Lowering<'m> {
         }
         if op_code == "reduce" && operands.len() != 2 {
             return self.arg_reduce(inst, &operands);
+        }
+        if op_code == "sort" {
+            return self.sort(inst, &operands);
         }
         let ty = match &inst.ty {
             // A tuple-shaped parameter becomes one input per element (`NAME.0`, `NAME.1`, ...).

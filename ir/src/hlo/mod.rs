@@ -34,7 +34,8 @@ pub use text::{parse_module, Computation, HloModule, HloType, Instruction};
 /// An imported HLO module.
 #[derive(Clone, Debug)]
 pub struct HloImport {
-    /// One node per ENTRY instruction (tuples and get-tuple-element excepted; a gather or
+    /// One node per ENTRY instruction (tuples and get-tuple-element excepted; a variadic sort
+    /// or scatter gives one node per result, `NAME.0`, `NAME.1`, ...; a gather or
     /// scatter whose indices carry a size-1 index vector dim adds a reshape node
     /// `NAME.indices`, one with iota index elements a slice node `NAME.indices` that drops them).
     /// `mesh` and `annotations` are set where the shardings allow.

@@ -7,6 +7,7 @@ mod elementwise;
 mod gather;
 mod layout;
 mod reduce;
+mod sort;
 mod source;
 mod xla_gather;
 mod xla_gather_grad;
@@ -71,6 +72,7 @@ enum Family<'a> {
     Conv(&'a Conv),
     Gather,
     XlaGather,
+    Sort,
     Collective,
 }
 
@@ -101,6 +103,7 @@ fn family(op: &Op) -> Family<'_> {
         Op::Convolution(c) => Family::Conv(c),
         Op::Gather { .. } | Op::ScatterAdd { .. } => Family::Gather,
         Op::GeneralGather(_) | Op::GeneralScatter { .. } => Family::XlaGather,
+        Op::Sort { .. } => Family::Sort,
         Op::AllReduce { .. }
         | Op::AllGather { .. }
         | Op::ReduceScatter { .. }
@@ -122,6 +125,7 @@ pub(crate) fn infer_type(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorTyp
         Family::Conv(c) => conv::infer(c, cx),
         Family::Gather => gather::infer(op, cx),
         Family::XlaGather => xla_gather::infer(op, cx),
+        Family::Sort => sort::infer(op, cx),
         Family::Collective => collective::infer(op, cx),
     }
 }
@@ -141,6 +145,7 @@ pub fn op_factors(op: &Op, operands: &[&TensorType], result: &TensorType) -> OpF
         Family::Conv(c) => conv::factors(c, operands, result),
         Family::Gather => gather::factors(op, operands, result),
         Family::XlaGather => xla_gather::factors(op, operands, result),
+        Family::Sort => sort::factors(op, operands),
         Family::Collective => collective::factors(operands, result),
     }
 }
@@ -157,6 +162,7 @@ pub(crate) fn op_grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
         Family::Conv(c) => conv::grad(c, cx),
         Family::Gather => gather::grad(op, cx),
         Family::XlaGather => xla_gather_grad::grad(op, cx),
+        Family::Sort => sort::grad(op, cx),
         Family::Collective => collective::grad(op, cx),
     }
 }

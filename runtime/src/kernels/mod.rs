@@ -10,6 +10,7 @@ mod elementwise;
 mod gather;
 mod layout;
 mod reduce;
+mod sort;
 mod source;
 mod xla_gather;
 
@@ -83,6 +84,12 @@ pub(crate) fn eval(node: &Node, operands: &[&Tensor]) -> Result<Tensor, String> 
         Op::GeneralScatter { dims, combine } => {
             xla_gather::general_scatter(operands[0], operands[1], operands[2], dims, *combine)
         }
+        Op::Sort {
+            dim,
+            descending,
+            output,
+            ..
+        } => sort::sort(operands, *dim, *descending, *output),
         Op::Input { .. } => Err("inputs are fed by the executor, not computed".into()),
         Op::AxisIndex { .. }
         | Op::AllReduce { .. }

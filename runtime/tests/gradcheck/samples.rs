@@ -5,6 +5,8 @@ use shardc_ir::{
     ReduceFn, Role, ScatterDims, TensorType, UnaryFn, ValueId,
 };
 
+#[path = "sort_samples.rs"]
+mod sort_samples;
 #[path = "xla_gather_samples.rs"]
 mod xla_gather_samples;
 
@@ -500,6 +502,7 @@ pub(crate) fn samples(op: &Op) -> Vec<Sample> {
         }
         Op::GeneralGather(_) => xla_gather_samples::general_gather(),
         Op::GeneralScatter { .. } => xla_gather_samples::general_scatter(),
+        Op::Sort { .. } => sort_samples::sort_samples(),
         Op::DynamicSlice { .. } => {
             let mut b = B::new();
             let x = b.p(&[5, 4]);
@@ -773,6 +776,12 @@ pub(crate) fn prototypes() -> Vec<Op> {
                 scatter_indices_batching_dims: vec![],
             },
             combine: None,
+        },
+        Op::Sort {
+            dim: 0,
+            descending: false,
+            stable: false,
+            output: 0,
         },
         Op::DynamicSlice { sizes: vec![] },
         Op::DynamicUpdateSlice,
