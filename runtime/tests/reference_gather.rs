@@ -3,24 +3,9 @@
 
 mod common;
 
-use common::{input, tensor, ty};
-use shardc_ir::{BinaryFn, DType, GatherDims, Graph, Op, ScatterDims, TensorType, ValueId};
-use shardc_runtime::{execute, Tensor};
-
-fn run_one(o: Op, ins: &[Tensor]) -> Tensor {
-    let mut g = Graph::new("one");
-    let vs: Vec<ValueId> = ins
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let t = t.ty();
-            input(&mut g, &format!("in{i}"), t.dtype, t.dims())
-        })
-        .collect();
-    let r = g.push("r", o, vs, None).unwrap();
-    g.outputs.push(r);
-    execute(&g, ins).unwrap().remove(0)
-}
+use common::{input, run_one, tensor, ty};
+use shardc_ir::{BinaryFn, DType, GatherDims, Graph, Op, ScatterDims, TensorType};
+use shardc_runtime::Tensor;
 
 /// `f(i)` for every row-major position of `dims`.
 fn filled(dtype: DType, dims: &[u64], f: impl Fn(&[u64]) -> f64) -> Tensor {
@@ -77,7 +62,7 @@ fn gather_with_a_two_element_index_vector_in_dim_0_takes_2x2_slices_and_clamps()
     // which clamps to (2, 0).
     let idx = tensor(DType::I32, &[2, 2], &[2., 5., 1., -3.]);
     let d = gather_dims(&[1, 2], &[0, 1], &[0, 1], 0, &[1, 1, 2, 2]);
-    let out = run_one(Op::GeneralGather(d), &[x, idx]);
+    let out = run_one(Op::GeneralGather(d), &[x, idx], None);
     assert_eq!(out.ty(), ty(DType::F32, &[2, 2, 2]));
     assert_eq!(
         out.to_f64_vec(),
@@ -99,7 +84,7 @@ fn gather_with_two_batch_dims_keeps_their_order_in_the_result() {
         &[0., 1., 2., 2., 0., 1., 0., 1., 0., 1., 1., 0.],
     );
     let d = gather_dims(&[2, 3], &[0, 1], &[0, 1], 0, &[1, 1, 2, 2]);
-    let out = run_one(Op::GeneralGather(d), &[x, idx]);
+    let out = run_one(Op::GeneralGather(d), &[x, idx], None);
     assert_eq!(out.ty(), ty(DType::F64, &[2, 3, 2, 2]));
     let starts = [0., 110., 200., 210., 10., 100.];
     let want: Vec<f64> = starts
@@ -114,7 +99,7 @@ fn gather_of_partial_slices_clamps_each_start_so_the_slice_fits() {
     let x = tensor(DType::I32, &[5], &[0., 1., 2., 3., 4.]);
     let idx = tensor(DType::I32, &[3, 1], &[1., 4., -2.]);
     let d = gather_dims(&[1], &[], &[0], 1, &[3]);
-    let out = run_one(Op::GeneralGather(d), &[x, idx]);
+    let out = run_one(Op::GeneralGather(d), &[x, idx], None);
     assert_eq!(out.ty(), ty(DType::I32, &[3, 3]));
     // Starts 1, 4 -> 2 (5 - 3), -2 -> 0.
     assert_eq!(out.to_f64_vec(), vec![1., 2., 3., 2., 3., 4., 0., 1., 2.]);
@@ -132,7 +117,7 @@ fn gather_with_explicit_batching_dims_reads_each_batch_from_its_own_operand_row(
         start_indices_batching_dims: vec![0],
         ..gather_dims(&[2], &[1], &[1], 2, &[1, 1, 2])
     };
-    let out = run_one(Op::GeneralGather(d), &[x, idx]);
+    let out = run_one(Op::GeneralGather(d), &[x, idx], None);
     assert_eq!(out.ty(), ty(DType::F32, &[2, 2, 2]));
     assert_eq!(
         out.to_f64_vec(),
@@ -149,7 +134,7 @@ fn scatter_add_skips_windows_whose_start_is_out_of_bounds() {
         dims: scatter_dims(&[1], &[0], &[0], 1),
         combine: Some(BinaryFn::Add),
     };
-    let out = run_one(op, &[x, idx, upd]);
+    let out = run_one(op, &[x, idx, upd], None);
     // Row 3 gets (1,2) and (7,8); -1 and 4 are skipped, not clamped.
     assert_eq!(out.to_f64_vec(), vec![1., 1., 1., 1., 1., 1., 9., 11.]);
 }
@@ -163,7 +148,7 @@ fn scatter_replace_skips_a_window_that_would_run_past_the_end_whole() {
         dims: scatter_dims(&[1], &[], &[0], 1),
         combine: None,
     };
-    let out = run_one(op, &[x, idx, upd]);
+    let out = run_one(op, &[x, idx, upd], None);
     // The window at 4 would cover [4, 6): skipped entirely, not written partly.
     assert_eq!(out.to_f64_vec(), vec![1., 2., 0., 3., 4.]);
 }
@@ -185,7 +170,7 @@ fn scatter_combines_repeated_indices_with_max_min_mul_and_add() {
             dims: dims.clone(),
             combine,
         };
-        let out = run_one(op, &[x.clone(), idx.clone(), upd.clone()]);
+        let out = run_one(op, &[x.clone(), idx.clone(), upd.clone()], None);
         assert_eq!(out.to_f64_vec(), want.to_vec(), "{combine:?}");
     }
 }
@@ -203,7 +188,7 @@ fn scatter_with_explicit_batching_dims_writes_each_batch_into_its_own_row() {
         },
         combine: Some(BinaryFn::Add),
     };
-    let out = run_one(op, &[x, idx, upd]);
+    let out = run_one(op, &[x, idx, upd], None);
     // Batch 0 adds 1 and 2 at column 2; batch 1 adds 3 at column 0 and skips column 5.
     assert_eq!(out.to_f64_vec(), vec![0., 0., 3., 3., 0., 0.]);
 }
@@ -219,7 +204,7 @@ fn scatter_with_a_two_element_index_vector_writes_2x2_windows() {
         dims: scatter_dims(&[1, 2], &[0, 1], &[0, 1], 0),
         combine: None,
     };
-    let out = run_one(op, &[x, idx, upd]).to_f64_vec();
+    let out = run_one(op, &[x, idx, upd], None).to_f64_vec();
     // x[2,1,:,:] = 1..4 (flat 20..24), x[0,0,:,:] = 5..8 (flat 0..4).
     let mut want = vec![0.; 24];
     want[20..24].copy_from_slice(&[1., 2., 3., 4.]);
@@ -252,4 +237,27 @@ fn bad_dimension_numbers_are_rejected_with_what_was_expected() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("add, mul, max or min"), "{err}");
+}
+
+#[test]
+fn gather_takes_rows_and_clamps_out_of_range_indices() {
+    let table = tensor(DType::F32, &[4, 2], &[0., 1., 10., 11., 20., 21., 30., 31.]);
+    let idx = tensor(DType::I32, &[2, 2], &[2., 0., -1., 9.]);
+    let out = run_one(Op::Gather { axis: 0 }, &[table.clone(), idx.clone()], None);
+    assert_eq!(out.ty(), ty(DType::F32, &[2, 2, 2]));
+    assert_eq!(out.to_f64_vec(), vec![20., 21., 0., 1., 0., 1., 30., 31.]);
+    // Along axis 1: result dims are x[..1], idx, x[2..] = [4, 2, 2].
+    let out = run_one(Op::Gather { axis: 1 }, &[table, idx], None);
+    assert_eq!(out.ty(), ty(DType::F32, &[4, 2, 2]));
+    assert_eq!(&out.to_f64_vec()[..4], &[1., 0., 0., 1.]);
+}
+
+#[test]
+fn scatter_add_accumulates_repeated_indices() {
+    let x = tensor(DType::F32, &[3, 2], &[1.; 6]);
+    let idx = tensor(DType::I64, &[4], &[2., 0., 2., 7.]);
+    let upd = tensor(DType::F32, &[4, 2], &[1., 2., 3., 4., 5., 6., 7., 8.]);
+    let out = run_one(Op::ScatterAdd { axis: 0 }, &[x, idx, upd], None);
+    // Row 0 gets (3,4); row 2 gets (1,2)+(5,6)+(7,8) (7 clamps to 2).
+    assert_eq!(out.to_f64_vec(), vec![4., 5., 1., 1., 14., 17.]);
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use shardc_ir::{DType, Graph, Op, Role, TensorType, ValueId};
-use shardc_runtime::Tensor;
+use shardc_runtime::{execute, Tensor};
 
 pub fn ty(dtype: DType, dims: &[u64]) -> TensorType {
     TensorType::new(dtype, dims.to_vec())
@@ -43,4 +43,20 @@ pub fn assert_close(got: &[f64], want: &[f64], tol: f64) {
             "element {i}: got {a}, want {b}"
         );
     }
+}
+
+/// Applies one op to fresh inputs of the given types and runs it.
+pub fn run_one(o: Op, ins: &[Tensor], declared: Option<TensorType>) -> Tensor {
+    let mut g = Graph::new("one");
+    let vs: Vec<ValueId> = ins
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let t = t.ty();
+            input(&mut g, &format!("in{i}"), t.dtype, t.dims())
+        })
+        .collect();
+    let r = g.push("r", o, vs, declared).unwrap();
+    g.outputs.push(r);
+    execute(&g, ins).unwrap().remove(0)
 }
