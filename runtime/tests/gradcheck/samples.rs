@@ -5,6 +5,8 @@ use shardc_ir::{
     ReduceFn, Role, ScatterDims, TensorType, UnaryFn, ValueId,
 };
 
+#[path = "collective_samples.rs"]
+mod collective_samples;
 #[path = "sort_samples.rs"]
 mod sort_samples;
 #[path = "xla_gather_samples.rs"]
@@ -528,188 +530,14 @@ pub(crate) fn samples(op: &Op) -> Vec<Sample> {
             );
             vec![single(name, b.finish(y))]
         }
-        Op::AxisIndex { .. } => {
-            let mut b = mesh_builder();
-            let x = b.p(&[3]);
-            let i = b.op(
-                Op::AxisIndex {
-                    axes: vec!["x".into()],
-                },
-                vec![],
-                Some(TensorType::scalar(DType::I32)),
-            );
-            let f = b.op(Op::Convert, vec![i], Some(B::f64t(&[])));
-            let f = b.op(Op::Broadcast { dims: vec![] }, vec![f], Some(B::f64t(&[3])));
-            let one = b.op(
-                Op::Constant {
-                    value: Literal::Splat(1.0),
-                },
-                vec![],
-                Some(B::f64t(&[3])),
-            );
-            let f = b.op(
-                Op::Binary {
-                    func: BinaryFn::Add,
-                },
-                vec![f, one],
-                None,
-            );
-            let y = b.op(
-                Op::Binary {
-                    func: BinaryFn::Mul,
-                },
-                vec![x, f],
-                None,
-            );
-            vec![on_mesh(name, b, y)]
-        }
-        Op::AllReduce { .. } => [ReduceFn::Sum, ReduceFn::Max, ReduceFn::Min]
-            .into_iter()
-            .map(|func| {
-                let mut b = mesh_builder();
-                let x = b.p(&[4, 3]);
-                let y = b.op(
-                    Op::AllReduce {
-                        axes: vec!["x".into()],
-                        func,
-                    },
-                    vec![x],
-                    None,
-                );
-                on_mesh(format!("all_reduce {}", func.name()), b, y)
-            })
-            .collect(),
-        Op::ReduceScatter { .. } => [ReduceFn::Sum, ReduceFn::Max, ReduceFn::Min]
-            .into_iter()
-            .map(|func| {
-                let mut b = mesh_builder();
-                let x = b.p(&[4, 3]);
-                let y = b.op(
-                    Op::ReduceScatter {
-                        dim: 0,
-                        axes: vec!["x".into()],
-                        func,
-                    },
-                    vec![x],
-                    None,
-                );
-                on_mesh(format!("reduce_scatter {}", func.name()), b, y)
-            })
-            .collect(),
-        Op::AllGather { .. } => {
-            let mut b = mesh_builder();
-            let x = b.p(&[2, 3]);
-            let y = b.op(
-                Op::AllGather {
-                    dim: 1,
-                    axes: vec!["x".into()],
-                },
-                vec![x],
-                None,
-            );
-            vec![on_mesh(name, b, y)]
-        }
-        Op::AllToAll { .. } => {
-            let mut b = mesh_builder();
-            let x = b.p(&[4, 3]);
-            let y = b.op(
-                Op::AllToAll {
-                    split_dim: 0,
-                    concat_dim: 1,
-                    axes: vec!["x".into()],
-                },
-                vec![x],
-                None,
-            );
-            vec![on_mesh(name, b, y)]
-        }
-        Op::CollectivePermute { .. } => {
-            let mut b = mesh_builder();
-            let x = b.p(&[2, 3]);
-            let y = b.op(
-                Op::CollectivePermute {
-                    axes: vec!["x".into()],
-                    pairs: vec![(0, 1)],
-                },
-                vec![x],
-                None,
-            );
-            let y = b.op(
-                Op::Binary {
-                    func: BinaryFn::Add,
-                },
-                vec![y, x],
-                None,
-            );
-            vec![on_mesh(name, b, y)]
-        }
-        Op::Send { .. } | Op::Recv { .. } => {
-            let mut b0 = B::new();
-            let x = b0.p(&[2, 3]);
-            let sq = b0.op(
-                Op::Binary {
-                    func: BinaryFn::Mul,
-                },
-                vec![x, x],
-                None,
-            );
-            let sent = b0.op(
-                Op::Send {
-                    to_stage: 1,
-                    tag: "t".into(),
-                },
-                vec![sq],
-                None,
-            );
-            let mut b1 = B::new();
-            b1.n = 100;
-            let r = b1.op(
-                Op::Recv {
-                    from_stage: 0,
-                    tag: "t".into(),
-                },
-                vec![],
-                Some(B::f64t(&[2, 3])),
-            );
-            let w = b1.p(&[2, 3]);
-            let y = b1.op(
-                Op::Binary {
-                    func: BinaryFn::Mul,
-                },
-                vec![r, w],
-                None,
-            );
-            let y = b1.op(
-                Op::Unary {
-                    func: UnaryFn::Tanh,
-                },
-                vec![y],
-                None,
-            );
-            vec![Sample {
-                what: "send and recv".into(),
-                programs: vec![b0.finish(sent), b1.finish(y)],
-                place: Place::Pipeline,
-            }]
-        }
-    }
-}
-
-fn two_devices() -> Mesh {
-    Mesh::new(&[("x", 2)]).unwrap()
-}
-
-fn mesh_builder() -> B {
-    let mut b = B::new();
-    b.g.mesh = Some(two_devices());
-    b
-}
-
-fn on_mesh(what: impl Into<String>, b: B, y: ValueId) -> Sample {
-    Sample {
-        what: what.into(),
-        programs: vec![b.finish(y)],
-        place: Place::Mesh(two_devices()),
+        Op::AxisIndex { .. }
+        | Op::AllReduce { .. }
+        | Op::ReduceScatter { .. }
+        | Op::AllGather { .. }
+        | Op::AllToAll { .. }
+        | Op::CollectivePermute { .. }
+        | Op::Send { .. }
+        | Op::Recv { .. } => collective_samples::collective_samples(op),
     }
 }
 
