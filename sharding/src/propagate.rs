@@ -159,20 +159,23 @@ pub fn propagate_with(
     let mut groups = Vec::new();
     for group in &options.groups {
         let members: Vec<ValueId> = group.iter().map(|n| id(n)).collect::<Result<_>>()?;
-        if let Some(&first) = members.first() {
-            let rank = graph.ty(first).rank();
-            if let Some(&odd) = members.iter().find(|&&m| graph.ty(m).rank() != rank) {
-                return Err(ShardingError::Invalid {
-                    value: graph.node(odd).name.clone(),
-                    message: format!(
-                        "its shard group mixes ranks: `{}` has rank {rank}, it has rank {}",
-                        graph.node(first).name,
-                        graph.ty(odd).rank()
-                    ),
-                });
-            }
+        let Some(&first) = members.first() else {
+            continue;
+        };
+        let rank = graph.ty(first).rank();
+        if let Some(&odd) = members.iter().find(|&&m| graph.ty(m).rank() != rank) {
+            return Err(ShardingError::Invalid {
+                value: graph.node(odd).name.clone(),
+                message: format!(
+                    "its shard group mixes ranks: `{}` has rank {rank}, it has rank {}",
+                    graph.node(first).name,
+                    graph.ty(odd).rank()
+                ),
+            });
         }
-        groups.push(members);
+        // One pass-through factor per dim, shared by every member.
+        let f = OpFactors::elementwise(graph.ty(first).dims(), members.len(), 0);
+        groups.push((members, f));
     }
     let mut barrier = vec![None; graph.len()];
     for (name, allowed) in &options.barriers {
@@ -190,8 +193,7 @@ pub fn propagate_with(
         barrier[v.index()] = Some(*allowed);
     }
     let mut rounds: Vec<u32> = annotated.iter().flatten().map(|a| a.priority).collect();
-    let mut engine = Engine::new(graph, mesh, annotated, groups);
-    engine.barrier = barrier;
+    let mut engine = Engine::new(graph, mesh, annotated, groups, barrier);
     rounds.sort_unstable();
     rounds.dedup();
     for round in rounds {
@@ -215,8 +217,9 @@ struct Engine<'a> {
     pass_through: Vec<bool>,
     users: Vec<Vec<ValueId>>,
     annotated: Vec<Option<&'a Annotation>>,
-    /// Shard-as groups: values that take one sharding.
-    groups: Vec<Vec<ValueId>>,
+    /// Shard-as groups: values that take one sharding, and the factors (one pass-through per
+    /// dim) their rule reads.
+    groups: Vec<(Vec<ValueId>, OpFactors)>,
     /// Per node, the way shardings may cross it if it is a propagation barrier.
     barrier: Vec<Option<AllowedDirection>>,
     vg: VariantGraph,
@@ -244,7 +247,8 @@ impl<'a> Engine<'a> {
         graph: &'a Graph,
         mesh: &'a Mesh,
         annotated: Vec<Option<&'a Annotation>>,
-        groups: Vec<Vec<ValueId>>,
+        groups: Vec<(Vec<ValueId>, OpFactors)>,
+        barrier: Vec<Option<AllowedDirection>>,
     ) -> Self {
         let mut e = Engine {
             graph,
@@ -255,7 +259,7 @@ impl<'a> Engine<'a> {
             users: graph.users(),
             annotated,
             groups,
-            barrier: Vec::new(),
+            barrier,
             vg: VariantGraph::new(),
             warnings: Vec::new(),
             round: 0,
@@ -370,20 +374,13 @@ impl<'a> Engine<'a> {
 
     /// Spreads shardings within each shard-as group; returns the values refined.
     fn apply_groups(&mut self, phase: Phase) -> Vec<ValueId> {
-        let mut changed = Vec::new();
-        for g in 0..self.groups.len() {
-            let members = &self.groups[g];
-            let Some(&first) = members.first() else {
+        let mut updates = Vec::new();
+        for (members, f) in &self.groups {
+            let Some((records, fs, sources)) =
+                self.resolve_among(members, f, |t| &f.operands[t], phase)
+            else {
                 continue;
             };
-            // One pass-through factor per dim, shared by every member.
-            let f = OpFactors::elementwise(self.graph.ty(first).dims(), members.len(), 0);
-            let (records, fs, sources) =
-                match self.resolve_among(members, &f, |t| &f.operands[t], phase) {
-                    Some(r) => r,
-                    None => continue,
-                };
-            let mut updates = Vec::new();
             for (t, rec) in records.iter().enumerate() {
                 let Some(cur) = rec else { continue };
                 let proposed = rules::back_project(&f.operands[t], &f.factors, &fs, self.mesh);
@@ -401,13 +398,8 @@ impl<'a> Engine<'a> {
                     },
                 });
             }
-            for record in updates {
-                let v = record.value;
-                self.vg.add_variant(record, &self.graph.node(v).operands);
-                changed.push(v);
-            }
         }
-        changed
+        self.commit(updates)
     }
 
     /// An interface value propagation was free to shard keeps its sharding only if every dim
@@ -430,6 +422,11 @@ impl<'a> Engine<'a> {
     /// Applies the rule of node `n`; returns the values whose sharding it refined.
     fn apply(&mut self, n: ValueId, phase: Phase) -> Vec<ValueId> {
         let updates = self.derive(n, phase);
+        self.commit(updates)
+    }
+
+    /// Adds each refined variant to the e-graph; returns the values refined.
+    fn commit(&mut self, updates: Vec<VariantRecord>) -> Vec<ValueId> {
         let mut changed = Vec::with_capacity(updates.len());
         for record in updates {
             let v = record.value;
