@@ -224,6 +224,20 @@ impl ThreadComm<'_> {
     fn finish<T>(&self, what: &str, r: Result<T, String>) -> Result<T, RuntimeError> {
         r.map_err(|m| self.err(format!("{what}: {m}")))
     }
+
+    /// Exchanges `x` with the group along `axes`, checks every part has one type, and
+    /// computes this device's result from the parts (in group order) and its own position.
+    fn exchanged(
+        &mut self,
+        axes: &[String],
+        what: String,
+        x: Tensor,
+        f: impl FnOnce(&[&Tensor], usize) -> Result<Tensor, String>,
+    ) -> Result<Tensor, RuntimeError> {
+        let (parts, r) = self.exchange(axes, what.clone(), Arc::new(x))?;
+        let p = refs(&parts);
+        self.finish(&what, collectives::check_same(&p).and_then(|()| f(&p, r)))
+    }
 }
 
 fn refs(parts: &[Arc<Tensor>]) -> Vec<&Tensor> {
@@ -290,12 +304,7 @@ impl Communicator for ThreadComm<'_> {
         axes: &[String],
     ) -> Result<Tensor, RuntimeError> {
         let what = format!("all_gather(dim {dim}) of {} over {axes:?}", x.ty());
-        let (parts, _) = self.exchange(axes, what.clone(), Arc::new(x))?;
-        let p = refs(&parts);
-        self.finish(
-            &what,
-            collectives::check_same(&p).and_then(|()| collectives::concat(&p, dim)),
-        )
+        self.exchanged(axes, what, x, |p, _| collectives::concat(p, dim))
     }
 
     fn reduce_scatter(
@@ -310,13 +319,9 @@ impl Communicator for ThreadComm<'_> {
             func.name(),
             x.ty()
         );
-        let (parts, r) = self.exchange(axes, what.clone(), Arc::new(x))?;
-        let p = refs(&parts);
-        self.finish(
-            &what,
-            collectives::check_same(&p)
-                .and_then(|()| collectives::reduce_scatter(&p, dim, func, r)),
-        )
+        self.exchanged(axes, what, x, |p, r| {
+            collectives::reduce_scatter(p, dim, func, r)
+        })
     }
 
     fn all_to_all(
@@ -330,13 +335,9 @@ impl Communicator for ThreadComm<'_> {
             "all_to_all(split {split_dim}, concat {concat_dim}) of {} over {axes:?}",
             x.ty()
         );
-        let (parts, r) = self.exchange(axes, what.clone(), Arc::new(x))?;
-        let p = refs(&parts);
-        self.finish(
-            &what,
-            collectives::check_same(&p)
-                .and_then(|()| collectives::all_to_all(&p, split_dim, concat_dim, r)),
-        )
+        self.exchanged(axes, what, x, |p, r| {
+            collectives::all_to_all(p, split_dim, concat_dim, r)
+        })
     }
 
     fn collective_permute(
@@ -346,12 +347,7 @@ impl Communicator for ThreadComm<'_> {
         pairs: &[(u64, u64)],
     ) -> Result<Tensor, RuntimeError> {
         let what = format!("collective_permute({pairs:?}) of {} over {axes:?}", x.ty());
-        let (parts, r) = self.exchange(axes, what.clone(), Arc::new(x))?;
-        let p = refs(&parts);
-        self.finish(
-            &what,
-            collectives::check_same(&p).and_then(|()| collectives::permute(&p, pairs, r)),
-        )
+        self.exchanged(axes, what, x, |p, r| collectives::permute(p, pairs, r))
     }
 
     fn send(&mut self, x: Tensor, to: usize, tag: &str) -> Result<(), RuntimeError> {
