@@ -83,17 +83,15 @@ pub fn import(text: &str) -> Result<HloImport, IrError> {
     let mut shardings = vec![None; l.graph.len()];
     let mut tuple_shardings = BTreeMap::new();
     let mut groups: BTreeMap<(bool, u64), Vec<String>> = BTreeMap::new();
-    for (inst, s) in &l.shardings {
-        if let (HloSharding::Grouped(_, g), Lowered::Node(v)) = (s, &l.values[inst]) {
-            let name = l.graph.nodes[v.index()].name.clone();
-            groups.entry((!g.shard_as, g.id)).or_default().push(name);
-        }
-    }
     for (inst, s) in std::mem::take(&mut l.shardings) {
         match &l.values[&inst] {
             // An instruction that aliases a node (get-tuple-element, call) annotates it unless
             // the node's own instruction has a sharding.
             Lowered::Node(v) => {
+                if let HloSharding::Grouped(_, g) = &s {
+                    let name = l.graph.nodes[v.index()].name.clone();
+                    groups.entry((!g.shard_as, g.id)).or_default().push(name);
+                }
                 if l.graph.nodes[v.index()].name == inst || shardings[v.index()].is_none() {
                     shardings[v.index()] = Some(s);
                 }
