@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auto;
 mod collectives;
 mod egraph;
 mod error;

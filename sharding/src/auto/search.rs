@@ -1,0 +1,541 @@
+//! The search around the ILP: mesh shapes (factorizations of the device count, the innermost
+//! axes inside a node: "scale up before out"), ZeRO stage and micro-batch count; each candidate
+//! priced by the cost model's whole-step estimate, the fastest that fits becoming the [`Plan`].
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use shardc_cost_model::{Cluster, GraphOptions, Zero};
+use shardc_ir::{Annotation, Graph, Mesh, Role, Sharding, ShardingAssignment};
+
+use super::cost::{step_estimate, Pricing};
+use super::model::{self, kept_values, StepOptions};
+use super::plan::{Plan, PlanCluster, PlanCollective, PlanMemory, PlanValue, PLAN_FORMAT_VERSION};
+use super::{exhaustive, fixed_choices, ilp, words, IlpSize, Solver};
+use crate::collectives::required_collectives;
+use crate::error::{Result, ShardingError};
+
+/// What [`plan`] may choose and what it must keep.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct PlanOptions {
+    /// Shardings the plan keeps, on top of the graph's own annotations (a later annotation of a
+    /// value replaces an earlier one).
+    pub annotations: Vec<Annotation>,
+    /// Bytes per device the plan may use (default and at most: the device's memory).
+    pub memory_limit_bytes: Option<f64>,
+    /// A fixed mesh shape, e.g. `[("dp", 32), ("tp", 8)]`, last axis innermost; the planner
+    /// chooses the rest.
+    pub mesh: Option<Vec<(String, u64)>>,
+    /// Most mesh axes tried (default 2; 3 adds the 3-D factorizations).
+    pub max_mesh_axes: usize,
+    /// A fixed micro-batch count.
+    pub micro_batches: Option<u64>,
+    pub solver: Solver,
+}
+
+/// Where the search is, for a progress bar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanProgress {
+    /// Meshes searched so far and in all.
+    pub done: usize,
+    pub total: usize,
+    /// The mesh being searched.
+    pub mesh: String,
+}
+
+/// Time per phase of one [`plan_with`] run (seconds) and the largest ILP solved.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlanTimings {
+    /// Building the choices and edge costs (strategy enumeration).
+    pub enumerate_s: f64,
+    /// Building and solving the ILPs.
+    pub solve_s: f64,
+    /// Pricing candidates with the cost model's whole-step estimate.
+    pub estimate_s: f64,
+    /// The whole mesh search.
+    pub total_s: f64,
+    pub meshes: usize,
+    pub solves: usize,
+    pub largest: IlpSize,
+}
+
+/// Plans `graph` on `cluster`: the fastest predicted step that fits.
+pub fn plan(graph: &Graph, cluster: &Cluster, opts: &PlanOptions) -> Result<Plan> {
+    plan_with(graph, cluster, opts, &mut |_| {}).map(|(p, _)| p)
+}
+
+/// [`plan`], reporting progress per mesh and returning the time per phase.
+pub fn plan_with(
+    graph: &Graph,
+    cluster: &Cluster,
+    opts: &PlanOptions,
+    progress: &mut dyn FnMut(PlanProgress),
+) -> Result<(Plan, PlanTimings)> {
+    let start = Instant::now();
+    let mut timings = PlanTimings::default();
+    let annotations = merged_annotations(graph, &opts.annotations);
+    let meshes = candidate_meshes(cluster, opts, &annotations)?;
+    let capacity = cluster.device.memory.capacity_bytes as f64;
+    let limit = opts.memory_limit_bytes.unwrap_or(capacity).min(capacity);
+    let trains = graph.nodes.iter().any(|n| n.role == Role::OptimizerState || n.role == Role::Gradient);
+    let holds_activations = kept_values(graph)
+        .iter()
+        .zip(&graph.nodes)
+        .any(|(&k, n)| k && n.role == Role::Activation);
+    let mut best: Option<Candidate> = None;
+    for (k, mesh) in meshes.iter().enumerate() {
+        progress(PlanProgress {
+            done: k,
+            total: meshes.len(),
+            mesh: mesh.to_string(),
+        });
+        timings.meshes += 1;
+        let ctx = MeshSearch {
+            graph,
+            cluster,
+            mesh,
+            fixed: fixed_choices(graph, mesh, &annotations)?,
+            solver: opts.solver,
+            data_axis: mesh
+                .axes
+                .iter()
+                .find(|a| a.name == "dp" && a.size > 1)
+                .map(|a| a.name.clone()),
+        };
+        let zeros: &[Zero] = if trains && ctx.data_axis.is_some() {
+            &[Zero::None, Zero::Stage1, Zero::Stage2, Zero::Stage3]
+        } else {
+            &[Zero::None]
+        };
+        let mbs: Vec<u64> = match opts.micro_batches {
+            Some(m) => vec![m.max(1)],
+            None if holds_activations => vec![1, 2, 4, 8, 16, 32, 64],
+            None => vec![1],
+        };
+        // The optimum without a memory limit is the optimum if it fits: ZeRO and more
+        // micro-batches only save memory, never time.
+        let free = ctx.solve(Zero::None, mbs[0], None, &mut timings)?;
+        if let Some(c) = free.filter(|c| c.memory.total() <= limit) {
+            keep_best(&mut best, c);
+            continue;
+        }
+        for &zero in zeros {
+            let mut found = None;
+            for &m in &mbs {
+                found = ctx.fitting(zero, m, limit, &mut timings)?;
+                if found.is_some() {
+                    break;
+                }
+            }
+            if let Some(c) = found {
+                keep_best(&mut best, c);
+            }
+        }
+    }
+    progress(PlanProgress {
+        done: meshes.len(),
+        total: meshes.len(),
+        mesh: String::new(),
+    });
+    let Some(best) = best else {
+        return Err(infeasible(graph, cluster, &meshes, &annotations, opts, limit, &mut timings)?);
+    };
+    timings.total_s = start.elapsed().as_secs_f64();
+    Ok((best.into_plan(graph, cluster)?, timings))
+}
+
+/// One priced candidate.
+struct Candidate {
+    assignment: ShardingAssignment,
+    zero: Zero,
+    micro_batches: u64,
+    step_time_s: f64,
+    model_tflops: f64,
+    hardware_tflops: f64,
+    memory: PlanMemory,
+    collectives: Vec<PlanCollective>,
+    strategy: String,
+}
+
+fn keep_best(best: &mut Option<Candidate>, c: Candidate) {
+    if best.as_ref().map_or(true, |b| c.step_time_s < b.step_time_s) {
+        *best = Some(c);
+    }
+}
+
+impl Candidate {
+    fn into_plan(self, graph: &Graph, cluster: &Cluster) -> Result<Plan> {
+        Ok(Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            graph: graph.name.clone(),
+            graph_nodes: graph.len(),
+            cluster: PlanCluster {
+                device: cluster.device.name.clone(),
+                nodes: cluster.nodes,
+                devices_per_node: cluster.devices_per_node,
+            },
+            mesh: self.assignment.mesh.clone(),
+            strategy: self.strategy,
+            zero: self.zero,
+            micro_batches: self.micro_batches,
+            step_time_s: self.step_time_s,
+            model_tflops_per_device: self.model_tflops,
+            hardware_tflops_per_device: self.hardware_tflops,
+            memory: self.memory,
+            shardings: graph
+                .ids()
+                .map(|v| PlanValue {
+                    value: graph.node(v).name.clone(),
+                    sharding: self.assignment.shardings[v.index()].clone(),
+                    parameter: graph.node(v).role == Role::Parameter,
+                })
+                .collect(),
+            collectives: self.collectives,
+            pipeline: None,
+        })
+    }
+}
+
+/// The search on one mesh.
+struct MeshSearch<'a> {
+    graph: &'a Graph,
+    cluster: &'a Cluster,
+    mesh: &'a Mesh,
+    fixed: BTreeMap<usize, Sharding>,
+    solver: Solver,
+    data_axis: Option<String>,
+}
+
+impl MeshSearch<'_> {
+    fn step(&self, zero: Zero, m: u64, limit: Option<f64>) -> StepOptions {
+        StepOptions {
+            zero,
+            data_axis: self.data_axis.clone(),
+            micro_batches: m,
+            memory_limit: limit,
+        }
+    }
+
+    fn model(&self, step: &StepOptions, t: &mut PlanTimings) -> Result<model::Model> {
+        let clock = Instant::now();
+        let pricing = Pricing::new(self.cluster, self.mesh)?;
+        let m = model::build(self.graph, &pricing, &self.fixed, step)?;
+        t.enumerate_s += clock.elapsed().as_secs_f64();
+        Ok(m)
+    }
+
+    fn pick(&self, m: &model::Model, t: &mut PlanTimings) -> Result<Option<ilp::Picked>> {
+        let clock = Instant::now();
+        t.solves += 1;
+        let picked = match self.solver {
+            Solver::Ilp => {
+                let (p, size) = ilp::solve(m)?;
+                if size.edge_variables + size.choice_variables
+                    > t.largest.edge_variables + t.largest.choice_variables
+                {
+                    t.largest = size;
+                }
+                p
+            }
+            Solver::Exhaustive => exhaustive::solve(m)?,
+        };
+        t.solve_s += clock.elapsed().as_secs_f64();
+        Ok(picked)
+    }
+
+    /// The model's optimum under `limit`, priced by the cost model.
+    fn solve(
+        &self,
+        zero: Zero,
+        m: u64,
+        limit: Option<f64>,
+        t: &mut PlanTimings,
+    ) -> Result<Option<Candidate>> {
+        let model = self.model(&self.step(zero, m, limit), t)?;
+        let Some(p) = self.pick(&model, t)? else {
+            return Ok(None);
+        };
+        let assignment = ShardingAssignment {
+            mesh: self.mesh.clone(),
+            shardings: p
+                .pick
+                .iter()
+                .enumerate()
+                .map(|(v, &i)| model.choices[v][i].result.clone())
+                .collect(),
+        };
+        self.price(assignment, zero, m, t).map(Some)
+    }
+
+    /// The fastest plan at `zero` and `m` whose whole-step memory fits `limit`: the kept
+    /// values' limit tightened by what the estimate finds on top (transient buffers).
+    fn fitting(
+        &self,
+        zero: Zero,
+        m: u64,
+        limit: f64,
+        t: &mut PlanTimings,
+    ) -> Result<Option<Candidate>> {
+        let mut kept_limit = limit;
+        for _ in 0..4 {
+            let Some(c) = self.solve(zero, m, Some(kept_limit), t)? else {
+                return Ok(None);
+            };
+            let total = c.memory.total();
+            if total <= limit {
+                return Ok(Some(c));
+            }
+            kept_limit -= (total - limit) * 1.01 + 1.0;
+        }
+        Ok(None)
+    }
+
+    /// The cost model's whole step for an assignment.
+    fn price(
+        &self,
+        assignment: ShardingAssignment,
+        zero: Zero,
+        m: u64,
+        t: &mut PlanTimings,
+    ) -> Result<Candidate> {
+        let clock = Instant::now();
+        let g = self.graph;
+        let comms = required_collectives(g, &assignment)?;
+        let opts = GraphOptions {
+            micro_batches: m,
+            data_axis: self.data_axis.clone(),
+            zero,
+            ..GraphOptions::default()
+        };
+        let e = step_estimate(g, &assignment, &comms, self.cluster, &opts)?;
+        let pricing = Pricing::new(self.cluster, self.mesh)?;
+        let step = self.step(zero, m, None);
+        let mut gathers = 0.0;
+        for v in g.ids() {
+            gathers += model::zero3_gathers(g, v, &assignment.shardings[v.index()], &pricing, &step)?;
+        }
+        let mut collectives = Vec::with_capacity(comms.len());
+        for c in &comms {
+            let place = pricing.placement(&c.op.collective_axes())?;
+            let local = c.local_operand.size_bytes() as f64;
+            let bytes = match c.op {
+                shardc_ir::Op::AllGather { .. } => local * place.ranks as f64,
+                _ => local,
+            };
+            collectives.push(PlanCollective {
+                op: g.node(c.node).name.clone(),
+                kind: c.op.name().to_string(),
+                axes: c.op.collective_axes(),
+                bytes,
+                seconds: pricing.collective_seconds(&c.op, &c.local_operand)?,
+                reason: c.reason.clone(),
+            });
+        }
+        let step_time = e.step_time_s + gathers;
+        let scale = if step_time > 0.0 { e.step_time_s / step_time } else { 1.0 };
+        let mem = &e.memory;
+        let strategy = words::describe(g, &assignment, self.cluster, zero, m);
+        t.estimate_s += clock.elapsed().as_secs_f64();
+        Ok(Candidate {
+            assignment,
+            zero,
+            micro_batches: m,
+            step_time_s: step_time,
+            model_tflops: e.model_tflops_per_device * scale,
+            hardware_tflops: e.hardware_tflops_per_device * scale,
+            memory: PlanMemory {
+                weights: mem.weights,
+                gradients: mem.gradients,
+                optimizer_state: mem.optimizer_state,
+                activations: mem.activations,
+                transient: mem.transient,
+                capacity: mem.capacity,
+            },
+            collectives,
+            strategy,
+        })
+    }
+
+    /// The plan of least memory at ZeRO-3 (where it applies) and the most micro-batches.
+    fn least_memory(&self, m: u64, t: &mut PlanTimings) -> Result<Option<Candidate>> {
+        let zero = if self.data_axis.is_some() {
+            Zero::Stage3
+        } else {
+            Zero::None
+        };
+        let mut model = self.model(&self.step(zero, m, None), t)?;
+        for cs in &mut model.choices {
+            for c in cs.iter_mut() {
+                c.cost = c.memory;
+            }
+        }
+        for e in &mut model.edges {
+            for row in &mut e.cost {
+                for c in row.iter_mut() {
+                    if c.is_finite() {
+                        *c = 0.0;
+                    }
+                }
+            }
+        }
+        let Some(p) = self.pick(&model, t)? else {
+            return Ok(None);
+        };
+        let assignment = ShardingAssignment {
+            mesh: self.mesh.clone(),
+            shardings: p
+                .pick
+                .iter()
+                .enumerate()
+                .map(|(v, &i)| model.choices[v][i].result.clone())
+                .collect(),
+        };
+        self.price(assignment, zero, m, t).map(Some)
+    }
+}
+
+/// The error of a memory limit no plan fits: the least memory any plan found needs, and what
+/// dominates it.
+fn infeasible(
+    graph: &Graph,
+    cluster: &Cluster,
+    meshes: &[Mesh],
+    annotations: &[Annotation],
+    opts: &PlanOptions,
+    limit: f64,
+    t: &mut PlanTimings,
+) -> Result<ShardingError> {
+    let m = opts.micro_batches.unwrap_or(64).max(1);
+    let mut least: Option<Candidate> = None;
+    for mesh in meshes {
+        let ctx = MeshSearch {
+            graph,
+            cluster,
+            mesh,
+            fixed: fixed_choices(graph, mesh, annotations)?,
+            solver: opts.solver,
+            data_axis: mesh
+                .axes
+                .iter()
+                .find(|a| a.name == "dp" && a.size > 1)
+                .map(|a| a.name.clone()),
+        };
+        if let Some(c) = ctx.least_memory(m, t)? {
+            if least
+                .as_ref()
+                .map_or(true, |l| c.memory.total() < l.memory.total())
+            {
+                least = Some(c);
+            }
+        }
+    }
+    let message = match least {
+        Some(l) => {
+            let (what, bytes) = l.memory.dominant();
+            format!(
+                "no plan fits in {:.2} GB per device: the smallest any plan needs is {:.2} GB \
+                 (mesh {}, ZeRO {}, {} micro-batches), dominated by {what} ({:.2} GB)",
+                limit / 1e9,
+                l.memory.total() / 1e9,
+                l.assignment.mesh,
+                super::plan::zero_name(l.zero),
+                l.micro_batches,
+                bytes / 1e9
+            )
+        }
+        None => format!("no plan fits in {:.2} GB per device", limit / 1e9),
+    };
+    Ok(ShardingError::Invalid {
+        value: graph.name.clone(),
+        message,
+    })
+}
+
+/// The graph's annotations, then `extra`; a later annotation of a value replaces an earlier one.
+pub(crate) fn merged_annotations(graph: &Graph, extra: &[Annotation]) -> Vec<Annotation> {
+    let mut out: Vec<Annotation> = Vec::new();
+    for a in graph.annotations.iter().chain(extra) {
+        out.retain(|x| x.value != a.value);
+        out.push(a.clone());
+    }
+    out
+}
+
+fn divisors(n: u64) -> Vec<u64> {
+    (1..=n).filter(|d| n % d == 0).collect()
+}
+
+/// The meshes to search: the fixed shape, or every factorization of the device count into up
+/// to `max_mesh_axes` axes (`dp`, then `sp`, then `tp` innermost) whose inner axes fill whole
+/// nodes or fit inside one; only those with every axis the annotations name.
+fn candidate_meshes(
+    cluster: &Cluster,
+    opts: &PlanOptions,
+    annotations: &[Annotation],
+) -> Result<Vec<Mesh>> {
+    let n = cluster.num_devices();
+    let per_node = cluster.devices_per_node as u64;
+    let err = |message: String| ShardingError::Invalid {
+        value: "mesh".into(),
+        message,
+    };
+    let named: Vec<&str> = {
+        let mut v: Vec<&str> = annotations
+            .iter()
+            .flat_map(|a| a.sharding.used_axes())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    if let Some(shape) = &opts.mesh {
+        let axes: Vec<(&str, u64)> = shape.iter().map(|(a, s)| (a.as_str(), *s)).collect();
+        let mesh = Mesh::new(&axes).map_err(|e| err(e.to_string()))?;
+        if mesh.num_devices() != n {
+            return Err(err(format!(
+                "mesh {mesh} has {} devices, the cluster {n} ({} nodes x {per_node})",
+                mesh.num_devices(),
+                cluster.nodes
+            )));
+        }
+        if let Some(a) = named.iter().find(|a| mesh.axis_size(a).is_none()) {
+            return Err(err(format!(
+                "the annotations shard over axis `{a}`, which mesh {mesh} does not have"
+            )));
+        }
+        return Ok(vec![mesh]);
+    }
+    let inner_ok = |x: u64| per_node % x == 0 || x % per_node == 0;
+    let mut shapes: Vec<Vec<(&str, u64)>> = vec![vec![("dp", n)]];
+    for t in divisors(n) {
+        if t > 1 && t < n && inner_ok(t) {
+            shapes.push(vec![("dp", n / t), ("tp", t)]);
+        }
+    }
+    if opts.max_mesh_axes >= 3 {
+        for t in divisors(n) {
+            for s in divisors(n / t) {
+                let d = n / t / s;
+                if t > 1 && s > 1 && d > 1 && inner_ok(t) && inner_ok(t * s) {
+                    shapes.push(vec![("dp", d), ("sp", s), ("tp", t)]);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for shape in shapes {
+        let mesh = Mesh::new(&shape).map_err(|e| err(e.to_string()))?;
+        if named.iter().all(|a| mesh.axis_size(a).is_some()) {
+            out.push(mesh);
+        }
+    }
+    if out.is_empty() {
+        return Err(err(format!(
+            "the annotations shard over axes {}, and no mesh shape of the cluster's {n} devices \
+             has them all (meshes are `dp`, `dp,tp`{}); rename the axes or give --mesh",
+            named.join(", "),
+            if opts.max_mesh_axes >= 3 { ", `dp,sp,tp`" } else { "" }
+        )));
+    }
+    Ok(out)
+}
