@@ -1,8 +1,33 @@
 //! shardc: a parallelism planner and SPMD sharding compiler with its own small runtime.
 //!
-//! This facade re-exports the crates of the workspace and is what frameworks call as a library.
+//! This facade reads as the pipeline: [`import`] a graph file, [`plan`] it on a cluster (the
+//! cost model chooses the mesh shape and every value's sharding), [`compile`] the plan into the
+//! SPMD program, and [`run`] that on the threads backend, one thread per device. Each step
+//! verifies what it returns, and an [`Error`] names the step that failed with the crate's typed
+//! error as its `source()`. The crates are re-exported for everything else.
+//!
+//! From a zoo model to a checked run:
+//!
+//! ```
+//! use shardc::cost_model::{Catalog, Cluster};
+//! use shardc::ir::zoo::{mlp, MlpConfig};
+//! use shardc::runtime::{execute, max_relative_error, random_inputs};
+//!
+//! let g = mlp(&MlpConfig { batch: 64, sizes: vec![32, 64, 16], ..MlpConfig::default() }).unwrap();
+//! let cluster = Cluster::parse("a100-80gb:1x4", &Catalog::builtin()).unwrap();
+//! let plan = shardc::plan(&g, &cluster, &shardc::PlanOptions::default()).unwrap();
+//! assert_eq!(plan.mesh.num_devices(), 4);
+//! let program = shardc::compile(&g, &plan).unwrap();
+//! let inputs = random_inputs(&g, 0);
+//! let got = shardc::run(&program, &inputs).unwrap();
+//! let want = execute(&g, &inputs).unwrap();
+//! for (a, b) in got.iter().zip(&want) {
+//!     assert!(max_relative_error(a, b).unwrap() < 1e-5);
+//! }
+//! ```
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub use shardc_codegen as codegen;
 pub use shardc_cost_model as cost_model;
@@ -12,5 +37,11 @@ pub use shardc_runtime as runtime;
 pub use shardc_sharding as sharding;
 
 mod error;
+mod facade;
 
-pub use error::CliError;
+pub use error::{CliError, Error, Result, Step};
+pub use facade::{
+    compile, compile_annotated, import, import_text, input_format, merge_annotations, plan,
+    plan_with, propagate, run, Imported, InputFormat, Program,
+};
+pub use shardc_sharding::auto::{Plan, PlanOptions, PlanProgress, PlanTimings};

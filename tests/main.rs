@@ -5,6 +5,8 @@ mod cli;
 mod common;
 mod cost;
 mod graph_format_doc;
+mod plan;
+mod plan_format_doc;
 mod propagate;
 mod run;
 mod run_check;

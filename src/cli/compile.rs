@@ -5,10 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use shardc::codegen::{partition, simplify, SpmdProgram, DEFAULT_BUCKET_BYTES};
-use shardc::ir::{Annotation, Graph, Mesh, Sharding};
+use shardc::codegen::{partition, SpmdProgram};
+use shardc::ir::{Annotation, Graph, Mesh};
+use shardc::Imported;
 
-use super::{read_graph, CliError};
+use super::input::{mesh_and_annotations, read_input, read_plan};
+use super::CliError;
 
 #[derive(Args, Debug)]
 pub struct CompileArgs {
@@ -27,116 +29,71 @@ pub struct CompileArgs {
     /// Keep the collectives as the partitioner inserted them (no egg simplification).
     #[arg(long)]
     pub no_simplify: bool,
+    /// Compile under a plan (`shardc plan -o plan.json`): its mesh and every value's sharding.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: Option<PathBuf>,
 }
 
-/// A graph file read either way, with the mesh and annotations it declares.
-pub(crate) fn read_any(path: &Path) -> Result<Graph, CliError> {
-    let is_hlo = matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("hlo") | Some("txt")
-    );
-    if !is_hlo {
-        return read_graph(path);
-    }
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let imp = shardc::ir::hlo::import(&text)
-        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
-    Ok(imp.graph)
-}
-
-/// `NAME=SPEC` (JAX or DTensor notation) as an annotation on `mesh`.
+/// `NAME=SPEC` on `mesh`, checked (what `cost` reads its `--shard` with).
 pub(crate) fn parse_shard(arg: &str, g: &Graph, mesh: &Mesh) -> Result<Annotation, CliError> {
-    let (name, spec) = arg.split_once('=').ok_or_else(|| {
-        CliError::Input(format!(
-            "--shard `{arg}`: expected NAME=SPEC, e.g. x=P('dp', None)"
-        ))
-    })?;
-    let name = name.trim();
-    let v = g.find(name).ok_or_else(|| {
-        CliError::Input(format!(
-            "--shard `{arg}`: graph `{}` has no value `{name}`",
-            g.name
-        ))
-    })?;
-    let rank = g.ty(v).rank();
-    let spec = spec.trim();
-    let sharding = if spec.starts_with('[') {
-        Sharding::parse_dtensor(spec, mesh, rank)
-    } else {
-        Sharding::parse_jax(spec, rank)
-    }
-    .map_err(|e| CliError::Input(format!("--shard `{arg}`: {e}")))?;
-    sharding
-        .validate(mesh, rank)
-        .map_err(|e| CliError::Input(format!("--shard `{arg}`: {e}")))?;
-    Ok(Annotation {
-        value: name.to_string(),
-        sharding,
-        priority: 0,
-    })
+    super::input::parse_shard(arg, g, mesh, true)
 }
 
-/// The mesh (`--mesh`, else the graph's) and the annotations (the graph's, then `--shard`).
-pub(crate) fn mesh_and_annotations(
-    g: &Graph,
+/// The program of the graph: under `--plan`'s shardings, or propagated from the annotations
+/// (the file's, then `--shard`) on the mesh.
+pub(crate) fn program(
+    imp: &Imported,
     file: &Path,
+    plan: Option<&Path>,
     mesh: Option<&str>,
     shard: &[String],
-) -> Result<(Mesh, Vec<Annotation>), CliError> {
-    let mesh: Mesh = match (mesh, &g.mesh) {
-        (Some(m), _) => m.parse()?,
-        (None, Some(m)) => m.clone(),
-        (None, None) => {
-            return Err(CliError::Input(format!(
-                "{}: the graph names no mesh; give one with --mesh, e.g. dp=2,tp=4",
-                file.display()
-            )))
-        }
-    };
-    let mut annotations = Vec::new();
-    for ann in &g.annotations {
-        let rank = g.find(&ann.value).map(|v| g.ty(v).rank());
-        match rank.map(|r| ann.sharding.validate(&mesh, r)) {
-            Some(Ok(())) => annotations.push(ann.clone()),
-            _ => eprintln!(
-                "warning: annotation on `{}` does not fit mesh `{mesh}`; ignored",
-                ann.value
-            ),
-        }
-    }
-    for s in shard {
-        annotations.push(parse_shard(s, g, &mesh)?);
-    }
-    Ok((mesh, annotations))
-}
-
-/// Propagates, partitions and (unless asked not to) simplifies: the programs of every stage.
-pub(crate) fn compile(
-    g: &Graph,
-    mesh: &Mesh,
-    annotations: &[Annotation],
     simplify_collectives: bool,
-) -> Result<Vec<SpmdProgram>, CliError> {
-    let sharded = shardc::sharding::propagate(g, mesh, annotations).map_err(CliError::input)?;
-    for w in &sharded.warnings {
-        eprintln!("warning: {w}");
+) -> Result<SpmdProgram, CliError> {
+    let g = &imp.graph;
+    match plan {
+        Some(p) => {
+            if mesh.is_some() || !shard.is_empty() {
+                return Err(CliError::Input(format!(
+                    "--plan {}: the plan fixes the mesh and every sharding; drop --mesh and \
+                     --shard (or re-plan with them)",
+                    p.display()
+                )));
+            }
+            let plan = read_plan(p, g)?;
+            if simplify_collectives {
+                return Ok(shardc::compile(g, &plan)?);
+            }
+            let assignment = plan.assignment(g).map_err(CliError::input)?;
+            partition(g, &assignment).map_err(CliError::input)
+        }
+        None => {
+            let (mesh, annotations) = mesh_and_annotations(g, file, mesh, shard)?;
+            Ok(shardc::compile_annotated(
+                imp,
+                &mesh,
+                &annotations,
+                simplify_collectives,
+            )?)
+        }
     }
-    let p = partition(g, &sharded.assignment).map_err(CliError::input)?;
-    let p = if simplify_collectives {
-        simplify(&p, DEFAULT_BUCKET_BYTES).map_err(CliError::input)?
-    } else {
-        p
-    };
-    Ok(vec![p])
 }
 
 pub fn run(a: CompileArgs) -> Result<(), CliError> {
-    let g = read_any(&a.file)?;
-    let (mesh, annotations) = mesh_and_annotations(&g, &a.file, a.mesh.as_deref(), &a.shard)?;
-    let programs = compile(&g, &mesh, &annotations, !a.no_simplify)?;
+    let imp = read_input(&a.file)?;
+    let p = program(
+        &imp,
+        &a.file,
+        a.plan.as_deref(),
+        a.mesh.as_deref(),
+        &a.shard,
+        !a.no_simplify,
+    )?;
+    let mesh = p
+        .graph
+        .mesh
+        .clone()
+        .ok_or_else(|| CliError::Input("the partitioned program names no mesh".into()))?;
+    let programs = vec![p];
     std::fs::create_dir_all(&a.out).map_err(|source| CliError::Io {
         path: a.out.display().to_string(),
         source,

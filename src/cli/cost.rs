@@ -51,6 +51,10 @@ pub struct CostArgs {
     /// Write the estimate here instead of standard output.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// Cost a plan (`shardc plan -o plan.json`): its mesh, shardings, ZeRO stage and
+    /// micro-batches replace `--mesh`, `--shard`, `--zero` and `--micro-batches`.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: Option<PathBuf>,
 }
 
 /// Pipeline schedules.
@@ -96,7 +100,12 @@ pub fn run(a: CostArgs) -> Result<(), CliError> {
         let profile = Profile::from_json(&name, &text).map_err(CliError::input)?;
         cluster.calibration = Calibration::fit(&profile, &cluster).map_err(CliError::input)?;
     }
+    let plan = match &a.plan {
+        Some(p) => Some(super::input::read_plan(p, &g)?),
+        None => None,
+    };
     let mesh: Mesh = match (&a.mesh, &g.mesh) {
+        _ if plan.is_some() => plan.as_ref().map(|p| p.mesh.clone()).expect("plan is some"),
         (Some(m), _) => m.parse()?,
         (None, Some(m)) => m.clone(),
         (None, None) => {
@@ -124,10 +133,13 @@ pub fn run(a: CostArgs) -> Result<(), CliError> {
         annotations.retain(|x| x.value != ann.value);
         annotations.push(ann);
     }
-    let zero: Zero = a.zero.parse().map_err(CliError::input)?;
+    let zero: Zero = match &plan {
+        Some(p) => p.zero,
+        None => a.zero.parse().map_err(CliError::input)?,
+    };
     let axis = |name: &str| mesh.axis_size(name).map(|_| name.to_string());
     let opts = GraphOptions {
-        micro_batches: a.micro_batches.max(1),
+        micro_batches: plan.as_ref().map_or(a.micro_batches, |p| p.micro_batches).max(1),
         schedule: match a.schedule {
             ScheduleArg::Gpipe => Schedule::Gpipe,
             ScheduleArg::OneFOneB => Schedule::OneFOneB,
@@ -138,15 +150,21 @@ pub fn run(a: CostArgs) -> Result<(), CliError> {
         overlap_gradient_reduction: false,
     };
     let spin = spinner("propagating shardings");
-    let sharded = shardc::sharding::propagate(&g, &mesh, &annotations).map_err(CliError::input)?;
-    for w in &sharded.warnings {
-        eprintln!("warning: {w}");
-    }
+    let assignment = match &plan {
+        Some(p) => p.assignment(&g).map_err(CliError::input)?,
+        None => {
+            let sharded =
+                shardc::sharding::propagate(&g, &mesh, &annotations).map_err(CliError::input)?;
+            for w in &sharded.warnings {
+                eprintln!("warning: {w}");
+            }
+            sharded.assignment
+        }
+    };
     spin.set_message("collecting collectives");
-    let comms = sharded.collectives().map_err(CliError::input)?;
+    let comms = shardc::sharding::required_collectives(&g, &assignment).map_err(CliError::input)?;
     spin.set_message("estimating");
-    let e = estimate_graph(&sharded.graph, &sharded.assignment, &comms, &cluster, &opts)
-        .map_err(CliError::input)?;
+    let e = estimate_graph(&g, &assignment, &comms, &cluster, &opts).map_err(CliError::input)?;
     spin.finish_and_clear();
     let text = match a.format {
         Format::Text => format!(

@@ -14,6 +14,8 @@ mod compile;
 mod cost;
 mod grad;
 mod import;
+mod input;
+mod plan;
 mod profile;
 mod propagate;
 mod run;
@@ -50,6 +52,8 @@ pub enum Command {
     Propagate(propagate::PropagateArgs),
     /// Partition a graph for a mesh and write the per-stage SPMD programs.
     Compile(compile::CompileArgs),
+    /// Choose the mesh shape and every value's sharding for a cluster; print the plan.
+    Plan(plan::PlanArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -64,6 +68,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Import(a) => import::run(a),
         Command::Propagate(a) => propagate::run(a),
         Command::Compile(a) => compile::run(a),
+        Command::Plan(a) => plan::run(a),
     }
 }
 

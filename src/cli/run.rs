@@ -5,14 +5,15 @@
 //! is propagated, partitioned and run on the threads backend, one thread per device; `--check`
 //! compares every gathered output with the reference executor and fails above `--tolerance`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
-use shardc::codegen::{gather_outputs, local_type, shard_inputs, SpmdProgram};
 use shardc::ir::{Graph, GraphStats};
-use shardc::runtime::{execute, max_relative_error, random_inputs, run_spmd, Tensor};
+use shardc::runtime::{execute, max_relative_error, random_inputs, Tensor};
+use shardc::Imported;
 
-use super::compile::{compile, mesh_and_annotations, read_any};
+use super::compile::program;
+use super::input::read_input;
 use super::{spinner, CliError};
 
 #[derive(Args, Debug)]
@@ -38,16 +39,18 @@ pub struct RunArgs {
     /// Largest relative error `--check` accepts (max |a-b| / max |reference|).
     #[arg(long, default_value_t = 1e-5)]
     pub tolerance: f64,
+    /// Run under a plan (`shardc plan -o plan.json`): its mesh and every value's sharding.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: Option<PathBuf>,
 }
 
 pub fn run(a: RunArgs) -> Result<(), CliError> {
-    let g = read_any(&a.file)?;
-    let is_hlo = matches!(
-        a.file.extension().and_then(|e| e.to_str()),
-        Some("hlo") | Some("txt")
-    );
-    let distributed = a.mesh.is_some() || !a.shard.is_empty() || a.check || is_hlo;
-    let stats = GraphStats::of(&g);
+    let imp = read_input(&a.file)?;
+    let g = &imp.graph;
+    let is_hlo = shardc::input_format(&a.file, "") == shardc::InputFormat::Hlo;
+    let distributed =
+        a.mesh.is_some() || !a.shard.is_empty() || a.check || is_hlo || a.plan.is_some();
+    let stats = GraphStats::of(g);
     // The reference executor holds every input at once; say so before allocating, rather than
     // letting a GPT-3-sized graph exhaust the machine.
     let needed = stats
@@ -65,11 +68,11 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         )));
     }
     if distributed {
-        return run_partitioned(&g, &a);
+        return run_partitioned(&imp, &a);
     }
     let spin = spinner(&format!("running {}", a.file.display()));
-    let inputs = random_inputs(&g, a.seed);
-    let outputs = execute(&g, &inputs);
+    let inputs = random_inputs(g, a.seed);
+    let outputs = execute(g, &inputs);
     spin.finish_and_clear();
     let outputs = outputs.map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))?;
     let name = if g.name.is_empty() {
@@ -94,7 +97,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
             println!("loss {}: {loss:.6}", g.node(l).name);
         }
     }
-    print_gradient_norms(&g, &outputs);
+    print_gradient_norms(g, &outputs);
     if !g.training.updates.is_empty() {
         println!(
             "one training step: {} parameters and optimizer states updated",
@@ -127,23 +130,29 @@ fn print_gradient_norms(g: &Graph, outputs: &[Tensor]) {
 
 /// Propagates, partitions and runs the graph on the threads backend; with `--check`, compares
 /// every output with the reference executor on the same random inputs.
-fn run_partitioned(g: &Graph, a: &RunArgs) -> Result<(), CliError> {
-    let (mesh, annotations) = mesh_and_annotations(g, &a.file, a.mesh.as_deref(), &a.shard)?;
-    let programs = compile(g, &mesh, &annotations, true)?;
-    let [program] = programs.as_slice() else {
-        return Err(CliError::Input(format!(
-            "{}: {} pipeline stages; running several stages is not supported yet",
-            a.file.display(),
-            programs.len()
-        )));
-    };
+fn run_partitioned(imp: &Imported, a: &RunArgs) -> Result<(), CliError> {
+    let g = &imp.graph;
+    let program = &program(
+        imp,
+        &a.file,
+        a.plan.as_deref(),
+        a.mesh.as_deref(),
+        &a.shard,
+        true,
+    )?;
+    let mesh = program
+        .graph
+        .mesh
+        .clone()
+        .ok_or_else(|| CliError::Input("the partitioned program names no mesh".into()))?;
     let spin = spinner(&format!(
         "running {} on {} devices",
         a.file.display(),
         mesh.num_devices()
     ));
     let inputs = random_inputs(g, a.seed);
-    let got = run_program(program, &inputs, &a.file);
+    let got = shardc::run(program, &inputs)
+        .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())));
     spin.finish_and_clear();
     let got = got?;
     println!(
@@ -196,40 +205,4 @@ fn run_partitioned(g: &Graph, a: &RunArgs) -> Result<(), CliError> {
         }
         None => Ok(()),
     }
-}
-
-/// Shards the global inputs, runs the program on every device and gathers the outputs.
-fn run_program(
-    program: &SpmdProgram,
-    inputs: &[Tensor],
-    file: &Path,
-) -> Result<Vec<Tensor>, CliError> {
-    let fail = |e: &dyn std::fmt::Display| CliError::Input(format!("{}: {e}", file.display()));
-    let mesh = program
-        .graph
-        .mesh
-        .clone()
-        .ok_or_else(|| fail(&"the partitioned program names no mesh"))?;
-    let globals: Vec<Vec<f64>> = inputs.iter().map(Tensor::to_f64_vec).collect();
-    let per_device = shard_inputs(program, &globals).map_err(|e| fail(&e))?;
-    let mut feeds = Vec::with_capacity(per_device.len());
-    for dev in per_device {
-        let mut feed = Vec::with_capacity(dev.len());
-        for (data, i) in dev.iter().zip(&program.inputs) {
-            let ty = local_type(&i.global, &i.sharding, &mesh);
-            feed.push(Tensor::from_f64(ty, data).map_err(|e| fail(&e))?);
-        }
-        feeds.push(feed);
-    }
-    let outs = run_spmd(&program.graph, &mesh, feeds).map_err(|e| fail(&e))?;
-    let outs: Vec<Vec<Vec<f64>>> = outs
-        .iter()
-        .map(|dev| dev.iter().map(Tensor::to_f64_vec).collect())
-        .collect();
-    gather_outputs(program, &outs)
-        .map_err(|e| fail(&e))?
-        .into_iter()
-        .zip(&program.outputs)
-        .map(|(data, o)| Tensor::from_f64(o.global.clone(), &data).map_err(|e| fail(&e)))
-        .collect()
 }

@@ -47,7 +47,11 @@ pub(crate) fn evaluate(m: &Model, pick: &[usize]) -> (f64, f64) {
 /// Removes choices that some edge allows with no choice of the other side, to a fixpoint.
 /// Returns, per value, the indices (into the model's choices) still alive.
 pub(crate) fn prune(m: &Model) -> Result<Vec<Vec<usize>>> {
-    let mut alive: Vec<Vec<bool>> = m.choices.iter().map(|c| vec![true; c.len()]).collect();
+    let mut alive: Vec<Vec<bool>> = m
+        .choices
+        .iter()
+        .map(|cs| cs.iter().map(|c| c.cost.is_finite()).collect())
+        .collect();
     loop {
         let mut changed = false;
         for e in &m.edges {

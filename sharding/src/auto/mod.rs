@@ -11,6 +11,7 @@
 mod cost;
 mod exhaustive;
 mod ilp;
+mod layers;
 mod model;
 mod plan;
 mod search;
@@ -20,6 +21,7 @@ use std::collections::BTreeMap;
 
 use shardc_cost_model::{Cluster, Zero};
 use shardc_ir::{Annotation, Graph, Mesh, ShardingAssignment};
+
 
 use crate::error::{Result, ShardingError};
 
@@ -83,21 +85,13 @@ pub fn auto_shard(
         micro_batches: opts.micro_batches.max(1),
         memory_limit: opts.memory_limit,
     };
-    let m = model::build(graph, &pricing, &fixed, &step)?;
+    let m = model::build(graph, &pricing, &fixed, &step, layers::classes(graph))?;
     let (picked, size) = match opts.solver {
         Solver::Ilp => ilp::solve(&m)?,
         Solver::Exhaustive => (exhaustive::solve(&m)?, IlpSize::default()),
     };
     Ok(picked.map(|p| AutoSolution {
-        assignment: ShardingAssignment {
-            mesh: mesh.clone(),
-            shardings: p
-                .pick
-                .iter()
-                .enumerate()
-                .map(|(v, &i)| m.choices[v][i].result.clone())
-                .collect(),
-        },
+        assignment: m.assignment(&p.pick, mesh),
         seconds: p.seconds,
         memory: p.memory,
         size,

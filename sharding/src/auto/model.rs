@@ -19,6 +19,7 @@ use shardc_ir::{
 };
 
 use super::cost::Pricing;
+use super::layers::Classes;
 use crate::error::{Result, ShardingError};
 use crate::needs;
 use crate::reshard::{local_type, reshard, same_layout};
@@ -48,13 +49,30 @@ pub(crate) struct Edge {
     pub cost: Vec<Vec<f64>>,
 }
 
-/// The choices of every value and the edges between them.
+/// The choices of every class of values (a value, or the values at one position of identical
+/// layers, costs and memory summed over them) and the edges between classes.
 #[derive(Clone, Debug)]
 pub(crate) struct Model {
     pub choices: Vec<Vec<Choice>>,
     pub edges: Vec<Edge>,
     /// Bytes per device the kept values may hold.
     pub memory_limit: Option<f64>,
+    pub classes: Classes,
+}
+
+impl Model {
+    /// Every value's sharding under a pick of one choice per class.
+    pub fn assignment(&self, pick: &[usize], mesh: &Mesh) -> ShardingAssignment {
+        ShardingAssignment {
+            mesh: mesh.clone(),
+            shardings: self
+                .classes
+                .of
+                .iter()
+                .map(|&c| self.choices[c][pick[c]].result.clone())
+                .collect(),
+        }
+    }
 }
 
 /// How the step runs, as far as the model's memory and costs depend on it.
@@ -148,12 +166,14 @@ pub(crate) fn closed_copy(s: &Sharding) -> Sharding {
     }
 }
 
-/// Builds the model of `graph` on `pricing`'s mesh; `fixed[v]` pins a value's sharding.
+/// Builds the model of `graph` on `pricing`'s mesh; `fixed[v]` pins a value's sharding, and
+/// the values of one class (`classes`) take one choice.
 pub(crate) fn build(
     graph: &Graph,
     pricing: &Pricing,
     fixed: &BTreeMap<usize, Sharding>,
     opts: &StepOptions,
+    classes: Classes,
 ) -> Result<Model> {
     let mesh = pricing.mesh;
     let kept = kept_values(graph);
@@ -164,22 +184,26 @@ pub(crate) fn build(
             .map(|v| Sharding::replicated(graph.ty(v).rank()))
             .collect(),
     };
-    let mut choices = Vec::with_capacity(graph.len());
-    let mut factor_tables = Vec::with_capacity(graph.len());
-    for v in graph.ids() {
+    let mut choices = Vec::with_capacity(classes.members.len());
+    let mut factor_tables = Vec::with_capacity(classes.members.len());
+    for (c, members) in classes.members.iter().enumerate() {
+        let v = ValueId(classes.rep(c) as u32);
+        let count = members.len() as f64;
         let (f, mut cs) = node_choices(graph, v, pricing, &mut scratch)?;
-        for c in &mut cs {
-            c.memory = memory_of(graph, v, &c.result, mesh, kept[v.index()], opts);
-            c.cost += zero3_gathers(graph, v, &c.result, pricing, opts)?;
+        for ch in &mut cs {
+            ch.memory = count * memory_of(graph, v, &ch.result, mesh, kept[v.index()], opts);
+            ch.cost = count * (ch.cost + zero3_gathers(graph, v, &ch.result, pricing, opts)?);
         }
-        if let Some(want) = fixed.get(&v.index()) {
-            cs.retain(|c| same_layout(&c.result, want));
+        for &m in members {
+            let Some(want) = fixed.get(&m) else { continue };
+            cs.retain(|ch| same_layout(&ch.result, want));
             if cs.is_empty() {
                 return Err(ShardingError::Invalid {
-                    value: graph.node(v).name.clone(),
+                    value: graph.nodes[m].name.clone(),
                     message: format!(
                         "the annotation {} is not a sharding its op can produce on mesh {mesh} \
-                         (a dim split unevenly, or an axis on a dim its op cannot split)",
+                         (a dim split unevenly, an axis on a dim its op cannot split, or a \
+                         different annotation on the same value of an identical layer)",
                         crate::format::jax(want)
                     ),
                 });
@@ -188,11 +212,12 @@ pub(crate) fn build(
         choices.push(cs);
         factor_tables.push(f);
     }
-    let edges = build_edges(graph, pricing, &choices, &factor_tables)?;
+    let edges = build_edges(graph, pricing, &mut choices, &factor_tables, &classes)?;
     Ok(Model {
         choices,
         edges,
         memory_limit: opts.memory_limit,
+        classes,
     })
 }
 
@@ -536,74 +561,104 @@ pub(crate) fn zero3_gathers(
     Ok(2.0 * pricing.all_gather_seconds(full, &[d.to_string()])?)
 }
 
-/// The edges: for each operand of each op with a factor rule, the resharding cost of every pair.
+/// The edges between classes: for each operand position of each class, the resharding cost of
+/// every pair, times the number of value edges it stands for. An edge within one class (a
+/// value of one layer read at the same position of the next) can only pair a choice with
+/// itself: its diagonal joins the class's own cost.
 fn build_edges(
     graph: &Graph,
     pricing: &Pricing,
-    choices: &[Vec<Choice>],
+    choices: &mut [Vec<Choice>],
     factor_tables: &[Option<OpFactors>],
+    classes: &Classes,
 ) -> Result<Vec<Edge>> {
-    let mesh = pricing.mesh;
-    let mut edges = Vec::new();
+    // (producer class, consumer class, operand index) → (count, one instance).
+    let mut groups: BTreeMap<(usize, usize, usize), (f64, ValueId, ValueId)> = BTreeMap::new();
     for v in graph.ids() {
-        let node = graph.node(v);
-        for (i, &o) in node.operands.iter().enumerate() {
-            let from = &choices[o.index()];
-            let to = &choices[v.index()];
-            // Distinct targets among the consumer's choices, priced once per producer choice.
-            let mut targets: Vec<&Sharding> = Vec::new();
-            let target_of: Vec<usize> = to
-                .iter()
-                .map(|b| {
-                    let t = &b.operands[i];
-                    match targets.iter().position(|x| same_layout(x, t)) {
-                        Some(k) => k,
-                        None => {
-                            targets.push(t);
-                            targets.len() - 1
-                        }
-                    }
-                })
-                .collect();
-            let contracted = contracted_factors(factor_tables[v.index()].as_ref(), i);
-            let mut cost = Vec::with_capacity(from.len());
-            for a in from {
-                let mut priced: Vec<Option<f64>> = vec![None; targets.len()];
-                let proj = match &factor_tables[v.index()] {
-                    Some(f) if !contracted.is_empty() => {
-                        projection(f, i, &a.result, mesh, &contracted)
-                    }
-                    _ => BTreeMap::new(),
-                };
-                let mut row = Vec::with_capacity(to.len());
-                for (b, &t) in to.iter().zip(&target_of) {
-                    let compatible = contracted.iter().all(|k| {
-                        proj.get(k).map_or(&[][..], |x| &x[..]) == &b.factors[*k][..]
-                    });
-                    if !compatible {
-                        row.push(f64::INFINITY);
-                        continue;
-                    }
-                    let c = match priced[t] {
-                        Some(c) => c,
-                        None => {
-                            let c = reshard_seconds(&a.result, targets[t], graph.ty(o), v, pricing)?;
-                            priced[t] = Some(c);
-                            c
-                        }
-                    };
-                    row.push(c);
-                }
-                cost.push(row);
-            }
-            edges.push(Edge {
-                from: o.index(),
-                to: v.index(),
-                cost,
-            });
+        for (i, &o) in graph.node(v).operands.iter().enumerate() {
+            let key = (classes.of[o.index()], classes.of[v.index()], i);
+            groups.entry(key).or_insert((0.0, o, v)).0 += 1.0;
         }
     }
+    let mut edges = Vec::new();
+    for ((cu, cv, i), (count, o, v)) in groups {
+        let cost = edge_costs(graph, pricing, &choices[cu], &choices[cv], &factor_tables[cv], o, v, i)?;
+        if cu == cv {
+            for (a, row) in cost.iter().enumerate() {
+                choices[cu][a].cost += count * row[a];
+            }
+            continue;
+        }
+        edges.push(Edge {
+            from: cu,
+            to: cv,
+            cost: cost
+                .into_iter()
+                .map(|row| row.into_iter().map(|c| c * count).collect())
+                .collect(),
+        });
+    }
     Ok(edges)
+}
+
+/// The resharding cost of every pair of choices on the edge from `o` to operand `i` of `v`.
+#[allow(clippy::too_many_arguments)]
+fn edge_costs(
+    graph: &Graph,
+    pricing: &Pricing,
+    from: &[Choice],
+    to: &[Choice],
+    factors: &Option<OpFactors>,
+    o: ValueId,
+    v: ValueId,
+    i: usize,
+) -> Result<Vec<Vec<f64>>> {
+    let mesh = pricing.mesh;
+    // Distinct targets among the consumer's choices, priced once per producer choice.
+    let mut targets: Vec<&Sharding> = Vec::new();
+    let target_of: Vec<usize> = to
+        .iter()
+        .map(|b| {
+            let t = &b.operands[i];
+            match targets.iter().position(|x| same_layout(x, t)) {
+                Some(k) => k,
+                None => {
+                    targets.push(t);
+                    targets.len() - 1
+                }
+            }
+        })
+        .collect();
+    let contracted = contracted_factors(factors.as_ref(), i);
+    let mut cost = Vec::with_capacity(from.len());
+    for a in from {
+        let mut priced: Vec<Option<f64>> = vec![None; targets.len()];
+        let proj = match factors {
+            Some(f) if !contracted.is_empty() => projection(f, i, &a.result, mesh, &contracted),
+            _ => BTreeMap::new(),
+        };
+        let mut row = Vec::with_capacity(to.len());
+        for (b, &t) in to.iter().zip(&target_of) {
+            let compatible = contracted
+                .iter()
+                .all(|k| proj.get(k).map_or(&[][..], |x| &x[..]) == &b.factors[*k][..]);
+            if !compatible {
+                row.push(f64::INFINITY);
+                continue;
+            }
+            let c = match priced[t] {
+                Some(c) => c,
+                None => {
+                    let c = reshard_seconds(&a.result, targets[t], graph.ty(o), v, pricing)?;
+                    priced[t] = Some(c);
+                    c
+                }
+            };
+            row.push(c);
+        }
+        cost.push(row);
+    }
+    Ok(cost)
 }
 
 /// The factors of operand `i` that the result does not carry (contracted, reduced).

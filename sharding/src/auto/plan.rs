@@ -222,8 +222,8 @@ impl Plan {
         );
         let _ = writeln!(
             s,
-            "predicted step {:.3} ms, {:.1} model TFLOP/s per device ({:.1} hardware)",
-            self.step_time_s * 1e3,
+            "predicted step {}, {:.1} model TFLOP/s per device ({:.1} hardware)",
+            seconds(self.step_time_s),
             self.model_tflops_per_device,
             self.hardware_tflops_per_device
         );
@@ -254,9 +254,9 @@ impl Plan {
         for ((kind, axes), (n, bytes, secs)) in &kinds {
             let _ = writeln!(
                 s,
-                "  {n} x {kind} over {axes}: {:.3} MB in all, {:.3} ms",
+                "  {n} x {kind} over {axes}: {:.3} MB in all, {}",
                 bytes / 1e6,
-                secs * 1e3
+                seconds(*secs)
             );
         }
         // Parameters, layers folded: `layers.*.mlp.fc1.weight` once per distinct sharding.
@@ -277,6 +277,15 @@ impl Plan {
             let _ = writeln!(s, "  {} {}{times}", key.0, key.1);
         }
         s
+    }
+}
+
+/// Seconds in ms, or µs below a millisecond.
+fn seconds(t: f64) -> String {
+    if t >= 1e-3 {
+        format!("{:.3} ms", t * 1e3)
+    } else {
+        format!("{:.3} µs", t * 1e6)
     }
 }
 

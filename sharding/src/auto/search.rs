@@ -11,6 +11,7 @@ use shardc_ir::{Annotation, Graph, Mesh, Role, Sharding, ShardingAssignment};
 use super::cost::{step_estimate, Pricing};
 use super::model::{self, kept_values, StepOptions};
 use super::plan::{Plan, PlanCluster, PlanCollective, PlanMemory, PlanValue, PLAN_FORMAT_VERSION};
+use super::layers::{self, Classes};
 use super::{exhaustive, fixed_choices, ilp, words, IlpSize, Solver};
 use crate::collectives::required_collectives;
 use crate::error::{Result, ShardingError};
@@ -82,6 +83,7 @@ pub fn plan_with(
         .iter()
         .zip(&graph.nodes)
         .any(|(&k, n)| k && n.role == Role::Activation);
+    let classes = layers::classes(graph);
     let mut best: Option<Candidate> = None;
     for (k, mesh) in meshes.iter().enumerate() {
         progress(PlanProgress {
@@ -96,6 +98,7 @@ pub fn plan_with(
             mesh,
             fixed: fixed_choices(graph, mesh, &annotations)?,
             solver: opts.solver,
+            classes: classes.clone(),
             data_axis: mesh
                 .axes
                 .iter()
@@ -204,6 +207,7 @@ struct MeshSearch<'a> {
     fixed: BTreeMap<usize, Sharding>,
     solver: Solver,
     data_axis: Option<String>,
+    classes: Classes,
 }
 
 impl MeshSearch<'_> {
@@ -219,7 +223,7 @@ impl MeshSearch<'_> {
     fn model(&self, step: &StepOptions, t: &mut PlanTimings) -> Result<model::Model> {
         let clock = Instant::now();
         let pricing = Pricing::new(self.cluster, self.mesh)?;
-        let m = model::build(self.graph, &pricing, &self.fixed, step)?;
+        let m = model::build(self.graph, &pricing, &self.fixed, step, self.classes.clone())?;
         t.enumerate_s += clock.elapsed().as_secs_f64();
         Ok(m)
     }
@@ -255,15 +259,7 @@ impl MeshSearch<'_> {
         let Some(p) = self.pick(&model, t)? else {
             return Ok(None);
         };
-        let assignment = ShardingAssignment {
-            mesh: self.mesh.clone(),
-            shardings: p
-                .pick
-                .iter()
-                .enumerate()
-                .map(|(v, &i)| model.choices[v][i].result.clone())
-                .collect(),
-        };
+        let assignment = model.assignment(&p.pick, self.mesh);
         self.price(assignment, zero, m, t).map(Some)
     }
 
@@ -381,15 +377,7 @@ impl MeshSearch<'_> {
         let Some(p) = self.pick(&model, t)? else {
             return Ok(None);
         };
-        let assignment = ShardingAssignment {
-            mesh: self.mesh.clone(),
-            shardings: p
-                .pick
-                .iter()
-                .enumerate()
-                .map(|(v, &i)| model.choices[v][i].result.clone())
-                .collect(),
-        };
+        let assignment = model.assignment(&p.pick, self.mesh);
         self.price(assignment, zero, m, t).map(Some)
     }
 }
@@ -406,6 +394,7 @@ fn infeasible(
     t: &mut PlanTimings,
 ) -> Result<ShardingError> {
     let m = opts.micro_batches.unwrap_or(64).max(1);
+    let classes = layers::classes(graph);
     let mut least: Option<Candidate> = None;
     for mesh in meshes {
         let ctx = MeshSearch {
@@ -414,6 +403,7 @@ fn infeasible(
             mesh,
             fixed: fixed_choices(graph, mesh, annotations)?,
             solver: opts.solver,
+            classes: classes.clone(),
             data_axis: mesh
                 .axes
                 .iter()
@@ -434,12 +424,13 @@ fn infeasible(
             let (what, bytes) = l.memory.dominant();
             format!(
                 "no plan fits in {:.2} GB per device: the smallest any plan needs is {:.2} GB \
-                 (mesh {}, ZeRO {}, {} micro-batches), dominated by {what} ({:.2} GB)",
+                 (mesh {}, ZeRO {}, {} micro-batch{}), dominated by {what} ({:.2} GB)",
                 limit / 1e9,
                 l.memory.total() / 1e9,
                 l.assignment.mesh,
                 super::plan::zero_name(l.zero),
                 l.micro_batches,
+                if l.micro_batches == 1 { "" } else { "es" },
                 bytes / 1e9
             )
         }

@@ -34,6 +34,20 @@ fn uses(g: &Graph, a: &ShardingAssignment, axis: &str) -> AxisUse {
                 }
             }
             Role::Activation => {
+                // The batch (or token) dim of a layer's product with its weights: the step's
+                // data is split along it, whether or not the input was.
+                let reads_weights = n
+                    .operands
+                    .iter()
+                    .any(|o| g.node(*o).role == Role::Parameter);
+                if matches!(n.op, Op::DotGeneral { .. } | Op::Convolution(_))
+                    && reads_weights
+                    && n.ty.rank() > 0
+                    && on(i, 0)
+                    && n.phase == shardc_ir::Phase::Forward
+                {
+                    u.batch = true;
+                }
                 if let Op::Convolution(_) = n.op {
                     if let Some(&x) = n.operands.first() {
                         let r = g.ty(x).rank();
@@ -74,12 +88,12 @@ pub(crate) fn describe(
             Ok(p) if p.crosses_nodes() => "across nodes",
             _ => "within each node",
         };
-        let what = if u.batch && u.weights {
+        let what = if u.experts {
+            "expert parallel"
+        } else if u.batch && u.weights {
             "fully sharded data parallel"
         } else if u.batch {
             "data parallel"
-        } else if u.experts {
-            "expert parallel"
         } else if u.spatial {
             "spatial parallel"
         } else if u.weights {

@@ -1,0 +1,106 @@
+//! `shardc plan FILE --cluster PRESET|FILE [--shard NAME=SPEC ...] [--memory-limit GB]
+//! [--mesh dp=D,tp=T] [-o plan.json] [--timings]`: choose the mesh shape and every value's
+//! sharding, print the plan's report, and write the plan as JSON.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use shardc::cost_model::{Catalog, Cluster};
+use shardc::ir::Mesh;
+use shardc::PlanOptions;
+
+use super::input::{parse_shards, read_input};
+use super::{progress_bar, write_output, CliError};
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The graph file: shardc JSON, or XLA HLO text (`.hlo`, `.txt`).
+    pub file: PathBuf,
+    /// The cluster: a catalog device and node layout (`a100-80gb:32x8`), a preset
+    /// (`dgx-a100-80gb:32`) or a cluster JSON file.
+    #[arg(long)]
+    pub cluster: String,
+    /// Keep a value's sharding: `NAME=P('dp', None)` (JAX) or DTensor placements. Repeatable;
+    /// replaces the file's own annotation of the value.
+    #[arg(long = "shard", value_name = "NAME=SPEC")]
+    pub shard: Vec<String>,
+    /// Memory per device the plan may use, in GB (default: the device's memory).
+    #[arg(long, value_name = "GB")]
+    pub memory_limit: Option<f64>,
+    /// Fix the mesh shape, e.g. `dp=32,tp=8` (last axis innermost); the planner chooses the
+    /// rest.
+    #[arg(long)]
+    pub mesh: Option<String>,
+    /// Also try 3-D meshes (`dp,sp,tp`).
+    #[arg(long)]
+    pub mesh_3d: bool,
+    /// Fix the number of micro-batches.
+    #[arg(long)]
+    pub micro_batches: Option<u64>,
+    /// Write the plan (JSON, `docs/plan-format.md`) here; the report goes to standard output.
+    #[arg(short = 'o', long = "out")]
+    pub out: Option<PathBuf>,
+    /// Print the time per phase (strategy enumeration, ILP, estimates, mesh search) to stderr.
+    #[arg(long)]
+    pub timings: bool,
+}
+
+pub fn run(a: PlanArgs) -> Result<(), CliError> {
+    let imp = read_input(&a.file)?;
+    let g = &imp.graph;
+    let cluster = Cluster::parse(&a.cluster, &Catalog::builtin()).map_err(CliError::input)?;
+    let mesh: Option<Mesh> = a.mesh.as_deref().map(str::parse).transpose()?;
+    // `--shard` is read on the fixed mesh, or on a mesh with the axes it names.
+    let shard_mesh = match (&mesh, &g.mesh) {
+        (Some(m), _) => m.clone(),
+        (None, Some(m)) => m.clone(),
+        (None, None) => Mesh::new(&[("dp", cluster.num_devices().max(1))])?,
+    };
+    let annotations = parse_shards(&a.shard, g, &shard_mesh, mesh.is_some())?;
+    if let Some(limit) = a.memory_limit {
+        if !(limit > 0.0 && limit.is_finite()) {
+            return Err(CliError::Input(format!(
+                "--memory-limit {limit}: expected a positive number of GB"
+            )));
+        }
+    }
+    let opts = PlanOptions {
+        annotations,
+        memory_limit_bytes: a.memory_limit.map(|gb| gb * 1e9),
+        mesh: mesh.map(|m| m.axes.iter().map(|x| (x.name.clone(), x.size)).collect()),
+        max_mesh_axes: if a.mesh_3d { 3 } else { 2 },
+        micro_batches: a.micro_batches,
+        ..PlanOptions::default()
+    };
+    let bar = progress_bar(1, &format!("planning {} on {}", g.name, a.cluster));
+    let result = shardc::plan_with(g, &cluster, &opts, &mut |p| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        if !p.mesh.is_empty() {
+            bar.set_message(format!("planning {}: mesh {}", g.name, p.mesh));
+        }
+    });
+    bar.finish_and_clear();
+    let (plan, t) = result?;
+    if a.timings {
+        eprintln!(
+            "timings: strategy enumeration {:.3} s, ILP build + solve {:.3} s ({} solves, \
+             largest {} values / {} choice + {} edge variables), estimates {:.3} s, mesh search \
+             {:.3} s over {} meshes",
+            t.enumerate_s,
+            t.solve_s,
+            t.solves,
+            t.largest.free_values,
+            t.largest.choice_variables,
+            t.largest.edge_variables,
+            t.estimate_s,
+            t.total_s,
+            t.meshes
+        );
+    }
+    if let Some(out) = &a.out {
+        write_output(Some(out), &plan.to_json())?;
+    }
+    print!("{}", plan.report());
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! The pipeline, once: import → verify → propagate or plan → partition → simplify → run.
+//! The CLI's subcommands call these and only parse arguments and print.
+
+use std::path::Path;
+
+use shardc_codegen::{gather_outputs, local_type, partition, shard_inputs, simplify, SpmdProgram};
+use shardc_cost_model::Cluster;
+use shardc_ir::{AllowedDirection, Annotation, Graph, Mesh, ShardingAssignment};
+use shardc_runtime::{run_spmd, Tensor};
+use shardc_sharding::auto::{Plan, PlanOptions, PlanProgress, PlanTimings};
+use shardc_sharding::{propagate_with, PropagateOptions, ShardedGraph};
+
+use crate::error::{Error, Result, Step};
+
+/// The partitioned program a plan compiles to: one SPMD program, the same on every device.
+pub type Program = SpmdProgram;
+
+/// The formats a graph file can be in.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum InputFormat {
+    /// shardc's graph JSON (`docs/graph-format.md`).
+    Json,
+    /// XLA HLO text, with its shardings.
+    Hlo,
+}
+
+/// Which format a file is in: by extension, else by its first non-blank character (`{` is
+/// JSON, `HloModule` is HLO). New formats add one arm here.
+pub fn input_format(path: &Path, text: &str) -> InputFormat {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => InputFormat::Json,
+        Some("hlo") | Some("txt") => InputFormat::Hlo,
+        _ if text.trim_start().starts_with("HloModule") => InputFormat::Hlo,
+        _ => InputFormat::Json,
+    }
+}
+
+/// A graph as read, with what its format says beyond the graph (HLO's shard groups and
+/// propagation barriers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Imported {
+    /// The graph, verified; its mesh and annotations as the file gives them.
+    pub graph: Graph,
+    /// Values that take one sharding (HLO `shard_as`/`shard_like`).
+    pub shard_groups: Vec<Vec<String>>,
+    /// Propagation barriers.
+    pub barriers: Vec<(String, AllowedDirection)>,
+}
+
+/// Reads and verifies a graph file in any format [`input_format`] knows.
+pub fn import(path: &Path) -> Result<Imported> {
+    let what = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| Error::new(Step::Import, &what, e))?;
+    import_text(&what, &text, input_format(path, &text))
+}
+
+/// [`import`] of text already read; `what` names it in errors.
+pub fn import_text(what: &str, text: &str, format: InputFormat) -> Result<Imported> {
+    match format {
+        InputFormat::Json => {
+            let graph = shardc_ir::from_json(text).map_err(|e| Error::new(Step::Import, what, e))?;
+            Ok(Imported {
+                graph,
+                shard_groups: Vec::new(),
+                barriers: Vec::new(),
+            })
+        }
+        InputFormat::Hlo => {
+            let imp = shardc_ir::hlo::import(text).map_err(|e| Error::new(Step::Import, what, e))?;
+            shardc_ir::verify(&imp.graph).map_err(|e| Error::new(Step::Verify, what, e))?;
+            Ok(Imported {
+                graph: imp.graph,
+                shard_groups: imp.shard_groups,
+                barriers: imp.barriers,
+            })
+        }
+    }
+}
+
+/// The annotations in effect on `mesh`: the graph's own that fit it (the others are returned as
+/// warnings), then `extra`, which replaces the graph's annotation of the same value.
+pub fn merge_annotations(
+    g: &Graph,
+    mesh: &Mesh,
+    extra: &[Annotation],
+) -> (Vec<Annotation>, Vec<String>) {
+    let mut out: Vec<Annotation> = Vec::new();
+    let mut warnings = Vec::new();
+    for ann in &g.annotations {
+        let rank = g.find(&ann.value).map(|v| g.ty(v).rank());
+        match rank.map(|r| ann.sharding.validate(mesh, r)) {
+            Some(Ok(())) => out.push(ann.clone()),
+            _ => warnings.push(format!(
+                "annotation on `{}` does not fit mesh `{mesh}`; ignored",
+                ann.value
+            )),
+        }
+    }
+    for a in extra {
+        out.retain(|x| x.value != a.value);
+        out.push(a.clone());
+    }
+    (out, warnings)
+}
+
+/// Propagates `annotations` through the imported graph on `mesh`, with its shard groups and
+/// barriers.
+pub fn propagate(imp: &Imported, mesh: &Mesh, annotations: &[Annotation]) -> Result<ShardedGraph> {
+    let options = PropagateOptions {
+        groups: imp.shard_groups.clone(),
+        barriers: imp.barriers.clone(),
+        ..Default::default()
+    };
+    propagate_with(&imp.graph, mesh, annotations, &options)
+        .map_err(|e| Error::new(Step::Propagate, format!("graph `{}`", imp.graph.name), e))
+}
+
+/// Plans `g` on `cluster`: the mesh shape, every value's sharding, the ZeRO stage and the
+/// micro-batch count with the fastest predicted step that fits.
+pub fn plan(g: &Graph, cluster: &Cluster, opts: &PlanOptions) -> Result<Plan> {
+    plan_with(g, cluster, opts, &mut |_| {}).map(|(p, _)| p)
+}
+
+/// [`plan`], reporting progress per mesh shape and returning the time per phase.
+pub fn plan_with(
+    g: &Graph,
+    cluster: &Cluster,
+    opts: &PlanOptions,
+    progress: &mut dyn FnMut(PlanProgress),
+) -> Result<(Plan, PlanTimings)> {
+    shardc_ir::verify(g).map_err(|e| Error::new(Step::Verify, format!("graph `{}`", g.name), e))?;
+    shardc_sharding::auto::plan_with(g, cluster, opts, progress)
+        .map_err(|e| Error::new(Step::Plan, format!("graph `{}`", g.name), e))
+}
+
+/// Partitions `g` under `plan` (checked to be a plan of this graph) and simplifies the
+/// collectives.
+pub fn compile(g: &Graph, plan: &Plan) -> Result<Program> {
+    let what = format!("graph `{}`", g.name);
+    let assignment = plan
+        .assignment(g)
+        .map_err(|e| Error::new(Step::Plan, &what, e))?;
+    partition_assignment(g, &assignment, true)
+}
+
+/// Propagates the annotations, partitions and (if asked) simplifies: the program of an
+/// annotated graph.
+pub fn compile_annotated(
+    imp: &Imported,
+    mesh: &Mesh,
+    annotations: &[Annotation],
+    simplify_collectives: bool,
+) -> Result<Program> {
+    let sharded = propagate(imp, mesh, annotations)?;
+    partition_assignment(&imp.graph, &sharded.assignment, simplify_collectives)
+}
+
+fn partition_assignment(
+    g: &Graph,
+    assignment: &ShardingAssignment,
+    simplify_collectives: bool,
+) -> Result<Program> {
+    let what = format!("graph `{}`", g.name);
+    let p = partition(g, assignment).map_err(|e| Error::new(Step::Partition, &what, e))?;
+    if !simplify_collectives {
+        return Ok(p);
+    }
+    simplify(&p, shardc_codegen::DEFAULT_BUCKET_BYTES)
+        .map_err(|e| Error::new(Step::Simplify, &what, e))
+}
+
+/// Runs a program on the threads backend (one thread per device): the global `inputs` are
+/// sharded, run, and the outputs gathered back to global tensors.
+pub fn run(program: &Program, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    let what = format!("program `{}`", program.graph.name);
+    let fail = |e: Box<dyn std::error::Error + Send + Sync>| Error::new(Step::Run, &what, e);
+    let mesh = program
+        .graph
+        .mesh
+        .clone()
+        .ok_or_else(|| fail("the partitioned program names no mesh".into()))?;
+    let globals: Vec<Vec<f64>> = inputs.iter().map(Tensor::to_f64_vec).collect();
+    let per_device = shard_inputs(program, &globals).map_err(|e| fail(e.into()))?;
+    let mut feeds = Vec::with_capacity(per_device.len());
+    for dev in per_device {
+        let mut feed = Vec::with_capacity(dev.len());
+        for (data, i) in dev.iter().zip(&program.inputs) {
+            let ty = local_type(&i.global, &i.sharding, &mesh);
+            feed.push(Tensor::from_f64(ty, data).map_err(|e| fail(e.into()))?);
+        }
+        feeds.push(feed);
+    }
+    let outs = run_spmd(&program.graph, &mesh, feeds).map_err(|e| fail(e.into()))?;
+    let outs: Vec<Vec<Vec<f64>>> = outs
+        .iter()
+        .map(|dev| dev.iter().map(Tensor::to_f64_vec).collect())
+        .collect();
+    gather_outputs(program, &outs)
+        .map_err(|e| fail(e.into()))?
+        .into_iter()
+        .zip(&program.outputs)
+        .map(|(data, o)| Tensor::from_f64(o.global.clone(), &data).map_err(|e| fail(e.into())))
+        .collect()
+}

@@ -1,0 +1,199 @@
+//! The planner end to end: known answers on the zoo models (asserted, and the reports
+//! snapshotted), every plan run on thread devices against the reference executor, plans as
+//! files through the CLI, and bad input.
+
+use shardc::cost_model::{Catalog, Cluster};
+use shardc::ir::zoo::{gpt, mlp, moe, resnet, GptConfig, MlpConfig, MoeConfig, ResNetConfig};
+use shardc::ir::{DType, Graph};
+use shardc::runtime::{execute, max_relative_error, random_inputs};
+use shardc::{Plan, PlanOptions};
+
+use crate::common::{scratch, shardc, shardc_ok};
+
+fn cluster(spec: &str) -> Cluster {
+    Cluster::parse(spec, &Catalog::builtin()).unwrap()
+}
+
+fn sharding_of<'a>(plan: &'a Plan, name: &str) -> &'a shardc::ir::Sharding {
+    &plan
+        .shardings
+        .iter()
+        .find(|v| v.value == name)
+        .unwrap_or_else(|| panic!("no value `{name}` in the plan"))
+        .sharding
+}
+
+/// Axes of dim `d` of a value.
+fn dim_axes(plan: &Plan, name: &str, d: usize) -> Vec<String> {
+    sharding_of(plan, name).dims[d].axes.clone()
+}
+
+/// Plans, compiles and runs on thread devices; every output within 1e-5 of the reference.
+fn plan_runs(g: &Graph, spec: &str) -> Plan {
+    let plan = shardc::plan(g, &cluster(spec), &PlanOptions::default()).unwrap();
+    let program = shardc::compile(g, &plan).unwrap();
+    let inputs = random_inputs(g, 1);
+    let got = shardc::run(&program, &inputs).unwrap();
+    let want = execute(g, &inputs).unwrap();
+    for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+        let err = max_relative_error(a, b).unwrap();
+        assert!(err <= 1e-5, "{}: output {k} off by {err:e} under {}", g.name, plan.strategy);
+    }
+    plan
+}
+
+#[test]
+fn an_mlp_with_a_large_batch_gets_data_parallelism() {
+    let g = mlp(&MlpConfig {
+        batch: 65536,
+        sizes: vec![256, 256, 256],
+        loss: false,
+        ..MlpConfig::default()
+    })
+    .unwrap();
+    let plan = shardc::plan(&g, &cluster("a100-80gb:1x8"), &PlanOptions::default()).unwrap();
+    assert!(plan.strategy.starts_with("data parallel"), "{}", plan.strategy);
+    let x = dim_axes(&plan, "x", 0);
+    let used: u64 = x.iter().map(|a| plan.mesh.axis_size(a).unwrap()).product();
+    assert_eq!(used, 8, "the batch is split over all 8 devices: {x:?}");
+    insta::assert_snapshot!(plan.report());
+}
+
+#[test]
+fn a_gpt_block_on_one_node_gets_megatron_tensor_parallelism() {
+    let fwd = gpt(&GptConfig {
+        layers: 1,
+        hidden: 4096,
+        heads: 32,
+        seq: 2048,
+        vocab: 512,
+        batch: 1,
+        dtype: DType::BF16,
+        shardings: Default::default(),
+    })
+    .unwrap();
+    let g = shardc::ir::training_step(&fwd, &Default::default()).unwrap();
+    let plan = shardc::plan(&g, &cluster("a100-80gb:1x8"), &PlanOptions::default()).unwrap();
+    assert!(plan.strategy.contains("tensor parallel"), "{}", plan.strategy);
+    // Column-parallel first MLP matmul, row-parallel second (Megatron-LM).
+    let fc1 = dim_axes(&plan, "layers.0.mlp.fc1.weight", 1);
+    let fc2 = dim_axes(&plan, "layers.0.mlp.fc2.weight", 0);
+    assert!(!fc1.is_empty() && fc1 == fc2, "fc1 {fc1:?}, fc2 {fc2:?}");
+    insta::assert_snapshot!(plan.report());
+}
+
+#[test]
+fn every_plan_runs_on_thread_devices_and_matches_the_reference() {
+    plan_runs(&mlp(&MlpConfig::default()).unwrap(), "a100-80gb:1x4");
+    plan_runs(&gpt(&GptConfig::tiny()).unwrap(), "a100-80gb:1x4");
+    plan_runs(&resnet(&ResNetConfig::default()).unwrap(), "a100-80gb:1x4");
+    plan_runs(&moe(&MoeConfig::default()).unwrap(), "a100-80gb:1x4");
+}
+
+#[test]
+fn the_same_inputs_give_the_same_plan_bytes() {
+    let g = mlp(&MlpConfig::default()).unwrap();
+    let c = cluster("a100-80gb:1x4");
+    let a = shardc::plan(&g, &c, &PlanOptions::default()).unwrap().to_json();
+    let b = shardc::plan(&g, &c, &PlanOptions::default()).unwrap().to_json();
+    assert_eq!(a, b);
+    let back = Plan::from_json("plan", &a).unwrap();
+    assert_eq!(back.to_json(), a);
+}
+
+#[test]
+fn cli_plan_then_run_with_the_plan_checks_against_the_reference() {
+    let g = crate::common::zoo("plan_mlp.json", &["mlp"]);
+    let out = scratch("plan_mlp.plan.json");
+    let out = out.to_str().unwrap();
+    let report = shardc_ok(&["plan", &g, "--cluster", "a100-80gb:1x4", "-o", out]);
+    assert!(report.starts_with("plan for"), "{report}");
+    let run = shardc_ok(&["run", &g, "--plan", out, "--check"]);
+    assert!(run.contains("check passed"), "{run}");
+    shardc_ok(&["compile", &g, "--plan", out, "-o", scratch("plan_mlp_prog").to_str().unwrap()]);
+    let cost = shardc_ok(&["cost", &g, "--cluster", "a100-80gb:1x4", "--plan", out]);
+    assert!(!cost.is_empty());
+}
+
+#[test]
+fn an_infeasible_memory_limit_names_the_least_memory_and_what_dominates() {
+    let g = crate::common::zoo("plan_mlp_small.json", &["mlp"]);
+    let out = shardc(&["plan", &g, "--cluster", "a100-80gb:1x4", "--memory-limit", "1e-9"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the smallest any plan needs is"), "{err}");
+    assert!(err.contains("dominated by"), "{err}");
+}
+
+#[test]
+fn a_plan_of_another_graph_is_refused() {
+    let g = crate::common::zoo("plan_other_a.json", &["mlp"]);
+    let h = crate::common::zoo("plan_other_b.json", &["moe"]);
+    let out = scratch("plan_other.plan.json");
+    let out = out.to_str().unwrap();
+    shardc_ok(&["plan", &g, "--cluster", "a100-80gb:1x4", "-o", out]);
+    let run = shardc(&["run", &h, "--plan", out, "--check"]);
+    assert_eq!(run.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("a plan for another graph"), "{err}");
+}
+
+#[test]
+fn a_conv_net_at_batch_1_with_large_images_shards_a_spatial_dim() {
+    let g = resnet(&ResNetConfig {
+        batch: 1,
+        in_channels: 3,
+        image: 1024,
+        width: 64,
+        stages: vec![1],
+        classes: 10,
+        dtype: DType::BF16,
+    })
+    .unwrap();
+    let plan = shardc::plan(&g, &cluster("a100-80gb:1x4"), &PlanOptions::default()).unwrap();
+    assert!(plan.strategy.contains("spatial"), "{}", plan.strategy);
+    insta::assert_snapshot!(plan.report());
+}
+
+#[test]
+fn a_model_that_cannot_fit_without_it_gets_zero_3() {
+    let fwd = mlp(&MlpConfig {
+        batch: 16384,
+        sizes: vec![4096, 4096, 4096],
+        ..MlpConfig::default()
+    })
+    .unwrap();
+    let g = shardc::ir::training_step(&fwd, &Default::default()).unwrap();
+    let c = cluster("a100-80gb:1x4");
+    let mut opts = PlanOptions {
+        mesh: Some(vec![("dp".into(), 4)]),
+        micro_batches: Some(1),
+        ..PlanOptions::default()
+    };
+    let free = shardc::plan(&g, &c, &opts).unwrap();
+    assert_eq!(free.zero, shardc::cost_model::Zero::None, "{}", free.report());
+    let m = &free.memory;
+    // ZeRO-2 saves three quarters of the gradients and optimizer state over 4 replicas, ZeRO-3
+    // three quarters of the weights on top: a limit halfway between fits only ZeRO-3.
+    let zero2 = (m.gradients + m.optimizer_state) * 0.75;
+    opts.memory_limit_bytes = Some(m.total() - zero2 - m.weights * 0.75 * 0.5);
+    let plan = shardc::plan(&g, &c, &opts).unwrap();
+    assert_eq!(plan.zero, shardc::cost_model::Zero::Stage3, "{}", plan.report());
+    insta::assert_snapshot!(plan.report());
+}
+
+#[test]
+fn the_moe_layer_gets_expert_parallelism() {
+    let fwd = moe(&MoeConfig {
+        tokens: 8192,
+        hidden: 2048,
+        ffn: 8192,
+        experts: 8,
+        dtype: DType::BF16,
+    })
+    .unwrap();
+    let g = shardc::ir::training_step(&fwd, &Default::default()).unwrap();
+    let plan = shardc::plan(&g, &cluster("a100-80gb:1x8"), &PlanOptions::default()).unwrap();
+    assert!(plan.strategy.contains("expert parallel"), "{}", plan.strategy);
+    insta::assert_snapshot!(plan.report());
+}
