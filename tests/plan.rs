@@ -4,6 +4,7 @@
 
 use shardc::cost_model::{Catalog, Cluster};
 use shardc::ir::zoo::{gpt, mlp, moe, resnet, GptConfig, MlpConfig, MoeConfig, ResNetConfig};
+
 use shardc::ir::{DType, Graph};
 use shardc::runtime::{execute, max_relative_error, random_inputs};
 use shardc::{Plan, PlanOptions};
@@ -53,9 +54,12 @@ fn an_mlp_with_a_large_batch_gets_data_parallelism() {
     .unwrap();
     let plan = shardc::plan(&g, &cluster("a100-80gb:1x8"), &PlanOptions::default()).unwrap();
     assert!(plan.strategy.starts_with("data parallel"), "{}", plan.strategy);
-    let x = dim_axes(&plan, "x", 0);
-    let used: u64 = x.iter().map(|a| plan.mesh.axis_size(a).unwrap()).product();
-    assert_eq!(used, 8, "the batch is split over all 8 devices: {x:?}");
+    let rows = dim_axes(&plan, "layers.0.matmul", 0);
+    let used: u64 = rows.iter().map(|a| plan.mesh.axis_size(a).unwrap()).product();
+    assert_eq!(used, 8, "the batch is split over all 8 devices: {rows:?}");
+    for p in plan.shardings.iter().filter(|v| v.parameter) {
+        assert!(p.sharding.is_replicated(), "{} is split: {:?}", p.value, p.sharding);
+    }
     insta::assert_snapshot!(plan.report());
 }
 
@@ -182,18 +186,28 @@ fn a_model_that_cannot_fit_without_it_gets_zero_3() {
     insta::assert_snapshot!(plan.report());
 }
 
+const HLO_MLP: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/jax/megatron_mlp.hlo"
+);
+
 #[test]
-fn the_moe_layer_gets_expert_parallelism() {
-    let fwd = moe(&MoeConfig {
-        tokens: 8192,
-        hidden: 2048,
-        ffn: 8192,
-        experts: 8,
-        dtype: DType::BF16,
-    })
-    .unwrap();
-    let g = shardc::ir::training_step(&fwd, &Default::default()).unwrap();
-    let plan = shardc::plan(&g, &cluster("a100-80gb:1x8"), &PlanOptions::default()).unwrap();
-    assert!(plan.strategy.contains("expert parallel"), "{}", plan.strategy);
-    insta::assert_snapshot!(plan.report());
+fn a_shard_on_a_value_the_hlo_file_annotates_replaces_it_in_every_subcommand() {
+    // The file makes `w1.1` column-parallel; `--shard` replaces that in every subcommand
+    // (`compile` and `run` used to refuse it as annotated twice).
+    let shard = "w1.1=P(None, None)";
+    let json = shardc_ok(&["propagate", HLO_MLP, "--shard", shard, "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let w1 = doc["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "w1.1")
+        .unwrap();
+    let s: shardc::ir::Sharding = serde_json::from_value(w1["sharding"].clone()).unwrap();
+    assert!(s.is_replicated(), "{s:?}");
+    let dir = scratch("hlo_shard_compile");
+    shardc_ok(&["compile", HLO_MLP, "--shard", shard, "-o", dir.to_str().unwrap()]);
+    let run = shardc_ok(&["run", HLO_MLP, "--shard", shard, "--check"]);
+    assert!(run.contains("check passed"), "{run}");
 }

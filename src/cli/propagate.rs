@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use shardc::sharding::{propagate_with, PropagateOptions, ShardedGraph};
 use shardc_ir::hlo::{import, print_with_shardings, HloImport};
 use shardc_ir::sharding::HloSharding;
-use shardc_ir::{Annotation, Graph, Mesh, Sharding, ValueId};
+use shardc_ir::{Mesh, Sharding, ValueId};
 
 use super::CliError;
 
@@ -26,7 +26,7 @@ pub enum Format {
 /// Arguments of `shardc propagate`.
 #[derive(Args, Debug)]
 pub struct PropagateArgs {
-    /// Graph file: shardc JSON, or XLA HLO text (`.hlo`).
+    /// Graph file: shardc JSON, or XLA HLO text (`.hlo`, `.txt`, or text starting `HloModule`).
     pub file: PathBuf,
     /// Device mesh, e.g. `dp=2,tp=4` (default: the graph's own mesh; for HLO, the mesh its
     /// shardings imply).
@@ -61,7 +61,7 @@ pub fn run(args: PropagateArgs) -> Result<(), CliError> {
         path: path.clone(),
         source,
     })?;
-    let hlo = if args.file.extension().is_some_and(|e| e == "hlo") {
+    let hlo = if shardc::input_format(&args.file, &text) == shardc::InputFormat::Hlo {
         Some(import(&text).map_err(|e| CliError::Input(format!("{path}: {e}")))?)
     } else {
         None
@@ -81,7 +81,11 @@ pub fn run(args: PropagateArgs) -> Result<(), CliError> {
             )))
         }
     };
-    let annotations = annotations(&graph, &args.shard)?;
+    let extra = super::input::parse_shards(&args.shard, &graph, &mesh, true)?;
+    let (annotations, warnings) = shardc::merge_annotations(&graph, &mesh, &extra);
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
     let name = |v: ValueId| graph.node(v).name.clone();
     let mut free: Vec<String> = Vec::new();
     if args.propagate_to_output {
@@ -120,32 +124,6 @@ pub fn run(args: PropagateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The graph's own annotations, with `--shard` ones replacing those on the same value.
-fn annotations(graph: &Graph, shard: &[String]) -> Result<Vec<Annotation>, CliError> {
-    let mut out = graph.annotations.clone();
-    for s in shard {
-        let (name, spec) = s.split_once('=').ok_or_else(|| {
-            CliError::Input(format!(
-                "--shard {s}: expected NAME=SPEC, e.g. w1=P(None,'tp')"
-            ))
-        })?;
-        let v = graph.find(name.trim()).ok_or_else(|| {
-            CliError::Input(format!(
-                "--shard {s}: the graph has no value `{}`",
-                name.trim()
-            ))
-        })?;
-        let sharding = Sharding::parse_jax(spec.trim(), graph.ty(v).rank())
-            .map_err(|e| CliError::Input(format!("--shard {s}: {e}")))?;
-        out.retain(|a| a.value != name.trim());
-        out.push(Annotation {
-            value: name.trim().to_string(),
-            sharding,
-            priority: 0,
-        });
-    }
-    Ok(out)
-}
 
 fn render(sg: &ShardedGraph, format: Format) -> Result<String, CliError> {
     let mesh = &sg.assignment.mesh;
