@@ -93,7 +93,7 @@ fn propagate_rejects_bad_specs_and_names_clearly() {
     let (ok, _, err) = shardc(&["propagate", file, "--mesh", "dp=2", "--shard", "x=P(dp)"]);
     assert!(!ok);
     assert!(
-        err.contains("--shard x=P(dp)") && err.contains("quoted"),
+        err.contains("--shard `x=P(dp)`") && err.contains("quoted"),
         "{err}"
     );
     let (ok, _, err) = shardc(&[
