@@ -50,8 +50,11 @@ pub fn render_svg(sim: &Simulation) -> String {
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let title = format!(
-        "{}: step {}, bubble {:.1}% of rank time ({:.1}% over ideal)",
+        "{} ({} stages, {} ranks, {} micro-batches): step {}, bubble {:.1}% of rank time ({:.1}% over ideal)",
         sim.name,
+        sim.stages,
+        sim.ranks,
+        sim.microbatches,
         format_seconds(sim.step_time),
         sim.bubble_fraction * 100.0,
         sim.bubble_over_ideal * 100.0

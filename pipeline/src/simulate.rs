@@ -66,8 +66,12 @@ pub struct Interval {
 pub struct Simulation {
     /// The schedule's name.
     pub name: String,
+    /// Number of stages.
+    pub stages: u32,
     /// Number of ranks.
     pub ranks: u32,
+    /// Number of micro-batches.
+    pub microbatches: u32,
     /// When the last action ends.
     pub step_time: f64,
     /// Compute time per rank.
@@ -158,7 +162,9 @@ fn summarise(schedule: &Schedule, times: &StageTimes, intervals: Vec<Interval>) 
     let (peak_in_flight, peak_activation_bytes) = activation_peaks(schedule, times, &intervals);
     Simulation {
         name: schedule.name(),
+        stages: schedule.stages,
         ranks: schedule.ranks,
+        microbatches: schedule.microbatches,
         step_time,
         bubble_fraction: if step_time > 0.0 { 1.0 - total / (ranks as f64 * step_time) } else { 0.0 },
         bubble_over_ideal: if ideal > 0.0 { (step_time - ideal) / ideal } else { 0.0 },

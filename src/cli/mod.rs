@@ -17,6 +17,7 @@ mod import;
 mod profile;
 mod propagate;
 mod run;
+mod schedule;
 mod show;
 mod zoo;
 
@@ -50,6 +51,8 @@ pub enum Command {
     Propagate(propagate::PropagateArgs),
     /// Partition a graph for a mesh and write the per-stage SPMD programs.
     Compile(compile::CompileArgs),
+    /// Generate, validate, simulate and draw a pipeline schedule (SVG, Chrome trace, torch CSV).
+    Schedule(schedule::ScheduleArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Import(a) => import::run(a),
         Command::Propagate(a) => propagate::run(a),
         Command::Compile(a) => compile::run(a),
+        Command::Schedule(a) => schedule::run(a),
     }
 }
 
