@@ -52,7 +52,11 @@ const KINDS: [(ActionKind, &str); 11] = [
 impl ActionKind {
     /// torch's text for the kind (`F`, `SEND_B`, ...).
     pub fn code(self) -> &'static str {
-        KINDS.iter().find(|(k, _)| *k == self).map(|(_, s)| *s).unwrap_or("?")
+        KINDS
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map(|(_, s)| *s)
+            .unwrap_or("?")
     }
 
     /// F, I, W or B: work on a device's compute stream.
@@ -94,7 +98,11 @@ pub struct Action {
 impl Action {
     /// A compute or communication action on one micro-batch.
     pub fn new(stage: u32, kind: ActionKind, microbatch: u32) -> Action {
-        Action { stage, kind, microbatch: Some(microbatch) }
+        Action {
+            stage,
+            kind,
+            microbatch: Some(microbatch),
+        }
     }
 
     /// The micro-batch, 0 for the stage-wide kinds.
@@ -127,7 +135,9 @@ impl FromStr for Action {
         if digits == 0 {
             return Err(bad("no stage number"));
         }
-        let stage: u32 = t[..digits].parse().map_err(|_| bad("stage number out of range"))?;
+        let stage: u32 = t[..digits]
+            .parse()
+            .map_err(|_| bad("stage number out of range"))?;
         let rest = &t[digits..];
         // Longest code first so that `RESHARD` is not read as `R...`; the codes share no prefix
         // that would make a shorter match wrong, but longest-first keeps it obvious.
@@ -148,7 +158,11 @@ impl FromStr for Action {
         if kind.has_microbatch() && microbatch.is_none() {
             return Err(bad("this action type needs a micro-batch number"));
         }
-        Ok(Action { stage, kind: *kind, microbatch })
+        Ok(Action {
+            stage,
+            kind: *kind,
+            microbatch,
+        })
     }
 }
 
@@ -170,7 +184,11 @@ pub fn parse_cell(cell: &str) -> Result<Vec<Action>> {
                 reason: format!("a bracketed action must be OVERLAP_F_B, found `{kind}`"),
             });
         }
-        return subs.split(';').filter(|s| !s.trim().is_empty()).map(str::parse).collect();
+        return subs
+            .split(';')
+            .filter(|s| !s.trim().is_empty())
+            .map(str::parse)
+            .collect();
     }
     Ok(vec![t.parse()?])
 }

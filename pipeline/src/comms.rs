@@ -22,11 +22,17 @@ pub(crate) fn requirements(a: &Action, stage_to_rank: &[u32], with_comms: bool) 
             vec![Action::new(s, K::RecvB, mb)]
         }
         K::BackwardInput | K::FullBackward => {
-            vec![Action::new(s + 1, K::BackwardInput, mb), Action::new(s + 1, K::FullBackward, mb)]
+            vec![
+                Action::new(s + 1, K::BackwardInput, mb),
+                Action::new(s + 1, K::FullBackward, mb),
+            ]
         }
         K::BackwardWeight => vec![Action::new(s, K::BackwardInput, mb)],
         K::SendF => vec![Action::new(s, K::Forward, mb)],
-        K::SendB => vec![Action::new(s, K::BackwardInput, mb), Action::new(s, K::FullBackward, mb)],
+        K::SendB => vec![
+            Action::new(s, K::BackwardInput, mb),
+            Action::new(s, K::FullBackward, mb),
+        ],
         K::RecvF if s > 0 => vec![Action::new(s - 1, K::SendF, mb)],
         K::RecvB => vec![Action::new(s + 1, K::SendB, mb)],
         _ => vec![],
@@ -39,12 +45,14 @@ fn comms_after(a: &Action, stage_to_rank: &[u32]) -> Option<(Action, Action)> {
     let rank = |s: u32| stage_to_rank[s as usize];
     let (s, mb) = (a.stage, a.mb());
     match a.kind {
-        K::Forward if s != last && rank(s + 1) != rank(s) => {
-            Some((Action::new(s, K::SendF, mb), Action::new(s + 1, K::RecvF, mb)))
-        }
-        K::BackwardInput | K::FullBackward if s != 0 && rank(s - 1) != rank(s) => {
-            Some((Action::new(s, K::SendB, mb), Action::new(s - 1, K::RecvB, mb)))
-        }
+        K::Forward if s != last && rank(s + 1) != rank(s) => Some((
+            Action::new(s, K::SendF, mb),
+            Action::new(s + 1, K::RecvF, mb),
+        )),
+        K::BackwardInput | K::FullBackward if s != 0 && rank(s - 1) != rank(s) => Some((
+            Action::new(s, K::SendB, mb),
+            Action::new(s - 1, K::RecvB, mb),
+        )),
         _ => None,
     }
 }
@@ -59,7 +67,11 @@ fn with_reduce_grad(ops: &[Option<Action>], microbatches: u32) -> Vec<Action> {
             let c = done.entry(a.stage).or_insert(0);
             *c += 1;
             if *c == microbatches {
-                out.push(Action { stage: a.stage, kind: K::ReduceGrad, microbatch: None });
+                out.push(Action {
+                    stage: a.stage,
+                    kind: K::ReduceGrad,
+                    microbatch: None,
+                });
             }
         }
     }
@@ -83,7 +95,9 @@ impl Schedule {
         while pending.iter().any(|q| !q.is_empty()) {
             let mut progress = false;
             for r in 0..pending.len() {
-                let Some(a) = pending[r].front().copied() else { continue };
+                let Some(a) = pending[r].front().copied() else {
+                    continue;
+                };
                 let req = requirements(&a, s2r, true);
                 if !req.is_empty() && !req.iter().any(|x| seen[r].contains(x)) {
                     continue;
@@ -107,9 +121,14 @@ impl Schedule {
                     .filter_map(|(r, q)| q.front().map(|a| format!("rank {r} next action {a}")))
                     .collect::<Vec<_>>()
                     .join("; ");
-                let table: Vec<Vec<Option<Action>>> =
-                    out.iter().map(|ops| ops.iter().copied().map(Some).collect()).collect();
-                return Err(Error::Deadlock { stuck, table: format_table(&table, None) });
+                let table: Vec<Vec<Option<Action>>> = out
+                    .iter()
+                    .map(|ops| ops.iter().copied().map(Some).collect())
+                    .collect();
+                return Err(Error::Deadlock {
+                    stuck,
+                    table: format_table(&table, None),
+                });
             }
         }
         Ok(out)

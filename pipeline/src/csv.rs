@@ -22,13 +22,18 @@ impl Schedule {
     pub fn to_csv(&self, format: CsvFormat) -> Result<String> {
         let rows: Vec<Vec<Option<Action>>> = match format {
             CsvFormat::ComputeOnly => self.compute.clone(),
-            CsvFormat::ComputeComms => {
-                self.with_comms()?.into_iter().map(|r| r.into_iter().map(Some).collect()).collect()
-            }
+            CsvFormat::ComputeComms => self
+                .with_comms()?
+                .into_iter()
+                .map(|r| r.into_iter().map(Some).collect())
+                .collect(),
         };
         let mut out = String::new();
         for row in rows {
-            let cells: Vec<String> = row.iter().map(|a| a.map(|a| a.to_string()).unwrap_or_default()).collect();
+            let cells: Vec<String> = row
+                .iter()
+                .map(|a| a.map(|a| a.to_string()).unwrap_or_default())
+                .collect();
             out.push_str(&cells.join(","));
             out.push_str("\r\n");
         }
@@ -58,20 +63,38 @@ impl Schedule {
         let schedule = Schedule::from_rows(&rows)?;
         match format {
             CsvFormat::ComputeOnly => {
-                if let Some(a) = rows.iter().flatten().flatten().find(|a| !a.kind.is_compute()) {
-                    return Err(Error::Invalid(format!("{a} in a compute_only schedule; read it as compute_comms")));
+                if let Some(a) = rows
+                    .iter()
+                    .flatten()
+                    .flatten()
+                    .find(|a| !a.kind.is_compute())
+                {
+                    return Err(Error::Invalid(format!(
+                        "{a} in a compute_only schedule; read it as compute_comms"
+                    )));
                 }
                 schedule.validate()?;
                 Ok(schedule)
             }
             CsvFormat::ComputeComms => {
-                let comms: Vec<Vec<Action>> = rows.iter().map(|r| r.iter().flatten().copied().collect()).collect();
+                let comms: Vec<Vec<Action>> = rows
+                    .iter()
+                    .map(|r| r.iter().flatten().copied().collect())
+                    .collect();
                 schedule.validate_comms(&comms)?;
                 let compute = rows
                     .into_iter()
-                    .map(|r| r.into_iter().map(|a| a.filter(|a| a.kind.is_compute())).filter(Option::is_some).collect())
+                    .map(|r| {
+                        r.into_iter()
+                            .map(|a| a.filter(|a| a.kind.is_compute()))
+                            .filter(Option::is_some)
+                            .collect()
+                    })
                     .collect();
-                Ok(Schedule { compute, ..schedule })
+                Ok(Schedule {
+                    compute,
+                    ..schedule
+                })
             }
         }
     }
@@ -86,7 +109,10 @@ impl Schedule {
         for (r, row) in rows.iter().enumerate() {
             for a in row.iter().flatten() {
                 if *home.entry(a.stage).or_insert(r as u32) != r as u32 {
-                    return Err(Error::Invalid(format!("stage {} is assigned to both rank {} and rank {r} ({a})", a.stage, home[&a.stage])));
+                    return Err(Error::Invalid(format!(
+                        "stage {} is assigned to both rank {} and rank {r} ({a})",
+                        a.stage, home[&a.stage]
+                    )));
                 }
                 if a.kind.has_microbatch() {
                     microbatches = microbatches.max(a.mb() + 1);
@@ -95,7 +121,9 @@ impl Schedule {
         }
         let stages = home.keys().next_back().map_or(0, |s| s + 1);
         if let Some(s) = (0..stages).find(|s| !home.contains_key(s)) {
-            return Err(Error::Invalid(format!("stage {s} has no actions (stages 0..{stages} appear)")));
+            return Err(Error::Invalid(format!(
+                "stage {s} has no actions (stages 0..{stages} appear)"
+            )));
         }
         if stages > 1 << 16 {
             return Err(Error::Invalid(format!("{stages} stages; at most 65536")));
@@ -106,7 +134,14 @@ impl Schedule {
             ranks: rows.len() as u32,
             microbatches,
             stage_to_rank: (0..stages).map(|s| home[&s]).collect(),
-            compute: rows.iter().map(|r| r.iter().map(|a| a.filter(|a| a.kind.is_compute())).collect()).collect(),
+            compute: rows
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .map(|a| a.filter(|a| a.kind.is_compute()))
+                        .collect()
+                })
+                .collect(),
         })
     }
 }

@@ -85,7 +85,11 @@ pub(crate) fn looped_bfs(p: u32, v: u32, m: u32) -> Vec<RankOps> {
             }
             pad(&mut ops, 2 * (p - 1 - r));
             for &s in stages.iter().rev() {
-                ops.extend((0..m).rev().map(|mb| Some(Action::new(s, K::FullBackward, mb))));
+                ops.extend(
+                    (0..m)
+                        .rev()
+                        .map(|mb| Some(Action::new(s, K::FullBackward, mb))),
+                );
             }
             ops
         })
@@ -163,7 +167,11 @@ fn one_f_one_b_rank_ops(a: OneFOneBRank<'_>) -> RankOps {
         Some(_) => p - r - 1,
         None => (a.v * p + 2 * (p - 1 - r)).saturating_sub(a.warmup + r),
     };
-    let backward = if a.first_w.is_some() { K::BackwardInput } else { K::FullBackward };
+    let backward = if a.first_w.is_some() {
+        K::BackwardInput
+    } else {
+        K::FullBackward
+    };
     let mut backward_steps: Vec<u32> = Vec::new();
     let mut w_count = 0usize;
     for op in 0..total {
@@ -221,7 +229,9 @@ fn add_bubbles(actions: &[RankOps], num_stages: u32) -> Vec<RankOps> {
         let mut stop = true;
         let mut step_seen = Vec::new();
         for (r, ops) in actions.iter().enumerate() {
-            let Some(slot) = ops.get(next[r]) else { continue };
+            let Some(slot) = ops.get(next[r]) else {
+                continue;
+            };
             stop = false;
             match slot {
                 Some(a) if need_bubble(a, &seen) => result[r].push(None),
@@ -333,7 +343,15 @@ struct DualPipeRank {
 impl DualPipeRank {
     fn new(p: u32, r: u32) -> Self {
         let counters = BTreeMap::new();
-        DualPipeRank { p, r, s0: r, s1: 2 * p - 1 - r, ops: RankOps::new(), counters, weights: VecDeque::new() }
+        DualPipeRank {
+            p,
+            r,
+            s0: r,
+            s1: 2 * p - 1 - r,
+            ops: RankOps::new(),
+            counters,
+            weights: VecDeque::new(),
+        }
     }
 
     fn count(&mut self, s: u32, k: K) -> u32 {
@@ -344,7 +362,11 @@ impl DualPipeRank {
 
     /// torch's `add_action`: a full backward takes the `I` counter and advances `W` with it.
     fn add(&mut self, s: u32, k: K) {
-        let key = if k == K::FullBackward { K::BackwardInput } else { k };
+        let key = if k == K::FullBackward {
+            K::BackwardInput
+        } else {
+            k
+        };
         let mb = self.count(s, key);
         if k == K::FullBackward {
             self.count(s, K::BackwardWeight);
@@ -399,15 +421,36 @@ impl DualPipeRank {
             if i == step6 / 2 && r % 2 == 1 {
                 zb = true;
             }
-            self.add(s1, if zb { K::BackwardInput } else { K::FullBackward });
+            self.add(
+                s1,
+                if zb {
+                    K::BackwardInput
+                } else {
+                    K::FullBackward
+                },
+            );
             if i == step6 / 2 && r % 2 == 0 {
                 zb = true;
             }
-            self.add(s0, if zb { K::BackwardInput } else { K::FullBackward });
+            self.add(
+                s0,
+                if zb {
+                    K::BackwardInput
+                } else {
+                    K::FullBackward
+                },
+            );
         }
         for _ in 0..p - r - 1 {
             self.pending_weight();
-            self.add(s0, if zb { K::BackwardInput } else { K::FullBackward });
+            self.add(
+                s0,
+                if zb {
+                    K::BackwardInput
+                } else {
+                    K::FullBackward
+                },
+            );
         }
         for _ in 0..r + 1 {
             self.pending_weight();

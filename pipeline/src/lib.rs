@@ -34,5 +34,8 @@ pub use render::{chrome_trace, format_seconds, render_svg};
 pub use schedule::{format_table, stage_to_rank, Schedule, ScheduleKind};
 pub use select::{choose_schedule, Candidate, RankWork};
 pub use simulate::{simulate, Interval, Simulation, StageTimes};
-pub use slicing::{slice_stages, submesh_shapes, GptStageCost, SliceOptions, SlicePlan, StageCost, StageEstimate, StagePlan, Submesh};
+pub use slicing::{
+    slice_stages, submesh_shapes, GptStageCost, SliceOptions, SlicePlan, StageCost, StageEstimate,
+    StagePlan, Submesh,
+};
 pub use validate::dry_run;

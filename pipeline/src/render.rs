@@ -34,7 +34,10 @@ pub fn format_seconds(t: f64) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The Gantt chart as an SVG document. Boxes of a rank's later local stages (interleaved and V
@@ -42,7 +45,11 @@ fn escape(s: &str) -> String {
 pub fn render_svg(sim: &Simulation) -> String {
     let ranks = sim.ranks.max(1) as usize;
     let height = TOP + ROW * ranks as f64 + 40.0;
-    let scale = if sim.step_time > 0.0 { (WIDTH - LEFT - 10.0) / sim.step_time } else { 0.0 };
+    let scale = if sim.step_time > 0.0 {
+        (WIDTH - LEFT - 10.0) / sim.step_time
+    } else {
+        0.0
+    };
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -59,10 +66,18 @@ pub fn render_svg(sim: &Simulation) -> String {
         sim.bubble_fraction * 100.0,
         sim.bubble_over_ideal * 100.0
     );
-    let _ = writeln!(s, r#"<text x="{LEFT}" y="20" font-size="15" font-weight="bold">{}</text>"#, escape(&title));
+    let _ = writeln!(
+        s,
+        r#"<text x="{LEFT}" y="20" font-size="15" font-weight="bold">{}</text>"#,
+        escape(&title)
+    );
     for r in 0..ranks {
         let y = TOP + ROW * r as f64;
-        let _ = writeln!(s, r#"<text x="8" y="{:.1}" font-size="12">rank {r}</text>"#, y + ROW * 0.6);
+        let _ = writeln!(
+            s,
+            r#"<text x="8" y="{:.1}" font-size="12">rank {r}</text>"#,
+            y + ROW * 0.6
+        );
         let _ = writeln!(
             s,
             r##"<rect class="track" x="{LEFT}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#eeeeee"/>"##,
@@ -100,13 +115,31 @@ pub fn render_svg(sim: &Simulation) -> String {
         }
     }
     let ly = TOP + ROW * ranks as f64 + 22.0;
-    let legend = [(K::Forward, "F forward"), (K::FullBackward, "B backward"), (K::BackwardInput, "I input grad"), (K::BackwardWeight, "W weight grad")];
+    let legend = [
+        (K::Forward, "F forward"),
+        (K::FullBackward, "B backward"),
+        (K::BackwardInput, "I input grad"),
+        (K::BackwardWeight, "W weight grad"),
+    ];
     for (n, (k, text)) in legend.iter().enumerate() {
         let x = LEFT + 150.0 * n as f64;
-        let _ = writeln!(s, r#"<rect x="{x}" y="{:.1}" width="14" height="14" fill="{}"/>"#, ly - 11.0, colour(*k));
-        let _ = writeln!(s, r#"<text x="{}" y="{ly:.1}" font-size="12">{text}</text>"#, x + 19.0);
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x}" y="{:.1}" width="14" height="14" fill="{}"/>"#,
+            ly - 11.0,
+            colour(*k)
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{ly:.1}" font-size="12">{text}</text>"#,
+            x + 19.0
+        );
     }
-    let _ = writeln!(s, r#"<text x="{}" y="{ly:.1}" font-size="12">grey: idle</text>"#, LEFT + 600.0);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{ly:.1}" font-size="12">grey: idle</text>"#,
+        LEFT + 600.0
+    );
     s.push_str("</svg>\n");
     s
 }

@@ -87,7 +87,11 @@ impl FromStr for ScheduleKind {
             _ => None,
         };
         alias
-            .or_else(|| ScheduleKind::ALL.into_iter().find(|k| k.name().to_ascii_lowercase() == key))
+            .or_else(|| {
+                ScheduleKind::ALL
+                    .into_iter()
+                    .find(|k| k.name().to_ascii_lowercase() == key)
+            })
             .ok_or_else(|| Error::Parse {
                 text: s.to_string(),
                 reason: format!(
@@ -118,7 +122,12 @@ pub struct Schedule {
 impl Schedule {
     /// Generates `kind` for `stages` stages on `ranks` ranks with `microbatches` micro-batches,
     /// or says why that combination is not supported.
-    pub fn generate(kind: ScheduleKind, stages: u32, ranks: u32, microbatches: u32) -> Result<Schedule> {
+    pub fn generate(
+        kind: ScheduleKind,
+        stages: u32,
+        ranks: u32,
+        microbatches: u32,
+    ) -> Result<Schedule> {
         let refuse = |reason: String| Error::Unsupported {
             schedule: kind.name().to_string(),
             stages,
@@ -127,29 +136,41 @@ impl Schedule {
             reason,
         };
         if stages == 0 || ranks == 0 || microbatches == 0 {
-            return Err(refuse("stages, ranks and micro-batches must each be at least 1".into()));
+            return Err(refuse(
+                "stages, ranks and micro-batches must each be at least 1".into(),
+            ));
         }
         // Bound the lists (a few actions per micro-batch per stage) before building them.
         if u64::from(stages) * u64::from(microbatches) > 1 << 22 {
-            return Err(refuse("more than 4M stage micro-batches; the lists would not fit in memory".into()));
+            return Err(refuse(
+                "more than 4M stage micro-batches; the lists would not fit in memory".into(),
+            ));
         }
         let (p, m) = (ranks, microbatches);
         let v = stages / ranks;
         let single = || {
             if stages != ranks {
-                return Err(refuse(format!("{kind} runs one stage per rank; give {ranks} stages")));
+                return Err(refuse(format!(
+                    "{kind} runs one stage per rank; give {ranks} stages"
+                )));
             }
             Ok(())
         };
         let looped = || {
             if stages % ranks != 0 {
-                return Err(refuse("stages must be a multiple of ranks (the same number of stages on every rank)".into()));
+                return Err(refuse(
+                    "stages must be a multiple of ranks (the same number of stages on every rank)"
+                        .into(),
+                ));
             }
             Ok(())
         };
         let v_shape = || {
             if stages != 2 * ranks {
-                return Err(refuse(format!("{kind} places exactly two stages on every rank; give {} stages", 2 * ranks)));
+                return Err(refuse(format!(
+                    "{kind} places exactly two stages on every rank; give {} stages",
+                    2 * ranks
+                )));
             }
             Ok(())
         };
@@ -165,7 +186,9 @@ impl Schedule {
             ScheduleKind::OneFOneB => {
                 single()?;
                 if m < stages {
-                    return Err(refuse(format!("1F1B needs at least as many micro-batches as stages ({stages})")));
+                    return Err(refuse(format!(
+                        "1F1B needs at least as many micro-batches as stages ({stages})"
+                    )));
                 }
                 generate::one_f_one_b(p, m)
             }
@@ -190,7 +213,9 @@ impl Schedule {
             ScheduleKind::DualPipeV => {
                 v_shape()?;
                 if m < stages {
-                    return Err(refuse(format!("DualPipeV needs at least as many micro-batches as stages ({stages})")));
+                    return Err(refuse(format!(
+                        "DualPipeV needs at least as many micro-batches as stages ({stages})"
+                    )));
                 }
                 generate::dualpipe_v(p, m)
             }
@@ -207,12 +232,14 @@ impl Schedule {
 
     /// The schedule's display name.
     pub fn name(&self) -> String {
-        self.kind.map_or_else(|| "custom".to_string(), |k| k.name().to_string())
+        self.kind
+            .map_or_else(|| "custom".to_string(), |k| k.name().to_string())
     }
 
     /// Whether any rank runs a backward action.
     pub fn has_backward(&self) -> bool {
-        self.actions().any(|(_, a)| a.kind != K::Forward && a.kind.is_compute())
+        self.actions()
+            .any(|(_, a)| a.kind != K::Forward && a.kind.is_compute())
     }
 
     /// Every compute action with its rank, idle steps skipped, rank by rank.
@@ -225,7 +252,9 @@ impl Schedule {
 
     /// The stages a rank holds, ascending.
     pub fn stages_of(&self, rank: u32) -> Vec<u32> {
-        (0..self.stages).filter(|&s| self.stage_to_rank[s as usize] == rank).collect()
+        (0..self.stages)
+            .filter(|&s| self.stage_to_rank[s as usize] == rank)
+            .collect()
     }
 
     /// torch's `_format_pipeline_order`: one row per step, one column per rank.
@@ -237,7 +266,13 @@ impl Schedule {
 /// Stage `s` on rank `s mod ranks` (looped), or in a V: `s` and `2·ranks − 1 − s` on rank `s`.
 pub fn stage_to_rank(stages: u32, ranks: u32, v_shape: bool) -> Vec<u32> {
     (0..stages)
-        .map(|s| if v_shape && s >= ranks { 2 * ranks - 1 - s } else { s % ranks.max(1) })
+        .map(|s| {
+            if v_shape && s >= ranks {
+                2 * ranks - 1 - s
+            } else {
+                s % ranks.max(1)
+            }
+        })
         .collect()
 }
 
@@ -246,16 +281,37 @@ pub fn stage_to_rank(stages: u32, ranks: u32, v_shape: bool) -> Vec<u32> {
 pub fn format_table(ranks: &[Vec<Option<Action>>], error_step: Option<usize>) -> String {
     let steps = ranks.iter().map(Vec::len).max().unwrap_or(0);
     let digits = steps.saturating_sub(1).to_string().len();
-    let cell = |r: usize, t: usize| ranks[r].get(t).copied().flatten().map(|a| a.to_string()).unwrap_or_default();
+    let cell = |r: usize, t: usize| {
+        ranks[r]
+            .get(t)
+            .copied()
+            .flatten()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    };
     let widths: Vec<usize> = (0..ranks.len())
-        .map(|r| (0..steps).map(|t| cell(r, t).len()).max().unwrap_or(0).max(format!("Rank {r}").len()))
+        .map(|r| {
+            (0..steps)
+                .map(|t| cell(r, t).len())
+                .max()
+                .unwrap_or(0)
+                .max(format!("Rank {r}").len())
+        })
         .collect();
     let mut out = " ".repeat(digits + 7);
-    let header: Vec<String> = widths.iter().enumerate().map(|(r, w)| format!("{:<w$}", format!("Rank {r}"))).collect();
+    let header: Vec<String> = widths
+        .iter()
+        .enumerate()
+        .map(|(r, w)| format!("{:<w$}", format!("Rank {r}")))
+        .collect();
     out.push_str(header.join(" ").trim_end());
     out.push('\n');
     for t in 0..steps {
-        let row: Vec<String> = widths.iter().enumerate().map(|(r, w)| format!("{:<w$}", cell(r, t))).collect();
+        let row: Vec<String> = widths
+            .iter()
+            .enumerate()
+            .map(|(r, w)| format!("{:<w$}", cell(r, t)))
+            .collect();
         out.push_str(format!("Step {t:0digits$}: {}", row.join(" ")).trim_end());
         if error_step == Some(t) {
             out.push_str(" <-- ERROR HERE");

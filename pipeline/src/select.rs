@@ -34,7 +34,12 @@ pub struct Candidate {
 /// Simulates every applicable (kind, stage count, micro-batch count) and returns them fastest
 /// first (ties: fewer micro-batches of activations on the busiest stage, then the listed order).
 /// Training kinds only unless `ForwardOnly` is among `kinds`.
-pub fn choose_schedule(ranks: u32, microbatches: &[u32], kinds: &[ScheduleKind], work: &RankWork) -> Result<Vec<Candidate>> {
+pub fn choose_schedule(
+    ranks: u32,
+    microbatches: &[u32],
+    kinds: &[ScheduleKind],
+    work: &RankWork,
+) -> Result<Vec<Candidate>> {
     let mut out = Vec::new();
     for &kind in kinds {
         let vs: &[u32] = match kind {
@@ -44,11 +49,24 @@ pub fn choose_schedule(ranks: u32, microbatches: &[u32], kinds: &[ScheduleKind],
         };
         for &v in vs {
             for &m in microbatches {
-                let Ok(schedule) = Schedule::generate(kind, v * ranks, ranks, m) else { continue };
+                let Ok(schedule) = Schedule::generate(kind, v * ranks, ranks, m) else {
+                    continue;
+                };
                 let per = f64::from(m) * f64::from(v);
-                let times = StageTimes::uniform(v * ranks, work.forward / per, work.backward_input / per, work.backward_weight / per, work.p2p / f64::from(m));
+                let times = StageTimes::uniform(
+                    v * ranks,
+                    work.forward / per,
+                    work.backward_input / per,
+                    work.backward_weight / per,
+                    work.p2p / f64::from(m),
+                );
                 let simulation = simulate(&schedule, &times)?;
-                out.push(Candidate { kind, stages: v * ranks, microbatches: m, simulation });
+                out.push(Candidate {
+                    kind,
+                    stages: v * ranks,
+                    microbatches: m,
+                    simulation,
+                });
             }
         }
     }
@@ -56,8 +74,18 @@ pub fn choose_schedule(ranks: u32, microbatches: &[u32], kinds: &[ScheduleKind],
         return Err(Error::Input(format!("no schedule among {kinds:?} applies to {ranks} ranks with micro-batches {microbatches:?}")));
     }
     out.sort_by(|a, b| {
-        let peak = |c: &Candidate| c.simulation.peak_in_flight.iter().copied().max().unwrap_or(0);
-        a.simulation.step_time.total_cmp(&b.simulation.step_time).then(peak(a).cmp(&peak(b)))
+        let peak = |c: &Candidate| {
+            c.simulation
+                .peak_in_flight
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(0)
+        };
+        a.simulation
+            .step_time
+            .total_cmp(&b.simulation.step_time)
+            .then(peak(a).cmp(&peak(b)))
     });
     Ok(out)
 }

@@ -25,7 +25,13 @@ pub struct StageTimes {
 
 impl StageTimes {
     /// The same times and activation size on every stage.
-    pub fn uniform(stages: u32, forward: f64, backward_input: f64, backward_weight: f64, p2p: f64) -> StageTimes {
+    pub fn uniform(
+        stages: u32,
+        forward: f64,
+        backward_input: f64,
+        backward_weight: f64,
+        p2p: f64,
+    ) -> StageTimes {
         let n = stages as usize;
         StageTimes {
             forward: vec![forward; n],
@@ -93,19 +99,39 @@ pub struct Simulation {
 /// every stage.
 pub fn simulate(schedule: &Schedule, times: &StageTimes) -> Result<Simulation> {
     let n = schedule.stages as usize;
-    let lens = [times.forward.len(), times.backward_input.len(), times.backward_weight.len(), times.activation_bytes.len()];
+    let lens = [
+        times.forward.len(),
+        times.backward_input.len(),
+        times.backward_weight.len(),
+        times.activation_bytes.len(),
+    ];
     if lens.iter().any(|&l| l != n) {
-        return Err(Error::Input(format!("stage times give {lens:?} entries (F, I, W, activations); the schedule has {n} stages")));
+        return Err(Error::Input(format!(
+            "stage times give {lens:?} entries (F, I, W, activations); the schedule has {n} stages"
+        )));
     }
-    let all = times.forward.iter().chain(&times.backward_input).chain(&times.backward_weight).chain(&times.activation_bytes);
+    let all = times
+        .forward
+        .iter()
+        .chain(&times.backward_input)
+        .chain(&times.backward_weight)
+        .chain(&times.activation_bytes);
     if all.chain([&times.p2p]).any(|t| !t.is_finite() || *t < 0.0) {
-        return Err(Error::Input("stage times and sizes must be finite and non-negative".into()));
+        return Err(Error::Input(
+            "stage times and sizes must be finite and non-negative".into(),
+        ));
     }
     let s2r = &schedule.stage_to_rank;
     let lists: Vec<Vec<Action>> = schedule
         .compute
         .iter()
-        .map(|ops| ops.iter().flatten().filter(|a| a.kind.is_compute()).copied().collect())
+        .map(|ops| {
+            ops.iter()
+                .flatten()
+                .filter(|a| a.kind.is_compute())
+                .copied()
+                .collect()
+        })
         .collect();
     let mut finish: std::collections::BTreeMap<Action, f64> = Default::default();
     let mut next = vec![0usize; lists.len()];
@@ -118,9 +144,14 @@ pub fn simulate(schedule: &Schedule, times: &StageTimes) -> Result<Simulation> {
                 let req = requirements(a, s2r, false);
                 let ready = req.iter().filter_map(|x| {
                     let cross = s2r[x.stage as usize] != s2r[a.stage as usize];
-                    finish.get(x).map(|t| t + if cross { times.p2p } else { 0.0 })
+                    finish
+                        .get(x)
+                        .map(|t| t + if cross { times.p2p } else { 0.0 })
                 });
-                let dep = match (req.is_empty(), ready.fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))))) {
+                let dep = match (
+                    req.is_empty(),
+                    ready.fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t)))),
+                ) {
                     (true, _) => 0.0,
                     (false, Some(t)) => t,
                     (false, None) => break,
@@ -129,7 +160,12 @@ pub fn simulate(schedule: &Schedule, times: &StageTimes) -> Result<Simulation> {
                 let end = start + times.duration(a);
                 finish.insert(*a, end);
                 free[r] = end;
-                intervals.push(Interval { rank: r as u32, action: *a, start, end });
+                intervals.push(Interval {
+                    rank: r as u32,
+                    action: *a,
+                    start,
+                    end,
+                });
                 next[r] += 1;
                 progress = true;
             }
@@ -143,10 +179,17 @@ pub fn simulate(schedule: &Schedule, times: &StageTimes) -> Result<Simulation> {
                 .enumerate()
                 .filter_map(|(r, ops)| ops.get(next[r]).map(|a| format!("rank {r} at {a}")))
                 .collect();
-            return Err(Error::Invalid(format!("the schedule deadlocks: {}", stuck.join(", "))));
+            return Err(Error::Invalid(format!(
+                "the schedule deadlocks: {}",
+                stuck.join(", ")
+            )));
         }
     }
-    intervals.sort_by(|a, b| (a.rank, a.start).partial_cmp(&(b.rank, b.start)).unwrap_or(std::cmp::Ordering::Equal));
+    intervals.sort_by(|a, b| {
+        (a.rank, a.start)
+            .partial_cmp(&(b.rank, b.start))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     Ok(summarise(schedule, times, intervals))
 }
 
@@ -166,8 +209,16 @@ fn summarise(schedule: &Schedule, times: &StageTimes, intervals: Vec<Interval>) 
         ranks: schedule.ranks,
         microbatches: schedule.microbatches,
         step_time,
-        bubble_fraction: if step_time > 0.0 { 1.0 - total / (ranks as f64 * step_time) } else { 0.0 },
-        bubble_over_ideal: if ideal > 0.0 { (step_time - ideal) / ideal } else { 0.0 },
+        bubble_fraction: if step_time > 0.0 {
+            1.0 - total / (ranks as f64 * step_time)
+        } else {
+            0.0
+        },
+        bubble_over_ideal: if ideal > 0.0 {
+            (step_time - ideal) / ideal
+        } else {
+            0.0
+        },
         busy,
         peak_in_flight,
         peak_activation_bytes,
@@ -177,7 +228,11 @@ fn summarise(schedule: &Schedule, times: &StageTimes, intervals: Vec<Interval>) 
 
 /// Walks each rank's actions in time order: a forward takes its stage's activation bytes, the
 /// last backward piece (B, or W after I) gives them back.
-fn activation_peaks(schedule: &Schedule, times: &StageTimes, intervals: &[Interval]) -> (Vec<u32>, Vec<f64>) {
+fn activation_peaks(
+    schedule: &Schedule,
+    times: &StageTimes,
+    intervals: &[Interval],
+) -> (Vec<u32>, Vec<f64>) {
     let mut held = vec![0u32; schedule.stages as usize];
     let mut peak = held.clone();
     let mut bytes = vec![0.0f64; schedule.ranks as usize];

@@ -97,10 +97,16 @@ pub fn submesh_shapes(hosts: u32, devices_per_host: u32) -> Vec<Submesh> {
     let mut shapes = Vec::new();
     let mut d = 1;
     while d < devices_per_host {
-        shapes.push(Submesh { hosts: 1, devices_per_host: d });
+        shapes.push(Submesh {
+            hosts: 1,
+            devices_per_host: d,
+        });
         d *= 2;
     }
-    shapes.extend((1..=hosts).map(|k| Submesh { hosts: k, devices_per_host }));
+    shapes.extend((1..=hosts).map(|k| Submesh {
+        hosts: k,
+        devices_per_host,
+    }));
     shapes
 }
 
@@ -109,7 +115,9 @@ pub fn submesh_shapes(hosts: u32, devices_per_host: u32) -> Vec<Submesh> {
 pub fn slice_stages(cost: &dyn StageCost, o: &SliceOptions) -> Result<SlicePlan> {
     let (l, dev) = (o.layers, o.hosts as usize * o.devices_per_host as usize);
     if l == 0 || dev == 0 || o.microbatches == 0 {
-        return Err(Error::Input("stage slicing needs at least one layer, one device and one micro-batch".into()));
+        return Err(Error::Input(
+            "stage slicing needs at least one layer, one device and one micro-batch".into(),
+        ));
     }
     let shapes = submesh_shapes(o.hosts, o.devices_per_host);
     let max_s = o.max_stages.unwrap_or(l).min(l).min(dev);
@@ -121,9 +129,20 @@ pub fn slice_stages(cost: &dyn StageCost, o: &SliceOptions) -> Result<SlicePlan>
         )));
     }
     let table: Vec<Vec<Vec<Option<StageEstimate>>>> = (0..l)
-        .map(|k| (k + 1..=l).map(|i| shapes.iter().map(|&m| cost.estimate(k..i, m)).collect()).collect())
+        .map(|k| {
+            (k + 1..=l)
+                .map(|i| shapes.iter().map(|&m| cost.estimate(k..i, m)).collect())
+                .collect()
+        })
         .collect();
-    let mut candidates: Vec<f64> = table.iter().flatten().flatten().flatten().map(|e| e.time).filter(|t| t.is_finite()).collect();
+    let mut candidates: Vec<f64> = table
+        .iter()
+        .flatten()
+        .flatten()
+        .flatten()
+        .map(|e| e.time)
+        .filter(|t| t.is_finite())
+        .collect();
     candidates.sort_by(f64::total_cmp);
     candidates.dedup();
     let b = f64::from(o.microbatches);
@@ -140,7 +159,10 @@ pub fn slice_stages(cost: &dyn StageCost, o: &SliceOptions) -> Result<SlicePlan>
         }
     }
     let (latency, stages) = best.ok_or_else(|| {
-        Error::Input(format!("no slicing of {l} layers over {dev} devices fits {:.3} GB per device", o.memory_limit / 1e9))
+        Error::Input(format!(
+            "no slicing of {l} layers over {dev} devices fits {:.3} GB per device",
+            o.memory_limit / 1e9
+        ))
     })?;
     Ok(SlicePlan { stages, latency })
 }
@@ -160,7 +182,9 @@ fn dp_for(
     // f[s][k][d] = (Σt, end layer, shape index) of the first stage of the best choice.
     let mut f = vec![vec![vec![NONE; dev + 1]; l + 1]; max_s + 1];
     let fits = |e: &StageEstimate, s: usize| {
-        e.time <= t_max && e.static_bytes + (s as f64).min(f64::from(o.microbatches)) * e.activation_bytes <= o.memory_limit
+        e.time <= t_max
+            && e.static_bytes + (s as f64).min(f64::from(o.microbatches)) * e.activation_bytes
+                <= o.memory_limit
     };
     for s in 1..=max_s {
         for k in (0..l).rev() {
@@ -172,12 +196,18 @@ fn dp_for(
                     }
                     for (j, m) in shapes.iter().enumerate() {
                         let n = m.devices() as usize;
-                        let Some(e) = table[k][i - k - 1][j].as_ref() else { continue };
+                        let Some(e) = table[k][i - k - 1][j].as_ref() else {
+                            continue;
+                        };
                         if n > d || !fits(e, s) {
                             continue;
                         }
                         let rest = if s == 1 {
-                            if i == l && n == d { 0.0 } else { f64::INFINITY }
+                            if i == l && n == d {
+                                0.0
+                            } else {
+                                f64::INFINITY
+                            }
                         } else if i < l {
                             f[s - 1][i][d - n].0
                         } else {
@@ -202,7 +232,12 @@ fn dp_for(
         let (_, i, j) = f[s][k][d];
         let e = table[k][i - k - 1][j]?;
         let held = (s as f64).min(f64::from(o.microbatches));
-        stages.push(StagePlan { layers: k..i, submesh: shapes[j], time: e.time, memory: e.static_bytes + held * e.activation_bytes });
+        stages.push(StagePlan {
+            layers: k..i,
+            submesh: shapes[j],
+            time: e.time,
+            memory: e.static_bytes + held * e.activation_bytes,
+        });
         d -= shapes[j].devices() as usize;
         k = i;
         s -= 1;
@@ -236,19 +271,43 @@ impl GptStageCost {
 impl StageCost for GptStageCost {
     fn estimate(&self, layers: Range<usize>, submesh: Submesh) -> Option<StageEstimate> {
         let g = &self.shape;
-        let (b, s, h, a, v) = (self.micro_batch as f64, g.seq as f64, g.hidden as f64, g.heads as f64, g.vocab as f64);
+        let (b, s, h, a, v) = (
+            self.micro_batch as f64,
+            g.seq as f64,
+            g.hidden as f64,
+            g.heads as f64,
+            g.vocab as f64,
+        );
         let last = self.layer_count() - 1;
         let blocks = layers.clone().filter(|&x| x != 0 && x != last).count() as f64;
         let (emb, head) = (layers.contains(&0), layers.contains(&last));
         let t = f64::from(submesh.devices());
         let dev = &self.cluster.device;
         let rate = dev.peak_flops.get(Precision::Bf16) * dev.achievable.matmul * t;
-        let flops = 3.0 * (blocks * (24.0 * b * s * h * h + 4.0 * b * s * s * h) + if head { 2.0 * b * s * h * v } else { 0.0 });
-        let link = if submesh.hosts > 1 { self.cluster.network_for(u64::from(submesh.devices_per_host)) } else { self.cluster.scale_up() };
-        let all_reduce = if t > 1.0 { ring_all_reduce(submesh.devices().into(), 2.0 * b * s * h, link) } else { 0.0 };
+        let flops = 3.0
+            * (blocks * (24.0 * b * s * h * h + 4.0 * b * s * s * h)
+                + if head { 2.0 * b * s * h * v } else { 0.0 });
+        let link = if submesh.hosts > 1 {
+            self.cluster
+                .network_for(u64::from(submesh.devices_per_host))
+        } else {
+            self.cluster.scale_up()
+        };
+        let all_reduce = if t > 1.0 {
+            ring_all_reduce(submesh.devices().into(), 2.0 * b * s * h, link)
+        } else {
+            0.0
+        };
         let time = flops / rate + 4.0 * blocks * all_reduce;
-        let params = blocks * 12.0 * h * h + if emb { v * h } else { 0.0 } + if head { v * h } else { 0.0 };
-        let activation = (blocks * s * b * h * (34.0 + 5.0 * a * s / h) + if head { 4.0 * b * s * v } else { 0.0 }) / t;
-        Some(StageEstimate { time, static_bytes: 16.0 * params / t, activation_bytes: activation })
+        let params =
+            blocks * 12.0 * h * h + if emb { v * h } else { 0.0 } + if head { v * h } else { 0.0 };
+        let activation = (blocks * s * b * h * (34.0 + 5.0 * a * s / h)
+            + if head { 4.0 * b * s * v } else { 0.0 })
+            / t;
+        Some(StageEstimate {
+            time,
+            static_bytes: 16.0 * params / t,
+            activation_bytes: activation,
+        })
     }
 }

@@ -26,7 +26,11 @@ impl Schedule {
     /// per-rank order rules, a dry run, then that every send met exactly one receive.
     pub fn validate_comms(&self, comms: &[Vec<Action>]) -> Result<()> {
         if comms.len() != self.ranks as usize {
-            return Err(Error::Invalid(format!("{} ranks in the communication schedule, expected {}", comms.len(), self.ranks)));
+            return Err(Error::Invalid(format!(
+                "{} ranks in the communication schedule, expected {}",
+                comms.len(),
+                self.ranks
+            )));
         }
         for (r, ops) in comms.iter().enumerate() {
             self.check_rank(r as u32, ops.iter())?;
@@ -44,11 +48,19 @@ impl Schedule {
             *balance.entry(key).or_insert(0) += d;
         }
         if let Some(((stage, mb, fwd), n)) = balance.into_iter().find(|(_, n)| *n != 0) {
-            let (what, from) = if fwd { ("RECV_F", stage.wrapping_sub(1)) } else { ("RECV_B", stage + 1) };
+            let (what, from) = if fwd {
+                ("RECV_F", stage.wrapping_sub(1))
+            } else {
+                ("RECV_B", stage + 1)
+            };
             return Err(Error::Invalid(format!(
                 "{}{what}{mb}: {} the matching send from stage {from}",
                 stage,
-                if n > 0 { "no receive for" } else { "more receives than" }
+                if n > 0 {
+                    "no receive for"
+                } else {
+                    "more receives than"
+                }
             )));
         }
         Ok(())
@@ -56,13 +68,24 @@ impl Schedule {
 
     fn check_shape(&self) -> Result<()> {
         if self.compute.len() != self.ranks as usize {
-            return Err(Error::Invalid(format!("{} rank lists, expected {}", self.compute.len(), self.ranks)));
+            return Err(Error::Invalid(format!(
+                "{} rank lists, expected {}",
+                self.compute.len(),
+                self.ranks
+            )));
         }
         if self.stage_to_rank.len() != self.stages as usize || self.stages == 0 {
-            return Err(Error::Invalid(format!("stage-to-rank map has {} entries for {} stages", self.stage_to_rank.len(), self.stages)));
+            return Err(Error::Invalid(format!(
+                "stage-to-rank map has {} entries for {} stages",
+                self.stage_to_rank.len(),
+                self.stages
+            )));
         }
         if let Some(s) = self.stage_to_rank.iter().position(|&r| r >= self.ranks) {
-            return Err(Error::Invalid(format!("stage {s} is placed on rank {}, but there are {} ranks", self.stage_to_rank[s], self.ranks)));
+            return Err(Error::Invalid(format!(
+                "stage {s} is placed on rank {}, but there are {} ranks",
+                self.stage_to_rank[s], self.ranks
+            )));
         }
         Ok(())
     }
@@ -74,30 +97,54 @@ impl Schedule {
         for (step, a) in ops.enumerate() {
             let at = || format!("rank {rank}, step {step}, {a}");
             if a.stage >= self.stages {
-                return Err(Error::Invalid(format!("{}: stage out of range (there are {} stages)", at(), self.stages)));
+                return Err(Error::Invalid(format!(
+                    "{}: stage out of range (there are {} stages)",
+                    at(),
+                    self.stages
+                )));
             }
             let home = self.stage_to_rank[a.stage as usize];
             if home != rank {
-                return Err(Error::Invalid(format!("{}: stage {} is assigned to rank {home}", at(), a.stage)));
+                return Err(Error::Invalid(format!(
+                    "{}: stage {} is assigned to rank {home}",
+                    at(),
+                    a.stage
+                )));
             }
             if a.kind.has_microbatch() && a.mb() >= self.microbatches {
-                return Err(Error::Invalid(format!("{}: micro-batch out of range (there are {})", at(), self.microbatches)));
+                return Err(Error::Invalid(format!(
+                    "{}: micro-batch out of range (there are {})",
+                    at(),
+                    self.microbatches
+                )));
             }
             if !done.insert(*a) {
                 return Err(Error::Invalid(format!("{}: runs twice", at())));
             }
             let needs = |k: K| Action::new(a.stage, k, a.mb());
             let missing = match a.kind {
-                K::BackwardInput | K::FullBackward if !done.contains(&needs(K::Forward)) => Some("Forward"),
-                K::BackwardWeight if !done.contains(&needs(K::BackwardInput)) => Some("Backward Input"),
+                K::BackwardInput | K::FullBackward if !done.contains(&needs(K::Forward)) => {
+                    Some("Forward")
+                }
+                K::BackwardWeight if !done.contains(&needs(K::BackwardInput)) => {
+                    Some("Backward Input")
+                }
                 K::SendF if !done.contains(&needs(K::Forward)) => Some("Forward"),
-                K::SendB if !done.contains(&needs(K::BackwardInput)) && !done.contains(&needs(K::FullBackward)) => {
+                K::SendB
+                    if !done.contains(&needs(K::BackwardInput))
+                        && !done.contains(&needs(K::FullBackward)) =>
+                {
                     Some("Backward")
                 }
                 _ => None,
             };
             if let Some(first) = missing {
-                return Err(Error::Invalid(format!("{}: runs without first running {first} for stage {}, micro-batch {}", at(), a.stage, a.mb())));
+                return Err(Error::Invalid(format!(
+                    "{}: runs without first running {first} for stage {}, micro-batch {}",
+                    at(),
+                    a.stage,
+                    a.mb()
+                )));
             }
         }
         Ok(())
@@ -109,17 +156,27 @@ impl Schedule {
         for (_, a) in self.actions() {
             seen.insert((a.stage, a.kind, a.mb()));
         }
-        let training = self.kind.map_or_else(|| self.has_backward(), |k| k.has_backward());
+        let training = self
+            .kind
+            .map_or_else(|| self.has_backward(), |k| k.has_backward());
         for s in 0..self.stages {
             for mb in 0..self.microbatches {
                 let has = |k: K| seen.contains(&(s, k, mb));
                 if !has(K::Forward) {
-                    return Err(Error::Invalid(format!("stage {s} never runs the forward of micro-batch {mb} ({s}F{mb})")));
+                    return Err(Error::Invalid(format!(
+                        "stage {s} never runs the forward of micro-batch {mb} ({s}F{mb})"
+                    )));
                 }
-                let (b, i, w) = (has(K::FullBackward), has(K::BackwardInput), has(K::BackwardWeight));
+                let (b, i, w) = (
+                    has(K::FullBackward),
+                    has(K::BackwardInput),
+                    has(K::BackwardWeight),
+                );
                 if !training {
                     if b || i || w {
-                        return Err(Error::Invalid(format!("forward-only schedule runs a backward of stage {s}, micro-batch {mb}")));
+                        return Err(Error::Invalid(format!(
+                            "forward-only schedule runs a backward of stage {s}, micro-batch {mb}"
+                        )));
                     }
                     continue;
                 }
@@ -167,10 +224,18 @@ pub fn dry_run(comms: &[Vec<Action>], stage_to_rank: &[u32]) -> Result<Vec<Vec<O
                     let a = ops.get(next[r])?;
                     let waits = requirements(a, stage_to_rank, true)
                         .iter()
-                        .map(|x| format!("{x} on rank {}", stage_to_rank.get(x.stage as usize).copied().unwrap_or(0)))
+                        .map(|x| {
+                            format!(
+                                "{x} on rank {}",
+                                stage_to_rank.get(x.stage as usize).copied().unwrap_or(0)
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join(" or ");
-                    Some(format!("rank {r} step {} action {a} waits for {waits}", next[r]))
+                    Some(format!(
+                        "rank {r} step {} action {a} waits for {waits}",
+                        next[r]
+                    ))
                 })
                 .collect();
             // Show the stuck actions as the last row, the one marked.
@@ -181,7 +246,10 @@ pub fn dry_run(comms: &[Vec<Action>], stage_to_rank: &[u32]) -> Result<Vec<Vec<O
                 }
             }
             let last = timeline.iter().map(Vec::len).max().unwrap_or(1) - 1;
-            return Err(Error::Deadlock { stuck: stuck.join("; "), table: format_table(&timeline, Some(last)) });
+            return Err(Error::Deadlock {
+                stuck: stuck.join("; "),
+                table: format_table(&timeline, Some(last)),
+            });
         }
     }
     Ok(timeline)

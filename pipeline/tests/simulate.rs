@@ -22,9 +22,15 @@ fn gpipe_and_1f1b_bubbles_are_p_minus_1_over_m_of_the_ideal() {
         for m in MS {
             for kind in [S::GPipe, S::OneFOneB] {
                 // 1F1B needs m >= p (p = 8, m = 4 is refused).
-                let Some(r) = sim(kind, p, p, m) else { continue };
+                let Some(r) = sim(kind, p, p, m) else {
+                    continue;
+                };
                 let want = f64::from(p - 1) / f64::from(m);
-                assert!(close(r.bubble_over_ideal, want), "{kind} p={p} m={m}: {} vs {want}", r.bubble_over_ideal);
+                assert!(
+                    close(r.bubble_over_ideal, want),
+                    "{kind} p={p} m={m}: {} vs {want}",
+                    r.bubble_over_ideal
+                );
                 checked += 1;
             }
         }
@@ -39,7 +45,11 @@ fn interleaved_bubble_is_one_over_v_of_1f1bs() {
             for v in [2, 4] {
                 let r = sim(S::Interleaved1F1B, v * p, p, m).unwrap();
                 let want = f64::from(p - 1) / f64::from(m) / f64::from(v);
-                assert!(close(r.bubble_over_ideal, want), "p={p} m={m} v={v}: {} vs {want}", r.bubble_over_ideal);
+                assert!(
+                    close(r.bubble_over_ideal, want),
+                    "p={p} m={m} v={v}: {} vs {want}",
+                    r.bubble_over_ideal
+                );
             }
         }
     }
@@ -55,7 +65,11 @@ fn zb_h1_bubble_is_p_minus_1_times_tf_plus_tb_minus_tw() {
             let r = sim(S::InterleavedZeroBubble, p, p, m).unwrap();
             let ideal = 3.0 * f64::from(m);
             let want = f64::from(p - 1) * (1.0 + 1.0 - 1.0);
-            assert!(close(r.step_time - ideal, want), "p={p} m={m}: bubble {} vs {want}", r.step_time - ideal);
+            assert!(
+                close(r.step_time - ideal, want),
+                "p={p} m={m}: bubble {} vs {want}",
+                r.step_time - ideal
+            );
         }
     }
     assert_eq!(checked, 8);
@@ -82,10 +96,19 @@ fn p2p_time_lengthens_the_step_and_bad_times_are_refused() {
     let slow = simulate(&s, &StageTimes::uniform(4, 1.0, 1.0, 1.0, 0.5)).unwrap();
     // The first micro-batch's path crosses 3 boundaries forward and 3 back; the steady state
     // waits on transfers too, so the step grows by at least that.
-    assert!(slow.step_time >= free.step_time + 6.0 * 0.5, "{} {}", slow.step_time, free.step_time);
-    let e = simulate(&s, &StageTimes::uniform(3, 1.0, 1.0, 1.0, 0.0)).unwrap_err().to_string();
+    assert!(
+        slow.step_time >= free.step_time + 6.0 * 0.5,
+        "{} {}",
+        slow.step_time,
+        free.step_time
+    );
+    let e = simulate(&s, &StageTimes::uniform(3, 1.0, 1.0, 1.0, 0.0))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("4 stages"), "{e}");
-    let e = simulate(&s, &StageTimes::uniform(4, f64::NAN, 1.0, 1.0, 0.0)).unwrap_err().to_string();
+    let e = simulate(&s, &StageTimes::uniform(4, f64::NAN, 1.0, 1.0, 0.0))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("finite"), "{e}");
 }
 
@@ -99,7 +122,11 @@ fn every_schedule_simulates_with_busy_time_equal_to_its_work() {
         let r = sim(kind, stages, 4, 8).unwrap();
         let per_mb = if kind == S::ForwardOnly { 1.0 } else { 3.0 };
         let work = per_mb * 8.0 * f64::from(stages) / 4.0;
-        assert!(r.busy.iter().all(|&b| close(b, work)), "{kind}: {:?}", r.busy);
+        assert!(
+            r.busy.iter().all(|&b| close(b, work)),
+            "{kind}: {:?}",
+            r.busy
+        );
         assert!(r.bubble_fraction >= 0.0 && r.bubble_fraction < 1.0);
     }
 }

@@ -4,7 +4,9 @@
 use std::ops::Range;
 
 use shardc_cost_model::{Catalog, Cluster, GptShape};
-use shardc_pipeline::{slice_stages, submesh_shapes, GptStageCost, SliceOptions, StageCost, StageEstimate, Submesh};
+use shardc_pipeline::{
+    slice_stages, submesh_shapes, GptStageCost, SliceOptions, StageCost, StageEstimate, Submesh,
+};
 
 /// Layer `i` costs `weights[i]`; a stage on `d` devices runs `work / d` plus a tensor-parallel
 /// penalty of `0.3 · (d − 1)` per layer; each layer holds 1 unit of activations per micro-batch.
@@ -13,7 +15,11 @@ fn cost(weights: Vec<f64>) -> impl Fn(Range<usize>, Submesh) -> Option<StageEsti
         let d = f64::from(m.devices());
         let work: f64 = weights[r.clone()].iter().sum();
         let n = r.len() as f64;
-        Some(StageEstimate { time: work / d + 0.3 * (d - 1.0) * n, static_bytes: n, activation_bytes: n / d })
+        Some(StageEstimate {
+            time: work / d + 0.3 * (d - 1.0) * n,
+            static_bytes: n,
+            activation_bytes: n / d,
+        })
     }
 }
 
@@ -23,7 +29,15 @@ fn brute_force(c: &dyn StageCost, o: &SliceOptions) -> Option<f64> {
     let shapes = submesh_shapes(o.hosts, o.devices_per_host);
     let dev = o.hosts * o.devices_per_host;
     let mut best: Option<f64> = None;
-    fn go(c: &dyn StageCost, o: &SliceOptions, shapes: &[Submesh], k: usize, left: u32, stages: Vec<f64>, best: &mut Option<f64>) {
+    fn go(
+        c: &dyn StageCost,
+        o: &SliceOptions,
+        shapes: &[Submesh],
+        k: usize,
+        left: u32,
+        stages: Vec<f64>,
+        best: &mut Option<f64>,
+    ) {
         if k == o.layers {
             if left != 0 {
                 return;
@@ -41,7 +55,9 @@ fn brute_force(c: &dyn StageCost, o: &SliceOptions) -> Option<f64> {
                 if m.devices() > left {
                     continue;
                 }
-                let Some(e) = c.estimate(k..i, *m) else { continue };
+                let Some(e) = c.estimate(k..i, *m) else {
+                    continue;
+                };
                 let mut next = stages.clone();
                 next.push(e.time);
                 go(c, o, shapes, i, left - m.devices(), next, best);
@@ -53,7 +69,14 @@ fn brute_force(c: &dyn StageCost, o: &SliceOptions) -> Option<f64> {
 }
 
 fn options(layers: usize, hosts: u32, per_host: u32, microbatches: u32) -> SliceOptions {
-    SliceOptions { layers, hosts, devices_per_host: per_host, microbatches, memory_limit: f64::INFINITY, max_stages: None }
+    SliceOptions {
+        layers,
+        hosts,
+        devices_per_host: per_host,
+        microbatches,
+        memory_limit: f64::INFINITY,
+        max_stages: None,
+    }
 }
 
 #[test]
@@ -69,13 +92,23 @@ fn dp_finds_the_brute_force_optimum() {
         let o = options(w.len(), hosts, per, b);
         let plan = slice_stages(&c, &o).unwrap();
         let want = brute_force(&c, &o).unwrap();
-        assert!((plan.latency - want).abs() < 1e-9, "{w:?}: dp {} vs brute force {want}", plan.latency);
+        assert!(
+            (plan.latency - want).abs() < 1e-9,
+            "{w:?}: dp {} vs brute force {want}",
+            plan.latency
+        );
         // Contiguous, non-empty stages covering every layer, using every device.
         assert_eq!(plan.stages.first().unwrap().layers.start, 0);
         assert_eq!(plan.stages.last().unwrap().layers.end, w.len());
-        assert!(plan.stages.windows(2).all(|p| p[0].layers.end == p[1].layers.start));
+        assert!(plan
+            .stages
+            .windows(2)
+            .all(|p| p[0].layers.end == p[1].layers.start));
         assert!(plan.stages.iter().all(|s| !s.layers.is_empty()));
-        assert_eq!(plan.stages.iter().map(|s| s.submesh.devices()).sum::<u32>(), hosts * per);
+        assert_eq!(
+            plan.stages.iter().map(|s| s.submesh.devices()).sum::<u32>(),
+            hosts * per
+        );
         let sum: f64 = plan.stages.iter().map(|s| s.time).sum();
         let max = plan.stages.iter().map(|s| s.time).fold(0.0, f64::max);
         assert!((sum + f64::from(b - 1) * max - plan.latency).abs() < 1e-9);
@@ -104,31 +137,66 @@ fn memory_limit_is_checked_where_the_first_stage_holds_the_most() {
     assert!(tight.latency >= free.latency);
     o.memory_limit = 0.1;
     let e = slice_stages(&cost(w), &o).unwrap_err().to_string();
-    assert!(e.contains("no slicing of 8 layers over 4 devices fits"), "{e}");
+    assert!(
+        e.contains("no slicing of 8 layers over 4 devices fits"),
+        "{e}"
+    );
 }
 
 #[test]
 fn gpt_stage_cost_prices_embedding_and_head_where_they_sit() {
     let cluster = Cluster::parse("a100-80gb:2x8", &Catalog::builtin()).unwrap();
-    let shape = GptShape { layers: 8, hidden: 4096, heads: 32, seq: 2048, vocab: 51200 };
-    let c = GptStageCost { shape, micro_batch: 1, cluster };
-    let one = Submesh { hosts: 1, devices_per_host: 1 };
+    let shape = GptShape {
+        layers: 8,
+        hidden: 4096,
+        heads: 32,
+        seq: 2048,
+        vocab: 51200,
+    };
+    let c = GptStageCost {
+        shape,
+        micro_batch: 1,
+        cluster,
+    };
+    let one = Submesh {
+        hosts: 1,
+        devices_per_host: 1,
+    };
     let block = c.estimate(1..2, one).unwrap();
     let with_head = c.estimate(8..10, one).unwrap();
     let with_emb = c.estimate(0..2, one).unwrap();
-    assert!(with_head.time > 1.2 * block.time, "the LM head's matmul is priced on the last stage");
-    assert!(with_emb.static_bytes > 1.2 * block.static_bytes, "the embedding's weights sit on the first stage");
-    let tp = c.estimate(1..2, Submesh { hosts: 1, devices_per_host: 8 }).unwrap();
+    assert!(
+        with_head.time > 1.2 * block.time,
+        "the LM head's matmul is priced on the last stage"
+    );
+    assert!(
+        with_emb.static_bytes > 1.2 * block.static_bytes,
+        "the embedding's weights sit on the first stage"
+    );
+    let tp = c
+        .estimate(
+            1..2,
+            Submesh {
+                hosts: 1,
+                devices_per_host: 8,
+            },
+        )
+        .unwrap();
     assert!(tp.time < block.time && tp.static_bytes < block.static_bytes);
     let mut o = options(c.layer_count(), 2, 8, 16);
     o.memory_limit = 80e9;
     let plan = slice_stages(&c, &o).unwrap();
-    assert_eq!(plan.stages.iter().map(|s| s.submesh.devices()).sum::<u32>(), 16);
+    assert_eq!(
+        plan.stages.iter().map(|s| s.submesh.devices()).sum::<u32>(),
+        16
+    );
     assert!(plan.stages.iter().all(|s| s.memory <= 80e9));
 }
 
 #[test]
 fn empty_problems_are_refused() {
-    let e = slice_stages(&cost(vec![]), &options(0, 1, 4, 8)).unwrap_err().to_string();
+    let e = slice_stages(&cost(vec![]), &options(0, 1, 4, 8))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("at least one layer"), "{e}");
 }

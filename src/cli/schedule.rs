@@ -77,7 +77,9 @@ impl From<CsvForm> for CsvFormat {
 
 fn check_time(name: &str, ms: f64) -> Result<f64, CliError> {
     if !ms.is_finite() || ms < 0.0 {
-        return Err(CliError::Input(format!("--{name} must be a non-negative number of milliseconds, got {ms}")));
+        return Err(CliError::Input(format!(
+            "--{name} must be a non-negative number of milliseconds, got {ms}"
+        )));
     }
     Ok(ms * 1e-3)
 }
@@ -90,7 +92,9 @@ pub fn run(a: ScheduleArgs) -> Result<(), CliError> {
         check_time("p2p-ms", a.p2p_ms)?,
     );
     let (schedule, times) = build(&a, f, i, w, p2p)?;
-    schedule.validate().map_err(|e| CliError::CheckFailed(e.to_string()))?;
+    schedule
+        .validate()
+        .map_err(|e| CliError::CheckFailed(e.to_string()))?;
     let sim = pipeline::simulate(&schedule, &times).map_err(CliError::input)?;
     println!(
         "{}: {} stages on {} ranks, {} micro-batches: valid",
@@ -116,19 +120,33 @@ pub fn run(a: ScheduleArgs) -> Result<(), CliError> {
         write_output(Some(p), &pipeline::chrome_trace(&sim))?;
     }
     if let Some(p) = &a.csv {
-        write_output(Some(p), &schedule.to_csv(a.csv_format.into()).map_err(CliError::input)?)?;
+        write_output(
+            Some(p),
+            &schedule
+                .to_csv(a.csv_format.into())
+                .map_err(CliError::input)?,
+        )?;
     }
     Ok(())
 }
 
 /// The schedule asked for (read, generated, or chosen by simulation) and its stage times.
-fn build(a: &ScheduleArgs, f: f64, i: f64, w: f64, p2p: f64) -> Result<(Schedule, StageTimes), CliError> {
+fn build(
+    a: &ScheduleArgs,
+    f: f64,
+    i: f64,
+    w: f64,
+    p2p: f64,
+) -> Result<(Schedule, StageTimes), CliError> {
     let given = |s: Schedule| {
         let times = StageTimes::uniform(s.stages, f, i, w, p2p);
         (s, times)
     };
     if let Some(path) = &a.load {
-        let text = std::fs::read_to_string(path).map_err(|source| CliError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         return Schedule::from_csv(&text, a.csv_format.into())
             .map(given)
             .map_err(|e| CliError::Input(format!("{}: {e}", path.display())));
@@ -140,9 +158,18 @@ fn build(a: &ScheduleArgs, f: f64, i: f64, w: f64, p2p: f64) -> Result<(Schedule
         let ranks = a.ranks.or(a.stages).unwrap_or(4);
         // The rank's share of the mini-batch: per-micro-batch stage times × m at v = 1.
         let m0 = f64::from(a.micro_batches[0]);
-        let work = RankWork { forward: f * m0, backward_input: i * m0, backward_weight: w * m0, p2p: p2p * m0 };
-        let training: Vec<ScheduleKind> = ScheduleKind::ALL.into_iter().filter(|k| k.has_backward()).collect();
-        let ranked = pipeline::choose_schedule(ranks, &a.micro_batches, &training, &work).map_err(CliError::input)?;
+        let work = RankWork {
+            forward: f * m0,
+            backward_input: i * m0,
+            backward_weight: w * m0,
+            p2p: p2p * m0,
+        };
+        let training: Vec<ScheduleKind> = ScheduleKind::ALL
+            .into_iter()
+            .filter(|k| k.has_backward())
+            .collect();
+        let ranked = pipeline::choose_schedule(ranks, &a.micro_batches, &training, &work)
+            .map_err(CliError::input)?;
         for c in ranked.iter().take(5) {
             println!(
                 "  {:<22} stages {:>3}  micro-batches {:>4}  step {}",
@@ -155,13 +182,22 @@ fn build(a: &ScheduleArgs, f: f64, i: f64, w: f64, p2p: f64) -> Result<(Schedule
         let best = &ranked[0];
         // The chosen candidate's per-micro-batch, per-stage times (the work split m · v ways).
         let per = f64::from(best.microbatches) * f64::from(best.stages / ranks) / m0;
-        let times = StageTimes::uniform(best.stages, f / per, i / per, w / per, p2p * m0 / f64::from(best.microbatches));
-        let schedule = Schedule::generate(best.kind, best.stages, ranks, best.microbatches).map_err(CliError::input)?;
+        let times = StageTimes::uniform(
+            best.stages,
+            f / per,
+            i / per,
+            w / per,
+            p2p * m0 / f64::from(best.microbatches),
+        );
+        let schedule = Schedule::generate(best.kind, best.stages, ranks, best.microbatches)
+            .map_err(CliError::input)?;
         return Ok((schedule, times));
     }
     let kind: ScheduleKind = a.schedule.parse().map_err(CliError::input)?;
     if a.micro_batches.len() != 1 {
-        return Err(CliError::Input("give one --micro-batches value with a named --schedule".into()));
+        return Err(CliError::Input(
+            "give one --micro-batches value with a named --schedule".into(),
+        ));
     }
     let ranks = match (a.ranks, a.stages) {
         (Some(r), _) => r,
@@ -169,6 +205,10 @@ fn build(a: &ScheduleArgs, f: f64, i: f64, w: f64, p2p: f64) -> Result<(Schedule
         (None, Some(s)) => s,
         (None, None) => 4,
     };
-    let stages = a.stages.unwrap_or(if kind.v_shape() { 2 * ranks } else { ranks });
-    Schedule::generate(kind, stages, ranks, a.micro_batches[0]).map(given).map_err(CliError::input)
+    let stages = a
+        .stages
+        .unwrap_or(if kind.v_shape() { 2 * ranks } else { ranks });
+    Schedule::generate(kind, stages, ranks, a.micro_batches[0])
+        .map(given)
+        .map_err(CliError::input)
 }
