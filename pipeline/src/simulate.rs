@@ -237,6 +237,8 @@ fn activation_peaks(
     let mut peak = held.clone();
     let mut bytes = vec![0.0f64; schedule.ranks as usize];
     let mut peak_bytes = bytes.clone();
+    // Inference keeps a micro-batch's activations only while its forward runs.
+    let training = schedule.has_backward();
     for i in intervals {
         let (s, r) = (i.action.stage as usize, i.rank as usize);
         match i.action.kind {
@@ -252,6 +254,10 @@ fn activation_peaks(
         }
         peak[s] = peak[s].max(held[s]);
         peak_bytes[r] = peak_bytes[r].max(bytes[r]);
+        if !training {
+            held[s] = held[s].saturating_sub(1);
+            bytes[r] -= times.activation_bytes[s];
+        }
     }
     (peak, peak_bytes)
 }

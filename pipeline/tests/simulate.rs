@@ -130,3 +130,11 @@ fn every_schedule_simulates_with_busy_time_equal_to_its_work() {
         assert!(r.bubble_fraction >= 0.0 && r.bubble_fraction < 1.0);
     }
 }
+
+#[test]
+fn inference_holds_one_microbatch_at_a_time() {
+    let r = sim(S::ForwardOnly, 4, 4, 8).unwrap();
+    assert_eq!(r.peak_in_flight, vec![1; 4]);
+    // Fill and drain of forwards only: (m + p − 1) forward times.
+    assert!(close(r.step_time, 11.0));
+}
