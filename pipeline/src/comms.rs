@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::schedule::{format_table, Schedule};
 
 /// What must have run before `a` may run, as alternatives (any one suffices); empty when nothing.
-/// `on_rank` is where each stage lives; `last` the last stage's index.
+/// `stage_to_rank` says where each stage lives; with `with_comms` a value from another rank
+/// arrives by a receive, otherwise the producing action itself is the requirement.
 pub(crate) fn requirements(a: &Action, stage_to_rank: &[u32], with_comms: bool) -> Vec<Action> {
     let last = stage_to_rank.len() as u32 - 1;
     let same_rank = |x: u32, y: u32| stage_to_rank.get(x as usize) == stage_to_rank.get(y as usize);

@@ -146,6 +146,10 @@ impl Schedule {
                 "more than 4M stage micro-batches; the lists would not fit in memory".into(),
             ));
         }
+        // Idle steps grow with the square of the ranks (each rank waits for the others).
+        if ranks > 4096 {
+            return Err(refuse("at most 4096 pipeline ranks".into()));
+        }
         let (p, m) = (ranks, microbatches);
         let v = stages / ranks;
         let single = || {
@@ -166,10 +170,10 @@ impl Schedule {
             Ok(())
         };
         let v_shape = || {
-            if stages != 2 * ranks {
+            if u64::from(stages) != 2 * u64::from(ranks) {
                 return Err(refuse(format!(
                     "{kind} places exactly two stages on every rank; give {} stages",
-                    2 * ranks
+                    2 * u64::from(ranks)
                 )));
             }
             Ok(())

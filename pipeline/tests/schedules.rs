@@ -242,6 +242,14 @@ fn unsupported_combinations_are_refused_with_the_reason() {
             "at least as many micro-batches as stages",
         ),
         (S::GPipe, 0, 0, 1, "at least 1"),
+        (S::GPipe, 5000, 5000, 1, "at most 4096 pipeline ranks"),
+        (
+            S::ZbVZeroBubble,
+            4,
+            3000,
+            1,
+            "exactly two stages on every rank",
+        ),
     ];
     for (kind, stages, p, m, why) in cases {
         let e = Schedule::generate(kind, stages, p, m)
