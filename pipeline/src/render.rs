@@ -57,7 +57,7 @@ pub fn render_svg(sim: &Simulation) -> String {
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let title = format!(
-        "{} ({} stages, {} ranks, {} micro-batches): step {}, bubble {:.1}% of rank time ({:.1}% over ideal)",
+        "{} ({} stages, {} ranks, {} micro-batches): step {}, bubble {:.1}% ({:.1}% over ideal)",
         sim.name,
         sim.stages,
         sim.ranks,
@@ -68,7 +68,7 @@ pub fn render_svg(sim: &Simulation) -> String {
     );
     let _ = writeln!(
         s,
-        r#"<text x="{LEFT}" y="20" font-size="15" font-weight="bold">{}</text>"#,
+        r#"<text x="{LEFT}" y="20" font-size="13" font-weight="bold">{}</text>"#,
         escape(&title)
     );
     for r in 0..ranks {
