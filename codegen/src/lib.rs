@@ -17,6 +17,7 @@ mod partition;
 mod program;
 mod reshard;
 mod simplify;
+mod stage;
 mod window;
 
 pub use data::{gather_outputs, shard_array, shard_inputs, unshard_array};
@@ -24,6 +25,7 @@ pub use error::{CodegenError, Result};
 pub use partition::partition;
 pub use program::{ShardedValue, SpmdProgram};
 pub use reshard::{local_dims, local_type};
+pub use stage::{cut_stages, StageProgram};
 pub use simplify::{simplify, DEFAULT_BUCKET_BYTES};
 
 /// A sharding in Shardy's notation: `[{"dp"}, {}]`, then `partial={"tp"}` if it has pending sums.

@@ -1,8 +1,41 @@
-//! Pipeline parallelism (to come): slicing a graph into stages and assigning submeshes (a DP as
-//! in Alpa), schedules (GPipe, 1F1B, interleaved 1F1B, zero-bubble) written as
-//! torch.distributed.pipelining actions (`1F0`, `1B0`, `1W0`), schedule simulation and timeline
-//! export (SVG).
+//! Pipeline parallelism: schedules as per-rank action lists in torch.distributed.pipelining's
+//! vocabulary (`2F0`, `1I0`, `0W3`, `1B0`, `3SEND_F1`, `1RECV_B2`), their validator and CSV form,
+//! an event-driven simulator, SVG and Chrome-trace pictures, and Alpa's stage-slicing DP.
+//!
+//! ```
+//! use shardc_pipeline::{simulate, Schedule, ScheduleKind, StageTimes};
+//! let s = Schedule::generate(ScheduleKind::OneFOneB, 4, 4, 8).unwrap();
+//! s.validate().unwrap();
+//! let sim = simulate(&s, &StageTimes::uniform(4, 1.0, 1.0, 1.0, 0.0)).unwrap();
+//! assert!((sim.bubble_over_ideal - 3.0 / 8.0).abs() < 1e-12);
+//! ```
 //!
 //! This crate plans stages and schedules; it neither partitions within a stage nor runs anything.
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod action;
+mod comms;
+mod csv;
+mod error;
+mod generate;
+mod render;
+mod schedule;
+mod select;
+mod simulate;
+mod slicing;
+mod validate;
+
+pub use action::{parse_cell, Action, ActionKind};
+pub use csv::CsvFormat;
+pub use error::{Error, Result};
+pub use render::{chrome_trace, format_seconds, render_svg};
+pub use schedule::{format_table, stage_to_rank, Schedule, ScheduleKind};
+pub use select::{choose_schedule, Candidate, RankWork};
+pub use simulate::{simulate, Interval, Simulation, StageTimes};
+pub use slicing::{
+    slice_stages, submesh_shapes, GptStageCost, SliceOptions, SlicePlan, StageCost, StageEstimate,
+    StagePlan, Submesh,
+};
+pub use validate::dry_run;

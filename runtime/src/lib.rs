@@ -22,6 +22,7 @@ mod error;
 mod executor;
 mod kernels;
 mod mesh;
+mod pipeline;
 mod random;
 mod tensor;
 
@@ -31,5 +32,6 @@ pub use mesh::{
     launch, run_mpmd, run_spmd, run_spmd_per_device, Communicator, InjectedFailure, MeshOptions,
     Stage, ThreadComm,
 };
+pub use pipeline::{run_pipeline, PipelineResult, PipelineStage};
 pub use random::random_inputs;
 pub use tensor::{max_relative_error, Summary, Tensor};

@@ -19,6 +19,7 @@ mod plan;
 mod profile;
 mod propagate;
 mod run;
+mod schedule;
 mod show;
 mod zoo;
 
@@ -54,6 +55,8 @@ pub enum Command {
     Compile(compile::CompileArgs),
     /// Choose the mesh shape and every value's sharding for a cluster; print the plan.
     Plan(plan::PlanArgs),
+    /// Generate, validate, simulate and draw a pipeline schedule (SVG, Chrome trace, torch CSV).
+    Schedule(schedule::ScheduleArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -69,6 +72,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Propagate(a) => propagate::run(a),
         Command::Compile(a) => compile::run(a),
         Command::Plan(a) => plan::run(a),
+        Command::Schedule(a) => schedule::run(a),
     }
 }
 
