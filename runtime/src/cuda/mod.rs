@@ -35,7 +35,7 @@ pub use nccl::{FileIds, NcclIds, NcclMesh};
 use crate::error::RuntimeError;
 use crate::mesh::launch;
 use crate::tensor::Tensor;
-use device::Gpu;
+use device::{DeviceTensor, Gpu};
 use exec::{run_graph_gpu, NoMesh};
 use staged::HostStaged;
 
@@ -71,6 +71,68 @@ fn check_inputs(g: &Graph, inputs: &[Tensor]) -> Result<(), RuntimeError> {
     Ok(())
 }
 
+fn upload_all(gpu: &Gpu, inputs: &[Tensor]) -> Result<Vec<DeviceTensor>, RuntimeError> {
+    inputs.iter().map(|t| gpu.upload(t)).collect()
+}
+
+fn download_all(gpu: &Gpu, values: &[DeviceTensor]) -> Result<Vec<Tensor>, RuntimeError> {
+    let out = values.iter().map(|t| gpu.download(t)).collect();
+    gpu.synchronize()?;
+    out
+}
+
+/// Wall-clock times of repeated GPU runs of one graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CudaTiming {
+    /// The outputs of the last run.
+    pub outputs: Vec<Tensor>,
+    /// Seconds per run, in order: the first includes compiling the kernels (NVRTC).
+    pub seconds: Vec<f64>,
+    /// The GPU and the host fallbacks of one run.
+    pub report: CudaReport,
+}
+
+/// Runs `g` on GPU 0 `1 + repeats` times with its inputs uploaded once, and times each run
+/// from its first kernel to the end of its last (inputs copied on the GPU before the clock
+/// starts; outputs left on the GPU until after it stops).
+pub fn time_cuda(
+    g: &Graph,
+    inputs: &[Tensor],
+    repeats: usize,
+    options: &CudaOptions,
+) -> Result<CudaTiming, RuntimeError> {
+    shardc_ir::verify(g)?;
+    check_inputs(g, inputs)?;
+    let mut gpu = Gpu::open(0, options)?;
+    let resident = upload_all(&gpu, inputs)?;
+    let mut seconds = Vec::with_capacity(repeats + 1);
+    let mut last = Vec::new();
+    for run in 0..=repeats {
+        let fed = resident
+            .iter()
+            .map(|t| gpu.clone_as(t, &t.ty))
+            .collect::<Result<Vec<_>, _>>()?;
+        if run == 1 {
+            // Fallback counts of one run, not of all.
+            gpu.host_fallbacks.clear();
+        }
+        gpu.synchronize()?;
+        let start = std::time::Instant::now();
+        let out = run_graph_gpu(g, fed, &g.outputs, &mut gpu, &mut NoMesh)?;
+        gpu.synchronize()?;
+        seconds.push(start.elapsed().as_secs_f64());
+        last = out;
+    }
+    Ok(CudaTiming {
+        outputs: download_all(&gpu, &last)?,
+        seconds,
+        report: CudaReport {
+            device: gpu.name(),
+            host_fallbacks: gpu.host_fallbacks.clone(),
+        },
+    })
+}
+
 /// Runs `g` on GPU 0: `inputs` in the order of `g.inputs()`; returns `g.outputs`' values.
 pub fn execute_cuda(
     g: &Graph,
@@ -80,9 +142,10 @@ pub fn execute_cuda(
     shardc_ir::verify(g)?;
     check_inputs(g, inputs)?;
     let mut gpu = Gpu::open(0, options)?;
-    let out = run_graph_gpu(g, inputs.to_vec(), &g.outputs, &mut gpu, &mut NoMesh)?;
+    let fed = upload_all(&gpu, inputs)?;
+    let out = run_graph_gpu(g, fed, &g.outputs, &mut gpu, &mut NoMesh)?;
     Ok((
-        out,
+        download_all(&gpu, &out)?,
         CudaReport {
             device: gpu.name(),
             host_fallbacks: gpu.host_fallbacks.clone(),
@@ -129,7 +192,10 @@ pub fn run_spmd_cuda(
         };
         let mut gpu = Gpu::open(d % gpus, options).map_err(as_device)?;
         let mut staged = HostStaged { comm, stages: &stages };
-        let out = run_graph_gpu(program, mine, &program.outputs, &mut gpu, &mut staged).map_err(as_device)?;
+        let fed = upload_all(&gpu, &mine).map_err(as_device)?;
+        let out = run_graph_gpu(program, fed, &program.outputs, &mut gpu, &mut staged)
+            .and_then(|out| download_all(&gpu, &out))
+            .map_err(as_device)?;
         let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
         if d == 0 {
             r.device = gpu.name();
@@ -167,9 +233,10 @@ pub fn run_spmd_cuda_rank(
     shardc_ir::verify(program)?;
     check_inputs(program, &inputs)?;
     let mut gpu = Gpu::open(ordinal, options)?;
-    let out = run_graph_gpu(program, inputs, &program.outputs, &mut gpu, nccl)?;
+    let fed = upload_all(&gpu, &inputs)?;
+    let out = run_graph_gpu(program, fed, &program.outputs, &mut gpu, nccl)?;
     Ok((
-        out,
+        download_all(&gpu, &out)?,
         CudaReport {
             device: gpu.name(),
             host_fallbacks: gpu.host_fallbacks.clone(),
