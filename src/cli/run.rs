@@ -38,6 +38,46 @@ pub struct RunArgs {
     /// Largest relative error `--check` accepts (max |a-b| / max |reference|).
     #[arg(long, default_value_t = 1e-5)]
     pub tolerance: f64,
+    /// Where the devices run: `threads` (CPU, one thread per device) or `cuda` (GPUs; needs a
+    /// shardc built with `--features cuda`).
+    #[arg(long, value_enum, default_value_t = Backend::Threads)]
+    pub backend: Backend,
+}
+
+/// The runtime backend of `shardc run`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// One CPU thread per device (the default).
+    Threads,
+    /// The CUDA backend: every rank on a GPU (rank r on GPU r mod the GPU count).
+    Cuda,
+}
+
+/// Runs the partitioned program on the CUDA backend and prints what ran on the host.
+#[cfg(feature = "cuda")]
+fn run_spmd_cuda(
+    g: &Graph,
+    mesh: &shardc::ir::Mesh,
+    feeds: Vec<Vec<Tensor>>,
+) -> Result<Vec<Vec<Tensor>>, shardc::runtime::RuntimeError> {
+    use shardc::runtime::cuda;
+    let (outs, report) = cuda::run_spmd_cuda(g, mesh, feeds, &cuda::CudaOptions::default())?;
+    println!(
+        "cuda backend on {}; ops run on the host (no GPU kernel): {:?}",
+        report.device, report.host_fallbacks
+    );
+    Ok(outs)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn run_spmd_cuda(
+    _: &Graph,
+    _: &shardc::ir::Mesh,
+    _: Vec<Vec<Tensor>>,
+) -> Result<Vec<Vec<Tensor>>, shardc::runtime::RuntimeError> {
+    Err(shardc::runtime::RuntimeError::Invalid(
+        "--backend cuda: this shardc was built without the `cuda` feature (cargo build --features cuda)".into(),
+    ))
 }
 
 pub fn run(a: RunArgs) -> Result<(), CliError> {
@@ -46,7 +86,11 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         a.file.extension().and_then(|e| e.to_str()),
         Some("hlo") | Some("txt")
     );
-    let distributed = a.mesh.is_some() || !a.shard.is_empty() || a.check || is_hlo;
+    let distributed = a.mesh.is_some()
+        || !a.shard.is_empty()
+        || a.check
+        || is_hlo
+        || a.backend == Backend::Cuda;
     let stats = GraphStats::of(&g);
     // The reference executor holds every input at once; say so before allocating, rather than
     // letting a GPT-3-sized graph exhaust the machine.
@@ -143,14 +187,18 @@ fn run_partitioned(g: &Graph, a: &RunArgs) -> Result<(), CliError> {
         mesh.num_devices()
     ));
     let inputs = random_inputs(g, a.seed);
-    let got = run_program(program, &inputs, &a.file);
+    let got = run_program(program, &inputs, &a.file, a.backend);
     spin.finish_and_clear();
     let got = got?;
     println!(
-        "graph {}: {} nodes on mesh {mesh} ({} devices, threads backend), seed {}",
+        "graph {}: {} nodes on mesh {mesh} ({} devices, {} backend), seed {}",
         g.name,
         g.len(),
         mesh.num_devices(),
+        match a.backend {
+            Backend::Threads => "threads",
+            Backend::Cuda => "cuda",
+        },
         a.seed
     );
     let reference = if a.check {
@@ -203,6 +251,7 @@ fn run_program(
     program: &SpmdProgram,
     inputs: &[Tensor],
     file: &Path,
+    backend: Backend,
 ) -> Result<Vec<Tensor>, CliError> {
     let fail = |e: &dyn std::fmt::Display| CliError::Input(format!("{}: {e}", file.display()));
     let mesh = program
@@ -221,7 +270,11 @@ fn run_program(
         }
         feeds.push(feed);
     }
-    let outs = run_spmd(&program.graph, &mesh, feeds).map_err(|e| fail(&e))?;
+    let outs = match backend {
+        Backend::Threads => run_spmd(&program.graph, &mesh, feeds),
+        Backend::Cuda => run_spmd_cuda(&program.graph, &mesh, feeds),
+    }
+    .map_err(|e| fail(&e))?;
     let outs: Vec<Vec<Vec<f64>>> = outs
         .iter()
         .map(|dev| dev.iter().map(Tensor::to_f64_vec).collect())
