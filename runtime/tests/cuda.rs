@@ -9,10 +9,13 @@ mod common;
 use common::{input, op, op_ty, tensor, ty};
 use shardc_ir::zoo::{gpt, GptConfig, GptShardings};
 use shardc_ir::{
-    training_step, BinaryFn, CompareDir, Conv, DType, Graph, Mesh, Op, ReduceFn, Role, TrainOptions,
-    UnaryFn, ValueId,
+    training_step, BinaryFn, CompareDir, Conv, DType, Graph, Mesh, Op, Optimizer, ReduceFn, Role,
+    TrainOptions, UnaryFn, ValueId,
 };
-use shardc_runtime::cuda::{execute_cuda, probe, run_spmd_cuda, run_spmd_cuda_rank, CudaOptions, CudaReport, FileIds, NcclMesh};
+use shardc_runtime::cuda::{
+    execute_cuda, probe, run_spmd_cuda, run_spmd_cuda_rank, CudaOptions, CudaReport, FileIds,
+    NcclMesh,
+};
 use shardc_runtime::{execute, max_relative_error, random_inputs, run_spmd, Tensor};
 
 /// Whether a GPU is usable; prints why not.
@@ -60,12 +63,24 @@ fn without_a_gpu_runs_fail_with_a_clear_error_not_a_panic() {
     match probe() {
         Ok(n) => {
             assert!(n > 0);
-            assert_eq!(execute_cuda(&g, &inputs, &CudaOptions::default()).unwrap().0[0].to_f64_vec(), vec![1.0, 2.0]);
+            assert_eq!(
+                execute_cuda(&g, &inputs, &CudaOptions::default())
+                    .unwrap()
+                    .0[0]
+                    .to_f64_vec(),
+                vec![1.0, 2.0]
+            );
         }
         Err(e) => {
             let m = e.to_string();
-            assert!(m.starts_with("no CUDA") || m.starts_with("no NVRTC") || m.starts_with("no cuBLAS"), "{m}");
-            assert_eq!(execute_cuda(&g, &inputs, &CudaOptions::default()).unwrap_err(), e);
+            assert!(
+                m.starts_with("no CUDA") || m.starts_with("no NVRTC") || m.starts_with("no cuBLAS"),
+                "{m}"
+            );
+            assert_eq!(
+                execute_cuda(&g, &inputs, &CudaOptions::default()).unwrap_err(),
+                e
+            );
         }
     }
 }
@@ -77,19 +92,55 @@ fn float_elementwise(dtype: DType) -> Graph {
     let y = input(&mut g, "y", dtype, &[33, 17]);
     for func in UnaryFn::ALL.into_iter().filter(|f| *f != UnaryFn::Not) {
         // x*y + x, then the function: three nodes in one kernel.
-        let m = op(&mut g, &format!("m_{}", func.name()), Op::Binary { func: BinaryFn::Mul }, vec![x, y]);
-        let a = op(&mut g, &format!("a_{}", func.name()), Op::Binary { func: BinaryFn::Add }, vec![m, x]);
+        let m = op(
+            &mut g,
+            &format!("m_{}", func.name()),
+            Op::Binary {
+                func: BinaryFn::Mul,
+            },
+            vec![x, y],
+        );
+        let a = op(
+            &mut g,
+            &format!("a_{}", func.name()),
+            Op::Binary {
+                func: BinaryFn::Add,
+            },
+            vec![m, x],
+        );
         let u = op(&mut g, func.name(), Op::Unary { func }, vec![a]);
         g.outputs.push(u);
     }
-    for func in BinaryFn::ALL.into_iter().filter(|f| !matches!(f, BinaryFn::And | BinaryFn::Or)) {
+    for func in BinaryFn::ALL
+        .into_iter()
+        .filter(|f| !matches!(f, BinaryFn::And | BinaryFn::Or))
+    {
         let b = op(&mut g, func.name(), Op::Binary { func }, vec![x, y]);
         g.outputs.push(b);
     }
-    let lt = op(&mut g, "lt", Op::Compare { dir: CompareDir::Lt }, vec![x, y]);
+    let lt = op(
+        &mut g,
+        "lt",
+        Op::Compare {
+            dir: CompareDir::Lt,
+        },
+        vec![x, y],
+    );
     let sel = op(&mut g, "select", Op::Select, vec![lt, x, y]);
-    let i = op_ty(&mut g, "to_i32", Op::Convert, vec![sel], ty(DType::I32, &[33, 17]));
-    let back = op_ty(&mut g, "to_f64", Op::Convert, vec![i], ty(DType::F64, &[33, 17]));
+    let i = op_ty(
+        &mut g,
+        "to_i32",
+        Op::Convert,
+        vec![sel],
+        ty(DType::I32, &[33, 17]),
+    );
+    let back = op_ty(
+        &mut g,
+        "to_f64",
+        Op::Convert,
+        vec![i],
+        ty(DType::F64, &[33, 17]),
+    );
     g.outputs.extend([lt, back]);
     g
 }
@@ -108,17 +159,36 @@ fn integer_and_bool_elementwise_kernels_wrap_and_saturate_like_the_reference() {
     let x = input(&mut g, "x", DType::I32, &[6]);
     let y = input(&mut g, "y", DType::I32, &[6]);
     let f = input(&mut g, "f", DType::F32, &[6]);
-    for func in [BinaryFn::Add, BinaryFn::Sub, BinaryFn::Mul, BinaryFn::Div, BinaryFn::Max, BinaryFn::Min, BinaryFn::Pow] {
+    for func in [
+        BinaryFn::Add,
+        BinaryFn::Sub,
+        BinaryFn::Mul,
+        BinaryFn::Div,
+        BinaryFn::Max,
+        BinaryFn::Min,
+        BinaryFn::Pow,
+    ] {
         let b = op(&mut g, func.name(), Op::Binary { func }, vec![x, y]);
         g.outputs.push(b);
     }
     let n = op(&mut g, "neg", Op::Unary { func: UnaryFn::Neg }, vec![x]);
-    let e = op(&mut g, "eq", Op::Compare { dir: CompareDir::Eq }, vec![x, y]);
+    let e = op(
+        &mut g,
+        "eq",
+        Op::Compare {
+            dir: CompareDir::Eq,
+        },
+        vec![x, y],
+    );
     let ne = op(&mut g, "not", Op::Unary { func: UnaryFn::Not }, vec![e]);
     let sat = op_ty(&mut g, "sat", Op::Convert, vec![f], ty(DType::I32, &[6]));
     g.outputs.extend([n, ne, sat]);
     let inputs = [
-        tensor(DType::I32, &[6], &[i32::MAX as f64, -7.0, 7.0, 0.0, -1.0, 3.0]),
+        tensor(
+            DType::I32,
+            &[6],
+            &[i32::MAX as f64, -7.0, 7.0, 0.0, -1.0, 3.0],
+        ),
         tensor(DType::I32, &[6], &[1.0, 2.0, 0.0, 5.0, -3.0, 4.0]),
         tensor(DType::F32, &[6], &[1e12, -1e12, f64::NAN, -2.7, 3.9, 0.0]),
     ];
@@ -147,13 +217,28 @@ fn dot(lhs: (&[u64], DType), rhs: &[u64], dims: [&[usize]; 4]) -> Graph {
 #[test]
 fn cublas_matmuls_match_the_reference_in_every_layout_and_dtype() {
     let tf32 = CudaOptions { tf32: true };
-    for (d, tol) in [(DType::F32, 1e-5), (DType::F64, 1e-12), (DType::BF16, 1e-2), (DType::F16, 2e-3)] {
+    for (d, tol) in [
+        (DType::F32, 1e-5),
+        (DType::F64, 1e-12),
+        (DType::BF16, 1e-2),
+        (DType::F16, 2e-3),
+    ] {
         // [m, k] · [k, n]
         check(&dot((&[64, 48], d), &[48, 40], [&[], &[], &[1], &[0]]), tol);
         // Batched, lhs read transposed ([b, k, m]) and rhs transposed ([b, n, k]).
-        check(&dot((&[3, 20, 24], d), &[3, 16, 20], [&[0], &[0], &[1], &[2]]), tol);
+        check(
+            &dot((&[3, 20, 24], d), &[3, 16, 20], [&[0], &[0], &[1], &[2]]),
+            tol,
+        );
         // Batch dim in the middle and two contracted dims: both operands permuted first.
-        check(&dot((&[5, 2, 6, 3], d), &[6, 3, 2, 7], [&[1], &[2], &[2, 3], &[0, 1]]), tol);
+        check(
+            &dot(
+                (&[5, 2, 6, 3], d),
+                &[6, 3, 2, 7],
+                [&[1], &[2], &[2, 3], &[0, 1]],
+            ),
+            tol,
+        );
     }
     let g = dot((&[64, 96], DType::F32), &[96, 32], [&[], &[], &[1], &[0]]);
     check_with(&g, &random_inputs(&g, 1), 5e-3, &tf32);
@@ -164,9 +249,20 @@ fn reductions_match_the_reference_over_any_dims() {
     for (d, tol) in [(DType::F32, 1e-6), (DType::BF16, 1e-2), (DType::I64, 0.0)] {
         let mut g = Graph::new("reduce");
         let x = input(&mut g, "x", d, &[6, 7, 300]);
-        for (k, dims) in [vec![0], vec![2], vec![0, 2], vec![0, 1, 2]].into_iter().enumerate() {
+        for (k, dims) in [vec![0], vec![2], vec![0, 2], vec![0, 1, 2]]
+            .into_iter()
+            .enumerate()
+        {
             for func in [ReduceFn::Sum, ReduceFn::Max, ReduceFn::Min] {
-                let r = op(&mut g, &format!("{}{k}", func.name()), Op::Reduce { func, dims: dims.clone() }, vec![x]);
+                let r = op(
+                    &mut g,
+                    &format!("{}{k}", func.name()),
+                    Op::Reduce {
+                        func,
+                        dims: dims.clone(),
+                    },
+                    vec![x],
+                );
                 g.outputs.push(r);
             }
         }
@@ -180,26 +276,128 @@ fn softmax_and_layer_norm(d: DType) -> Graph {
     let (rows, cols) = (64u64, 1000u64);
     let x = input(&mut g, "x", d, &[rows, cols]);
     let bc = |g: &mut Graph, name: &str, v: ValueId| {
-        op_ty(g, name, Op::Broadcast { dims: vec![0] }, vec![v], ty(d, &[rows, cols]))
+        op_ty(
+            g,
+            name,
+            Op::Broadcast { dims: vec![0] },
+            vec![v],
+            ty(d, &[rows, cols]),
+        )
     };
-    let mx = op(&mut g, "max", Op::Reduce { func: ReduceFn::Max, dims: vec![1] }, vec![x]);
+    let mx = op(
+        &mut g,
+        "max",
+        Op::Reduce {
+            func: ReduceFn::Max,
+            dims: vec![1],
+        },
+        vec![x],
+    );
     let mxb = bc(&mut g, "max_b", mx);
-    let sh = op(&mut g, "shift", Op::Binary { func: BinaryFn::Sub }, vec![x, mxb]);
+    let sh = op(
+        &mut g,
+        "shift",
+        Op::Binary {
+            func: BinaryFn::Sub,
+        },
+        vec![x, mxb],
+    );
     let ex = op(&mut g, "exp", Op::Unary { func: UnaryFn::Exp }, vec![sh]);
-    let sm = op(&mut g, "sum", Op::Reduce { func: ReduceFn::Sum, dims: vec![1] }, vec![ex]);
+    let sm = op(
+        &mut g,
+        "sum",
+        Op::Reduce {
+            func: ReduceFn::Sum,
+            dims: vec![1],
+        },
+        vec![ex],
+    );
     let smb = bc(&mut g, "sum_b", sm);
-    let softmax = op(&mut g, "softmax", Op::Binary { func: BinaryFn::Div }, vec![ex, smb]);
-    let inv_n = op_ty(&mut g, "inv_n", Op::Constant { value: shardc_ir::Literal::Splat(1.0 / cols as f64) }, vec![], ty(d, &[rows]));
-    let s1 = op(&mut g, "s1", Op::Reduce { func: ReduceFn::Sum, dims: vec![1] }, vec![x]);
-    let mean = op(&mut g, "mean", Op::Binary { func: BinaryFn::Mul }, vec![s1, inv_n]);
+    let softmax = op(
+        &mut g,
+        "softmax",
+        Op::Binary {
+            func: BinaryFn::Div,
+        },
+        vec![ex, smb],
+    );
+    let inv_n = op_ty(
+        &mut g,
+        "inv_n",
+        Op::Constant {
+            value: shardc_ir::Literal::Splat(1.0 / cols as f64),
+        },
+        vec![],
+        ty(d, &[rows]),
+    );
+    let s1 = op(
+        &mut g,
+        "s1",
+        Op::Reduce {
+            func: ReduceFn::Sum,
+            dims: vec![1],
+        },
+        vec![x],
+    );
+    let mean = op(
+        &mut g,
+        "mean",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![s1, inv_n],
+    );
     let meanb = bc(&mut g, "mean_b", mean);
-    let c = op(&mut g, "centered", Op::Binary { func: BinaryFn::Sub }, vec![x, meanb]);
-    let sq = op(&mut g, "sq", Op::Binary { func: BinaryFn::Mul }, vec![c, c]);
-    let s2 = op(&mut g, "s2", Op::Reduce { func: ReduceFn::Sum, dims: vec![1] }, vec![sq]);
-    let var = op(&mut g, "var", Op::Binary { func: BinaryFn::Mul }, vec![s2, inv_n]);
-    let rs = op(&mut g, "rstd", Op::Unary { func: UnaryFn::Rsqrt }, vec![var]);
+    let c = op(
+        &mut g,
+        "centered",
+        Op::Binary {
+            func: BinaryFn::Sub,
+        },
+        vec![x, meanb],
+    );
+    let sq = op(
+        &mut g,
+        "sq",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![c, c],
+    );
+    let s2 = op(
+        &mut g,
+        "s2",
+        Op::Reduce {
+            func: ReduceFn::Sum,
+            dims: vec![1],
+        },
+        vec![sq],
+    );
+    let var = op(
+        &mut g,
+        "var",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![s2, inv_n],
+    );
+    let rs = op(
+        &mut g,
+        "rstd",
+        Op::Unary {
+            func: UnaryFn::Rsqrt,
+        },
+        vec![var],
+    );
     let rsb = bc(&mut g, "rstd_b", rs);
-    let norm = op(&mut g, "layer_norm", Op::Binary { func: BinaryFn::Mul }, vec![c, rsb]);
+    let norm = op(
+        &mut g,
+        "layer_norm",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![c, rsb],
+    );
     g.outputs.extend([softmax, norm]);
     g
 }
@@ -216,14 +414,61 @@ fn layout_kernels_move_elements_exactly_as_the_reference() {
     let x = input(&mut g, "x", DType::BF16, &[4, 1, 6]);
     let y = input(&mut g, "y", DType::BF16, &[4, 3, 6]);
     let i = input(&mut g, "i", DType::I32, &[]);
-    let b = op_ty(&mut g, "broadcast", Op::Broadcast { dims: vec![0, 1, 2] }, vec![x], ty(DType::BF16, &[4, 3, 6]));
-    let t = op(&mut g, "transpose", Op::Transpose { perm: vec![2, 0, 1] }, vec![y]);
+    let b = op_ty(
+        &mut g,
+        "broadcast",
+        Op::Broadcast {
+            dims: vec![0, 1, 2],
+        },
+        vec![x],
+        ty(DType::BF16, &[4, 3, 6]),
+    );
+    let t = op(
+        &mut g,
+        "transpose",
+        Op::Transpose {
+            perm: vec![2, 0, 1],
+        },
+        vec![y],
+    );
     let r = op(&mut g, "reverse", Op::Reverse { dims: vec![0, 2] }, vec![y]);
-    let s = op(&mut g, "slice", Op::Slice { start: vec![1, 0, 1], limit: vec![4, 3, 6], stride: vec![2, 1, 2] }, vec![y]);
+    let s = op(
+        &mut g,
+        "slice",
+        Op::Slice {
+            start: vec![1, 0, 1],
+            limit: vec![4, 3, 6],
+            stride: vec![2, 1, 2],
+        },
+        vec![y],
+    );
     let c = op(&mut g, "concat", Op::Concatenate { dim: 1 }, vec![b, y, x]);
-    let p = op(&mut g, "pad", Op::Pad { low: vec![1, 0, 2], high: vec![0, 1, 1], interior: vec![1, 0, 2], value: -3.5 }, vec![x]);
-    let rs = op_ty(&mut g, "reshape", Op::Reshape, vec![y], ty(DType::BF16, &[12, 6]));
-    let ds = op(&mut g, "dynamic_slice", Op::DynamicSlice { sizes: vec![2, 2, 3] }, vec![y, i, i, i]);
+    let p = op(
+        &mut g,
+        "pad",
+        Op::Pad {
+            low: vec![1, 0, 2],
+            high: vec![0, 1, 1],
+            interior: vec![1, 0, 2],
+            value: -3.5,
+        },
+        vec![x],
+    );
+    let rs = op_ty(
+        &mut g,
+        "reshape",
+        Op::Reshape,
+        vec![y],
+        ty(DType::BF16, &[12, 6]),
+    );
+    let ds = op(
+        &mut g,
+        "dynamic_slice",
+        Op::DynamicSlice {
+            sizes: vec![2, 2, 3],
+        },
+        vec![y, i, i, i],
+    );
     let upd = op(&mut g, "dus", Op::DynamicUpdateSlice, vec![y, ds, i, i, i]);
     let cp = op(&mut g, "copy", Op::Copy, vec![t]);
     g.outputs.extend([b, t, r, s, c, p, rs, ds, upd, cp]);
@@ -240,11 +485,21 @@ fn gather_and_scatter_add_clamp_indices_like_the_reference() {
         let x = input(&mut g, "x", d, &[3, 5, 4]);
         let idx = input(&mut g, "idx", DType::I32, &[2, 3]);
         let gx = op(&mut g, "gather", Op::Gather { axis: 1 }, vec![x, idx]);
-        let sc = op(&mut g, "scatter_add", Op::ScatterAdd { axis: 1 }, vec![x, idx, gx]);
+        let sc = op(
+            &mut g,
+            "scatter_add",
+            Op::ScatterAdd { axis: 1 },
+            vec![x, idx, gx],
+        );
         g.outputs.extend([gx, sc]);
         let mut inputs = random_inputs(&g, 2);
         inputs[1] = tensor(DType::I32, &[2, 3], &[0.0, 4.0, 4.0, -2.0, 9.0, 1.0]);
-        check_with(&g, &inputs, if d == DType::F32 { 1e-6 } else { 1e-2 }, &CudaOptions::default());
+        check_with(
+            &g,
+            &inputs,
+            if d == DType::F32 { 1e-6 } else { 1e-2 },
+            &CudaOptions::default(),
+        );
     }
 }
 
@@ -253,42 +508,103 @@ fn ops_without_a_gpu_kernel_run_on_the_host_and_are_reported() {
     let mut g = Graph::new("conv");
     let x = input(&mut g, "x", DType::F32, &[2, 3, 8, 8]);
     let w = input(&mut g, "w", DType::F32, &[4, 3, 3, 3]);
-    let c = op(&mut g, "conv", Op::Convolution(Conv::simple(2, 1, 1)), vec![x, w]);
-    let r = op(&mut g, "relu", Op::Unary { func: UnaryFn::Relu }, vec![c]);
+    let c = op(
+        &mut g,
+        "conv",
+        Op::Convolution(Conv::simple(2, 1, 1)),
+        vec![x, w],
+    );
+    let r = op(
+        &mut g,
+        "relu",
+        Op::Unary {
+            func: UnaryFn::Relu,
+        },
+        vec![c],
+    );
     g.outputs.push(r);
     let report = check(&g, 1e-6);
     if !gpu() {
         return;
     }
-    assert_eq!(report.host_fallbacks.get("convolution"), Some(&1), "{report:?}");
+    assert_eq!(
+        report.host_fallbacks.get("convolution"),
+        Some(&1),
+        "{report:?}"
+    );
 }
 
 #[test]
 fn a_gpt_training_step_matches_the_reference() {
-    let cfg = GptConfig { layers: 2, hidden: 32, heads: 2, seq: 16, vocab: 64, batch: 2, dtype: DType::F32, shardings: GptShardings::None };
-    let g = training_step(&gpt(&cfg).unwrap(), &TrainOptions::default()).unwrap();
+    let cfg = GptConfig {
+        layers: 2,
+        hidden: 32,
+        heads: 2,
+        seq: 16,
+        vocab: 64,
+        batch: 2,
+        dtype: DType::F32,
+        shardings: GptShardings::None,
+    };
+    // SGD: Adam's update of a near-zero gradient (the qkv bias) turns the 1e-7 differences of
+    // another matmul summation order into 1e-3 ones, on the threads backend too.
+    let opts = TrainOptions {
+        optimizer: Optimizer::sgd(1e-2),
+        ..TrainOptions::default()
+    };
+    let g = training_step(&gpt(&cfg).unwrap(), &opts).unwrap();
     let report = check(&g, 1e-4);
     if !gpu() {
         return;
     }
-    eprintln!("{}: host fallbacks {:?}", report.device, report.host_fallbacks);
+    eprintln!(
+        "{}: host fallbacks {:?}",
+        report.device, report.host_fallbacks
+    );
 }
 
 /// A program over `mesh` applying each collective to its input, every result an output.
 fn collectives(mesh: &Mesh, axis: &str) -> Graph {
     let mut g = Graph::new("collectives");
     g.mesh = Some(mesh.clone());
-    let x = g.push("x", Op::Input { init: None }, vec![], Some(ty(DType::F32, &[4, 6]))).unwrap();
+    let x = g
+        .push(
+            "x",
+            Op::Input { init: None },
+            vec![],
+            Some(ty(DType::F32, &[4, 6])),
+        )
+        .unwrap();
     g.nodes[x.index()].role = Role::Input;
     let axes = vec![axis.to_string()];
     let n = mesh.axis_size(axis).unwrap_or(1);
     let ops = [
-        Op::AllReduce { axes: axes.clone(), func: ReduceFn::Sum },
-        Op::AllReduce { axes: axes.clone(), func: ReduceFn::Max },
-        Op::AllGather { dim: 1, axes: axes.clone() },
-        Op::ReduceScatter { dim: 0, axes: axes.clone(), func: ReduceFn::Sum },
-        Op::AllToAll { split_dim: 0, concat_dim: 1, axes: axes.clone() },
-        Op::CollectivePermute { axes: axes.clone(), pairs: (0..n).map(|s| (s, (s + 1) % n)).collect() },
+        Op::AllReduce {
+            axes: axes.clone(),
+            func: ReduceFn::Sum,
+        },
+        Op::AllReduce {
+            axes: axes.clone(),
+            func: ReduceFn::Max,
+        },
+        Op::AllGather {
+            dim: 1,
+            axes: axes.clone(),
+        },
+        Op::ReduceScatter {
+            dim: 0,
+            axes: axes.clone(),
+            func: ReduceFn::Sum,
+        },
+        Op::AllToAll {
+            split_dim: 0,
+            concat_dim: 1,
+            axes: axes.clone(),
+        },
+        Op::CollectivePermute {
+            axes: axes.clone(),
+            pairs: (0..n).map(|s| (s, (s + 1) % n)).collect(),
+        },
         Op::AxisIndex { axes: axes.clone() },
     ];
     for (k, o) in ops.into_iter().enumerate() {
@@ -339,9 +655,69 @@ fn nccl_collectives_of_a_one_rank_mesh_match_the_threads_backend() {
     }
     let dir = std::env::temp_dir().join(format!("shardc-nccl-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let ids = FileIds { dir: dir.clone(), timeout: std::time::Duration::from_secs(60) };
+    let ids = FileIds {
+        dir: dir.clone(),
+        timeout: std::time::Duration::from_secs(60),
+    };
     let mut nccl = NcclMesh::new(mesh, 0, Box::new(ids)).unwrap();
-    let (got, _) = run_spmd_cuda_rank(&g, &mut nccl, 0, inputs.into_iter().next().unwrap(), &CudaOptions::default()).unwrap();
+    let (got, _) = run_spmd_cuda_rank(
+        &g,
+        &mut nccl,
+        0,
+        inputs.into_iter().next().unwrap(),
+        &CudaOptions::default(),
+    )
+    .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(got, want[0]);
+}
+
+#[test]
+fn nccl_unique_ids_pass_through_files_and_a_missing_one_times_out_clearly() {
+    use shardc_runtime::cuda::NcclIds;
+    let dir = std::env::temp_dir().join(format!("shardc-ncclid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ids = FileIds {
+        dir: dir.clone(),
+        timeout: std::time::Duration::from_millis(100),
+    };
+    let id: [u8; 128] = std::array::from_fn(|i| i as u8);
+    assert_eq!(ids.share("axes-tp-lead-0", true, Some(id)).unwrap(), id);
+    assert_eq!(ids.share("axes-tp-lead-0", false, None).unwrap(), id);
+    let e = ids
+        .share("axes-dp-lead-0", false, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("waited 0 s for the NCCL id file") && e.contains("axes-dp-lead-0"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_nccl_mesh_without_nccl_is_a_clear_error() {
+    let dir = std::env::temp_dir();
+    let ids = FileIds {
+        dir,
+        timeout: std::time::Duration::from_secs(1),
+    };
+    let mesh: Mesh = "x=2".parse().unwrap();
+    match shardc_runtime::cuda::probe_nccl() {
+        Ok(()) => assert!(
+            NcclMesh::new(mesh, 2, Box::new(ids)).is_err(),
+            "position 2 is outside x=2"
+        ),
+        Err(e) => {
+            let m = NcclMesh::new(mesh, 0, Box::new(ids))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                m.starts_with("no NCCL library found: none of libnccl.so"),
+                "{m}"
+            );
+            assert_eq!(m, e.to_string());
+        }
+    }
 }

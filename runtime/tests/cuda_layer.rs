@@ -36,7 +36,13 @@ fn time(name: &str, g: &Graph, peak: Option<f64>, out: &mut Vec<String>) {
     runs.sort_by(f64::total_cmp);
     let best = runs[0];
     let tflops = flops / best / 1e12;
-    let of_peak = peak.map_or(String::new(), |p| format!(", {:.1}% of the bf16 peak {:.0} TFLOP/s", 100.0 * flops / best / p, p / 1e12));
+    let of_peak = peak.map_or(String::new(), |p| {
+        format!(
+            ", {:.1}% of the bf16 peak {:.0} TFLOP/s",
+            100.0 * flops / best / p,
+            p / 1e12
+        )
+    });
     let line = format!(
         "{name}: {} on {}: {:.2} ms (best of {}; first run with kernel compilation {:.2} s), {:.3e} FLOP, {tflops:.1} TFLOP/s{of_peak}; host fallbacks {:?}",
         g.name,
@@ -50,14 +56,19 @@ fn time(name: &str, g: &Graph, peak: Option<f64>, out: &mut Vec<String>) {
     println!("{line}");
     out.push(line);
     for o in &t.outputs {
-        assert!(o.to_f64_vec().iter().all(|x| x.is_finite()), "{name}: an output is not finite");
+        assert!(
+            o.to_f64_vec().iter().all(|x| x.is_finite()),
+            "{name}: an output is not finite"
+        );
     }
 }
 
 #[test]
 #[ignore = "needs a GPU; run by scripts/gpu-check.sh"]
 fn one_transformer_layer_per_device_program_timing() {
-    let peak = std::env::var("SHARDC_BF16_PEAK").ok().and_then(|p| p.parse::<f64>().ok());
+    let peak = std::env::var("SHARDC_BF16_PEAK")
+        .ok()
+        .and_then(|p| p.parse::<f64>().ok());
     let forward = gpt(&layer()).unwrap();
     let step = training_step(&forward, &TrainOptions::default()).unwrap();
     if let Err(e) = probe() {
@@ -68,7 +79,11 @@ fn one_transformer_layer_per_device_program_timing() {
     time("forward", &forward, peak, &mut lines);
     time("training step", &step, peak, &mut lines);
     if let Ok(path) = std::env::var("SHARDC_GPU_CHECK_OUT") {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
         for l in lines {
             writeln!(f, "{l}").unwrap();
         }

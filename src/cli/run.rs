@@ -86,11 +86,8 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         a.file.extension().and_then(|e| e.to_str()),
         Some("hlo") | Some("txt")
     );
-    let distributed = a.mesh.is_some()
-        || !a.shard.is_empty()
-        || a.check
-        || is_hlo
-        || a.backend == Backend::Cuda;
+    let distributed =
+        a.mesh.is_some() || !a.shard.is_empty() || a.check || is_hlo || a.backend == Backend::Cuda;
     let stats = GraphStats::of(&g);
     // The reference executor holds every input at once; say so before allocating, rather than
     // letting a GPT-3-sized graph exhaust the machine.

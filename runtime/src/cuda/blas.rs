@@ -114,8 +114,8 @@ pub(crate) fn dot_general(
     };
     let l = l_owned.as_ref().unwrap_or(lhs);
     let r = r_owned.as_ref().unwrap_or(rhs);
-    let (dt, ct) = gemm_types(out_ty.dtype, gpu.options.tf32)
-        .map_err(|u| cuda_error("dot_general", u.0))?;
+    let (dt, ct) =
+        gemm_types(out_ty.dtype, gpu.options.tf32).map_err(|u| cuda_error("dot_general", u.0))?;
     // Row-major C[m, n] = A[m, k] B[k, n] is column-major C^T[n, m] = B^T[n, k] A^T[k, m]:
     // cuBLAS's first operand is our rhs, its second our lhs.
     let op = |t: bool| {

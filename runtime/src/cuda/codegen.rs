@@ -281,12 +281,7 @@ pub(crate) fn fusion_targets(g: &Graph, needed: &[bool], wanted: &[bool]) -> Vec
 
 /// The fused kernel rooted at `root` (a node not fused into another), given `fusion_targets`.
 pub(crate) fn fused_at(g: &Graph, root: ValueId, targets: &[Option<usize>]) -> Fused {
-    fn visit(
-        g: &Graph,
-        v: ValueId,
-        targets: &[Option<usize>],
-        out: &mut Fused,
-    ) -> Arg {
+    fn visit(g: &Graph, v: ValueId, targets: &[Option<usize>], out: &mut Fused) -> Arg {
         let node = g.node(v);
         let mut args = Vec::with_capacity(node.operands.len());
         for &o in &node.operands {
@@ -454,9 +449,12 @@ pub(crate) fn strided_copy_source(c: &StridedCopy) -> String {
 pub(crate) fn fill_source(d: DType, value: f64) -> String {
     let lit = match kind(d) {
         Kind::Float if value.is_nan() => "(0.0 / 0.0)".to_string(),
-        Kind::Float if value.is_infinite() => {
-            if value > 0.0 { "(1.0 / 0.0)" } else { "(-1.0 / 0.0)" }.to_string()
+        Kind::Float if value.is_infinite() => if value > 0.0 {
+            "(1.0 / 0.0)"
+        } else {
+            "(-1.0 / 0.0)"
         }
+        .to_string(),
         Kind::Float => format!("{value:e}"),
         Kind::Int => format!("sat_i64({value:e})"),
         Kind::Bool => (value != 0.0).to_string(),
@@ -563,12 +561,22 @@ pub(crate) fn gather_source(elem_bytes: usize, idx: DType, axis: u64, j: u64, po
 /// The adjoint of [`gather_source`]: `shardc_kernel(const T* x, const I* idx, const T* upd,
 /// T* out, u64 n)`, one thread per output element summing, in index order, the updates whose
 /// clamped index lands on it (deterministic: no atomics).
-pub(crate) fn scatter_add_source(d: DType, idx: DType, axis: u64, j: u64, post: u64) -> Result<String, Unsupported> {
+pub(crate) fn scatter_add_source(
+    d: DType,
+    idx: DType,
+    axis: u64,
+    j: u64,
+    post: u64,
+) -> Result<String, Unsupported> {
     let k = kind(d);
     if k == Kind::Bool {
         return Err(Unsupported("scatter_add of bool has no kernel".into()));
     }
-    let add = if k == Kind::Float { "acc + " } else { "wadd(acc, " };
+    let add = if k == Kind::Float {
+        "acc + "
+    } else {
+        "wadd(acc, "
+    };
     let close = if k == Kind::Float { "" } else { ")" };
     let ct = compute_type(k);
     let body = format!(

@@ -7,7 +7,9 @@ use super::*;
 use shardc_ir::{Graph, Node, Op, Role, TensorType};
 
 fn input(g: &mut Graph, name: &str, ty: TensorType) -> ValueId {
-    let v = g.push(name, Op::Input { init: None }, vec![], Some(ty)).unwrap();
+    let v = g
+        .push(name, Op::Input { init: None }, vec![], Some(ty))
+        .unwrap();
     g.nodes[v.index()].role = Role::Input;
     v
 }
@@ -50,9 +52,16 @@ fn syntax_check(sources: &[String]) -> Option<Result<(), String>> {
     // own namespace, without `extern "C"` (which would make their entry points one function).
     let mut unit = SHIM.to_string();
     for (k, s) in sources.iter().enumerate() {
-        unit.push_str(&format!("namespace k{k} {{\n{}}}\n", s.replace("extern \"C\" ", "")));
+        unit.push_str(&format!(
+            "namespace k{k} {{\n{}}}\n",
+            s.replace("extern \"C\" ", "")
+        ));
     }
-    let path = std::env::temp_dir().join(format!("shardc-cuda-codegen-{}-{}.cpp", std::process::id(), sources.len()));
+    let path = std::env::temp_dir().join(format!(
+        "shardc-cuda-codegen-{}-{}.cpp",
+        std::process::id(),
+        sources.len()
+    ));
     std::fs::write(&path, &unit).ok()?;
     let out = std::process::Command::new(&cxx)
         .args(["-fsyntax-only", "-std=c++17", "-x", "c++"])
@@ -63,7 +72,11 @@ fn syntax_check(sources: &[String]) -> Option<Result<(), String>> {
     Some(if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{}\n--- sources ---\n{}", String::from_utf8_lossy(&out.stderr), sources.join("\n")))
+        Err(format!(
+            "{}\n--- sources ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            sources.join("\n")
+        ))
     })
 }
 
@@ -89,9 +102,19 @@ fn single(op: Op, types: &[TensorType]) -> Option<(Graph, ValueId)> {
 }
 
 fn elementwise_ops() -> Vec<(Op, usize)> {
-    let mut ops: Vec<(Op, usize)> = UnaryFn::ALL.iter().map(|&func| (Op::Unary { func }, 1)).collect();
+    let mut ops: Vec<(Op, usize)> = UnaryFn::ALL
+        .iter()
+        .map(|&func| (Op::Unary { func }, 1))
+        .collect();
     ops.extend(BinaryFn::ALL.iter().map(|&func| (Op::Binary { func }, 2)));
-    for dir in [CompareDir::Eq, CompareDir::Ne, CompareDir::Lt, CompareDir::Le, CompareDir::Gt, CompareDir::Ge] {
+    for dir in [
+        CompareDir::Eq,
+        CompareDir::Ne,
+        CompareDir::Lt,
+        CompareDir::Le,
+        CompareDir::Gt,
+        CompareDir::Ge,
+    ] {
         ops.push((Op::Compare { dir }, 2));
     }
     ops
@@ -105,17 +128,26 @@ fn every_elementwise_op_and_dtype_the_ir_accepts_generates_a_kernel() {
         for d in DType::ALL {
             let ty = TensorType::new(d, vec![5]);
             // Only what the IR's type rules accept reaches the executor.
-            let Some((g, r)) = single(op.clone(), &vec![ty; arity]) else { continue };
+            let Some((g, r)) = single(op.clone(), &vec![ty; arity]) else {
+                continue;
+            };
             accepted += 1;
             let f = fused_at(&g, r, &vec![None; g.nodes.len()]);
             match elementwise_source(&g, &f) {
                 Ok(s) => {
                     assert!(s.contains(&format!("__global__ void {ENTRY}(")), "{s}");
-                    assert_eq!(s.matches("in0[i]").count() + s.matches("in1[i]").count(), arity, "{s}");
+                    assert_eq!(
+                        s.matches("in0[i]").count() + s.matches("in1[i]").count(),
+                        arity,
+                        "{s}"
+                    );
                     sources.push(s);
                 }
                 // The IR accepts it but there is no kernel: the reason names the op.
-                Err(Unsupported(why)) => assert!(why.contains(op.name()) || why.contains("no kernel"), "{why}"),
+                Err(Unsupported(why)) => assert!(
+                    why.contains(op.name()) || why.contains("no kernel"),
+                    "{why}"
+                ),
             }
         }
     }
@@ -125,7 +157,14 @@ fn every_elementwise_op_and_dtype_the_ir_accepts_generates_a_kernel() {
         for to in DType::ALL {
             let mut g = Graph::new("convert");
             let x = input(&mut g, "x", TensorType::new(from, vec![3]));
-            let Ok(c) = g.push("c", Op::Convert, vec![x], Some(TensorType::new(to, vec![3]))) else { continue };
+            let Ok(c) = g.push(
+                "c",
+                Op::Convert,
+                vec![x],
+                Some(TensorType::new(to, vec![3])),
+            ) else {
+                continue;
+            };
             g.outputs.push(c);
             let f = fused_at(&g, c, &vec![None; g.nodes.len()]);
             sources.push(elementwise_source(&g, &f).unwrap());
@@ -141,8 +180,12 @@ fn bf16_values_are_rounded_after_every_fused_node() {
     let ty = TensorType::new(DType::BF16, vec![4]);
     let mut g = Graph::new("chain");
     let x = input(&mut g, "x", ty.clone());
-    let e = g.push("e", Op::Unary { func: UnaryFn::Exp }, vec![x], None).unwrap();
-    let n = g.push("n", Op::Unary { func: UnaryFn::Neg }, vec![e], None).unwrap();
+    let e = g
+        .push("e", Op::Unary { func: UnaryFn::Exp }, vec![x], None)
+        .unwrap();
+    let n = g
+        .push("n", Op::Unary { func: UnaryFn::Neg }, vec![e], None)
+        .unwrap();
     g.outputs.push(n);
     let (needed, wanted) = all_needed(&g);
     let t = fusion_targets(&g, &needed, &wanted);
@@ -159,13 +202,53 @@ fn single_use_elementwise_chains_fuse_and_shared_or_wanted_values_do_not() {
     let mut g = Graph::new("chain");
     let x = input(&mut g, "x", ty.clone());
     let y = input(&mut g, "y", ty.clone());
-    let e = g.push("e", Op::Unary { func: UnaryFn::Exp }, vec![x], None).unwrap();
-    let n = g.push("n", Op::Unary { func: UnaryFn::Neg }, vec![e], None).unwrap();
-    let a = g.push("a", Op::Binary { func: BinaryFn::Add }, vec![n, y], None).unwrap();
+    let e = g
+        .push("e", Op::Unary { func: UnaryFn::Exp }, vec![x], None)
+        .unwrap();
+    let n = g
+        .push("n", Op::Unary { func: UnaryFn::Neg }, vec![e], None)
+        .unwrap();
+    let a = g
+        .push(
+            "a",
+            Op::Binary {
+                func: BinaryFn::Add,
+            },
+            vec![n, y],
+            None,
+        )
+        .unwrap();
     // `a` is used twice: it is its own kernel's result, read by both users.
-    let m = g.push("m", Op::Binary { func: BinaryFn::Mul }, vec![a, a], None).unwrap();
-    let s = g.push("s", Op::Unary { func: UnaryFn::Sqrt }, vec![a], None).unwrap();
-    let r = g.push("r", Op::Binary { func: BinaryFn::Add }, vec![m, s], None).unwrap();
+    let m = g
+        .push(
+            "m",
+            Op::Binary {
+                func: BinaryFn::Mul,
+            },
+            vec![a, a],
+            None,
+        )
+        .unwrap();
+    let s = g
+        .push(
+            "s",
+            Op::Unary {
+                func: UnaryFn::Sqrt,
+            },
+            vec![a],
+            None,
+        )
+        .unwrap();
+    let r = g
+        .push(
+            "r",
+            Op::Binary {
+                func: BinaryFn::Add,
+            },
+            vec![m, s],
+            None,
+        )
+        .unwrap();
     g.outputs.extend([r, s]);
     let (needed, wanted) = all_needed(&g);
     let t = fusion_targets(&g, &needed, &wanted);
@@ -177,12 +260,18 @@ fn single_use_elementwise_chains_fuse_and_shared_or_wanted_values_do_not() {
     assert_eq!(t[x.index()], None, "inputs are read, not fused");
     let fa = fused_at(&g, a, &t);
     assert_eq!(fa.inputs, vec![x, y]);
-    assert_eq!(fa.nodes.iter().map(|(v, _)| *v).collect::<Vec<_>>(), vec![e, n, a]);
+    assert_eq!(
+        fa.nodes.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        vec![e, n, a]
+    );
     let fr = fused_at(&g, r, &t);
     // `m` reads `a` twice through one parameter.
     assert_eq!(fr.inputs, vec![a, s]);
     assert_eq!(fr.nodes[0].1, vec![Arg::Input(0), Arg::Input(0)]);
-    let sources = vec![elementwise_source(&g, &fa).unwrap(), elementwise_source(&g, &fr).unwrap()];
+    let sources = vec![
+        elementwise_source(&g, &fa).unwrap(),
+        elementwise_source(&g, &fr).unwrap(),
+    ];
     if let Some(r) = syntax_check(&sources) {
         r.unwrap();
     }
@@ -191,7 +280,14 @@ fn single_use_elementwise_chains_fuse_and_shared_or_wanted_values_do_not() {
 #[test]
 fn reductions_strided_copies_fills_gathers_and_scatters_are_well_formed() {
     let mut sources = Vec::new();
-    for d in [DType::F32, DType::BF16, DType::F16, DType::F64, DType::I32, DType::I64] {
+    for d in [
+        DType::F32,
+        DType::BF16,
+        DType::F16,
+        DType::F64,
+        DType::I32,
+        DType::I64,
+    ] {
         for func in [ReduceFn::Sum, ReduceFn::Max, ReduceFn::Min] {
             let s = reduce_source(func, d, &[2, 3, 4], &[0, 2]).unwrap();
             // Kept dim 1 (stride 4); reduced dims 0 (stride 12) and 2 (stride 1): 8 elements.
@@ -204,7 +300,10 @@ fn reductions_strided_copies_fills_gathers_and_scatters_are_well_formed() {
     }
     let e = reduce_source(ReduceFn::Sum, DType::Bool, &[4], &[0]).unwrap_err();
     assert!(e.0.contains("bool"), "{}", e.0);
-    assert!(reduce_source(ReduceFn::Sum, DType::F32, &[4], &[1]).unwrap_err().0.contains("out of range"));
+    assert!(reduce_source(ReduceFn::Sum, DType::F32, &[4], &[1])
+        .unwrap_err()
+        .0
+        .contains("out of range"));
     assert!(scatter_add_source(DType::Bool, DType::I32, 2, 2, 1).is_err());
     sources.push(fill_source(DType::F32, f64::NEG_INFINITY));
     sources.push(fill_source(DType::F32, f64::NAN));
@@ -248,9 +347,15 @@ fn non_elementwise_nodes_are_never_fused() {
     let ty = TensorType::new(DType::F32, vec![2, 2]);
     let mut g = Graph::new("mixed");
     let x = input(&mut g, "x", ty.clone());
-    let e = g.push("e", Op::Unary { func: UnaryFn::Exp }, vec![x], None).unwrap();
-    let t = g.push("t", Op::Transpose { perm: vec![1, 0] }, vec![e], None).unwrap();
-    let n = g.push("n", Op::Unary { func: UnaryFn::Neg }, vec![t], None).unwrap();
+    let e = g
+        .push("e", Op::Unary { func: UnaryFn::Exp }, vec![x], None)
+        .unwrap();
+    let t = g
+        .push("t", Op::Transpose { perm: vec![1, 0] }, vec![e], None)
+        .unwrap();
+    let n = g
+        .push("n", Op::Unary { func: UnaryFn::Neg }, vec![t], None)
+        .unwrap();
     g.outputs.push(n);
     let (needed, wanted) = all_needed(&g);
     let targets = fusion_targets(&g, &needed, &wanted);

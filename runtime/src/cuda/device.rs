@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cudarc::cublas::CudaBlas;
-use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+};
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 use ndarray::{ArrayD, IxDyn};
 use shardc_ir::{DType, TensorType};
@@ -58,9 +60,8 @@ pub fn probe() -> Result<usize, RuntimeError> {
             return Err(missing(what, lib));
         }
     }
-    let n = CudaContext::device_count().map_err(|e| {
-        RuntimeError::Invalid(format!("no CUDA device found: the driver says {e}"))
-    })?;
+    let n = CudaContext::device_count()
+        .map_err(|e| RuntimeError::Invalid(format!("no CUDA device found: the driver says {e}")))?;
     if n <= 0 {
         return Err(RuntimeError::Invalid(
             "no CUDA device found: the driver reports 0 devices".into(),
@@ -101,7 +102,8 @@ impl Gpu {
     /// Opens GPU `ordinal` (after [`probe`]).
     pub fn open(ordinal: usize, options: &CudaOptions) -> Result<Gpu, RuntimeError> {
         probe()?;
-        let ctx = CudaContext::new(ordinal).map_err(|e| cuda_error(&format!("open GPU {ordinal}"), e))?;
+        let ctx =
+            CudaContext::new(ordinal).map_err(|e| cuda_error(&format!("open GPU {ordinal}"), e))?;
         // SAFETY: every buffer of this Gpu is used only on its one stream, in order, so
         // cudarc's cross-stream events are not needed.
         unsafe { ctx.disable_event_tracking() };
@@ -123,7 +125,11 @@ impl Gpu {
 
     /// The GPU's name as the driver reports it, with its ordinal.
     pub fn name(&self) -> String {
-        let name = self.stream.context().name().unwrap_or_else(|_| "unknown GPU".into());
+        let name = self
+            .stream
+            .context()
+            .name()
+            .unwrap_or_else(|_| "unknown GPU".into());
         format!("{name} (GPU {})", self.ordinal)
     }
 
@@ -158,7 +164,10 @@ impl Gpu {
             // At least one byte, so that empty tensors have an address too.
             .alloc_zeros::<u8>(bytes.max(1))
             .map_err(|e| cuda_error(&format!("allocate {ty}"), e))?;
-        Ok(DeviceTensor { ty: ty.clone(), buf })
+        Ok(DeviceTensor {
+            ty: ty.clone(),
+            buf,
+        })
     }
 
     /// Launches a generated kernel over `n` items (elements, or outputs of a reduction) with
@@ -176,7 +185,11 @@ impl Gpu {
         }
         let f = self.function(source)?;
         // Grid-stride loops: cap the grid, each thread (or block) loops over the rest.
-        let blocks = if per_block { n } else { n.div_ceil(BLOCK as u64) };
+        let blocks = if per_block {
+            n
+        } else {
+            n.div_ceil(BLOCK as u64)
+        };
         let cfg = LaunchConfig {
             grid_dim: (blocks.min(65_535 * 8) as u32, 1, 1),
             block_dim: (BLOCK, 1, 1),
@@ -217,8 +230,18 @@ impl Gpu {
             }};
         }
         match (t.dtype(), t.data()) {
-            (DType::BF16, Data::F32(a)) => put!(u16, a.iter().map(|&x| half::bf16::from_f32(x).to_bits()).collect()),
-            (DType::F16, Data::F32(a)) => put!(u16, a.iter().map(|&x| half::f16::from_f32(x).to_bits()).collect()),
+            (DType::BF16, Data::F32(a)) => put!(
+                u16,
+                a.iter()
+                    .map(|&x| half::bf16::from_f32(x).to_bits())
+                    .collect()
+            ),
+            (DType::F16, Data::F32(a)) => put!(
+                u16,
+                a.iter()
+                    .map(|&x| half::f16::from_f32(x).to_bits())
+                    .collect()
+            ),
             (_, Data::F32(a)) => put!(f32, a.iter().copied().collect()),
             (_, Data::F64(a)) => put!(f64, a.iter().copied().collect()),
             (_, Data::I32(a)) => put!(i32, a.iter().copied().collect()),
@@ -252,26 +275,45 @@ impl Gpu {
         let data = match ty.dtype {
             DType::F32 => Data::F32(shape(get!(f32)).map_err(bad)?),
             DType::BF16 => Data::F32(
-                ArrayD::from_shape_vec(IxDyn(&dims), get!(u16).into_iter().map(|b| half::bf16::from_bits(b).to_f32()).collect())
-                    .map_err(bad)?,
+                ArrayD::from_shape_vec(
+                    IxDyn(&dims),
+                    get!(u16)
+                        .into_iter()
+                        .map(|b| half::bf16::from_bits(b).to_f32())
+                        .collect(),
+                )
+                .map_err(bad)?,
             ),
             DType::F16 => Data::F32(
-                ArrayD::from_shape_vec(IxDyn(&dims), get!(u16).into_iter().map(|b| half::f16::from_bits(b).to_f32()).collect())
-                    .map_err(bad)?,
+                ArrayD::from_shape_vec(
+                    IxDyn(&dims),
+                    get!(u16)
+                        .into_iter()
+                        .map(|b| half::f16::from_bits(b).to_f32())
+                        .collect(),
+                )
+                .map_err(bad)?,
             ),
             DType::F64 => Data::F64(ArrayD::from_shape_vec(IxDyn(&dims), get!(f64)).map_err(bad)?),
             DType::I32 => Data::I32(ArrayD::from_shape_vec(IxDyn(&dims), get!(i32)).map_err(bad)?),
             DType::I64 => Data::I64(ArrayD::from_shape_vec(IxDyn(&dims), get!(i64)).map_err(bad)?),
             DType::Bool => Data::Bool(
-                ArrayD::from_shape_vec(IxDyn(&dims), get!(u8).into_iter().map(|b| b != 0).collect())
-                    .map_err(bad)?,
+                ArrayD::from_shape_vec(
+                    IxDyn(&dims),
+                    get!(u8).into_iter().map(|b| b != 0).collect(),
+                )
+                .map_err(bad)?,
             ),
         };
         Ok(Tensor::from_data(ty.dtype, data))
     }
 
     /// A copy of `d` with another type of the same byte size (reshape), or the same type.
-    pub fn clone_as(&self, d: &DeviceTensor, ty: &TensorType) -> Result<DeviceTensor, RuntimeError> {
+    pub fn clone_as(
+        &self,
+        d: &DeviceTensor,
+        ty: &TensorType,
+    ) -> Result<DeviceTensor, RuntimeError> {
         let mut out = self.alloc(ty)?;
         self.stream
             .memcpy_dtod(&d.buf, &mut out.buf)
@@ -281,7 +323,9 @@ impl Gpu {
 
     /// Waits for everything queued on the stream.
     pub fn synchronize(&self) -> Result<(), RuntimeError> {
-        self.stream.synchronize().map_err(|e| cuda_error("synchronize", e))
+        self.stream
+            .synchronize()
+            .map_err(|e| cuda_error("synchronize", e))
     }
 }
 

@@ -11,8 +11,7 @@ use shardc_ir::{Graph, Node, Op, ValueId};
 
 use super::blas::{self, DotDims};
 use super::codegen::{
-    elementwise_source, fused_at, fusion_targets, is_elementwise, reduce_source, Fused,
-    Unsupported,
+    elementwise_source, fused_at, fusion_targets, is_elementwise, reduce_source, Fused, Unsupported,
 };
 use super::device::{DeviceTensor, Gpu};
 use super::layout;
@@ -40,7 +39,12 @@ pub(crate) trait GpuMesh {
 pub(crate) struct NoMesh;
 
 impl GpuMesh for NoMesh {
-    fn mesh_op(&mut self, _: &mut Gpu, node: &Node, _: Vec<DeviceTensor>) -> Result<DeviceTensor, RuntimeError> {
+    fn mesh_op(
+        &mut self,
+        _: &mut Gpu,
+        node: &Node,
+        _: Vec<DeviceTensor>,
+    ) -> Result<DeviceTensor, RuntimeError> {
         Err(RuntimeError::node(
             &node.name,
             node.op.name(),
@@ -129,7 +133,11 @@ pub(crate) fn run_graph_gpu(
         mesh.before_node()?;
         let operands = reads(i);
         let missing = |o: &ValueId| {
-            RuntimeError::node(&node.name, node.op.name(), format!("operand {o} was freed or never computed (invariant)"))
+            RuntimeError::node(
+                &node.name,
+                node.op.name(),
+                format!("operand {o} was freed or never computed (invariant)"),
+            )
         };
         let result = if let Some(t) = fed {
             t
@@ -153,14 +161,21 @@ pub(crate) fn run_graph_gpu(
                 .iter()
                 .map(|o| values[o.index()].as_ref().ok_or_else(|| missing(o)))
                 .collect::<Result<_, _>>()?;
-            let in_node = |e: RuntimeError| RuntimeError::node(&node.name, node.op.name(), e.to_string());
+            let in_node =
+                |e: RuntimeError| RuntimeError::node(&node.name, node.op.name(), e.to_string());
             match eval(gpu, g, node, &plans[i], &args).map_err(in_node)? {
                 Ok(t) => t,
                 Err(why) if matches!(&plans[i], Plan::Kernel(f) if f.nodes.len() > 1) => {
-                    return Err(RuntimeError::node(&node.name, node.op.name(), format!("fused elementwise kernel: {}", why.0)));
+                    return Err(RuntimeError::node(
+                        &node.name,
+                        node.op.name(),
+                        format!("fused elementwise kernel: {}", why.0),
+                    ));
                 }
                 Err(_) => {
-                    *gpu.host_fallbacks.entry(node.op.name().to_string()).or_insert(0) += 1;
+                    *gpu.host_fallbacks
+                        .entry(node.op.name().to_string())
+                        .or_insert(0) += 1;
                     on_host(gpu, node, &args).map_err(in_node)?
                 }
             }
@@ -169,7 +184,10 @@ pub(crate) fn run_graph_gpu(
             return Err(RuntimeError::node(
                 &node.name,
                 node.op.name(),
-                format!("computed a value of type {}, the node declares {}", result.ty, node.ty),
+                format!(
+                    "computed a value of type {}, the node declares {}",
+                    result.ty, node.ty
+                ),
             ));
         }
         values[i] = Some(result);
@@ -189,14 +207,23 @@ pub(crate) fn run_graph_gpu(
         } else {
             values[w.index()].take()
         };
-        out.push(v.ok_or_else(|| RuntimeError::Invalid(format!("value {w} was not computed (invariant)")))?);
+        out.push(v.ok_or_else(|| {
+            RuntimeError::Invalid(format!("value {w} was not computed (invariant)"))
+        })?);
     }
     Ok(out)
 }
 
 /// The CPU kernel on host copies of the operands, its result copied back.
-fn on_host(gpu: &mut Gpu, node: &Node, args: &[&DeviceTensor]) -> Result<DeviceTensor, RuntimeError> {
-    let host: Vec<Tensor> = args.iter().map(|a| gpu.download(a)).collect::<Result<_, _>>()?;
+fn on_host(
+    gpu: &mut Gpu,
+    node: &Node,
+    args: &[&DeviceTensor],
+) -> Result<DeviceTensor, RuntimeError> {
+    let host: Vec<Tensor> = args
+        .iter()
+        .map(|a| gpu.download(a))
+        .collect::<Result<_, _>>()?;
     let refs: Vec<&Tensor> = host.iter().collect();
     let t = kernels::eval(node, &refs).map_err(RuntimeError::Invalid)?;
     gpu.upload(&t)
@@ -204,12 +231,24 @@ fn on_host(gpu: &mut Gpu, node: &Node, args: &[&DeviceTensor]) -> Result<DeviceT
 
 /// Whether `node` has a GPU kernel, and why not if it does not. The executor's choice, and
 /// what the tests check for every op kind.
-pub(crate) fn gpu_support(node: &Node, operand_types: &[&shardc_ir::TensorType]) -> Result<(), Unsupported> {
+pub(crate) fn gpu_support(
+    node: &Node,
+    operand_types: &[&shardc_ir::TensorType],
+) -> Result<(), Unsupported> {
     let ty = &node.ty;
     match &node.op {
-        Op::Unary { .. } | Op::Binary { .. } | Op::Compare { .. } | Op::Select | Op::Convert => Ok(()),
-        Op::Copy | Op::Reshape | Op::Broadcast { .. } | Op::Transpose { .. } | Op::Reverse { .. } => Ok(()),
-        Op::Slice { .. } | Op::Concatenate { .. } | Op::DynamicSlice { .. } | Op::DynamicUpdateSlice => Ok(()),
+        Op::Unary { .. } | Op::Binary { .. } | Op::Compare { .. } | Op::Select | Op::Convert => {
+            Ok(())
+        }
+        Op::Copy
+        | Op::Reshape
+        | Op::Broadcast { .. }
+        | Op::Transpose { .. }
+        | Op::Reverse { .. } => Ok(()),
+        Op::Slice { .. }
+        | Op::Concatenate { .. }
+        | Op::DynamicSlice { .. }
+        | Op::DynamicUpdateSlice => Ok(()),
         Op::Gather { .. } => Ok(()),
         Op::ScatterAdd { .. } if ty.dtype == shardc_ir::DType::Bool => {
             Err(Unsupported("scatter_add of bool has no kernel".into()))
@@ -217,23 +256,46 @@ pub(crate) fn gpu_support(node: &Node, operand_types: &[&shardc_ir::TensorType])
         Op::ScatterAdd { .. } => Ok(()),
         Op::Pad { low, high, .. } => layout::pad_supported(low, high),
         Op::Reduce { func, dims } => {
-            let x = operand_types.first().ok_or_else(|| Unsupported("reduce lacks its operand".into()))?;
+            let x = operand_types
+                .first()
+                .ok_or_else(|| Unsupported("reduce lacks its operand".into()))?;
             reduce_source(*func, x.dtype, x.dims(), dims).map(|_| ())
         }
-        Op::DotGeneral { lhs_batch, lhs_contract, rhs_batch, rhs_contract } => {
+        Op::DotGeneral {
+            lhs_batch,
+            lhs_contract,
+            rhs_batch,
+            rhs_contract,
+        } => {
             let (Some(l), Some(r)) = (operand_types.first(), operand_types.get(1)) else {
                 return Err(Unsupported("dot_general lacks its operands".into()));
             };
-            let size = |t: &shardc_ir::TensorType, ds: &[usize]| ds.iter().map(|&d| t.dims()[d]).product::<u64>();
-            let lfree: Vec<usize> = (0..l.rank()).filter(|d| !lhs_batch.contains(d) && !lhs_contract.contains(d)).collect();
-            let rfree: Vec<usize> = (0..r.rank()).filter(|d| !rhs_batch.contains(d) && !rhs_contract.contains(d)).collect();
-            blas::supported(ty.dtype, [size(l, lhs_batch), size(l, &lfree), size(l, lhs_contract), size(r, &rfree)])
+            let size = |t: &shardc_ir::TensorType, ds: &[usize]| {
+                ds.iter().map(|&d| t.dims()[d]).product::<u64>()
+            };
+            let lfree: Vec<usize> = (0..l.rank())
+                .filter(|d| !lhs_batch.contains(d) && !lhs_contract.contains(d))
+                .collect();
+            let rfree: Vec<usize> = (0..r.rank())
+                .filter(|d| !rhs_batch.contains(d) && !rhs_contract.contains(d))
+                .collect();
+            blas::supported(
+                ty.dtype,
+                [
+                    size(l, lhs_batch),
+                    size(l, &lfree),
+                    size(l, lhs_contract),
+                    size(r, &rfree),
+                ],
+            )
         }
         Op::Constant { .. } | Op::Iota { .. } => Err(Unsupported(format!(
             "{} is a source: computed on the host and copied over",
             node.op.name()
         ))),
-        Op::Convolution(_) => Err(Unsupported("convolution has no GPU kernel yet (im2col + cuBLAS is not built)".into())),
+        Op::Convolution(_) => Err(Unsupported(
+            "convolution has no GPU kernel yet (im2col + cuBLAS is not built)".into(),
+        )),
         Op::Sort { .. } => Err(Unsupported("sort has no GPU kernel".into())),
         Op::GeneralGather(_) | Op::GeneralScatter { .. } => Err(Unsupported(format!(
             "{} (XLA's general form) has no GPU kernel",
@@ -247,7 +309,10 @@ pub(crate) fn gpu_support(node: &Node, operand_types: &[&shardc_ir::TensorType])
         | Op::AllToAll { .. }
         | Op::CollectivePermute { .. }
         | Op::Send { .. }
-        | Op::Recv { .. } => Err(Unsupported(format!("{} runs through the mesh, not a kernel", node.op.name()))),
+        | Op::Recv { .. } => Err(Unsupported(format!(
+            "{} runs through the mesh, not a kernel",
+            node.op.name()
+        ))),
     }
 }
 
@@ -283,8 +348,21 @@ fn eval(
         }
         (Op::Copy, _) => gpu.clone_as(arg(0)?, ty)?,
         (Op::Reshape, _) => gpu.clone_as(arg(0)?, ty)?,
-        (Op::DotGeneral { lhs_batch, rhs_batch, lhs_contract, rhs_contract }, _) => {
-            let d = DotDims { lhs_batch, rhs_batch, lhs_contract, rhs_contract };
+        (
+            Op::DotGeneral {
+                lhs_batch,
+                rhs_batch,
+                lhs_contract,
+                rhs_contract,
+            },
+            _,
+        ) => {
+            let d = DotDims {
+                lhs_batch,
+                rhs_batch,
+                lhs_contract,
+                rhs_contract,
+            };
             blas::dot_general(gpu, arg(0)?, arg(1)?, &d, ty)?
         }
         (Op::Reduce { func, dims }, _) => {
@@ -303,13 +381,26 @@ fn eval(
         (Op::Reverse { dims }, _) => layout::reverse(gpu, arg(0)?, dims)?,
         (Op::Slice { start, stride, .. }, _) => layout::slice(gpu, arg(0)?, start, stride, ty)?,
         (Op::Concatenate { dim }, _) => layout::concatenate(gpu, x, *dim, ty)?,
-        (Op::Pad { low, interior, value, .. }, _) => layout::pad(gpu, arg(0)?, low, interior, *value, ty)?,
+        (
+            Op::Pad {
+                low,
+                interior,
+                value,
+                ..
+            },
+            _,
+        ) => layout::pad(gpu, arg(0)?, low, interior, *value, ty)?,
         (Op::DynamicSlice { .. }, _) => layout::dynamic_slice(gpu, arg(0)?, &x[1..], ty)?,
-        (Op::DynamicUpdateSlice, _) => layout::dynamic_update_slice(gpu, arg(0)?, arg(1)?, &x[2..])?,
+        (Op::DynamicUpdateSlice, _) => {
+            layout::dynamic_update_slice(gpu, arg(0)?, arg(1)?, &x[2..])?
+        }
         (Op::Gather { axis }, _) => layout::gather(gpu, arg(0)?, arg(1)?, *axis, ty)?,
         (Op::ScatterAdd { axis }, _) => layout::scatter_add(gpu, arg(0)?, arg(1)?, arg(2)?, *axis)?,
         (other, _) => {
-            return Ok(Err(Unsupported(format!("{} has no GPU kernel", other.name()))))
+            return Ok(Err(Unsupported(format!(
+                "{} has no GPU kernel",
+                other.name()
+            ))))
         }
     };
     Ok(Ok(out))

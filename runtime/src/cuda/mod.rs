@@ -185,13 +185,24 @@ pub fn run_spmd_cuda(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
-            .ok_or_else(|| RuntimeError::Device { device: d, message: "inputs already taken (invariant)".into() })?;
+            .ok_or_else(|| RuntimeError::Device {
+                device: d,
+                message: "inputs already taken (invariant)".into(),
+            })?;
         let as_device = |e: RuntimeError| match e {
-            RuntimeError::Aborted { .. } | RuntimeError::Timeout { .. } | RuntimeError::Device { .. } => e,
-            other => RuntimeError::Device { device: d, message: other.to_string() },
+            RuntimeError::Aborted { .. }
+            | RuntimeError::Timeout { .. }
+            | RuntimeError::Device { .. } => e,
+            other => RuntimeError::Device {
+                device: d,
+                message: other.to_string(),
+            },
         };
         let mut gpu = Gpu::open(d % gpus, options).map_err(as_device)?;
-        let mut staged = HostStaged { comm, stages: &stages };
+        let mut staged = HostStaged {
+            comm,
+            stages: &stages,
+        };
         let fed = upload_all(&gpu, &mine).map_err(as_device)?;
         let out = run_graph_gpu(program, fed, &program.outputs, &mut gpu, &mut staged)
             .and_then(|out| download_all(&gpu, &out))
@@ -273,7 +284,10 @@ pub fn gpu_support(g: &Graph) -> Vec<(String, Result<(), String>)> {
         .iter()
         .map(|node| {
             let types: Vec<_> = node.operands.iter().map(|&o| g.ty(o)).collect();
-            (node.name.clone(), exec::gpu_support(node, &types).map_err(|u| u.0))
+            (
+                node.name.clone(),
+                exec::gpu_support(node, &types).map_err(|u| u.0),
+            )
         })
         .collect()
 }

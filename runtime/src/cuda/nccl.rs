@@ -33,7 +33,12 @@ use crate::mesh::group;
 /// ranks (`MPI_Bcast` of the 128 bytes), and passes it to [`NcclMesh::new`].
 pub trait NcclIds {
     /// Shares the unique id of group `key`.
-    fn share(&mut self, key: &str, leader: bool, id: Option<[u8; 128]>) -> Result<[u8; 128], RuntimeError>;
+    fn share(
+        &mut self,
+        key: &str,
+        leader: bool,
+        id: Option<[u8; 128]>,
+    ) -> Result<[u8; 128], RuntimeError>;
 }
 
 /// Unique ids shared through files in a directory that every process sees (fresh per run: a
@@ -46,11 +51,20 @@ pub struct FileIds {
 }
 
 impl NcclIds for FileIds {
-    fn share(&mut self, key: &str, leader: bool, id: Option<[u8; 128]>) -> Result<[u8; 128], RuntimeError> {
+    fn share(
+        &mut self,
+        key: &str,
+        leader: bool,
+        id: Option<[u8; 128]>,
+    ) -> Result<[u8; 128], RuntimeError> {
         let path = self.dir.join(format!("{key}.ncclid"));
-        let io = |what: &str, e: std::io::Error| RuntimeError::Invalid(format!("NCCL id file {}: {what}: {e}", path.display()));
+        let io = |what: &str, e: std::io::Error| {
+            RuntimeError::Invalid(format!("NCCL id file {}: {what}: {e}", path.display()))
+        };
         if leader {
-            let id = id.ok_or_else(|| RuntimeError::Invalid("the leader has no NCCL id (invariant)".into()))?;
+            let id = id.ok_or_else(|| {
+                RuntimeError::Invalid("the leader has no NCCL id (invariant)".into())
+            })?;
             // Write then rename, so that a reader never sees half a file.
             let tmp = self.dir.join(format!("{key}.ncclid.tmp"));
             std::fs::write(&tmp, id).map_err(|e| io("write", e))?;
@@ -61,7 +75,11 @@ impl NcclIds for FileIds {
         loop {
             if let Ok(bytes) = std::fs::read(&path) {
                 return <[u8; 128]>::try_from(bytes.as_slice()).map_err(|_| {
-                    RuntimeError::Invalid(format!("NCCL id file {} has {} bytes, expected 128", path.display(), bytes.len()))
+                    RuntimeError::Invalid(format!(
+                        "NCCL id file {} has {} bytes, expected 128",
+                        path.display(),
+                        bytes.len()
+                    ))
                 });
             }
             if start.elapsed() > self.timeout {
@@ -129,13 +147,26 @@ pub struct NcclMesh {
 impl NcclMesh {
     /// The rank at `position` of `mesh` (SPMD: global device id = position), sharing unique ids
     /// through `ids`. Fails clearly when NCCL cannot be opened.
-    pub fn new(mesh: Mesh, position: usize, ids: Box<dyn NcclIds>) -> Result<NcclMesh, RuntimeError> {
+    pub fn new(
+        mesh: Mesh,
+        position: usize,
+        ids: Box<dyn NcclIds>,
+    ) -> Result<NcclMesh, RuntimeError> {
         super::device::probe_nccl()?;
         let n = mesh.devices.len();
         if position >= n {
-            return Err(RuntimeError::Invalid(format!("position {position} is outside the mesh `{mesh}` of {n} devices")));
+            return Err(RuntimeError::Invalid(format!(
+                "position {position} is outside the mesh `{mesh}` of {n} devices"
+            )));
         }
-        Ok(NcclMesh { stages: vec![(0..n).collect()], mesh, position, ids, comms: BTreeMap::new(), world: None })
+        Ok(NcclMesh {
+            stages: vec![(0..n).collect()],
+            mesh,
+            position,
+            ids,
+            comms: BTreeMap::new(),
+            world: None,
+        })
     }
 
     fn init(&mut self, key: &str, members: usize, rank: usize) -> Result<Comm, RuntimeError> {
@@ -147,7 +178,9 @@ impl NcclMesh {
             None
         };
         let bytes = self.ids.share(key, leader, mine)?;
-        let id = ns::ncclUniqueId { internal: bytes.map(|b| b as ::core::ffi::c_char) };
+        let id = ns::ncclUniqueId {
+            internal: bytes.map(|b| b as ::core::ffi::c_char),
+        };
         let mut raw = std::mem::MaybeUninit::uninit();
         // SAFETY: `raw` is written by ncclCommInitRank on success and read only then.
         let raw = unsafe {
@@ -155,7 +188,11 @@ impl NcclMesh {
                 .map_err(|e| nccl_error(&format!("init of group {key}"), e))?;
             raw.assume_init()
         };
-        Ok(Comm { raw, ranks: members, rank })
+        Ok(Comm {
+            raw,
+            ranks: members,
+            rank,
+        })
     }
 
     /// The communicator of the group along `axes` that this rank belongs to.
@@ -166,36 +203,58 @@ impl NcclMesh {
             let c = self.init(&key, g.members.len(), g.rank)?;
             self.comms.insert(axes.to_vec(), c);
         }
-        self.comms.get(axes).ok_or_else(|| RuntimeError::Invalid("communicator missing (invariant)".into()))
+        self.comms
+            .get(axes)
+            .ok_or_else(|| RuntimeError::Invalid("communicator missing (invariant)".into()))
     }
 
     fn world(&mut self) -> Result<&Comm, RuntimeError> {
         if self.world.is_none() {
             let n = self.stages.iter().map(Vec::len).sum();
-            let me = self.stages[0].get(self.position).copied().unwrap_or(self.position);
+            let me = self.stages[0]
+                .get(self.position)
+                .copied()
+                .unwrap_or(self.position);
             self.world = Some(self.init("world", n, me)?);
         }
-        self.world.as_ref().ok_or_else(|| RuntimeError::Invalid("world communicator missing (invariant)".into()))
+        self.world
+            .as_ref()
+            .ok_or_else(|| RuntimeError::Invalid("world communicator missing (invariant)".into()))
     }
 }
 
 /// `x` with dim `d` split as `[ranks, d / ranks]` and the rank part moved first.
-fn ranks_first(gpu: &mut Gpu, x: &DeviceTensor, d: usize, ranks: u64) -> Result<DeviceTensor, RuntimeError> {
+fn ranks_first(
+    gpu: &mut Gpu,
+    x: &DeviceTensor,
+    d: usize,
+    ranks: u64,
+) -> Result<DeviceTensor, RuntimeError> {
     let dims = x.ty.dims();
     if ranks == 0 || dims[d] % ranks != 0 {
-        return Err(cuda_error("NCCL", format!("dim {d} of {} does not split into {ranks} chunks", x.ty)));
+        return Err(cuda_error(
+            "NCCL",
+            format!("dim {d} of {} does not split into {ranks} chunks", x.ty),
+        ));
     }
     let mut split: Vec<u64> = dims[..d].to_vec();
     split.push(ranks);
     split.push(dims[d] / ranks);
     split.extend_from_slice(&dims[d + 1..]);
     let view = gpu.clone_as(x, &TensorType::new(x.ty.dtype, split))?;
-    let perm: Vec<usize> = std::iter::once(d).chain((0..d).chain(d + 1..dims.len() + 1)).collect();
+    let perm: Vec<usize> = std::iter::once(d)
+        .chain((0..d).chain(d + 1..dims.len() + 1))
+        .collect();
     permute(gpu, &view, &perm)
 }
 
 /// `[ranks, x...]` with the rank axis merged into dim `d` (major), as type `ty`.
-fn ranks_into(gpu: &mut Gpu, x: &DeviceTensor, d: usize, ty: &TensorType) -> Result<DeviceTensor, RuntimeError> {
+fn ranks_into(
+    gpu: &mut Gpu,
+    x: &DeviceTensor,
+    d: usize,
+    ty: &TensorType,
+) -> Result<DeviceTensor, RuntimeError> {
     let r = x.ty.rank();
     let perm: Vec<usize> = (1..=d).chain(std::iter::once(0)).chain(d + 1..r).collect();
     let moved = permute(gpu, x, &perm)?;
@@ -203,18 +262,31 @@ fn ranks_into(gpu: &mut Gpu, x: &DeviceTensor, d: usize, ty: &TensorType) -> Res
 }
 
 fn with_ranks(ranks: u64, ty: &TensorType) -> TensorType {
-    TensorType::new(ty.dtype, std::iter::once(ranks).chain(ty.dims().iter().copied()).collect::<Vec<_>>())
+    TensorType::new(
+        ty.dtype,
+        std::iter::once(ranks)
+            .chain(ty.dims().iter().copied())
+            .collect::<Vec<_>>(),
+    )
 }
 
 impl GpuMesh for NcclMesh {
-    fn mesh_op(&mut self, gpu: &mut Gpu, node: &Node, operands: Vec<DeviceTensor>) -> Result<DeviceTensor, RuntimeError> {
+    fn mesh_op(
+        &mut self,
+        gpu: &mut Gpu,
+        node: &Node,
+        operands: Vec<DeviceTensor>,
+    ) -> Result<DeviceTensor, RuntimeError> {
         let x = operands.into_iter().next();
-        let x = || x.ok_or_else(|| RuntimeError::node(&node.name, node.op.name(), "missing operand"));
+        let x =
+            || x.ok_or_else(|| RuntimeError::node(&node.name, node.op.name(), "missing operand"));
         let stream = gpu.stream.clone();
         let cu = stream.cu_stream() as ns::cudaStream_t;
         let ty = node.ty.clone();
         match &node.op {
-            Op::AxisIndex { axes } => gpu.upload(&axis_index(&self.mesh, self.position, axes, node)?),
+            Op::AxisIndex { axes } => {
+                gpu.upload(&axis_index(&self.mesh, self.position, axes, node)?)
+            }
             Op::AllReduce { axes, func } => {
                 let x = x()?;
                 let c = self.comm(axes)?;
@@ -222,8 +294,18 @@ impl GpuMesh for NcclMesh {
                 let (s, _s) = x.buf.device_ptr(&stream);
                 let (r, _r) = out.buf.device_ptr_mut(&stream);
                 // SAFETY: both buffers hold `len` elements of the dtype, on this stream.
-                unsafe { nr::all_reduce(s as _, r as _, x.len() as usize, nccl_type(ty.dtype)?, nccl_op(*func), c.raw, cu) }
-                    .map_err(|e| nccl_error("all-reduce", e))?;
+                unsafe {
+                    nr::all_reduce(
+                        s as _,
+                        r as _,
+                        x.len() as usize,
+                        nccl_type(ty.dtype)?,
+                        nccl_op(*func),
+                        c.raw,
+                        cu,
+                    )
+                }
+                .map_err(|e| nccl_error("all-reduce", e))?;
                 drop((_s, _r));
                 Ok(out)
             }
@@ -235,8 +317,17 @@ impl GpuMesh for NcclMesh {
                 let (s, _s) = x.buf.device_ptr(&stream);
                 let (r, _r) = gathered.buf.device_ptr_mut(&stream);
                 // SAFETY: the receive buffer holds `ranks` times the send buffer's elements.
-                unsafe { nr::all_gather(s as _, r as _, x.len() as usize, nccl_type(ty.dtype)?, c.raw, cu) }
-                    .map_err(|e| nccl_error("all-gather", e))?;
+                unsafe {
+                    nr::all_gather(
+                        s as _,
+                        r as _,
+                        x.len() as usize,
+                        nccl_type(ty.dtype)?,
+                        c.raw,
+                        cu,
+                    )
+                }
+                .map_err(|e| nccl_error("all-gather", e))?;
                 drop((_s, _r));
                 ranks_into(gpu, &gathered, *dim, &ty)
             }
@@ -250,12 +341,26 @@ impl GpuMesh for NcclMesh {
                 let (s, _s) = chunks.buf.device_ptr(&stream);
                 let (r, _r) = out.buf.device_ptr_mut(&stream);
                 // SAFETY: the send buffer holds `ranks` chunks of the result's element count.
-                unsafe { nr::reduce_scatter(s as _, r as _, count, nccl_type(ty.dtype)?, nccl_op(*func), c.raw, cu) }
-                    .map_err(|e| nccl_error("reduce-scatter", e))?;
+                unsafe {
+                    nr::reduce_scatter(
+                        s as _,
+                        r as _,
+                        count,
+                        nccl_type(ty.dtype)?,
+                        nccl_op(*func),
+                        c.raw,
+                        cu,
+                    )
+                }
+                .map_err(|e| nccl_error("reduce-scatter", e))?;
                 drop((_s, _r));
                 Ok(out)
             }
-            Op::AllToAll { split_dim, concat_dim, axes } => {
+            Op::AllToAll {
+                split_dim,
+                concat_dim,
+                axes,
+            } => {
                 let x = x()?;
                 let ranks = self.comm(axes)?.ranks as u64;
                 let chunks = ranks_first(gpu, &x, *split_dim, ranks)?;
@@ -271,8 +376,10 @@ impl GpuMesh for NcclMesh {
                     let off = (p * bytes) as u64;
                     // SAFETY: chunk `p` of both buffers lies within them (ranks × chunk elements).
                     unsafe {
-                        nr::send((s + off) as _, chunk, dt, p as i32, c.raw, cu).map_err(|e| nccl_error("send", e))?;
-                        nr::recv((r + off) as _, chunk, dt, p as i32, c.raw, cu).map_err(|e| nccl_error("recv", e))?;
+                        nr::send((s + off) as _, chunk, dt, p as i32, c.raw, cu)
+                            .map_err(|e| nccl_error("send", e))?;
+                        nr::recv((r + off) as _, chunk, dt, p as i32, c.raw, cu)
+                            .map_err(|e| nccl_error("recv", e))?;
                     }
                 }
                 nr::group_end().map_err(|e| nccl_error("group end", e))?;
@@ -295,10 +402,12 @@ impl GpuMesh for NcclMesh {
                     // SAFETY: send and receive buffers hold `n` elements each.
                     unsafe {
                         if from == me {
-                            nr::send(s as _, n, dt, to as i32, c.raw, cu).map_err(|e| nccl_error("send", e))?;
+                            nr::send(s as _, n, dt, to as i32, c.raw, cu)
+                                .map_err(|e| nccl_error("send", e))?;
                         }
                         if to == me {
-                            nr::recv(r as _, n, dt, from as i32, c.raw, cu).map_err(|e| nccl_error("recv", e))?;
+                            nr::recv(r as _, n, dt, from as i32, c.raw, cu)
+                                .map_err(|e| nccl_error("recv", e))?;
                         }
                     }
                 }
@@ -314,7 +423,8 @@ impl GpuMesh for NcclMesh {
                 let w = self.world()?;
                 let (s, _s) = x.buf.device_ptr(&stream);
                 // SAFETY: the buffer holds `n` elements; the peer posts the matching recv.
-                unsafe { nr::send(s as _, n, dt, to as i32, w.raw, cu) }.map_err(|e| nccl_error("send", e))?;
+                unsafe { nr::send(s as _, n, dt, to as i32, w.raw, cu) }
+                    .map_err(|e| nccl_error("send", e))?;
                 drop(_s);
                 Ok(x)
             }
@@ -326,11 +436,16 @@ impl GpuMesh for NcclMesh {
                 let w = self.world()?;
                 let (r, _r) = out.buf.device_ptr_mut(&stream);
                 // SAFETY: the buffer holds `n` elements of the type the sender sends.
-                unsafe { nr::recv(r as _, n, dt, from as i32, w.raw, cu) }.map_err(|e| nccl_error("recv", e))?;
+                unsafe { nr::recv(r as _, n, dt, from as i32, w.raw, cu) }
+                    .map_err(|e| nccl_error("recv", e))?;
                 drop(_r);
                 Ok(out)
             }
-            _ => Err(RuntimeError::node(&node.name, node.op.name(), "not a mesh op (invariant)")),
+            _ => Err(RuntimeError::node(
+                &node.name,
+                node.op.name(),
+                "not a mesh op (invariant)",
+            )),
         }
     }
 }

@@ -19,7 +19,12 @@ pub(crate) struct HostStaged<'c> {
 }
 
 /// The global device at `position` of stage `stage`.
-pub(crate) fn peer(stages: &[Vec<usize>], stage: u32, position: usize, node: &Node) -> Result<usize, RuntimeError> {
+pub(crate) fn peer(
+    stages: &[Vec<usize>],
+    stage: u32,
+    position: usize,
+    node: &Node,
+) -> Result<usize, RuntimeError> {
     stages
         .get(stage as usize)
         .and_then(|s| s.get(position).copied())
@@ -33,16 +38,30 @@ pub(crate) fn peer(stages: &[Vec<usize>], stage: u32, position: usize, node: &No
 }
 
 /// `axis_index`: this position's linear coordinate over `axes`, as an i32 scalar.
-pub(crate) fn axis_index(mesh: &shardc_ir::Mesh, position: usize, axes: &[String], node: &Node) -> Result<Tensor, RuntimeError> {
+pub(crate) fn axis_index(
+    mesh: &shardc_ir::Mesh,
+    position: usize,
+    axes: &[String],
+    node: &Node,
+) -> Result<Tensor, RuntimeError> {
     if let Some(a) = axes.iter().find(|a| mesh.axis_index(a).is_none()) {
-        return Err(RuntimeError::node(&node.name, "axis_index", format!("mesh `{mesh}` has no axis `{a}`")));
+        return Err(RuntimeError::node(
+            &node.name,
+            "axis_index",
+            format!("mesh `{mesh}` has no axis `{a}`"),
+        ));
     }
     let i = mesh.linear_index(position, axes);
     Tensor::from_f64(TensorType::scalar(DType::I32), &[i as f64])
 }
 
 impl GpuMesh for HostStaged<'_> {
-    fn mesh_op(&mut self, gpu: &mut Gpu, node: &Node, operands: Vec<DeviceTensor>) -> Result<DeviceTensor, RuntimeError> {
+    fn mesh_op(
+        &mut self,
+        gpu: &mut Gpu,
+        node: &Node,
+        operands: Vec<DeviceTensor>,
+    ) -> Result<DeviceTensor, RuntimeError> {
         let mut host = Vec::with_capacity(operands.len());
         for d in &operands {
             host.push(gpu.download(d)?);
@@ -58,19 +77,32 @@ impl GpuMesh for HostStaged<'_> {
             Op::AllReduce { axes, func } => c.all_reduce(x()?, axes, *func)?,
             Op::AllGather { dim, axes } => c.all_gather(x()?, *dim, axes)?,
             Op::ReduceScatter { dim, axes, func } => c.reduce_scatter(x()?, *dim, axes, *func)?,
-            Op::AllToAll { split_dim, concat_dim, axes } => c.all_to_all(x()?, *split_dim, *concat_dim, axes)?,
+            Op::AllToAll {
+                split_dim,
+                concat_dim,
+                axes,
+            } => c.all_to_all(x()?, *split_dim, *concat_dim, axes)?,
             Op::CollectivePermute { axes, pairs } => c.collective_permute(x()?, axes, pairs)?,
             Op::Send { to_stage, tag } => {
                 let to = peer(self.stages, *to_stage, c.position(), node)?;
                 c.send(x()?, to, tag)?;
                 // The send node's value is its operand, still on the GPU.
-                return operands.into_iter().next().ok_or_else(|| RuntimeError::node(&node.name, "send", "missing operand"));
+                return operands
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| RuntimeError::node(&node.name, "send", "missing operand"));
             }
             Op::Recv { from_stage, tag } => {
                 let from = peer(self.stages, *from_stage, c.position(), node)?;
                 c.recv(from, tag, &node.ty)?
             }
-            _ => return Err(RuntimeError::node(&node.name, node.op.name(), "not a mesh op (invariant)")),
+            _ => {
+                return Err(RuntimeError::node(
+                    &node.name,
+                    node.op.name(),
+                    "not a mesh op (invariant)",
+                ))
+            }
         };
         gpu.upload(&out)
     }
