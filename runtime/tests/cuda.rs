@@ -721,3 +721,23 @@ fn an_nccl_mesh_without_nccl_is_a_clear_error() {
         }
     }
 }
+
+#[test]
+fn a_gpt_training_step_has_a_gpu_kernel_for_every_node_but_its_sources() {
+    let cfg = GptConfig { layers: 2, hidden: 32, heads: 2, seq: 16, vocab: 64, batch: 2, dtype: DType::BF16, shardings: GptShardings::None };
+    let g = training_step(&gpt(&cfg).unwrap(), &TrainOptions::default()).unwrap();
+    let on_host: Vec<(String, String)> = shardc_runtime::cuda::gpu_support(&g)
+        .into_iter()
+        .zip(&g.nodes)
+        .filter(|(_, n)| !matches!(n.op, Op::Input { .. } | Op::Constant { .. } | Op::Iota { .. }))
+        .filter_map(|((name, s), _)| s.err().map(|why| (name, why)))
+        .collect();
+    assert!(on_host.is_empty(), "{on_host:?}");
+    let kernels = shardc_runtime::cuda::elementwise_kernels(&g);
+    let elementwise = g.nodes.iter().filter(|n| matches!(n.op, Op::Unary { .. } | Op::Binary { .. } | Op::Compare { .. } | Op::Select | Op::Convert)).count();
+    // Fusion leaves fewer kernels than elementwise nodes, and every one generates.
+    assert!(kernels.len() < elementwise, "{} kernels for {elementwise} elementwise nodes", kernels.len());
+    for (name, k) in kernels {
+        assert!(k.is_ok(), "{name}: {k:?}");
+    }
+}

@@ -41,7 +41,10 @@ fn library_present(name: &str) -> bool {
 }
 
 fn missing(what: &str, lib: &str) -> RuntimeError {
-    let names = cudarc::get_lib_name_candidates(lib);
+    let mut names = cudarc::get_lib_name_candidates(lib);
+    // cudarc's candidate list repeats some names.
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(n.clone()));
     RuntimeError::Invalid(format!(
         "no {what} found: none of {} could be opened (searched LD_LIBRARY_PATH and the \
          system's library paths)",
