@@ -12,7 +12,8 @@
 #
 # Usage:
 #   scripts/gpu-check.sh --prepare   on a machine with cargo (no GPU needed): builds the release
-#                                    binaries into target/gpu-check/ (carry that folder over)
+#                                    binaries into target/gpu-check/ (carry that folder over;
+#                                    PROFILE=dev reuses a debug build instead)
 #   scripts/gpu-check.sh             on the GPU machine: runs the binaries in target/gpu-check/
 #                                    (no Rust toolchain, no network needed)
 #   scripts/gpu-check.sh --build     on a GPU machine with cargo: --prepare, then the check
@@ -32,13 +33,18 @@ case "${1:-}" in
   *) echo "usage: $0 [--prepare | --build]" >&2; exit 2 ;;
 esac
 
+# PROFILE=release (default) or dev: dev reuses a debug build (quicker where cargo is slow;
+# the GPU kernels are the same, only host-side code is less optimised).
+PROFILE=${PROFILE:-release}
 prepare() {
   mkdir -p "$BIN"
-  cargo build --release --features cuda --bin shardc
-  cp target/release/shardc "$BIN/shardc"
+  local flag="--release" dir=release
+  if [ "$PROFILE" = dev ]; then flag=""; dir=debug; fi
+  cargo build $flag --features cuda --bin shardc
+  cp "target/$dir/shardc" "$BIN/shardc"
   # The test binaries' paths, from cargo's JSON messages.
   local json
-  json=$(cargo test --release -p shardc-runtime --features cuda --test cuda --test cuda_layer \
+  json=$(cargo test $flag -p shardc-runtime --features cuda --test cuda --test cuda_layer \
     --no-run --message-format=json)
   for t in cuda cuda_layer; do
     local exe
@@ -50,7 +56,7 @@ prepare() {
   if command -v strip >/dev/null; then strip "$BIN"/*; fi
   local kib
   kib=$(du -sk "$BIN" | cut -f1)
-  echo "built $BIN: $(ls "$BIN" | tr '\n' ' ')($((kib / 1024)) MiB; carry limit 64 MiB)"
+  echo "built $BIN ($PROFILE): $(ls "$BIN" | tr '\n' ' ')($((kib / 1024)) MiB; carry limit 64 MiB)"
   [ "$kib" -le $((64 * 1024)) ] || { echo "$BIN is over 64 MiB" >&2; exit 1; }
 }
 
@@ -120,8 +126,8 @@ step() { # name, timeout seconds, command...
   local t0=$SECONDS
   log "== $name"
   if timeout "$limit" "$@" > "$OUT/$name.log" 2>&1; then
-    if grep -q '^skipped:' "$OUT/$name.log"; then
-      log "FAIL: $name: a test skipped on the GPU machine:"; grep '^skipped:' "$OUT/$name.log" | sort -u | tee -a "$RESULTS"
+    if grep -q 'skipped: ' "$OUT/$name.log"; then
+      log "FAIL: $name: a test skipped on the GPU machine:"; grep -o 'skipped: .*' "$OUT/$name.log" | sort -u | tee -a "$RESULTS"
       status=1
     else
       log "ok: $name ($((SECONDS - t0)) s)"
