@@ -169,9 +169,34 @@ fn partition_assignment(
         .map_err(|e| Error::new(Step::Simplify, &what, e))
 }
 
+/// Where a program's devices run.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// One CPU thread per device, collectives through shared memory (the default).
+    #[default]
+    Threads,
+    /// Every rank on a GPU (rank r on GPU r mod the GPU count); needs the `cuda` feature.
+    Cuda,
+}
+
+impl Backend {
+    /// The name the CLI and reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Threads => "threads",
+            Backend::Cuda => "cuda",
+        }
+    }
+}
+
 /// Runs a program on the threads backend (one thread per device): the global `inputs` are
 /// sharded, run, and the outputs gathered back to global tensors.
 pub fn run(program: &Program, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    run_on(program, inputs, Backend::Threads)
+}
+
+/// [`run`] on a chosen backend.
+pub fn run_on(program: &Program, inputs: &[Tensor], backend: Backend) -> Result<Vec<Tensor>> {
     let what = format!("program `{}`", program.graph.name);
     let fail = |e: Box<dyn std::error::Error + Send + Sync>| Error::new(Step::Run, &what, e);
     let mesh = program
@@ -190,7 +215,11 @@ pub fn run(program: &Program, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         }
         feeds.push(feed);
     }
-    let outs = run_spmd(&program.graph, &mesh, feeds).map_err(|e| fail(e.into()))?;
+    let outs = match backend {
+        Backend::Threads => run_spmd(&program.graph, &mesh, feeds),
+        Backend::Cuda => run_spmd_cuda(&program.graph, &mesh, feeds),
+    }
+    .map_err(|e| fail(e.into()))?;
     let outs: Vec<Vec<Vec<f64>>> = outs
         .iter()
         .map(|dev| dev.iter().map(Tensor::to_f64_vec).collect())
@@ -201,4 +230,32 @@ pub fn run(program: &Program, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         .zip(&program.outputs)
         .map(|(data, o)| Tensor::from_f64(o.global.clone(), &data).map_err(|e| fail(e.into())))
         .collect()
+}
+
+/// The CUDA backend's run, with what ran on the host said on standard error.
+#[cfg(feature = "cuda")]
+fn run_spmd_cuda(
+    g: &Graph,
+    mesh: &Mesh,
+    feeds: Vec<Vec<Tensor>>,
+) -> std::result::Result<Vec<Vec<Tensor>>, shardc_runtime::RuntimeError> {
+    use shardc_runtime::cuda;
+    let (outs, report) = cuda::run_spmd_cuda(g, mesh, feeds, &cuda::CudaOptions::default())?;
+    eprintln!(
+        "cuda backend on {}; ops run on the host (no GPU kernel): {:?}",
+        report.device, report.host_fallbacks
+    );
+    Ok(outs)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn run_spmd_cuda(
+    _: &Graph,
+    _: &Mesh,
+    _: Vec<Vec<Tensor>>,
+) -> std::result::Result<Vec<Vec<Tensor>>, shardc_runtime::RuntimeError> {
+    Err(shardc_runtime::RuntimeError::Invalid(
+        "--backend cuda: this shardc was built without the `cuda` feature (cargo build --features cuda)"
+            .into(),
+    ))
 }

@@ -42,6 +42,28 @@ pub struct RunArgs {
     /// Run under a plan (`shardc plan -o plan.json`): its mesh and every value's sharding.
     #[arg(long, value_name = "PLAN.json")]
     pub plan: Option<PathBuf>,
+    /// Where the devices run: `threads` (CPU, one thread per device) or `cuda` (GPUs; needs a
+    /// shardc built with `--features cuda`).
+    #[arg(long, value_enum, default_value_t = BackendArg::Threads)]
+    pub backend: BackendArg,
+}
+
+/// The runtime backend of `shardc run`, as the command line spells it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendArg {
+    /// One CPU thread per device (the default).
+    Threads,
+    /// The CUDA backend: every rank on a GPU (rank r on GPU r mod the GPU count).
+    Cuda,
+}
+
+impl From<BackendArg> for shardc::Backend {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Threads => shardc::Backend::Threads,
+            BackendArg::Cuda => shardc::Backend::Cuda,
+        }
+    }
 }
 
 pub fn run(a: RunArgs) -> Result<(), CliError> {
@@ -49,7 +71,8 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     let g = &imp.graph;
     let is_hlo = shardc::input_format(&a.file, "") == shardc::InputFormat::Hlo;
     let distributed =
-        a.mesh.is_some() || !a.shard.is_empty() || a.check || is_hlo || a.plan.is_some();
+        a.mesh.is_some() || !a.shard.is_empty() || a.check || is_hlo || a.plan.is_some()
+        || a.backend == BackendArg::Cuda;
     let stats = GraphStats::of(g);
     // The reference executor holds every input at once; say so before allocating, rather than
     // letting a GPT-3-sized graph exhaust the machine.
@@ -151,15 +174,17 @@ fn run_partitioned(imp: &Imported, a: &RunArgs) -> Result<(), CliError> {
         mesh.num_devices()
     ));
     let inputs = random_inputs(g, a.seed);
-    let got = shardc::run(program, &inputs)
+    let backend = shardc::Backend::from(a.backend);
+    let got = shardc::run_on(program, &inputs, backend)
         .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())));
     spin.finish_and_clear();
     let got = got?;
     println!(
-        "graph {}: {} nodes on mesh {mesh} ({} devices, threads backend), seed {}",
+        "graph {}: {} nodes on mesh {mesh} ({} devices, {} backend), seed {}",
         g.name,
         g.len(),
         mesh.num_devices(),
+        backend.name(),
         a.seed
     );
     let reference = if a.check {
