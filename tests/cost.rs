@@ -136,3 +136,73 @@ fn profile_measures_this_machine_and_cost_calibrates_with_it() {
     ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("measured on `cpu-xeon-8380`"));
 }
+
+/// `shardc zoo gpt` as Megatron trained it (mixed precision, full recomputation, Megatron
+/// annotations on `mesh`), then `shardc cost --format json`; returns the estimate.
+fn zoo_gpt_cost(file: &str, shape: [u64; 5], batch: u64, mesh: &str, cost: &[&str]) -> Value {
+    let [l, h, a, s, v] = shape.map(|x| x.to_string());
+    let batch = batch.to_string();
+    // The zoo's Megatron annotations name the dp and tp axes only.
+    let zoo_mesh: Vec<&str> = mesh.split(',').filter(|x| !x.starts_with("pp=")).collect();
+    let zoo_mesh = zoo_mesh.join(",");
+    let mut args = vec![
+        "gpt", "--layers", &l, "--hidden", &h, "--heads", &a, "--seq", &s, "--vocab", &v,
+        "--batch", &batch, "--train", "--mixed-precision", "--shardings", "megatron", "--mesh",
+        &zoo_mesh,
+    ];
+    args.extend_from_slice(&cost[..0]);
+    let recompute = cost
+        .iter()
+        .position(|x| *x == "--recompute")
+        .map(|i| cost[i + 1]);
+    if let Some(r) = recompute {
+        args.extend_from_slice(&["--recompute", r]);
+    }
+    let path = zoo(file, &args);
+    let mut all = vec!["cost", &path, "--mesh", mesh, "--format", "json"];
+    let mut rest = cost.iter();
+    while let Some(x) = rest.next() {
+        if *x == "--recompute" {
+            rest.next();
+        } else {
+            all.push(x);
+        }
+    }
+    let out = shardc_ok(&all);
+    serde_json::from_str(&out).expect("cost --format json prints JSON")
+}
+
+#[test]
+fn published_megatron_throughput_is_predicted_through_the_graph_path_within_10_percent() {
+    // Narayanan et al. SC21, Table 1 (REFERENCES.md): hardware TFLOP/s per GPU with full
+    // recomputation, micro-batch 1, on DGX A100-80GB nodes. Megatron-LM 2021 reduced gradients
+    // after the pipeline flush and sent between stages blocking: `--no-overlap` is how it ran.
+    for (name, shape, batch, mesh, cluster, mb, published) in [
+        ("18.4B", [40, 6144, 48, 2048, 51200], 1024, "dp=32,tp=8", "a100-80gb:32x8", "32", 135.0),
+        (
+            "145.6B",
+            [80, 12288, 96, 2048, 51200],
+            2304,
+            "pp=8,dp=24,tp=8",
+            "a100-80gb:192x8",
+            "96",
+            148.0,
+        ),
+    ] {
+        let e = zoo_gpt_cost(
+            &format!("published_{name}.json"),
+            shape,
+            batch,
+            mesh,
+            &[
+                "--cluster", cluster, "--micro-batches", mb, "--recompute", "full", "--no-overlap",
+            ],
+        );
+        let tflops = e["hardware_tflops_per_device"].as_f64().expect("tflops");
+        let err = tflops / published - 1.0;
+        println!("{name}: graph path {tflops:.1} TFLOP/s, published {published}, {:+.1}%", 100.0 * err);
+        assert!(err.abs() < 0.10, "{name}: {tflops} vs {published}: {e}");
+        assert_eq!(e["precision"], "bf16");
+        assert!(e["fits"].as_bool().expect("fits"), "{e}");
+    }
+}

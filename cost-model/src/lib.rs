@@ -27,8 +27,10 @@ mod comm;
 mod compute;
 mod error;
 mod estimate;
+mod fusion;
 mod graph_cost;
 mod hardware;
+mod liveness;
 mod memory;
 mod transformer;
 
@@ -39,13 +41,16 @@ pub use collective::{
     tree_all_reduce, Algorithm, CollectiveCost, CollectiveKind,
 };
 pub use comm::CommUse;
-pub use compute::{ideal_time, local_bytes, local_work, op_time, OpClass, OpWork};
+pub use compute::{
+    ideal_time, local_bytes, local_work, matmul_time, node_time, op_time, op_time_shaped,
+    MatmulDims, OpClass, OpWork,
+};
 pub use error::{CostError, Result};
-pub use estimate::{estimate, CollectiveLine, Estimate, StepWork};
-pub use graph_cost::{estimate_graph, graph_step, GraphOptions};
+pub use estimate::{estimate, CollectiveLine, Estimate, OpLine, Overlap, StepWork};
+pub use graph_cost::{estimate_graph, graph_memory, graph_step, pipeline_stages, GraphOptions};
 pub use hardware::{
-    Achievable, Catalog, ClusterPreset, Device, DeviceKind, Link, Memory, Network, NodeLayout,
-    PeakFlops, Precision, Reducers,
+    Achievable, Catalog, ClusterPreset, Device, DeviceKind, Link, MatmulShapeCurve, Memory,
+    Network, NodeLayout, PeakFlops, Precision, Reducers,
 };
 pub use memory::{
     held_microbatches, model_state, MemoryBreakdown, Recompute, Schedule, StateBytes, Zero,
