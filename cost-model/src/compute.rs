@@ -324,7 +324,16 @@ pub(crate) fn local_op(g: &Graph, v: ValueId, assignment: &ShardingAssignment) -
         _ if precision == Precision::Fp64 => Precision::Fp64,
         _ => Precision::Fp32,
     };
-    let global = f.flops() as f64;
+    // Gathers and scatters move data: a scatter adds each update once; the factors' iteration
+    // space (table × updates) is not work that runs.
+    let global = match &n.op {
+        Op::Gather { .. } | Op::GeneralGather(_) | Op::DynamicSlice { .. } => 0.0,
+        Op::ScatterAdd { .. } | Op::GeneralScatter { .. } | Op::DynamicUpdateSlice => n
+            .operands
+            .last()
+            .map_or(0.0, |&u| g.ty(u).dims().iter().product::<u64>() as f64),
+        _ => f.flops() as f64,
+    };
     let work = OpWork {
         class,
         precision,

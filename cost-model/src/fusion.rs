@@ -27,7 +27,10 @@
 //!   one recomputation flag and one pipeline stage: those run at different times.
 //!
 //! A region reads each value from outside it once and writes the values that something outside
-//! it reads (or that are graph outputs); its FLOPs are its ops' FLOPs.
+//! it in the same phase reads (or that are graph outputs); a fused value that only a later phase
+//! reads (the backward reading a forward intermediate) is not written but recomputed there from
+//! what it derives from, as Megatron's fused kernels do (layer norm's backward recomputes the
+//! normalized input from the input). Its FLOPs are its ops' FLOPs.
 
 use shardc_ir::{Graph, Op, ValueId};
 
@@ -154,7 +157,13 @@ impl FusionPlan {
             }
             for o in &node.operands {
                 let r = root[o.index()];
-                if r != NONE && (region_of[i] == NONE || region_of[i] != region_of[r as usize]) {
+                if r == NONE || (region_of[i] != NONE && region_of[i] == region_of[r as usize]) {
+                    continue;
+                }
+                // A fused value that a later phase reads (the backward reading a forward
+                // intermediate) is recomputed there from what it derives from, not written.
+                let later = key[i] != key[r as usize] && kind[r as usize] == Fusion::Fusible;
+                if !later {
                     materialized[r as usize] = true;
                 }
             }

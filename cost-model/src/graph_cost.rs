@@ -191,16 +191,20 @@ fn price_items(
             ..*w
         };
         // Micro-batching splits the batch: of a batched matmul if it has batch to split
-        // (attention's batch and heads), otherwise its rows (tokens).
+        // (attention's batch and heads), otherwise its largest dim (the tokens: rows of a
+        // forward or input-gradient matmul, the contraction of a weight gradient).
         let dims = dims.map(|d| {
+            let mut d = *d;
             if d.batch >= m {
-                crate::compute::MatmulDims {
-                    batch: d.batch / m,
-                    ..*d
-                }
+                d.batch /= m;
+            } else if d.m >= d.n && d.m >= d.k {
+                d.m /= m;
+            } else if d.k >= d.n {
+                d.k /= m;
             } else {
-                crate::compute::MatmulDims { m: d.m / m, ..*d }
+                d.n /= m;
             }
+            d
         });
         op_time_shaped(&mb, dims.as_ref(), cluster) * m
     };
