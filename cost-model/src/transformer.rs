@@ -217,6 +217,15 @@ fn layer_ops(g: &GptShape, b: u64, t: u64, sp: bool) -> Vec<LayerOp> {
     ]
 }
 
+/// Bytes the backward of a fused elementwise region moves, in units of the forward region's
+/// bytes, as the graph path prices the zoo's autodiff (see [`gpt_step`]).
+const ELEMENTWISE_BACKWARD: f64 = 3.5;
+
+/// Bytes per parameter of the mixed-precision Adam update as the graph path prices the zoo's
+/// optimizer: the update regions read the bf16 gradient and the fp32 master weight and moments,
+/// write them back and write the bf16 weight, with the intermediates its fusion leaves written.
+const ADAM_UPDATE_BYTES_PER_PARAMETER: f64 = 44.0;
+
 /// A Megatron-style training run of a GPT.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GptTraining {
@@ -304,15 +313,25 @@ pub fn gpt_step(cfg: &GptTraining, cluster: &Cluster) -> Result<StepWork> {
     let time = |o: &LayerOp| op_time_shaped(&o.work, o.dims.as_ref(), cluster);
     let fwd: f64 = ops.iter().map(time).sum();
     // The backward of a matmul is two matmuls of the same shape up to order (the shape factor
-    // is symmetric); of an elementwise region, about twice its traffic.
+    // is symmetric); of an elementwise region, what the zoo's autodiff makes of it (layer norm,
+    // softmax and GeLU backward as elementwise ops and reductions, fused by the graph path's
+    // rules) moves about `ELEMENTWISE_BACKWARD` times the forward region's bytes.
     let twice = |w: &OpWork| OpWork {
         flops: 2.0 * w.flops,
         bytes: 2.0 * w.bytes,
         ..*w
     };
+    let backward = |w: &OpWork| match w.class {
+        OpClass::Matmul => twice(w),
+        _ => OpWork {
+            flops: 2.0 * w.flops,
+            bytes: ELEMENTWISE_BACKWARD * w.bytes,
+            ..*w
+        },
+    };
     let bwd: f64 = ops
         .iter()
-        .map(|o| op_time_shaped(&twice(&o.work), o.dims.as_ref(), cluster))
+        .map(|o| op_time_shaped(&backward(&o.work), o.dims.as_ref(), cluster))
         .sum();
     let rec: f64 = match cfg.recompute {
         Recompute::None => 0.0,
@@ -489,10 +508,15 @@ pub fn gpt_step(cfg: &GptTraining, cluster: &Cluster) -> Result<StepWork> {
             lines.push(line("ZeRO-3 weight all-gather", &u, &mesh, cluster, 2 * m)?);
         }
     }
-    // Adam reads and writes every byte of model state once.
+    // Adam reads and writes every byte of model state (16 per parameter) once, and some of
+    // its intermediates (ADAM_UPDATE_BYTES_PER_PARAMETER in all).
     let update = OpWork {
         precision: Precision::Fp32,
-        ..bf16(OpClass::Elementwise, 10.0 * os / 12.0, 2.0 * (w + gr + os))
+        ..bf16(
+            OpClass::Elementwise,
+            10.0 * os / 12.0,
+            ADAM_UPDATE_BYTES_PER_PARAMETER / 16.0 * (w + gr + os),
+        )
     };
     let optimizer = op_time(&update, cluster);
 
