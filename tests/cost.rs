@@ -83,9 +83,25 @@ fn cost_reports_the_time_split_and_memory_as_tables() {
         "pipeline bubble",
         "memory per device",
         "collectives per step",
+        "precision priced                 bf16",
+        "largest ops per step",
+        "largest collectives per step",
+        "overlap: tensor-parallel collectives exposed",
     ] {
         assert!(out.contains(needle), "{needle} missing:\n{out}");
     }
+    assert!(!out.contains("warning:"), "{out}");
+}
+
+#[test]
+fn cost_says_an_f32_graph_is_priced_at_the_fp32_rate() {
+    let path = zoo(
+        "cost_f32.json",
+        &["gpt", "--layers", "1", "--hidden", "256", "--heads", "4", "--seq", "128"],
+    );
+    let out = shardc_ok(&["cost", &path, "--cluster", "a100-80gb:1x1", "--mesh", "dp=1"]);
+    assert!(out.contains("precision priced                 fp32"), "{out}");
+    assert!(out.contains("warning: the graph's matmuls are f32"), "{out}");
 }
 
 #[test]
