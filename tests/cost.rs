@@ -97,11 +97,26 @@ fn cost_reports_the_time_split_and_memory_as_tables() {
 fn cost_says_an_f32_graph_is_priced_at_the_fp32_rate() {
     let path = zoo(
         "cost_f32.json",
-        &["gpt", "--layers", "1", "--hidden", "256", "--heads", "4", "--seq", "128"],
+        &[
+            "gpt", "--layers", "1", "--hidden", "256", "--heads", "4", "--seq", "128",
+        ],
     );
-    let out = shardc_ok(&["cost", &path, "--cluster", "a100-80gb:1x1", "--mesh", "dp=1"]);
-    assert!(out.contains("precision priced                 fp32"), "{out}");
-    assert!(out.contains("warning: the graph's matmuls are f32"), "{out}");
+    let out = shardc_ok(&[
+        "cost",
+        &path,
+        "--cluster",
+        "a100-80gb:1x1",
+        "--mesh",
+        "dp=1",
+    ]);
+    assert!(
+        out.contains("precision priced                 fp32"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: the graph's matmuls are f32"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -162,8 +177,24 @@ fn zoo_gpt_cost(file: &str, shape: [u64; 5], batch: u64, mesh: &str, cost: &[&st
     let zoo_mesh: Vec<&str> = mesh.split(',').filter(|x| !x.starts_with("pp=")).collect();
     let zoo_mesh = zoo_mesh.join(",");
     let mut args = vec![
-        "gpt", "--layers", &l, "--hidden", &h, "--heads", &a, "--seq", &s, "--vocab", &v,
-        "--batch", &batch, "--train", "--mixed-precision", "--shardings", "megatron", "--mesh",
+        "gpt",
+        "--layers",
+        &l,
+        "--hidden",
+        &h,
+        "--heads",
+        &a,
+        "--seq",
+        &s,
+        "--vocab",
+        &v,
+        "--batch",
+        &batch,
+        "--train",
+        "--mixed-precision",
+        "--shardings",
+        "megatron",
+        "--mesh",
         &zoo_mesh,
     ];
     let recompute = cost
@@ -198,7 +229,15 @@ fn published_megatron_throughput_is_predicted_through_the_graph_path_within_10_p
     // recomputation, micro-batch 1, on DGX A100-80GB nodes. Megatron-LM 2021 reduced gradients
     // after the pipeline flush and sent between stages blocking: `--no-overlap` is how it ran.
     for (name, shape, batch, mesh, cluster, mb, published) in [
-        ("18.4B", [40, 6144, 48, 2048, 51200], 1024, "dp=32,tp=8", "a100-80gb:32x8", "32", 135.0),
+        (
+            "18.4B",
+            [40, 6144, 48, 2048, 51200],
+            1024,
+            "dp=32,tp=8",
+            "a100-80gb:32x8",
+            "32",
+            135.0,
+        ),
         (
             "145.6B",
             [80, 12288, 96, 2048, 51200],
@@ -215,12 +254,21 @@ fn published_megatron_throughput_is_predicted_through_the_graph_path_within_10_p
             batch,
             mesh,
             &[
-                "--cluster", cluster, "--micro-batches", mb, "--recompute", "full", "--no-overlap",
+                "--cluster",
+                cluster,
+                "--micro-batches",
+                mb,
+                "--recompute",
+                "full",
+                "--no-overlap",
             ],
         );
         let tflops = e["hardware_tflops_per_device"].as_f64().expect("tflops");
         let err = tflops / published - 1.0;
-        println!("{name}: graph path {tflops:.1} TFLOP/s, published {published}, {:+.1}%", 100.0 * err);
+        println!(
+            "{name}: graph path {tflops:.1} TFLOP/s, published {published}, {:+.1}%",
+            100.0 * err
+        );
         assert!(err.abs() < 0.10, "{name}: {tflops} vs {published}: {e}");
         assert_eq!(e["precision"], "bf16");
         assert!(e["fits"].as_bool().expect("fits"), "{e}");
@@ -235,7 +283,9 @@ fn the_graph_path_and_the_gpt_shape_path_agree_within_3_percent() {
     let mut worst = 0.0f64;
     // (l, h, a, s, t, p, dp, micro-batches, recomputation)
     for (i, (l, h, a, s, t, p, dp, m, rc)) in [
-        (4u64, 4096u64, 32u64, 2048u64, 1u64, 1u64, 1u64, 8u64, "none"),
+        (
+            4u64, 4096u64, 32u64, 2048u64, 1u64, 1u64, 1u64, 8u64, "none",
+        ),
         (4, 4096, 32, 2048, 2, 1, 2, 8, "full"),
         (4, 6144, 48, 2048, 8, 1, 1, 8, "selective"),
         (8, 6144, 48, 2048, 4, 2, 1, 16, "full"),
@@ -256,13 +306,29 @@ fn the_graph_path_and_the_gpt_shape_path_agree_within_3_percent() {
         let cluster = format!("a100-80gb:{nodes}x{per_node}");
         let m_s = m.to_string();
         let mut cost = vec![
-            "--cluster", &cluster, "--micro-batches", &m_s, "--no-overlap",
+            "--cluster",
+            &cluster,
+            "--micro-batches",
+            &m_s,
+            "--no-overlap",
         ];
         cost.extend_from_slice(&["--recompute", rc]);
-        let e = zoo_gpt_cost(&format!("agree_{i}.json"), [l, h, a, s, v], m * dp, &mesh, &cost);
+        let e = zoo_gpt_cost(
+            &format!("agree_{i}.json"),
+            [l, h, a, s, v],
+            m * dp,
+            &mesh,
+            &cost,
+        );
         let graph = e["step_time_s"].as_f64().expect("step time");
         let run = GptTraining {
-            shape: GptShape { layers: l, hidden: h, heads: a, seq: s, vocab: v },
+            shape: GptShape {
+                layers: l,
+                hidden: h,
+                heads: a,
+                seq: s,
+                vocab: v,
+            },
             global_batch: m * dp,
             micro_batch: 1,
             dp,
@@ -279,10 +345,15 @@ fn the_graph_path_and_the_gpt_shape_path_agree_within_3_percent() {
         let analytic = ae.step_time_s;
         println!(
             "graph compute {} comm {} opt {} bubble {}; shape compute {} comm {} opt {} bubble {}",
-            e["compute_s"], e["exposed_comm_s"], e["optimizer_s"], e["bubble_s"],
-            ae.compute_s, ae.exposed_comm_s, ae.optimizer_s, ae.bubble_s
+            e["compute_s"],
+            e["exposed_comm_s"],
+            e["optimizer_s"],
+            e["bubble_s"],
+            ae.compute_s,
+            ae.exposed_comm_s,
+            ae.optimizer_s,
+            ae.bubble_s
         );
-        println!("{}", e["top_ops"]);
         let diff = graph / analytic - 1.0;
         println!("l={l} h={h} t={t} p={p} m={m} {rc}: graph {graph:.4} s, shape {analytic:.4} s, {:+.2}%", 100.0 * diff);
         worst = worst.max(diff.abs());
@@ -319,7 +390,10 @@ fn graph_liveness_activation_memory_per_layer_matches_korthikanti() {
         for (rc, paper) in [("full", 2.0 * sbh), ("selective", sbh * (8.0 + 24.0 / tf))] {
             let ours = per_layer(rc);
             println!("t={t} {rc}: graph {ours:.4e} B per layer, Korthikanti {paper:.4e}");
-            assert!((ours / paper - 1.0).abs() < 0.05, "t={t} {rc}: {ours} vs {paper}");
+            assert!(
+                (ours / paper - 1.0).abs() < 0.05,
+                "t={t} {rc}: {ours} vs {paper}"
+            );
         }
         // Without recomputation the graph keeps the attention scores as well as the softmax
         // output (its softmax backward reads what its forward computed): `4·as²b/t`, where
@@ -327,6 +401,9 @@ fn graph_liveness_activation_memory_per_layer_matches_korthikanti() {
         let none = per_layer("none");
         let paper = sbh * (8.0 + 24.0 / tf) + 4.0 * a * s * s / tf;
         println!("t={t} none: graph {none:.4e} B per layer, formula with 4as²b/t {paper:.4e}");
-        assert!((none / paper - 1.0).abs() < 0.05, "t={t} none: {none} vs {paper}");
+        assert!(
+            (none / paper - 1.0).abs() < 0.05,
+            "t={t} none: {none} vs {paper}"
+        );
     }
 }

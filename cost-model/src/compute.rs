@@ -309,7 +309,11 @@ pub(crate) fn local_op(g: &Graph, v: ValueId, assignment: &ShardingAssignment) -
         let b = local_bytes(g.ty(o), s, mesh);
         // A gather reads the rows it picks, not its whole table.
         let gathers = matches!(n.op, Op::Gather { .. } | Op::GeneralGather(_));
-        bytes += if gathers && i == 0 { b.min(result_bytes) } else { b };
+        bytes += if gathers && i == 0 {
+            b.min(result_bytes)
+        } else {
+            b
+        };
     }
     let dims = match n.op {
         Op::DotGeneral { .. } => Some(dot_dims(&f, &axes, mesh)),

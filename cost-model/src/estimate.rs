@@ -228,7 +228,11 @@ impl fmt::Display for Estimate {
             self.hardware_tflops_per_device
         )?;
         if let Some(p) = self.precision {
-            writeln!(f, "precision priced             {:>8}  (of most matmul FLOPs)", p.name())?;
+            writeln!(
+                f,
+                "precision priced             {:>8}  (of most matmul FLOPs)",
+                p.name()
+            )?;
         }
         for w in &self.warnings {
             writeln!(f, "warning: {w}")?;

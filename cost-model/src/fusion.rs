@@ -229,14 +229,26 @@ mod tests {
             .unwrap();
         let mm = g.push("mm", dot, vec![ln, w], None).unwrap();
         let bb = g
-            .push("bb", Op::Broadcast { dims: vec![1] }, vec![b], Some(TensorType::new(DType::BF16, vec![8, 16])))
+            .push(
+                "bb",
+                Op::Broadcast { dims: vec![1] },
+                vec![b],
+                Some(TensorType::new(DType::BF16, vec![8, 16])),
+            )
             .unwrap();
         let add = Op::Binary {
             func: BinaryFn::Add,
         };
         let biased = g.push("biased", add.clone(), vec![mm, bb], None).unwrap();
         let gelu = g
-            .push("gelu", Op::Unary { func: UnaryFn::Gelu }, vec![biased], None)
+            .push(
+                "gelu",
+                Op::Unary {
+                    func: UnaryFn::Gelu,
+                },
+                vec![biased],
+                None,
+            )
             .unwrap();
         let res = g.push("res", add, vec![x, gelu], None).unwrap();
         g.outputs.push(res);

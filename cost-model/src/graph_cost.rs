@@ -14,7 +14,7 @@
 //! of a replicated group sends its slice and the receivers all-gather it (Narayanan et al. SC21
 //! §4.1), forward and backward.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use shardc_ir::{Graph, Phase, Role, ShardingAssignment, ValueId};
@@ -29,6 +29,7 @@ use crate::fusion::{Fusion, FusionPlan, NONE};
 use crate::hardware::Precision;
 use crate::liveness::{stage_memory, LivenessInput};
 use crate::memory::{held_microbatches, MemoryBreakdown, Schedule, Zero};
+pub use crate::stages::pipeline_stages;
 
 /// How the sharded graph is run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,92 +72,6 @@ fn axis_size(a: &ShardingAssignment, axis: &Option<String>, what: &str) -> Resul
             ))
         }),
     }
-}
-
-/// The pipeline stage of every node (see the module docs).
-pub fn pipeline_stages(g: &Graph, p: u64) -> Vec<u32> {
-    let n = g.len();
-    if p <= 1 {
-        return vec![0; n];
-    }
-    // Layers in the order their first forward node appears.
-    let mut layer_index: HashMap<&str, u64> = HashMap::new();
-    for node in &g.nodes {
-        if node.phase == Phase::Forward && !node.recompute {
-            if let Some(l) = node.layer() {
-                let k = layer_index.len() as u64;
-                layer_index.entry(l).or_insert(k);
-            }
-        }
-    }
-    let layers = layer_index.len() as u64;
-    if layers == 0 {
-        return vec![0; n];
-    }
-    let of_layer = |i: u64| (i * p / layers).min(p - 1) as u32;
-    let forward = |n: &shardc_ir::Node| n.phase == Phase::Forward && !n.recompute;
-    let mut stage = vec![0u32; n];
-    // Forward nodes: a layer's stage; after a layer, the stage of what they read.
-    let mut after_layers = vec![false; n];
-    for (i, node) in g.nodes.iter().enumerate() {
-        if !forward(node) {
-            continue;
-        }
-        if let Some(&k) = node.layer().and_then(|l| layer_index.get(l)) {
-            stage[i] = of_layer(k);
-            after_layers[i] = true;
-        } else {
-            stage[i] = node.operands.iter().map(|o| stage[o.index()]).max().unwrap_or(0);
-            after_layers[i] = node.operands.iter().any(|o| after_layers[o.index()]);
-        }
-    }
-    // Forward nodes that no layer feeds (the embedding, the labels' one-hot) run on the first
-    // stage that reads them.
-    let users = g.users();
-    for i in (0..n).rev() {
-        let node = &g.nodes[i];
-        if forward(node) && !after_layers[i] && node.layer().is_none() {
-            if let Some(s) = users[i]
-                .iter()
-                .filter(|u| forward(g.node(**u)))
-                .map(|u| stage[u.index()])
-                .min()
-            {
-                stage[i] = s;
-            }
-        }
-    }
-    // Backward, recomputed and update nodes follow their layer, or the forward node they are
-    // named after (`logits.grad_rhs` after `logits`), or what they read.
-    let forward_stage: HashMap<&str, u32> = g
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, x)| forward(x))
-        .map(|(i, x)| (x.name.as_str(), stage[i]))
-        .collect();
-    for (i, node) in g.nodes.iter().enumerate() {
-        if forward(node) {
-            continue;
-        }
-        stage[i] = if let Some(&k) = node.layer().and_then(|l| layer_index.get(l)) {
-            of_layer(k)
-        } else {
-            let mut name = node.name.as_str();
-            let mut found = None;
-            while let Some((head, _)) = name.rsplit_once('.') {
-                if let Some(&s) = forward_stage.get(head) {
-                    found = Some(s);
-                    break;
-                }
-                name = head;
-            }
-            found.unwrap_or_else(|| {
-                node.operands.iter().map(|o| stage[o.index()]).max().unwrap_or(0)
-            })
-        };
-    }
-    stage
 }
 
 /// One priced item (a kernel or a fusion region) of the graph.
@@ -341,7 +256,9 @@ pub fn graph_step(
     }
 
     let mut lines = price_collectives(g, comms, assignment, cluster, opts, &stage_of, &mut st)?;
-    pipeline_sends(g, assignment, cluster, &stage_of, &fusion, mf, &mut st, &mut lines)?;
+    pipeline_sends(
+        g, assignment, cluster, &stage_of, &fusion, mf, &mut st, &mut lines,
+    )?;
 
     // Memory per stage; ZeRO shards model state over the data axis unless the assignment does.
     let state_split: Vec<f64> = g
@@ -411,7 +328,11 @@ pub fn graph_step(
         } else {
             s.zero3_comm
         };
-        let p2p = if overlap.pipeline_send { 0.0 } else { s.p2p * mf };
+        let p2p = if overlap.pipeline_send {
+            0.0
+        } else {
+            s.p2p * mf
+        };
         (compute, (s.tp_comm + zero3) / mf, p2p / mf)
     };
     let (busiest_stage, busiest) = st
@@ -557,7 +478,13 @@ fn price_collectives(
         } else {
             stage.tp_comm += total;
         }
-        let key = (stage_of[c.node.index()], per_step, kind, axes.join(","), bytes.to_bits());
+        let key = (
+            stage_of[c.node.index()],
+            per_step,
+            kind,
+            axes.join(","),
+            bytes.to_bits(),
+        );
         lines
             .entry(key)
             .and_modify(|l| l.count += calls)
@@ -683,7 +610,10 @@ fn pipeline_sends(
             .or_insert_with(|| {
                 (
                     CollectiveLine {
-                        what: format!("pipeline send (`{}` and its gradient)", g.node(ValueId(v as u32)).name),
+                        what: format!(
+                            "pipeline send (`{}` and its gradient)",
+                            g.node(ValueId(v as u32)).name
+                        ),
                         kind: CollectiveKind::Permute,
                         algorithm: permute.algorithm,
                         axes: pp.clone(),

@@ -72,6 +72,7 @@ mod graph_cost;
 mod hardware;
 mod liveness;
 mod memory;
+mod stages;
 mod transformer;
 
 pub use calibration::{Calibration, MeasuredCollective, MeasuredOp, Profile};

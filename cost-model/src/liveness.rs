@@ -87,8 +87,8 @@ pub(crate) fn stage_memory(g: &Graph, inp: &LivenessInput) -> Vec<StageMemory> {
     let mut traced = vec![false; n];
     let mut stack: Vec<(usize, usize)> = Vec::new();
     for (c, node) in g.nodes.iter().enumerate() {
-        let reads_forward = matches!(node.phase, Phase::BackwardInput | Phase::BackwardWeight)
-            || node.recompute;
+        let reads_forward =
+            matches!(node.phase, Phase::BackwardInput | Phase::BackwardWeight) || node.recompute;
         if !reads_forward || matches!(fusion.kind[c], Fusion::View | Fusion::Generator) {
             continue;
         }

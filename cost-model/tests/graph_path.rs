@@ -241,7 +241,10 @@ fn the_graph_path_prices_compute_and_collectives_with_the_shared_blocks() {
     assert!(w.forward_s > matmuls, "{w:?}");
     assert!(w.forward_s <= alone(None) * (1.0 + 1e-12), "{w:?}");
     assert_eq!(w.top_ops.len(), 5);
-    assert_eq!((w.top_ops[0].what.as_str(), w.top_ops[0].class.as_str()), ("fc1", "matmul"));
+    assert_eq!(
+        (w.top_ops[0].what.as_str(), w.top_ops[0].class.as_str()),
+        ("fc1", "matmul")
+    );
     assert_eq!((w.backward_s, w.gradient_comm_s), (0.0, 0.0));
     // Two all-reduces of the [S, H] bf16 partial sums, priced by collective_time.
     let each = collective_time(&comms[0], &a.mesh, &c).unwrap().seconds;

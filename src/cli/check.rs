@@ -49,7 +49,11 @@ fn activation_peak(g: &Graph) -> Result<(f64, f64), CliError> {
     let mesh = Mesh::new(&[("device", 1)])?;
     let assignment = ShardingAssignment {
         mesh,
-        shardings: g.nodes.iter().map(|n| Sharding::replicated(n.ty.rank())).collect(),
+        shardings: g
+            .nodes
+            .iter()
+            .map(|n| Sharding::replicated(n.ty.rank()))
+            .collect(),
     };
     let m = graph_memory(g, &assignment, &GraphOptions::default()).map_err(CliError::input)?;
     Ok((m.activations, m.transient))

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use shardc::cost_model::{
-    estimate_graph, Calibration, Catalog, Cluster, GraphOptions, Overlap, Profile, Schedule,
-    Zero,
+    estimate_graph, Calibration, Catalog, Cluster, GraphOptions, Overlap, Profile, Schedule, Zero,
 };
 use shardc::ir::{Annotation, Mesh};
 
