@@ -575,7 +575,7 @@ fn pipeline_sends(
         let permute = price(
             CollectiveKind::Permute,
             slice,
-            cluster.placement(mesh, &[pp.clone()])?,
+            cluster.placement(mesh, std::slice::from_ref(&pp))?,
             mesh.num_devices(),
             cluster,
         );
