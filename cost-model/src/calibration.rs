@@ -8,7 +8,7 @@ use crate::cluster::{Cluster, GroupPlacement};
 use crate::collective::CollectiveKind;
 use crate::compute::{ideal_time, OpClass, OpWork};
 use crate::error::{CostError, Result};
-use crate::hardware::{Device, Precision};
+use crate::hardware::{Device, MatmulShapeCurve, Precision};
 
 /// One measured op: its work (as [`OpWork`] describes it) and its time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,6 +101,9 @@ pub struct Calibration {
     #[serde(default)]
     pub collectives: Vec<MeasuredCollective>,
     pub source: String,
+    /// The matmul efficiency curve by local shape in effect (`matmul` is its large-shape scale).
+    #[serde(default)]
+    pub matmul_shape: MatmulShapeCurve,
 }
 
 fn same(a: f64, b: f64) -> bool {
@@ -123,6 +126,7 @@ impl Calibration {
             ops: Vec::new(),
             collectives: Vec::new(),
             source: format!("{}: {}", d.name, a.source),
+            matmul_shape: a.matmul_shape.clone(),
         }
     }
 
@@ -134,6 +138,12 @@ impl Calibration {
             OpClass::Elementwise | OpClass::Free => self.elementwise,
             OpClass::Reduction => self.reduction,
         }
+    }
+
+    /// The achievable fraction of peak of a matmul whose local result is `m × n` with `k`
+    /// contracted: `matmul · g(m)·g(n)·g(k)` ([`MatmulShapeCurve`]).
+    pub fn matmul_fraction(&self, m: f64, n: f64, k: f64) -> f64 {
+        self.matmul * self.matmul_shape.factor(m, n, k)
     }
 
     /// A measured time for exactly this work, if the profile has one.

@@ -71,16 +71,101 @@ pub fn ideal_time(work: &OpWork, cluster: &Cluster) -> f64 {
 }
 
 /// Time of one op on one device: a measured time from the calibration profile when one matches,
-/// otherwise the roofline at the achievable fraction of peak for the op's class.
+/// otherwise the roofline at the achievable fraction of peak for the op's class (for a matmul
+/// of unknown shape, the large-shape fraction; [`op_time_shaped`] takes the shape into account).
 pub fn op_time(work: &OpWork, cluster: &Cluster) -> f64 {
+    op_time_shaped(work, None, cluster)
+}
+
+/// The local shape of a matmul on one device: `batch` independent products of an `m × k` and a
+/// `k × n` matrix (sizes as `f64`, after sharding).
+#[derive(Copy, Clone, Debug, PartialEq, Serialize)]
+pub struct MatmulDims {
+    pub batch: f64,
+    pub m: f64,
+    pub n: f64,
+    pub k: f64,
+}
+
+impl MatmulDims {
+    /// FLOPs of the product: `2·batch·m·n·k`.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.batch * self.m * self.n * self.k
+    }
+}
+
+/// [`op_time`] with the matmul's local shape: compute at `matmul · g(m)·g(n)·g(k)` of peak
+/// ([`crate::MatmulShapeCurve`]), memory at the elementwise fraction of the bandwidth, whichever
+/// binds. Other classes (or `dims = None`) are priced as [`op_time`] documents.
+pub fn op_time_shaped(work: &OpWork, dims: Option<&MatmulDims>, cluster: &Cluster) -> f64 {
     let cal = &cluster.calibration;
     if let Some(t) = cal.measured_op(work) {
         return t;
     }
-    match work.class {
-        OpClass::Free => 0.0,
-        class => ideal_time(work, cluster) / cal.fraction(class),
+    match (work.class, dims) {
+        (OpClass::Free, _) => 0.0,
+        (OpClass::Matmul, Some(d)) => {
+            let dev = &cluster.device;
+            let fraction = cal.matmul_fraction(d.m, d.n, d.k);
+            let compute = work.flops / (dev.peak_flops.get(work.precision) * fraction);
+            let memory = work.bytes / (dev.memory.bandwidth_bytes_per_s * cal.elementwise);
+            compute.max(memory)
+        }
+        (class, _) => ideal_time(work, cluster) / cal.fraction(class),
     }
+}
+
+/// The time of one matmul of local shape `dims` with elements of `elem_bytes` bytes, in
+/// `precision`, on one device of `cluster`: the planner's per-op query for a dot whose operands
+/// and result are read and written once.
+pub fn matmul_time(
+    dims: &MatmulDims,
+    precision: Precision,
+    elem_bytes: f64,
+    cluster: &Cluster,
+) -> f64 {
+    let MatmulDims { batch, m, n, k } = *dims;
+    let work = OpWork {
+        class: OpClass::Matmul,
+        precision,
+        flops: dims.flops(),
+        bytes: elem_bytes * batch * (m * k + k * n + m * n),
+    };
+    op_time_shaped(&work, Some(dims), cluster)
+}
+
+/// The local shape of a `dot_general` from its factors and the axes that shard each: batch
+/// factors (in both operands and the result), `m` (left operand and result), `n` (right operand
+/// and result) and `k` (contracted), each divided by its axes' sizes.
+fn dot_dims(f: &OpFactors, axes: &[Vec<&str>], mesh: &shardc_ir::Mesh) -> MatmulDims {
+    let mut d = MatmulDims {
+        batch: 1.0,
+        m: 1.0,
+        n: 1.0,
+        k: 1.0,
+    };
+    let has = |dims: Option<&Vec<Vec<usize>>>, i: usize| {
+        dims.is_some_and(|ds| ds.iter().any(|fs| fs.contains(&i)))
+    };
+    for (i, fac) in f.factors.iter().enumerate() {
+        let split: u64 = axes[i]
+            .iter()
+            .map(|a| mesh.axis_size(a).unwrap_or(1))
+            .product();
+        let local = fac.size.div_ceil(split.max(1)) as f64;
+        let (lhs, rhs) = (has(f.operands.first(), i), has(f.operands.get(1), i));
+        let slot = if fac.kind == shardc_ir::FactorKind::Reduction {
+            &mut d.k
+        } else if lhs && rhs {
+            &mut d.batch
+        } else if lhs {
+            &mut d.m
+        } else {
+            &mut d.n
+        };
+        *slot *= local;
+    }
+    d
 }
 
 /// The axes that shard each factor of an op, read from its operands' and result's shardings.
@@ -143,15 +228,32 @@ pub fn local_bytes(ty: &TensorType, s: &Sharding, mesh: &shardc_ir::Mesh) -> f64
 /// factors) divided by the sizes of the axes that shard any factor, and the local bytes of its
 /// operands and result.
 pub fn local_work(g: &Graph, v: ValueId, assignment: &ShardingAssignment) -> Result<OpWork> {
-    local_and_global(g, v, assignment).map(|(w, _)| w)
+    local_op(g, v, assignment).map(|l| l.work)
 }
 
-/// [`local_work`] and the op's global FLOPs, from one derivation of its factors.
-pub(crate) fn local_and_global(
+/// The time of node `v` on one device under `assignment`, alone (no fusion with its
+/// neighbours): [`local_work`] priced by [`op_time_shaped`] with the matmul's local shape. The
+/// planner's per-node query; [`crate::graph_step`] prices fusion regions instead.
+pub fn node_time(
     g: &Graph,
     v: ValueId,
     assignment: &ShardingAssignment,
-) -> Result<(OpWork, f64)> {
+    cluster: &Cluster,
+) -> Result<f64> {
+    let l = local_op(g, v, assignment)?;
+    Ok(op_time_shaped(&l.work, l.dims.as_ref(), cluster))
+}
+
+/// One node's local work, its global FLOPs and (for a matmul) its local shape.
+pub(crate) struct LocalOp {
+    pub work: OpWork,
+    pub global_flops: f64,
+    pub dims: Option<MatmulDims>,
+}
+
+/// [`local_work`], the op's global FLOPs and a matmul's local shape, from one derivation of its
+/// factors.
+pub(crate) fn local_op(g: &Graph, v: ValueId, assignment: &ShardingAssignment) -> Result<LocalOp> {
     let n = g.node(v);
     let class = OpClass::of(&n.op);
     let precision = Precision::of(n.ty.dtype, false);
@@ -162,7 +264,11 @@ pub(crate) fn local_and_global(
             flops: 0.0,
             bytes: 0.0,
         };
-        return Ok((free, 0.0));
+        return Ok(LocalOp {
+            work: free,
+            global_flops: 0.0,
+            dims: None,
+        });
     }
     let sharding = |u: ValueId| -> Result<&Sharding> {
         let s = assignment.shardings.get(u.index()).ok_or_else(|| {
@@ -192,31 +298,57 @@ pub(crate) fn local_and_global(
     let res = sharding(v)?;
     let mesh = &assignment.mesh;
     let f = g.factors(v);
+    let axes = factor_axes(&f, &ops, res);
     let mut split = 1.0f64;
-    for axes in factor_axes(&f, &ops, res) {
-        for a in axes {
-            split *= mesh.axis_size(a).unwrap_or(1) as f64;
-        }
+    for a in axes.iter().flatten() {
+        split *= mesh.axis_size(a).unwrap_or(1) as f64;
     }
-    let mut bytes = local_bytes(&n.ty, res, mesh);
-    for (&o, s) in n.operands.iter().zip(&ops) {
-        bytes += local_bytes(g.ty(o), s, mesh);
+    let result_bytes = local_bytes(&n.ty, res, mesh);
+    let mut bytes = result_bytes;
+    for (i, (&o, s)) in n.operands.iter().zip(&ops).enumerate() {
+        let b = local_bytes(g.ty(o), s, mesh);
+        // A gather reads the rows it picks, not its whole table.
+        let gathers = matches!(n.op, Op::Gather { .. } | Op::GeneralGather(_));
+        bytes += if gathers && i == 0 {
+            b.min(result_bytes)
+        } else {
+            b
+        };
     }
-    // Matmuls run in the precision of their inputs (bf16 inputs, f32 accumulation).
+    let dims = match n.op {
+        Op::DotGeneral { .. } => Some(dot_dims(&f, &axes, mesh)),
+        _ => None,
+    };
+    // Matmuls run in the precision of their inputs (bf16 inputs, f32 accumulation) on tensor
+    // cores; everything else on the vector units, at the fp32 rate (fp64 for f64).
     let precision = match n.operands.first() {
         Some(&o) if class == OpClass::Matmul || class == OpClass::Conv => {
             Precision::of(g.ty(o).dtype, false)
         }
-        _ => precision,
+        _ if precision == Precision::Fp64 => Precision::Fp64,
+        _ => Precision::Fp32,
     };
-    let global = f.flops() as f64;
+    // Gathers and scatters move data: a scatter adds each update once; the factors' iteration
+    // space (table × updates) is not work that runs.
+    let global = match &n.op {
+        Op::Gather { .. } | Op::GeneralGather(_) | Op::DynamicSlice { .. } => 0.0,
+        Op::ScatterAdd { .. } | Op::GeneralScatter { .. } | Op::DynamicUpdateSlice => n
+            .operands
+            .last()
+            .map_or(0.0, |&u| g.ty(u).dims().iter().product::<u64>() as f64),
+        _ => f.flops() as f64,
+    };
     let work = OpWork {
         class,
         precision,
         flops: global / split,
         bytes,
     };
-    Ok((work, global))
+    Ok(LocalOp {
+        work,
+        global_flops: global,
+        dims,
+    })
 }
 
 #[cfg(test)]
@@ -322,8 +454,17 @@ mod tests {
             flops: 312e12,
             bytes: 1e9,
         };
-        // 1 s at peak, 0.7 achievable.
-        assert!((op_time(&mm, &c) - 1.0 / 0.7).abs() < 1e-12);
+        // 1 s at peak, 0.8 achievable for a large matmul.
+        assert!((op_time(&mm, &c) - 1.0 / 0.8).abs() < 1e-12);
+        // A skinny local shape gets less: k = 64 halves the rate.
+        let skinny = MatmulDims {
+            batch: 1.0,
+            m: 1e9,
+            n: 1e9,
+            k: 64.0,
+        };
+        let t = op_time_shaped(&mm, Some(&skinny), &c);
+        assert!((t - 2.0 / 0.8).abs() < 1e-6, "{t}");
         let ew = OpWork {
             class: OpClass::Elementwise,
             precision: Precision::Bf16,

@@ -10,10 +10,74 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::collective::{Algorithm, CollectiveKind};
+use crate::hardware::Precision;
 use crate::memory::{human_bytes, MemoryBreakdown, Schedule};
+
+/// Which communication may run under compute (each can be turned off: `--no-overlap`).
+/// Tensor-parallel collectives are never overlapped: they sit between dependent ops.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overlap {
+    /// The data-parallel gradient reduction runs in buckets during the backward pass of the last
+    /// micro-batch (PyTorch DDP, Megatron-LM's later overlapped reduction); otherwise it runs
+    /// after the last backward pass (Megatron-LM as Narayanan et al. 2021 ran it).
+    pub gradient_reduction: bool,
+    /// ZeRO-3 weight all-gathers are prefetched during the previous layer's compute.
+    pub zero3_gather: bool,
+    /// Pipeline sends and receives run asynchronously beside compute.
+    pub pipeline_send: bool,
+}
+
+impl Overlap {
+    /// Everything that can overlap does.
+    pub const ALL: Overlap = Overlap {
+        gradient_reduction: true,
+        zero3_gather: true,
+        pipeline_send: true,
+    };
+    /// Nothing overlaps (`--no-overlap`).
+    pub const NONE: Overlap = Overlap {
+        gradient_reduction: false,
+        zero3_gather: false,
+        pipeline_send: false,
+    };
+
+    /// The assumptions in words, for the report.
+    pub fn describe(&self) -> String {
+        let on = |b: bool| if b { "overlapped" } else { "exposed" };
+        format!(
+            "tensor-parallel collectives exposed; data-parallel gradient reduction {}; ZeRO-3 \
+             weight gathers {}; pipeline sends {}",
+            if self.gradient_reduction {
+                "bucketed under the last backward pass"
+            } else {
+                "after the last backward pass"
+            },
+            on(self.zero3_gather),
+            on(self.pipeline_send)
+        )
+    }
+}
+
+impl Default for Overlap {
+    /// [`Overlap::ALL`].
+    fn default() -> Self {
+        Overlap::ALL
+    }
+}
+
+/// One op (or fusion region) of the step and its time on one device.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OpLine {
+    /// The node's name, or the first node of a fusion region and how many ops it fuses.
+    pub what: String,
+    /// `matmul`, `fused` (a fusion region), `elementwise`, ...
+    pub class: String,
+    /// Seconds per step on one device (every micro-batch).
+    pub seconds: f64,
+}
 
 /// One kind of collective in the step, with how often it runs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -58,6 +122,17 @@ pub struct StepWork {
     pub hardware_flops: f64,
     pub memory: MemoryBreakdown,
     pub collectives: Vec<CollectiveLine>,
+    /// What was assumed to overlap.
+    #[serde(default)]
+    pub overlap: Overlap,
+    /// Per micro-batch: communication hidden under compute (ZeRO-3 gathers, pipeline sends).
+    pub hidden_comm_s: f64,
+    /// The precision most matmul FLOPs run in.
+    pub precision: Option<Precision>,
+    /// The largest ops by time (at most five).
+    pub top_ops: Vec<OpLine>,
+    /// Things a reader should know about the estimate (an f32 graph on a bf16 device).
+    pub warnings: Vec<String>,
 }
 
 /// What a step costs.
@@ -77,6 +152,13 @@ pub struct Estimate {
     pub fits: bool,
     pub memory: MemoryBreakdown,
     pub collectives: Vec<CollectiveLine>,
+    pub overlap: Overlap,
+    /// Communication hidden under compute over the step (gradient reduction, ZeRO-3 gathers,
+    /// pipeline sends).
+    pub hidden_comm_s: f64,
+    pub precision: Option<Precision>,
+    pub top_ops: Vec<OpLine>,
+    pub warnings: Vec<String>,
 }
 
 /// Combines a step's work into a step time:
@@ -87,7 +169,7 @@ pub fn estimate(w: &StepWork) -> Estimate {
     let p = w.stages.max(1) as f64;
     let compute_mb = w.forward_s + w.backward_s + w.recompute_s;
     let per_mb = compute_mb + w.stage_comm_s + w.p2p_s;
-    let grad_exposed = if w.overlap_gradient_reduction {
+    let grad_exposed = if w.overlap_gradient_reduction || w.overlap.gradient_reduction {
         (w.gradient_comm_s - w.backward_s).max(0.0)
     } else {
         w.gradient_comm_s
@@ -106,6 +188,11 @@ pub fn estimate(w: &StepWork) -> Estimate {
         fits: w.memory.fits(),
         memory: w.memory.clone(),
         collectives: w.collectives.clone(),
+        overlap: w.overlap,
+        hidden_comm_s: m * w.hidden_comm_s + (w.gradient_comm_s - grad_exposed),
+        precision: w.precision,
+        top_ops: w.top_ops.clone(),
+        warnings: w.warnings.clone(),
     }
 }
 
@@ -140,7 +227,43 @@ impl fmt::Display for Estimate {
             "hardware TFLOP/s per device  {:>8.1}  (recomputation included)",
             self.hardware_tflops_per_device
         )?;
+        if let Some(p) = self.precision {
+            writeln!(
+                f,
+                "precision priced             {:>8}  (of most matmul FLOPs)",
+                p.name()
+            )?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
         writeln!(f, "{}", self.memory)?;
+        if !self.top_ops.is_empty() {
+            writeln!(f, "largest ops per step (one device)")?;
+            for o in &self.top_ops {
+                writeln!(f, "  {:>12}  {:<11}  {}", secs(o.seconds), o.class, o.what)?;
+            }
+        }
+        let mut top: Vec<&CollectiveLine> = self.collectives.iter().collect();
+        top.sort_by(|a, b| {
+            (b.seconds * b.count as f64)
+                .total_cmp(&(a.seconds * a.count as f64))
+                .then(a.what.cmp(&b.what))
+        });
+        if !top.is_empty() {
+            writeln!(f, "largest collectives per step (one device)")?;
+            for c in top.iter().take(5) {
+                writeln!(
+                    f,
+                    "  {:>12}  {:<4} {} x{}  {}",
+                    secs(c.seconds * c.count as f64),
+                    c.axes,
+                    c.kind.name(),
+                    c.count,
+                    c.what
+                )?;
+            }
+        }
         if !self.collectives.is_empty() {
             writeln!(f, "collectives per step (one device)")?;
             writeln!(
@@ -164,8 +287,9 @@ impl fmt::Display for Estimate {
         }
         write!(
             f,
-            "overlap: collectives inside a stage and pipeline sends are exposed; the gradient \
-             reduction runs after the last backward pass"
+            "overlap: {} ({} hidden)",
+            self.overlap.describe(),
+            secs(self.hidden_comm_s)
         )
     }
 }
@@ -198,6 +322,11 @@ mod tests {
                 capacity: 10.0,
             },
             collectives: vec![],
+            overlap: Overlap::NONE,
+            hidden_comm_s: 0.0,
+            precision: None,
+            top_ops: vec![],
+            warnings: vec![],
         }
     }
 

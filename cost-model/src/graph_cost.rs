@@ -1,34 +1,51 @@
 //! The graph path: a sharded graph (graph + sharding assignment + the collectives the sharding
-//! needs) priced node by node with the same building blocks as the analytic path.
+//! needs) priced as fused kernels on one device of the busiest pipeline stage.
 //!
-//! The graph describes one step on the whole batch. Micro-batching divides every op's work by
-//! `m`; pipeline stages are analytic here (an even split of the graph over the pipeline axis,
-//! as of layers); the pipeline crate replaces that with real slicing.
+//! The graph describes one step on the whole batch; micro-batching divides every op's work by
+//! `m`. Ops are grouped into fusion regions ([`crate::fusion`] rules), a matmul runs at the
+//! fraction of peak its local shape allows, collectives are priced on the links their mesh axes
+//! map to, and memory comes from the graph's liveness ([`crate::liveness`]).
+//!
+//! Pipeline stages, until the pipeline crate slices graphs: the graph's numbered layers
+//! (`Node::layer`, `layers.7`; backward and recomputed nodes carry their forward node's name)
+//! are split into `p` contiguous runs of `l/p` layers; what comes before the first layer (the
+//! embedding) goes to the first stage and what comes after the last (the output layer and loss)
+//! to the last. Values that cross a stage boundary are sent as Megatron-LM sends them: each rank
+//! of a replicated group sends its slice and the receivers all-gather it (Narayanan et al. SC21
+//! §4.1), forward and backward.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use shardc_ir::{Graph, Phase, Role, ShardingAssignment};
+use shardc_ir::{Graph, Phase, Role, ShardingAssignment, ValueId};
 
 use crate::cluster::{Cluster, GroupPlacement};
 use crate::collective::{buffer_bytes, price, CollectiveKind};
 use crate::comm::CommUse;
-use crate::compute::{local_and_global, local_bytes, op_time, OpClass, OpWork};
+use crate::compute::{local_bytes, local_op, op_time_shaped, LocalOp, OpClass, OpWork};
 use crate::error::{CostError, Result};
-use crate::estimate::{estimate, CollectiveLine, Estimate, StepWork};
+use crate::estimate::{estimate, CollectiveLine, Estimate, OpLine, Overlap, StepWork};
+use crate::fusion::{Fusion, FusionPlan, NONE};
+use crate::hardware::Precision;
+use crate::liveness::{stage_memory, LivenessInput};
 use crate::memory::{held_microbatches, MemoryBreakdown, Schedule, Zero};
+pub use crate::stages::pipeline_stages;
 
 /// How the sharded graph is run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GraphOptions {
     pub micro_batches: u64,
     pub schedule: Schedule,
-    /// The mesh axis pipeline stages are laid over (the graph is split evenly over it).
+    /// The mesh axis pipeline stages are laid over (layers are split evenly over it).
     pub pipeline_axis: Option<String>,
     /// The data-parallel mesh axis ZeRO shards model state over.
     pub data_axis: Option<String>,
     pub zero: Zero,
+    /// Same as `overlap.gradient_reduction` (kept for callers that set it).
     pub overlap_gradient_reduction: bool,
+    /// What communication overlaps with compute.
+    #[serde(default)]
+    pub overlap: Overlap,
 }
 
 impl Default for GraphOptions {
@@ -40,6 +57,7 @@ impl Default for GraphOptions {
             data_axis: None,
             zero: Zero::None,
             overlap_gradient_reduction: false,
+            overlap: Overlap::ALL,
         }
     }
 }
@@ -54,6 +72,122 @@ fn axis_size(a: &ShardingAssignment, axis: &Option<String>, what: &str) -> Resul
             ))
         }),
     }
+}
+
+/// One priced item (a kernel or a fusion region) of the graph.
+struct Item {
+    stage: u32,
+    phase: Phase,
+    recompute: bool,
+    /// Seconds per step (all micro-batches).
+    seconds: f64,
+    what: String,
+    class: &'static str,
+}
+
+/// Prices kernels and fusion regions.
+fn price_items(
+    g: &Graph,
+    ops: &[LocalOp],
+    fusion: &FusionPlan,
+    stage_of: &[u32],
+    a: &ShardingAssignment,
+    cluster: &Cluster,
+    m: f64,
+) -> Vec<Item> {
+    let mesh = &a.mesh;
+    let per_mb = |w: &OpWork, dims: Option<&crate::compute::MatmulDims>, phase: Phase| {
+        if phase == Phase::Update {
+            return op_time_shaped(w, dims, cluster);
+        }
+        let mb = OpWork {
+            flops: w.flops / m,
+            bytes: w.bytes / m,
+            ..*w
+        };
+        // Micro-batching splits the batch: of a batched matmul if it has batch to split
+        // (attention's batch and heads), otherwise its largest dim (the tokens: rows of a
+        // forward or input-gradient matmul, the contraction of a weight gradient).
+        let dims = dims.map(|d| {
+            let mut d = *d;
+            if d.batch >= m {
+                d.batch /= m;
+            } else if d.m >= d.n && d.m >= d.k {
+                d.m /= m;
+            } else if d.k >= d.n {
+                d.k /= m;
+            } else {
+                d.n /= m;
+            }
+            d
+        });
+        op_time_shaped(&mb, dims.as_ref(), cluster) * m
+    };
+    let mut items = Vec::new();
+    for (i, node) in g.nodes.iter().enumerate() {
+        if fusion.kind[i] != Fusion::Kernel || ops[i].work.class == OpClass::Free {
+            continue;
+        }
+        items.push(Item {
+            stage: stage_of[i],
+            phase: node.phase,
+            recompute: node.recompute,
+            seconds: per_mb(&ops[i].work, ops[i].dims.as_ref(), node.phase),
+            what: node.name.clone(),
+            class: ops[i].work.class.name(),
+        });
+    }
+    for (r, nodes) in fusion.regions.iter().enumerate() {
+        let first = nodes[0].index();
+        let node = &g.nodes[first];
+        let flops: f64 = nodes.iter().map(|v| ops[v.index()].work.flops).sum();
+        let mut bytes: f64 = fusion
+            .region_inputs(g, r)
+            .iter()
+            .map(|&x| local_bytes(g.ty(ValueId(x)), &a.shardings[x as usize], mesh))
+            .sum();
+        for v in nodes {
+            if fusion.materialized[v.index()] {
+                bytes += local_bytes(g.ty(*v), &a.shardings[v.index()], mesh);
+            }
+        }
+        // Elementwise arithmetic runs on the vector units (fp32 rate), not tensor cores.
+        let work = OpWork {
+            class: OpClass::Elementwise,
+            precision: Precision::Fp32,
+            flops,
+            bytes,
+        };
+        let what = if nodes.len() == 1 {
+            node.name.clone()
+        } else {
+            format!("{} (+{} fused)", node.name, nodes.len() - 1)
+        };
+        items.push(Item {
+            stage: stage_of[first],
+            phase: node.phase,
+            recompute: node.recompute,
+            seconds: per_mb(&work, None, node.phase),
+            what,
+            class: "fused",
+        });
+    }
+    items
+}
+
+/// Per stage: compute, collectives and memory.
+#[derive(Clone, Default)]
+struct StageTotals {
+    fwd: f64,
+    bwd: f64,
+    rec: f64,
+    update: f64,
+    /// Per step, all micro-batches.
+    tp_comm: f64,
+    zero3_comm: f64,
+    gradient_comm: f64,
+    /// Per micro-batch: pipeline sends (and the gathers of sent slices).
+    p2p: f64,
 }
 
 /// The step of a sharded graph on one device of the busiest stage.
@@ -80,29 +214,64 @@ pub fn graph_step(
     let pf = p as f64;
     let dp = axis_size(assignment, &opts.data_axis, "data-parallel")?;
     let devices = mesh.num_devices() as f64;
-    // Values a backward node reads: what the forward pass must keep.
-    let mut read_by_backward = vec![false; g.len()];
-    let mut trains = false;
-    for n in &g.nodes {
-        if matches!(n.phase, Phase::BackwardInput | Phase::BackwardWeight) {
-            trains = true;
-            for &o in &n.operands {
-                read_by_backward[o.index()] = true;
-            }
+    let overlap = Overlap {
+        gradient_reduction: opts.overlap.gradient_reduction || opts.overlap_gradient_reduction,
+        ..opts.overlap
+    };
+
+    let ops: Vec<LocalOp> = g
+        .ids()
+        .map(|v| local_op(g, v, assignment))
+        .collect::<Result<_>>()?;
+    let stage_of = pipeline_stages(g, p);
+    let key: Vec<u64> = g
+        .nodes
+        .iter()
+        .zip(&stage_of)
+        .map(|(n, &s)| ((s as u64) << 8) | ((n.phase as u64) << 1) | n.recompute as u64)
+        .collect();
+    let fusion = FusionPlan::new(g, &key);
+    let items = price_items(g, &ops, &fusion, &stage_of, assignment, cluster, mf);
+
+    let mut st = vec![StageTotals::default(); p as usize];
+    for it in &items {
+        let s = &mut st[it.stage as usize];
+        match (it.phase, it.recompute) {
+            (Phase::Update, _) => s.update += it.seconds,
+            (_, true) => s.rec += it.seconds,
+            (Phase::Forward, false) => s.fwd += it.seconds,
+            _ => s.bwd += it.seconds,
+        }
+    }
+    let (mut model_flops, mut hw_flops) = (0.0, 0.0);
+    let mut by_precision: BTreeMap<Precision, f64> = BTreeMap::new();
+    for (node, op) in g.nodes.iter().zip(&ops) {
+        hw_flops += op.work.flops;
+        if !node.recompute {
+            model_flops += op.global_flops;
+        }
+        if op.work.class == OpClass::Matmul || op.work.class == OpClass::Conv {
+            *by_precision.entry(op.work.precision).or_default() += op.work.flops;
         }
     }
 
-    let (mut fwd, mut bwd, mut rec, mut update) = (0.0, 0.0, 0.0, 0.0);
-    let (mut model_flops, mut hw_flops) = (0.0, 0.0);
-    let (mut weights, mut grads, mut opt_state, mut saved, mut transient) =
-        (0.0, 0.0, 0.0, 0.0, 0.0f64);
-    for v in g.ids() {
-        let n = g.node(v);
-        let s = &assignment.shardings[v.index()];
-        let (w, global_flops) = local_and_global(g, v, assignment)?;
-        let own = local_bytes(&n.ty, s, mesh);
-        // ZeRO shards model state over the data axis unless the assignment already does.
-        let zero_split = |stage: Zero| {
+    let mut lines = price_collectives(g, comms, assignment, cluster, opts, &stage_of, &mut st)?;
+    pipeline_sends(
+        g, assignment, cluster, &stage_of, &fusion, mf, &mut st, &mut lines,
+    )?;
+
+    // Memory per stage; ZeRO shards model state over the data axis unless the assignment does.
+    let state_split: Vec<f64> = g
+        .nodes
+        .iter()
+        .zip(&assignment.shardings)
+        .map(|(n, s)| {
+            let stage = match n.role {
+                Role::Parameter => Zero::Stage3,
+                Role::Gradient => Zero::Stage2,
+                Role::OptimizerState => Zero::Stage1,
+                _ => return 1.0,
+            };
             let already = opts
                 .data_axis
                 .as_deref()
@@ -112,53 +281,153 @@ pub fn graph_step(
             } else {
                 1.0
             }
+        })
+        .collect();
+    let mem = stage_memory(
+        g,
+        &LivenessInput {
+            assignment,
+            fusion: &fusion,
+            stage_of: &stage_of,
+            stages: p as usize,
+            microbatches: mf,
+            state_split: &state_split,
+        },
+    );
+    let capacity = cluster.device.memory.capacity_bytes as f64;
+    let memory = mem
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            // Stage k of a 1F1B pipeline holds p − k micro-batches at its peak.
+            let held = held_microbatches(opts.schedule, m, p - k as u64) as f64;
+            MemoryBreakdown {
+                weights: s.weights,
+                gradients: s.gradients,
+                optimizer_state: s.optimizer_state,
+                activations: held * s.saved_per_microbatch,
+                transient: s.transient_per_microbatch,
+                capacity,
+            }
+        })
+        .max_by(|a, b| a.total().total_cmp(&b.total()))
+        .unwrap_or(MemoryBreakdown {
+            weights: 0.0,
+            gradients: 0.0,
+            optimizer_state: 0.0,
+            activations: 0.0,
+            transient: 0.0,
+            capacity,
+        });
+
+    // The busiest stage sets the pace of the pipeline.
+    let exposed_mb = |s: &StageTotals| {
+        let compute = s.fwd + s.bwd + s.rec;
+        let zero3 = if overlap.zero3_gather {
+            (s.zero3_comm - compute).max(0.0)
+        } else {
+            s.zero3_comm
         };
-        match n.role {
-            Role::Parameter => weights += own / zero_split(Zero::Stage3),
-            Role::Gradient => grads += own / zero_split(Zero::Stage2),
-            Role::OptimizerState => opt_state += own / zero_split(Zero::Stage1),
-            _ => {}
-        }
-        if w.class == OpClass::Free {
-            continue;
-        }
-        model_flops += global_flops;
-        if n.phase == Phase::Update {
-            update += op_time(&w, cluster);
-            hw_flops += w.flops;
-            continue;
-        }
-        // One micro-batch's share of the op.
-        let mb = OpWork {
-            flops: w.flops / mf,
-            bytes: w.bytes / mf,
-            ..w
+        let p2p = if overlap.pipeline_send {
+            0.0
+        } else {
+            s.p2p * mf
         };
-        let t = op_time(&mb, cluster) * mf;
-        hw_flops += w.flops;
-        match n.phase {
-            Phase::Forward => fwd += t,
-            _ => bwd += t,
-        }
-        if n.recompute {
-            rec += t;
-            hw_flops += w.flops;
-        }
-        transient = transient.max(w.bytes / mf);
-        let kept = n.role == Role::Activation
-            && n.phase == Phase::Forward
-            && !n.recompute
-            && (!trains || read_by_backward[v.index()]);
-        if kept {
-            saved += own;
+        (compute, (s.tp_comm + zero3) / mf, p2p / mf)
+    };
+    let (busiest_stage, busiest) = st
+        .iter()
+        .enumerate()
+        .max_by(|(_, a), (_, b)| {
+            let (ca, ea, pa) = exposed_mb(a);
+            let (cb, eb, pb) = exposed_mb(b);
+            (ca / mf + ea + pa).total_cmp(&(cb / mf + eb + pb))
+        })
+        .map(|(k, s)| (k as u32, s.clone()))
+        .unwrap_or_default();
+    // The report lists the busiest stage's collectives.
+    let lines: Vec<CollectiveLine> = lines
+        .into_iter()
+        .filter(|(k, _)| *k == busiest_stage)
+        .map(|(_, l)| l)
+        .collect();
+    let (_, stage_comm, p2p) = exposed_mb(&busiest);
+    let hidden = (busiest.tp_comm + busiest.zero3_comm) / mf + busiest.p2p - stage_comm - p2p;
+
+    let precision = by_precision
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(p, _)| *p);
+    let mut warnings = Vec::new();
+    if let Some(Precision::Fp32) = precision {
+        let pk = &cluster.device.peak_flops;
+        let ratio = pk.get(Precision::Bf16) / pk.get(Precision::Fp32);
+        if ratio >= 10.0 {
+            warnings.push(format!(
+                "the graph's matmuls are f32, priced at the {} fp32 rate ({:.1} TFLOP/s), {ratio:.0}x \
+                 below its bf16 peak; train in mixed precision (`zoo --mixed-precision`, \
+                 `--dtype bf16`) to price bf16",
+                cluster.device.name,
+                pk.get(Precision::Fp32) / 1e12
+            ));
         }
     }
+    let mut top: Vec<&Item> = items.iter().collect();
+    top.sort_by(|a, b| b.seconds.total_cmp(&a.seconds).then(a.what.cmp(&b.what)));
+    let top_ops = top
+        .iter()
+        .take(5)
+        .map(|it| OpLine {
+            what: it.what.clone(),
+            class: it.class.to_string(),
+            seconds: it.seconds,
+        })
+        .collect();
 
-    // Collectives: those of gradients, parameters and the update run once per step; the rest once
-    // per micro-batch on its share of the data.
+    let gradient_comm = st.iter().map(|s| s.gradient_comm).fold(0.0, f64::max);
+    let optimizer = st.iter().map(|s| s.update).fold(0.0, f64::max);
+    Ok(StepWork {
+        microbatches: m,
+        stages: p,
+        schedule: opts.schedule,
+        forward_s: busiest.fwd / mf,
+        backward_s: busiest.bwd / mf,
+        recompute_s: busiest.rec / mf,
+        stage_comm_s: stage_comm,
+        p2p_s: p2p,
+        gradient_comm_s: gradient_comm,
+        overlap_gradient_reduction: overlap.gradient_reduction,
+        optimizer_s: optimizer,
+        model_flops: model_flops / devices,
+        hardware_flops: hw_flops / pf,
+        memory,
+        collectives: lines,
+        overlap,
+        hidden_comm_s: hidden.max(0.0),
+        precision,
+        top_ops,
+        warnings,
+    })
+}
+
+/// Prices the sharding's collectives into the stages' totals and the report's lines.
+/// Collectives of gradients, parameters and the update run once per step; the rest once per
+/// micro-batch on its share of the data.
+fn price_collectives(
+    g: &Graph,
+    comms: &[CommUse],
+    assignment: &ShardingAssignment,
+    cluster: &Cluster,
+    opts: &GraphOptions,
+    stage_of: &[u32],
+    st: &mut [StageTotals],
+) -> Result<Vec<(u32, CollectiveLine)>> {
+    let mesh = &assignment.mesh;
+    let mf = opts.micro_batches.max(1) as f64;
+    let m = opts.micro_batches.max(1);
     let mut placements: BTreeMap<Vec<String>, GroupPlacement> = BTreeMap::new();
-    let mut lines: BTreeMap<(bool, CollectiveKind, String, u64), CollectiveLine> = BTreeMap::new();
-    let (mut stage_comm, mut gradient_comm) = (0.0, 0.0);
+    let mut lines: BTreeMap<(u32, bool, CollectiveKind, String, u64), CollectiveLine> =
+        BTreeMap::new();
     for c in comms {
         let kind = CollectiveKind::of(&c.op).ok_or_else(|| {
             CostError::Mismatch(format!(
@@ -184,24 +453,38 @@ pub fn graph_step(
                 p
             }
         };
+        let on_data = opts.data_axis.as_ref().is_some_and(|d| axes.contains(d));
         // Weight gradients accumulate over micro-batches and are reduced across replicas once.
-        let weight_grad_reduction = node.phase == Phase::BackwardWeight
-            && opts.data_axis.as_ref().is_some_and(|d| axes.contains(d));
+        let weight_grad_reduction = node.phase == Phase::BackwardWeight && on_data;
         let per_step = node.phase == Phase::Update
             || weight_grad_reduction
-            || matches!(
-                node.role,
-                Role::Gradient | Role::Parameter | Role::OptimizerState
-            );
+            || matches!(node.role, Role::Gradient | Role::OptimizerState)
+            || (node.role == Role::Parameter && !on_data);
+        // A parameter gathered over the data axis is a ZeRO-3 gather, before every use.
+        let zero3 = node.role == Role::Parameter && on_data && kind == CollectiveKind::AllGather;
         let s = buffer_bytes(c, place.ranks);
-        let (bytes, calls) = if per_step { (s, 1) } else { (s / mf, m) };
-        let cost = price(kind, bytes, place, mesh.num_devices(), cluster);
-        if per_step {
-            gradient_comm += cost.seconds / pf;
+        let (bytes, calls) = if per_step || zero3 {
+            (s, if zero3 { m } else { 1 })
         } else {
-            stage_comm += cost.seconds / pf;
+            (s / mf, m)
+        };
+        let cost = price(kind, bytes, place, mesh.num_devices(), cluster);
+        let stage = &mut st[stage_of[c.node.index()] as usize];
+        let total = cost.seconds * calls as f64;
+        if zero3 {
+            stage.zero3_comm += total;
+        } else if per_step {
+            stage.gradient_comm += total;
+        } else {
+            stage.tp_comm += total;
         }
-        let key = (per_step, kind, axes.join(","), bytes.to_bits());
+        let key = (
+            stage_of[c.node.index()],
+            per_step,
+            kind,
+            axes.join(","),
+            bytes.to_bits(),
+        );
         lines
             .entry(key)
             .and_modify(|l| l.count += calls)
@@ -215,33 +498,151 @@ pub fn graph_step(
                 count: calls,
             });
     }
+    Ok(lines.into_iter().map(|(k, l)| (k.0, l)).collect())
+}
 
-    let held = held_microbatches(opts.schedule, m, p) as f64;
-    let memory = MemoryBreakdown {
-        weights: weights / pf,
-        gradients: grads / pf,
-        optimizer_state: opt_state / pf,
-        activations: saved / (pf * mf) * held,
-        transient,
-        capacity: cluster.device.memory.capacity_bytes as f64,
-    };
-    Ok(StepWork {
-        microbatches: m,
-        stages: p,
-        schedule: opts.schedule,
-        forward_s: fwd / (pf * mf),
-        backward_s: bwd / (pf * mf),
-        recompute_s: rec / (pf * mf),
-        stage_comm_s: stage_comm,
-        p2p_s: 0.0,
-        gradient_comm_s: gradient_comm,
-        overlap_gradient_reduction: opts.overlap_gradient_reduction,
-        optimizer_s: update / pf,
-        model_flops: model_flops / devices,
-        hardware_flops: hw_flops / pf,
-        memory,
-        collectives: lines.into_values().collect(),
-    })
+/// Adds the sends of activations that cross stage boundaries (and of their gradients back).
+#[allow(clippy::too_many_arguments)]
+fn pipeline_sends(
+    g: &Graph,
+    assignment: &ShardingAssignment,
+    cluster: &Cluster,
+    stage_of: &[u32],
+    fusion: &FusionPlan,
+    mf: f64,
+    st: &mut [StageTotals],
+    lines: &mut Vec<(u32, CollectiveLine)>,
+) -> Result<()> {
+    if st.len() <= 1 {
+        return Ok(());
+    }
+    let mesh = &assignment.mesh;
+    // Values computed from no input (a causal mask) are computed on every stage, not sent.
+    let mut from_inputs = vec![false; g.len()];
+    for (i, node) in g.nodes.iter().enumerate() {
+        from_inputs[i] = matches!(node.op, shardc_ir::Op::Input { .. })
+            || node.operands.iter().any(|o| from_inputs[o.index()]);
+    }
+    let mut crossing: Vec<(u32, u32)> = Vec::new();
+    for (c, node) in g.nodes.iter().enumerate() {
+        if node.phase != Phase::Forward || node.recompute {
+            continue;
+        }
+        for o in &node.operands {
+            let r = fusion.root[o.index()];
+            if r == NONE {
+                continue;
+            }
+            let prod = &g.nodes[r as usize];
+            if prod.role == Role::Activation
+                && from_inputs[r as usize]
+                && stage_of[r as usize] < stage_of[c]
+            {
+                crossing.push((r, stage_of[c]));
+            }
+        }
+    }
+    crossing.sort_unstable();
+    crossing.dedup();
+    let mut sends: BTreeMap<(u32, u64), (CollectiveLine, Option<CollectiveLine>)> = BTreeMap::new();
+    for (r, _) in crossing {
+        let v = r as usize;
+        let s = &assignment.shardings[v];
+        let ty = g.ty(ValueId(v as u32));
+        let local = local_bytes(ty, s, mesh) / mf;
+        let used = s.used_axes();
+        let replicated: Vec<String> = mesh
+            .axes
+            .iter()
+            .filter(|a| a.size > 1 && !used.contains(&a.name.as_str()))
+            .map(|a| a.name.clone())
+            .collect();
+        // Stages lie along the mesh axes the value is replicated over only if that axis is
+        // the pipeline one; the slice is split over the remaining replicated axes.
+        let pipeline = cluster_pipeline_axis(mesh, &replicated, st.len() as u64);
+        let spread: Vec<String> = replicated
+            .iter()
+            .filter(|a| Some(a.as_str()) != pipeline.as_deref())
+            .cloned()
+            .collect();
+        let t: u64 = spread
+            .iter()
+            .filter_map(|a| mesh.axis_size(a))
+            .product::<u64>()
+            .max(1);
+        let slice = local / t as f64;
+        let Some(pp) = pipeline else { continue };
+        let permute = price(
+            CollectiveKind::Permute,
+            slice,
+            cluster.placement(mesh, std::slice::from_ref(&pp))?,
+            mesh.num_devices(),
+            cluster,
+        );
+        let mut mb = permute.seconds;
+        let gather = if t > 1 {
+            let place = cluster.placement(mesh, &spread)?;
+            let cost = price(
+                CollectiveKind::AllGather,
+                slice * t as f64,
+                place,
+                mesh.num_devices(),
+                cluster,
+            );
+            mb += cost.seconds;
+            Some(CollectiveLine {
+                what: "pipeline all-gather of the sent slice".into(),
+                kind: CollectiveKind::AllGather,
+                algorithm: cost.algorithm,
+                axes: spread.join(","),
+                bytes: cost.bytes,
+                seconds: cost.seconds,
+                count: 0,
+            })
+        } else {
+            None
+        };
+        // Forward activation and backward gradient, every micro-batch.
+        st[stage_of[v] as usize].p2p += 2.0 * mb;
+        let count = 2 * mf as u64;
+        let e = sends
+            .entry((stage_of[v], slice.to_bits()))
+            .or_insert_with(|| {
+                (
+                    CollectiveLine {
+                        what: format!(
+                            "pipeline send (`{}` and its gradient)",
+                            g.node(ValueId(v as u32)).name
+                        ),
+                        kind: CollectiveKind::Permute,
+                        algorithm: permute.algorithm,
+                        axes: pp.clone(),
+                        bytes: slice,
+                        seconds: permute.seconds,
+                        count: 0,
+                    },
+                    gather,
+                )
+            });
+        e.0.count += count;
+        if let Some(gl) = &mut e.1 {
+            gl.count += count;
+        }
+    }
+    for ((stage, _), (send, gather)) in sends {
+        lines.push((stage, send));
+        lines.extend(gather.map(|g| (stage, g)));
+    }
+    Ok(())
+}
+
+/// The pipeline axis among a value's replicated axes: the one whose size is the stage count
+/// (stages are laid over it).
+fn cluster_pipeline_axis(mesh: &shardc_ir::Mesh, replicated: &[String], p: u64) -> Option<String> {
+    replicated
+        .iter()
+        .find(|a| mesh.axis_size(a) == Some(p))
+        .cloned()
 }
 
 /// Estimates the step of a sharded graph: [`graph_step`] then [`estimate`].
@@ -253,4 +654,59 @@ pub fn estimate_graph(
     opts: &GraphOptions,
 ) -> Result<Estimate> {
     Ok(estimate(&graph_step(g, assignment, comms, cluster, opts)?))
+}
+
+/// Memory per device of a sharded graph from its liveness, on the busiest stage (what
+/// `shardc check` reports as the activation peak). `capacity` is left at 0 (no cluster).
+pub fn graph_memory(
+    g: &Graph,
+    assignment: &ShardingAssignment,
+    opts: &GraphOptions,
+) -> Result<MemoryBreakdown> {
+    if assignment.shardings.len() != g.len() {
+        return Err(CostError::Mismatch(format!(
+            "the sharding assignment has {} entries, graph `{}` has {} nodes",
+            assignment.shardings.len(),
+            g.name,
+            g.len()
+        )));
+    }
+    let m = opts.micro_batches.max(1);
+    let p = axis_size(assignment, &opts.pipeline_axis, "pipeline")?;
+    let stage_of = pipeline_stages(g, p);
+    let key: Vec<u64> = g
+        .nodes
+        .iter()
+        .zip(&stage_of)
+        .map(|(n, &s)| ((s as u64) << 8) | ((n.phase as u64) << 1) | n.recompute as u64)
+        .collect();
+    let fusion = FusionPlan::new(g, &key);
+    let ones = vec![1.0; g.len()];
+    let mem = stage_memory(
+        g,
+        &LivenessInput {
+            assignment,
+            fusion: &fusion,
+            stage_of: &stage_of,
+            stages: p as usize,
+            microbatches: m as f64,
+            state_split: &ones,
+        },
+    );
+    Ok(mem
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let held = held_microbatches(opts.schedule, m, p - k as u64) as f64;
+            MemoryBreakdown {
+                weights: s.weights,
+                gradients: s.gradients,
+                optimizer_state: s.optimizer_state,
+                activations: held * s.saved_per_microbatch,
+                transient: s.transient_per_microbatch,
+                capacity: 0.0,
+            }
+        })
+        .max_by(|a, b| a.total().total_cmp(&b.total()))
+        .expect("invariant: at least one stage"))
 }

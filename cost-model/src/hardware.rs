@@ -40,6 +40,17 @@ impl Precision {
             DType::F32 | DType::I32 | DType::Bool => Precision::Fp32,
         }
     }
+
+    /// `fp32`, `bf16`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp64 => "fp64",
+            Precision::Fp32 => "fp32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+        }
+    }
 }
 
 /// Peak dense FLOP/s per precision (no sparsity). Missing figures fall back as
@@ -135,6 +146,53 @@ pub struct Achievable {
     pub scale_up_bandwidth: f64,
     pub network_bandwidth: f64,
     pub source: String,
+    /// How a matmul's local shape lowers its fraction of peak below `matmul` (which is the
+    /// fraction a large square matmul reaches).
+    #[serde(default)]
+    pub matmul_shape: MatmulShapeCurve,
+}
+
+/// The achievable fraction of a matmul by its local shape: `matmul · g(m)·g(n)·g(k)` with
+/// `g(x) = x / (x + half_dim)`, `m, n` the result's rows and columns and `k` the contracted
+/// size on one device (a batch of matmuls counts as one).
+///
+/// Why this form: a GEMM kernel computes its result in tiles (typically 128×128 or 128×256 on
+/// tensor cores) and streams `k` in steps with a pipeline prologue and epilogue. A dim that is
+/// not a multiple of the tile wastes the padded part (tile quantization, NVIDIA's "Matrix
+/// Multiplication Background" performance guide), which averaged over sizes costs about half a
+/// tile per dim; the `k` loop's fill and drain cost a few `k` steps. Both make a dim `x` run at
+/// about `x / (x + half_dim)` of the rate of a very large one, with `half_dim` half the tile
+/// edge. Calibration replaces `half_dim` (and the scale, `matmul`) from measured matmuls.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatmulShapeCurve {
+    /// The dim size at which a dim halves the rate.
+    pub half_dim: f64,
+    pub source: String,
+}
+
+impl Default for MatmulShapeCurve {
+    /// Half of a 128-wide tensor-core tile.
+    fn default() -> Self {
+        MatmulShapeCurve {
+            half_dim: 64.0,
+            source: "default: half of a 128-wide GEMM tile (tile quantization)".into(),
+        }
+    }
+}
+
+impl MatmulShapeCurve {
+    /// The factor `g(m)·g(n)·g(k)` in (0, 1].
+    pub fn factor(&self, m: f64, n: f64, k: f64) -> f64 {
+        let g = |x: f64| {
+            if x <= 0.0 {
+                1.0
+            } else {
+                x / (x + self.half_dim)
+            }
+        };
+        g(m) * g(n) * g(k)
+    }
 }
 
 /// One accelerator (or CPU socket) model.
@@ -381,6 +439,12 @@ impl Device {
             ));
         }
         let a = &self.achievable;
+        if !(a.matmul_shape.half_dim.is_finite() && a.matmul_shape.half_dim >= 0.0) {
+            return Err(format!(
+                "{who}: achievable.matmul_shape.half_dim must be >= 0, got {}",
+                a.matmul_shape.half_dim
+            ));
+        }
         for (field, v) in [
             ("matmul", a.matmul),
             ("conv", a.conv),

@@ -5,6 +5,46 @@
 //!
 //! The cost model estimates; it never decides a plan and never runs one.
 //!
+//! # One costing path
+//!
+//! [`graph_step`] / [`estimate_graph`] price a sharded graph (a graph, its
+//! `ShardingAssignment` and the `CommUse`s the sharding crate reports): this is the model.
+//! [`gpt_step`] / [`estimate_gpt`] build the same step from a GPT's shape numbers and are kept as
+//! a cross-check: a test (`tests/cost.rs` of the `shardc` package) holds them within 3% of the
+//! graph path on six shapes; the published Megatron-LM figures are checked through the graph
+//! path.
+//!
+//! - **Fusion.** Ops are grouped into fusion regions that cost their inputs and outputs once:
+//!   `reshape` and `broadcast` are views and `constant`/`iota`/`axis_index` generators (free,
+//!   read through); elementwise ops, transpose, slice, concatenate, pad, reverse and reductions
+//!   fuse with producers and consumers of the same kinds (XLA's loop and input fusion; Megatron's
+//!   fused bias-GeLU, scale-mask-softmax and bias-dropout-add; Apex's fused layer norm); matmuls,
+//!   convolutions, gathers, scatters, sorts, dynamic slices and collectives stay kernels. Only
+//!   ops of equal *depth* (most kernels on a path from the inputs) fuse, so no region sits on a
+//!   cycle; fusion stays within one phase, recomputation flag and pipeline stage; a forward value
+//!   only a later phase reads is recomputed there, not written.
+//! - **Matmul efficiency by local shape.** A matmul reaches `achievable.matmul · g(m)·g(n)·g(k)`
+//!   of peak, `g(x) = x/(x + half_dim)` ([`MatmulShapeCurve`], per device in the catalog, with its
+//!   source; calibration holds it in [`Calibration::matmul_shape`]).
+//! - **Overlap** ([`Overlap`], `--no-overlap`): the data-parallel gradient reduction is bucketed
+//!   under the last backward pass, ZeRO-3 gathers prefetched under compute, pipeline sends run
+//!   beside compute; tensor-parallel collectives are always exposed. The report says which.
+//! - **Pipeline stages** ([`pipeline_stages`]): the graph's numbered layers split into `p` runs of
+//!   `l/p`, the embedding on the first, the output layer on the last; 1F1B's bubble is
+//!   `(p−1)/m` of the ideal time; boundary values are sent as 1/t slices and all-gathered.
+//! - **Memory** from the sharded graph's liveness, per stage and by category (weights,
+//!   gradients, optimizer state, activations kept for the backward, short-lived transient), under
+//!   the schedule's micro-batches in flight; [`graph_memory`] without a cluster. On GPT layers it
+//!   equals Korthikanti et al.'s formulas without their dropout terms.
+//!
+//! # Queries for a planner
+//!
+//! Cheap per-op and per-collective prices, for a search that calls them many times:
+//! [`node_time`] (one node under an assignment, alone), [`matmul_time`] (a matmul of local
+//! [`MatmulDims`] in a precision), [`op_time`] / [`op_time_shaped`] (an [`OpWork`]),
+//! [`collective_time`] (a `CommUse` on a mesh) and [`price`] (a kind, bytes and a
+//! [`GroupPlacement`] from [`Cluster::placement`]).
+//!
 //! ```
 //! use shardc_cost_model::{Catalog, Cluster, GptShape, GptTraining, Recompute, Schedule, Zero, estimate_gpt};
 //! let cluster = Cluster::parse("a100-80gb:32x8", &Catalog::builtin()).unwrap();
@@ -27,9 +67,12 @@ mod comm;
 mod compute;
 mod error;
 mod estimate;
+mod fusion;
 mod graph_cost;
 mod hardware;
+mod liveness;
 mod memory;
+mod stages;
 mod transformer;
 
 pub use calibration::{Calibration, MeasuredCollective, MeasuredOp, Profile};
@@ -39,13 +82,16 @@ pub use collective::{
     tree_all_reduce, Algorithm, CollectiveCost, CollectiveKind,
 };
 pub use comm::CommUse;
-pub use compute::{ideal_time, local_bytes, local_work, op_time, OpClass, OpWork};
+pub use compute::{
+    ideal_time, local_bytes, local_work, matmul_time, node_time, op_time, op_time_shaped,
+    MatmulDims, OpClass, OpWork,
+};
 pub use error::{CostError, Result};
-pub use estimate::{estimate, CollectiveLine, Estimate, StepWork};
-pub use graph_cost::{estimate_graph, graph_step, GraphOptions};
+pub use estimate::{estimate, CollectiveLine, Estimate, OpLine, Overlap, StepWork};
+pub use graph_cost::{estimate_graph, graph_memory, graph_step, pipeline_stages, GraphOptions};
 pub use hardware::{
-    Achievable, Catalog, ClusterPreset, Device, DeviceKind, Link, Memory, Network, NodeLayout,
-    PeakFlops, Precision, Reducers,
+    Achievable, Catalog, ClusterPreset, Device, DeviceKind, Link, MatmulShapeCurve, Memory,
+    Network, NodeLayout, PeakFlops, Precision, Reducers,
 };
 pub use memory::{
     held_microbatches, model_state, MemoryBreakdown, Recompute, Schedule, StateBytes, Zero,

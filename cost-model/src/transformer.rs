@@ -9,9 +9,9 @@ use shardc_ir::{DType, Mesh, Op, ReduceFn, TensorType, ValueId};
 use crate::cluster::Cluster;
 use crate::collective::collective_time;
 use crate::comm::CommUse;
-use crate::compute::{op_time, OpClass, OpWork};
+use crate::compute::{op_time, op_time_shaped, MatmulDims, OpClass, OpWork};
 use crate::error::{CostError, Result};
-use crate::estimate::{estimate, CollectiveLine, Estimate, StepWork};
+use crate::estimate::{estimate, CollectiveLine, Estimate, Overlap, StepWork};
 use crate::hardware::Precision;
 use crate::memory::{
     held_microbatches, model_state, MemoryBreakdown, Recompute, Schedule, Zero,
@@ -121,6 +121,7 @@ pub fn saved_tensors(g: &GptShape, b: u64, t: u64, sp: bool, rc: Recompute) -> V
 /// selective recomputation reruns).
 struct LayerOp {
     work: OpWork,
+    dims: Option<MatmulDims>,
     core: bool,
 }
 
@@ -133,50 +134,97 @@ fn bf16(class: OpClass, flops: f64, bytes: f64) -> OpWork {
     }
 }
 
-/// The forward ops of one layer (Megatron-LM's kernels, fused where Megatron fuses them:
-/// scale-mask-softmax, bias-GeLU, bias-dropout-add). Matmul FLOPs sum to
+/// The forward kernels of one layer on one device, as the graph path prices the zoo's GPT layer
+/// (its fusion rules, [`crate::fusion`]): six matmuls and the fused elementwise regions between
+/// them (the previous layer's bias-add and residual with layer norm 1; the QKV bias add with the
+/// head split; scale-mask-softmax; the context transpose; bias-add, residual and layer norm 2;
+/// bias-GeLU). The zoo's GPT has no dropout, so neither does this. Matmul FLOPs sum to
 /// `24·b·s·h²·(1 + s/(6h))/t`.
 fn layer_ops(g: &GptShape, b: u64, t: u64, sp: bool) -> Vec<LayerOp> {
     let (s, h, a, t) = (g.seq as f64, g.hidden as f64, g.heads as f64, t as f64);
-    let e = b as f64 * s * h;
-    let sc = a * s * s * b as f64 / t;
+    let bf = b as f64;
+    let e = bf * s * h;
+    let sc = a * s * s * bf / t;
     let x = if sp { t } else { 1.0 };
-    let op = |class, flops, bytes, core| LayerOp {
-        work: bf16(class, flops, bytes),
+    let tokens = bf * s;
+    let mm = |flops: f64, bytes: f64, d: [f64; 4], core| LayerOp {
+        work: bf16(OpClass::Matmul, flops, bytes),
+        dims: Some(MatmulDims {
+            batch: d[0],
+            m: d[1],
+            n: d[2],
+            k: d[3],
+        }),
         core,
     };
-    use OpClass::{Elementwise as Ew, Matmul as Mm};
+    // Fused regions run on the vector units at the fp32 rate.
+    let ew = |flops: f64, bytes: f64, core| LayerOp {
+        work: OpWork {
+            class: OpClass::Elementwise,
+            precision: Precision::Fp32,
+            flops,
+            bytes,
+        },
+        dims: None,
+        core,
+    };
     vec![
-        op(Ew, 8.0 * e / x, 4.0 * e / x, false), // layer norm 1
-        op(
-            Mm,
+        // bias-add + residual of the previous layer with layer norm 1: reads the matmul output
+        // and the residual, writes the layer input and the normalized value.
+        ew(10.0 * e / x, 8.0 * e / x, false),
+        mm(
             6.0 * e * h / t,
             2.0 * (e + 3.0 * h * h / t + 3.0 * e / t),
+            [1.0, tokens, 3.0 * h / t, h],
             false,
-        ), // QKV
-        op(Mm, 2.0 * e * s / t, 2.0 * (2.0 * e / t + sc), true), // QKᵀ
-        op(Ew, 5.0 * sc, 4.0 * sc, true),        // scale-mask-softmax
-        op(Ew, sc, 5.0 * sc, true),              // dropout
-        op(Mm, 2.0 * e * s / t, 2.0 * (sc + 2.0 * e / t), true), // attention · V
-        op(Mm, 2.0 * e * h / t, 2.0 * (e / t + h * h / t + e), false), // projection
-        op(Ew, 3.0 * e / x, 7.0 * e / x, false), // bias-dropout-add
-        op(Ew, 8.0 * e / x, 4.0 * e / x, false), // layer norm 2
-        op(
-            Mm,
+        ),
+        // QKV bias add and head split: reads 3e/t, writes q, k, v.
+        ew(3.0 * e / t, 12.0 * e / t, false),
+        mm(
+            2.0 * e * s / t,
+            2.0 * (2.0 * e / t + sc),
+            [bf * a / t, s, s, h / a],
+            true,
+        ),
+        ew(5.0 * sc, 4.0 * sc, true), // scale-mask-softmax
+        mm(
+            2.0 * e * s / t,
+            2.0 * (sc + 2.0 * e / t),
+            [bf * a / t, s, h / a, s],
+            true,
+        ),
+        ew(0.0, 4.0 * e / t, false), // context transpose to [b, s, h/t]
+        mm(
+            2.0 * e * h / t,
+            2.0 * (e / t + h * h / t + e),
+            [1.0, tokens, h, h / t],
+            false,
+        ),
+        ew(10.0 * e / x, 8.0 * e / x, false), // bias-add + residual + layer norm 2
+        mm(
             8.0 * e * h / t,
             2.0 * (e + 4.0 * h * h / t + 4.0 * e / t),
+            [1.0, tokens, 4.0 * h / t, h],
             false,
-        ), // FC1
-        op(Ew, 32.0 * e / t, 16.0 * e / t, false), // bias-GeLU
-        op(
-            Mm,
+        ),
+        ew(32.0 * e / t, 16.0 * e / t, false), // bias-GeLU
+        mm(
             8.0 * e * h / t,
             2.0 * (4.0 * e / t + 4.0 * h * h / t + e),
+            [1.0, tokens, h, 4.0 * h / t],
             false,
-        ), // FC2
-        op(Ew, 3.0 * e / x, 7.0 * e / x, false), // bias-dropout-add
+        ),
     ]
 }
+
+/// Bytes the backward of a fused elementwise region moves, in units of the forward region's
+/// bytes, as the graph path prices the zoo's autodiff (see [`gpt_step`]).
+const ELEMENTWISE_BACKWARD: f64 = 3.5;
+
+/// Bytes per parameter of the mixed-precision Adam update as the graph path prices the zoo's
+/// optimizer: the update regions read the bf16 gradient and the fp32 master weight and moments,
+/// write them back and write the bf16 weight, with the intermediates its fusion leaves written.
+const ADAM_UPDATE_BYTES_PER_PARAMETER: f64 = 44.0;
 
 /// A Megatron-style training run of a GPT.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -262,20 +310,32 @@ pub fn gpt_step(cfg: &GptTraining, cluster: &Cluster) -> Result<StepWork> {
     }
     let per_stage = g.layers.div_ceil(p) as f64;
     let ops = layer_ops(g, b, t, cfg.sequence_parallel);
-    let fwd: f64 = ops.iter().map(|o| op_time(&o.work, cluster)).sum();
+    let time = |o: &LayerOp| op_time_shaped(&o.work, o.dims.as_ref(), cluster);
+    let fwd: f64 = ops.iter().map(time).sum();
+    // The backward of a matmul is two matmuls of the same shape up to order (the shape factor
+    // is symmetric); of an elementwise region, what the zoo's autodiff makes of it (layer norm,
+    // softmax and GeLU backward as elementwise ops and reductions, fused by the graph path's
+    // rules) moves about `ELEMENTWISE_BACKWARD` times the forward region's bytes.
     let twice = |w: &OpWork| OpWork {
         flops: 2.0 * w.flops,
         bytes: 2.0 * w.bytes,
         ..*w
     };
-    let bwd: f64 = ops.iter().map(|o| op_time(&twice(&o.work), cluster)).sum();
+    let backward = |w: &OpWork| match w.class {
+        OpClass::Matmul => twice(w),
+        _ => OpWork {
+            flops: 2.0 * w.flops,
+            bytes: ELEMENTWISE_BACKWARD * w.bytes,
+            ..*w
+        },
+    };
+    let bwd: f64 = ops
+        .iter()
+        .map(|o| op_time_shaped(&backward(&o.work), o.dims.as_ref(), cluster))
+        .sum();
     let rec: f64 = match cfg.recompute {
         Recompute::None => 0.0,
-        Recompute::Selective => ops
-            .iter()
-            .filter(|o| o.core)
-            .map(|o| op_time(&o.work, cluster))
-            .sum(),
+        Recompute::Selective => ops.iter().filter(|o| o.core).map(time).sum(),
         Recompute::Full => fwd,
     };
     // The output layer and loss (last stage) and the embedding (first stage).
@@ -295,8 +355,15 @@ pub fn gpt_step(cfg: &GptTraining, cluster: &Cluster) -> Result<StepWork> {
             8.0 * b as f64 * s * v / tf,
         )
     };
-    let head_f = op_time(&logits, cluster) + op_time(&loss, cluster);
-    let head_b = op_time(&twice(&logits), cluster) + op_time(&twice(&loss), cluster);
+    let logits_dims = MatmulDims {
+        batch: 1.0,
+        m: b as f64 * s,
+        n: v / tf,
+        k: h,
+    };
+    let head_f = op_time_shaped(&logits, Some(&logits_dims), cluster) + op_time(&loss, cluster);
+    let head_b = op_time_shaped(&twice(&logits), Some(&logits_dims), cluster)
+        + op_time(&twice(&loss), cluster);
     let embed = bf16(OpClass::Elementwise, 0.0, 4.0 * e);
     let embed_f = op_time(&embed, cluster);
     let embed_b = op_time(&twice(&embed), cluster);
@@ -441,10 +508,15 @@ pub fn gpt_step(cfg: &GptTraining, cluster: &Cluster) -> Result<StepWork> {
             lines.push(line("ZeRO-3 weight all-gather", &u, &mesh, cluster, 2 * m)?);
         }
     }
-    // Adam reads and writes every byte of model state once.
+    // Adam reads and writes every byte of model state (16 per parameter) once, and some of
+    // its intermediates (ADAM_UPDATE_BYTES_PER_PARAMETER in all).
     let update = OpWork {
         precision: Precision::Fp32,
-        ..bf16(OpClass::Elementwise, 10.0 * os / 12.0, 2.0 * (w + gr + os))
+        ..bf16(
+            OpClass::Elementwise,
+            10.0 * os / 12.0,
+            ADAM_UPDATE_BYTES_PER_PARAMETER / 16.0 * (w + gr + os),
+        )
     };
     let optimizer = op_time(&update, cluster);
 
@@ -503,6 +575,14 @@ pub fn gpt_step(cfg: &GptTraining, cluster: &Cluster) -> Result<StepWork> {
         hardware_flops: g.hardware_flops(cfg.global_batch, cfg.recompute) / devices,
         memory,
         collectives: lines,
+        overlap: Overlap {
+            gradient_reduction: cfg.overlap_gradient_reduction,
+            ..Overlap::NONE
+        },
+        hidden_comm_s: 0.0,
+        precision: Some(Precision::Bf16),
+        top_ops: Vec::new(),
+        warnings: Vec::new(),
     })
 }
 

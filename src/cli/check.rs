@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use shardc::ir::{Graph, GraphStats};
+use shardc::cost_model::{graph_memory, GraphOptions};
+use shardc::ir::{Graph, GraphStats, Mesh, Sharding, ShardingAssignment};
 
 use super::{read_graph, CliError};
 
@@ -37,13 +38,33 @@ struct Report<'a> {
     loss: Option<&'a str>,
     mesh: Option<String>,
     annotations: usize,
+    /// The peak of live activations on one device, unsharded, one micro-batch: what the forward
+    /// pass keeps for the backward plus the largest set of short-lived values live at once
+    /// (the cost model's liveness, with its fusion rules).
+    activation_peak_bytes: u64,
+}
+
+/// Activation memory of the unsharded graph from the cost model's liveness: `(kept, transient)`.
+fn activation_peak(g: &Graph) -> Result<(f64, f64), CliError> {
+    let mesh = Mesh::new(&[("device", 1)])?;
+    let assignment = ShardingAssignment {
+        mesh,
+        shardings: g
+            .nodes
+            .iter()
+            .map(|n| Sharding::replicated(n.ty.rank()))
+            .collect(),
+    };
+    let m = graph_memory(g, &assignment, &GraphOptions::default()).map_err(CliError::input)?;
+    Ok((m.activations, m.transient))
 }
 
 pub fn run(a: CheckArgs) -> Result<(), CliError> {
     let g = read_graph(&a.file)?;
     let stats = GraphStats::of(&g);
+    let peak = activation_peak(&g)?;
     let text = match a.format {
-        Format::Text => text_summary(&g, &stats),
+        Format::Text => text_summary(&g, &stats, peak),
         Format::Json => {
             let report = Report {
                 name: &g.name,
@@ -52,6 +73,7 @@ pub fn run(a: CheckArgs) -> Result<(), CliError> {
                 loss: g.training.loss.map(|l| g.node(l).name.as_str()),
                 mesh: g.mesh.as_ref().map(|m| m.to_string()),
                 annotations: g.annotations.len(),
+                activation_peak_bytes: (peak.0 + peak.1).round() as u64,
             };
             let mut s =
                 serde_json::to_string_pretty(&report).expect("invariant: the report serializes");
@@ -63,7 +85,7 @@ pub fn run(a: CheckArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn text_summary(g: &Graph, s: &GraphStats) -> String {
+fn text_summary(g: &Graph, s: &GraphStats, (kept, transient): (f64, f64)) -> String {
     let mut out = String::new();
     let name = if g.name.is_empty() {
         "<unnamed>"
@@ -99,7 +121,21 @@ fn text_summary(g: &Graph, s: &GraphStats) -> String {
     if s.recompute_flops > 0 {
         w(&mut out, "  recomputed", si(s.recompute_flops, "FLOP"));
     }
-    w(&mut out, "activation bytes", bytes(s.activation_bytes));
+    let peak = (kept + transient).round() as u64;
+    let split = if kept > 0.0 {
+        format!(
+            " ({} kept for the backward, {} short-lived)",
+            bytes(kept.round() as u64),
+            bytes(transient.round() as u64)
+        )
+    } else {
+        String::new()
+    };
+    w(
+        &mut out,
+        "activation bytes",
+        format!("{} peak live{split}", bytes(peak)),
+    );
     w(&mut out, "input bytes", bytes(s.input_bytes));
     if s.optimizer_state_bytes > 0 {
         w(&mut out, "optimizer state", bytes(s.optimizer_state_bytes));

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use shardc::cost_model::{
-    estimate_graph, Calibration, Catalog, Cluster, GraphOptions, Profile, Schedule, Zero,
+    estimate_graph, Calibration, Catalog, Cluster, GraphOptions, Overlap, Profile, Schedule, Zero,
 };
 use shardc::ir::{Annotation, Mesh};
 
@@ -42,6 +42,11 @@ pub struct CostArgs {
     /// A measured profile (`shardc profile` output) to calibrate the model with.
     #[arg(long)]
     pub calibration: Option<PathBuf>,
+    /// Assume no communication overlaps with compute (by default the data-parallel gradient
+    /// reduction is bucketed under the backward pass, ZeRO-3 gathers are prefetched and pipeline
+    /// sends run beside compute; tensor-parallel collectives are always exposed).
+    #[arg(long)]
+    pub no_overlap: bool,
     /// Add the backward pass (autodiff from the graph's loss) before costing a forward graph.
     #[arg(long)]
     pub train: bool,
@@ -148,6 +153,11 @@ pub fn run(a: CostArgs) -> Result<(), CliError> {
         data_axis: axis("dp"),
         zero,
         overlap_gradient_reduction: false,
+        overlap: if a.no_overlap {
+            Overlap::NONE
+        } else {
+            Overlap::ALL
+        },
     };
     let spin = spinner("propagating shardings");
     let assignment = match &plan {
