@@ -8,4 +8,5 @@ mod graph_format_doc;
 mod propagate;
 mod run;
 mod run_check;
+mod run_oracle;
 mod summaries;
