@@ -80,7 +80,7 @@ fn an_error_above_the_tolerance_exits_1_and_names_the_output() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("output `loss` differs from the reference executor"),
+        err.contains("output `loss.value` differs from the reference executor"),
         "{err}"
     );
 }

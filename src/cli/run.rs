@@ -53,6 +53,9 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         Some("hlo") | Some("txt")
     );
     let distributed = a.mesh.is_some() || !a.shard.is_empty() || a.check || is_hlo;
+    if distributed {
+        return run_partitioned(&g, &a);
+    }
     // The reference executor holds every input and each value until its last use; say so
     // before allocating, rather than letting a GPT-3-sized graph exhaust the machine.
     memory_guard(
@@ -60,9 +63,6 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         "the reference executor",
         input_bytes(&g).saturating_add(peak_bytes(&g)),
     )?;
-    if distributed {
-        return run_partitioned(&g, &a);
-    }
     let spin = spinner(&format!("running {}", a.file.display()));
     let inputs = random_inputs(&g, a.seed);
     let outputs = execute(&g, &inputs);
@@ -148,7 +148,7 @@ fn run_partitioned(g: &Graph, a: &RunArgs) -> Result<(), CliError> {
         let outputs: u64 = g.outputs.iter().map(|&v| g.ty(v).size_bytes()).sum();
         memory_guard(
             a,
-            "the check (reference executor, then the f64 oracle)",
+            "the check (the reference executor, then the f64 oracle)",
             input_bytes(g)
                 .saturating_add(outputs.saturating_mul(2))
                 .saturating_add(peak_bytes(g).max(oracle)),
