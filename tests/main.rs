@@ -10,4 +10,5 @@ mod plan_format_doc;
 mod propagate;
 mod run;
 mod run_check;
+mod run_oracle;
 mod summaries;

@@ -24,16 +24,20 @@
 #[cfg(feature = "cuda")]
 #[allow(unsafe_code)]
 pub mod cuda;
+pub mod check;
 mod error;
 mod executor;
 mod kernels;
+pub mod memory;
 mod mesh;
 mod pipeline;
 mod random;
 mod tensor;
 
 pub use error::RuntimeError;
+pub use check::{check_outputs, CheckReport, OutputCheck, Verdict};
 pub use executor::{execute, execute_values};
+pub use memory::{device_peak_bytes, peak_bytes};
 pub use mesh::{
     launch, run_mpmd, run_spmd, run_spmd_per_device, Communicator, InjectedFailure, MeshOptions,
     Stage, ThreadComm,

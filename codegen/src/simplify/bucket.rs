@@ -63,6 +63,23 @@ pub(super) fn bucket_all_reduces(p: &mut SpmdProgram, limit: u64) -> Result<()> 
     Ok(())
 }
 
+/// The name of the next bucket's nodes: `bucket`, then `bucket.1`, `bucket.2`, ... (names must
+/// stay unique when several buckets are merged).
+fn bucket_prefix(g: &Graph) -> String {
+    let taken: std::collections::HashSet<&str> = g.nodes.iter().map(|n| n.name.as_str()).collect();
+    let free = |p: &str| {
+        !taken.contains(format!("{p}.concat").as_str())
+            && !taken.contains(format!("{p}.all_reduce").as_str())
+    };
+    if free("bucket") {
+        return "bucket".into();
+    }
+    (1..)
+        .map(|i| format!("bucket.{i}"))
+        .find(|p| free(p))
+        .expect("invariant: finitely many names are taken")
+}
+
 /// Rebuilds the program with `bucket` merged. Nodes that do not depend on a member keep their
 /// order and come first (every member's operand is among them, since members are independent),
 /// then the merged all-reduce and the pieces cut back out of it, then everything else.
@@ -112,9 +129,15 @@ fn merge(p: &mut SpmdProgram, bucket: &[ValueId]) -> Result<()> {
         )?);
         total += elems;
     }
-    let cat = out.push("bucket.concat", Op::Concatenate { dim: 0 }, flat, None)?;
+    let prefix = bucket_prefix(g);
+    let cat = out.push(
+        format!("{prefix}.concat"),
+        Op::Concatenate { dim: 0 },
+        flat,
+        None,
+    )?;
     let reduced = out.push(
-        "bucket.all_reduce",
+        format!("{prefix}.all_reduce"),
         Op::AllReduce { axes, func },
         vec![cat],
         Some(TensorType::new(dtype, vec![total])),

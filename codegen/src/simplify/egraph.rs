@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use egg::{Analysis, CostFunction, DidMerge, EGraph, Extractor, Id, Language};
+use egg::{Analysis, DidMerge, EGraph, Id, Language};
 use shardc_ir::{Graph, Literal, Op, Phase, ReduceFn, Role, TensorType, ValueId};
 
 use crate::error::{CodegenError, Result};
@@ -386,22 +386,116 @@ fn pad_type(x: &TensorType, pad: &Op) -> TensorType {
     }
 }
 
-/// Collectives cost what they move (plus a latency term); everything else almost nothing.
-struct MovedBytes<'a> {
-    entries: &'a [Entry],
+/// What one node costs on its own: collectives what they move (plus a latency term), everything
+/// else almost nothing. A node's total is this plus its operands' totals (egg's tree cost).
+fn own_cost(e: &Entry) -> f64 {
+    if e.op.is_collective() {
+        1e3 + e.ty.size_bytes() as f64
+    } else {
+        1.0
+    }
 }
 
-impl CostFunction<Node> for MovedBytes<'_> {
-    type Cost = f64;
-    fn cost<C: FnMut(Id) -> f64>(&mut self, enode: &Node, mut costs: C) -> f64 {
-        let e = &self.entries[enode.key as usize];
-        let own = if e.op.is_collective() {
-            1e3 + e.ty.size_bytes() as f64
-        } else {
-            1.0
-        };
-        enode.args.iter().fold(own, |acc, &a| acc + costs(a))
+/// A candidate in the extraction's queue: `node` of class `class` at total `cost`. Ordered by
+/// cost, then class, then the node's place in its class, so that ties go to the first node.
+#[derive(PartialEq)]
+struct Candidate {
+    cost: f64,
+    class: usize,
+    node: usize,
+}
+
+impl Eq for Candidate {}
+
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Reversed: `BinaryHeap` pops the greatest, the queue wants the cheapest.
+        other
+            .cost
+            .total_cmp(&self.cost)
+            .then(other.class.cmp(&self.class))
+            .then(other.node.cmp(&self.node))
     }
+}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The cheapest node of every class under the tree cost (`own_cost` plus the operands' totals),
+/// as egg's `Extractor` finds it, in O(n log n) rather than one sweep over all classes per level
+/// of the program (egg repeats its sweep until nothing changes: quadratic on a deep program).
+///
+/// Knuth's generalisation of Dijkstra's algorithm (Knuth 1977, "A generalization of Dijkstra's
+/// algorithm"): a node's total is at least each operand's, so the cheapest open candidate is
+/// final when it leaves the queue; a node becomes a candidate once all its operands are final.
+/// Nodes on a cycle (a class unioned with one of its own operands' users) never become one.
+fn best_nodes(eg: &EG) -> HashMap<Id, Node> {
+    let mut ids: Vec<Id> = eg.classes().map(|c| c.id).collect();
+    ids.sort();
+    let index: HashMap<Id, usize> = ids.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+    let class_of = |a: Id| index[&eg.find(a)];
+    // For every class, the (class, node) pairs that read it, and each node's open operands.
+    let mut users: Vec<Vec<(usize, usize)>> = vec![Vec::new(); ids.len()];
+    let mut open: Vec<Vec<usize>> = Vec::with_capacity(ids.len());
+    let mut queue = std::collections::BinaryHeap::new();
+    let total = |n: &Node, cost: &[f64]| {
+        n.args
+            .iter()
+            .fold(own_cost(entry(eg, n)), |acc, &a| acc + cost[class_of(a)])
+    };
+    let no_cost = vec![0.0; 0];
+    for (i, &c) in ids.iter().enumerate() {
+        let mut counts = Vec::with_capacity(eg[c].nodes.len());
+        for (j, n) in eg[c].iter().enumerate() {
+            let mut args: Vec<usize> = n.args.iter().map(|&a| class_of(a)).collect();
+            args.sort_unstable();
+            args.dedup();
+            for &a in &args {
+                users[a].push((i, j));
+            }
+            if args.is_empty() {
+                queue.push(Candidate {
+                    cost: total(n, &no_cost),
+                    class: i,
+                    node: j,
+                });
+            }
+            counts.push(args.len());
+        }
+        open.push(counts);
+    }
+    let mut cost = vec![f64::INFINITY; ids.len()];
+    let mut best: Vec<Option<usize>> = vec![None; ids.len()];
+    while let Some(Candidate {
+        cost: c,
+        class,
+        node,
+    }) = queue.pop()
+    {
+        if best[class].is_some() {
+            continue;
+        }
+        best[class] = Some(node);
+        cost[class] = c;
+        for &(i, j) in &users[class] {
+            open[i][j] -= 1;
+            if open[i][j] == 0 && best[i].is_none() {
+                let n = &eg[ids[i]].nodes[j];
+                queue.push(Candidate {
+                    cost: total(n, &cost),
+                    class: i,
+                    node: j,
+                });
+            }
+        }
+    }
+    ids.iter()
+        .zip(best)
+        .filter_map(|(&c, j)| Some((c, eg[c].nodes[j?].clone())))
+        .collect()
 }
 
 /// Loads the program into an e-graph, rewrites to a fixed point (bounded) and extracts.
@@ -438,12 +532,7 @@ pub(super) fn rewrite(p: &SpmdProgram) -> Result<SpmdProgram> {
 
 fn extract(p: &SpmdProgram, eg: &EG, ids: &[Id]) -> Result<SpmdProgram> {
     let g = &p.graph;
-    let ex = Extractor::new(
-        eg,
-        MovedBytes {
-            entries: &eg.analysis.entries,
-        },
-    );
+    let best = best_nodes(eg);
     let mut out = Graph::new(&g.name);
     out.mesh = g.mesh.clone();
     let mut names = std::collections::HashSet::new();
@@ -485,7 +574,11 @@ fn extract(p: &SpmdProgram, eg: &EG, ids: &[Id]) -> Result<SpmdProgram> {
             if memo.contains_key(&c) {
                 continue;
             }
-            let n = ex.find_best_node(c);
+            let n = best.get(&c).ok_or_else(|| {
+                CodegenError::Data(format!(
+                    "collective simplification: e-class {c} has no acyclic form"
+                ))
+            })?;
             if !ready {
                 stack.push((c, true));
                 for &a in n.args.iter().rev() {
