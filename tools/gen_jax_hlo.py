@@ -13,6 +13,7 @@ The outputs are committed so that tests do not need jax.
 """
 
 import glob
+import json
 import os
 import shutil
 import sys
@@ -320,6 +321,14 @@ def softplus_cumsum(x, w):
     return jnp.round(h * 4.0) / 4.0 + jnp.sign(h) * jnp.arctan2(h, 1.0 + h * h)
 
 
+def random_bits():
+    """jax.random as it is: raw threefry bits and a uniform draw (the expected values are
+    written too, so tests can check that shardc draws the same bits)."""
+    key = jax.random.key(7)
+    k1, k2 = jax.random.split(key)
+    return jax.random.bits(k1, (8, 4)), jax.random.uniform(k2, (8, 4))
+
+
 def _params_specs():
     shapes = gpt_params_shapes()
     return ({k: sds(s, f32) for k, (s, _) in shapes.items()}, {k: ns(*p) for k, (_, p) in shapes.items()})
@@ -374,6 +383,7 @@ PROGRAMS = {
         [ns("dp", "tp"), ns("tp", None)],
         ns("dp", None),
     ),
+    "random_bits": (random_bits, [], [], (ns("dp", None), ns("dp", None))),
     "softplus_cumsum": (
         softplus_cumsum,
         [sds((8, E), f32), sds((E, 8), f32)],
@@ -411,6 +421,11 @@ def main():
             with open(os.path.join(OUT, f"{name}.mlir"), "w") as fh:
                 fh.write(lower(f, args, ins, outs, True).as_text())
         lowered = lower(f, args, ins, outs, False)
+        if not args:
+            # No inputs: the outputs are fixed, so write them for tests to compare with.
+            vals = jax.jit(f)()
+            with open(os.path.join(OUT, f"{name}.expected.json"), "w") as fh:
+                json.dump([[float(x) for x in jnp.ravel(v)] for v in vals], fh)
         with open(os.path.join(OUT, f"{name}.hlo"), "w") as fh:
             fh.write(lowered.as_text(dialect="hlo"))
         before = set(glob.glob(os.path.join(DUMP, "*after_sharding-propagation*.txt")))

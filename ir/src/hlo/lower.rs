@@ -466,10 +466,11 @@ impl<'m> Lowering<'m> {
                     return Err("only single-operand reduce (operand, init) is supported".into());
                 }
                 let func = self.reducer(req("to_apply")?)?;
-                let op = Op::Reduce {
-                    func,
-                    dims: attrs::dims(req("dimensions")?)?,
-                };
+                let dims = attrs::dims(req("dimensions")?)?;
+                if self.graph.ty(operands[0]).dtype == DType::Bool {
+                    return self.bool_reduce(name, func, dims, &operands, ty);
+                }
+                let op = Op::Reduce { func, dims };
                 if self.is_identity(operands[1], func) {
                     let v = self.push(name, op, vec![operands[0]], ty)?;
                     return Ok(Lowered::Node(v));
