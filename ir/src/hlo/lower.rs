@@ -144,7 +144,7 @@ impl<'m> Lowering<'m> {
                 IrError::node(&inst.name, &inst.opcode, format!("line {}: {m}", inst.line))
             })?;
             if let Some(s) = inst.attr("sharding") {
-                let s = HloSharding::parse(s).map_err(|e| {
+                let s = HloSharding::parse(&strip_comments(s)).map_err(|e| {
                     IrError::node(&inst.name, &inst.opcode, format!("line {}: {e}", inst.line))
                 })?;
                 self.shardings.insert(inst.name.clone(), s);
@@ -754,6 +754,24 @@ fn unspecified_dims(config: Option<&str>) -> Result<Option<Vec<usize>>, String> 
         })
         .collect::<Result<_, _>>()
         .map(Some)
+}
+
+/// The text without the `/*index=5*/` comments XLA writes into long tuples.
+fn strip_comments(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains("/*") {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(a) = rest.find("/*") {
+        out.push_str(&rest[..a]);
+        rest = match rest[a..].find("*/") {
+            Some(b) => &rest[a + b + 2..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out.into()
 }
 
 pub(crate) fn flatten(l: &Lowered, out: &mut Vec<ValueId>) {

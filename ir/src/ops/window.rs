@@ -165,14 +165,30 @@ pub(super) fn factors(op: &Op, operands: &[&TensorType], result: &TensorType) ->
     f
 }
 
-/// A max (min) pool's gradient scatters `dy` onto the element each window picked; sums and
-/// `select_and_scatter` have no gradient rule yet.
+/// Gradients: a max (min) pool scatters `dy` onto the element each window picked; a sum
+/// window spreads `dy` back by the transposed window (a sum window over `dy` dilated by the
+/// stride); `select_and_scatter` passes to `source` what `dy` holds at each window's pick
+/// (windows that do not overlap only). The picks themselves are piecewise constant: the
+/// operand of `select_and_scatter` gets no gradient.
 pub(super) fn grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
     match op {
-        Op::ReduceWindow { func, window, .. } if *func != ReduceFn::Sum => {
-            if !cx.wants(0) {
-                return Ok(vec![None]);
-            }
+        Op::ReduceWindow { .. } if !cx.wants(0) => Ok(vec![None]),
+        Op::ReduceWindow {
+            func: ReduceFn::Sum,
+            window,
+            ..
+        } => {
+            let n = cx.ty(cx.x(0)).dims().to_vec();
+            let m = cx.ty(cx.dy).dims().to_vec();
+            let t = transposed_sum_window(window, &n, &m).map_err(|e| cx.err(e))?;
+            let op = Op::ReduceWindow {
+                func: ReduceFn::Sum,
+                window: t,
+                init: 0.0,
+            };
+            Ok(vec![Some(cx.emit("grad", op, vec![cx.dy], None)?)])
+        }
+        Op::ReduceWindow { func, window, .. } => {
             let select = if *func == ReduceFn::Max {
                 CompareDir::Ge
             } else {
@@ -186,8 +202,58 @@ pub(super) fn grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
             let g = cx.emit("grad", scatter, vec![cx.x(0), cx.dy], None)?;
             Ok(vec![Some(g)])
         }
-        _ => {
-            Err(cx.err("no gradient rule for this window op (sum windows and select_and_scatter)"))
+        Op::SelectAndScatter { window, select, .. } => {
+            if !cx.wants(1) {
+                return Ok(vec![None, None]);
+            }
+            let overlap = (0..window.size.len())
+                .any(|d| window.stride[d] < (window.size[d] - 1) * window.window_dilation[d] + 1);
+            if overlap {
+                return Err(cx.err(
+                    "no gradient for select_and_scatter over overlapping windows (only for windows that do not overlap)",
+                ));
+            }
+            // Each operand element is in one window at most: mask dy to the picks, then sum
+            // each window (which holds one pick).
+            let ones = cx.splat_like("grad.ones", 1.0, cx.x(1))?;
+            let pick = Op::SelectAndScatter {
+                window: window.clone(),
+                select: *select,
+                init: 0.0,
+            };
+            let picked = cx.emit("grad.picked", pick, vec![cx.x(0), ones], None)?;
+            let masked = cx.mul("grad.masked", cx.dy, picked)?;
+            let sum = Op::ReduceWindow {
+                func: ReduceFn::Sum,
+                window: window.clone(),
+                init: 0.0,
+            };
+            Ok(vec![None, Some(cx.emit("grad", sum, vec![masked], None)?)])
         }
+        _ => unreachable!("window::grad called on {}", op.name()),
     }
+}
+
+/// The window whose sums over `dy` (extents `m`) give a sum window's operand gradient
+/// (extents `n`): `dx[i]` sums `dy[w]` over the windows `w` that hold `i`. `dy` is dilated by
+/// the stride and padded by `size - 1 - low` below and what makes the extent `n` above.
+fn transposed_sum_window(w: &Window, n: &[u64], m: &[u64]) -> std::result::Result<Window, String> {
+    let r = n.len();
+    let mut t = Window::simple(w.size.clone(), vec![1; r]);
+    for d in 0..r {
+        let (lo, _) = w.padding[d];
+        if w.base_dilation[d] != 1 || w.window_dilation[d] != 1 || lo + 1 > w.size[d] {
+            return Err(format!(
+                "no gradient for a sum window with dilation or padding beyond its size (dim {d})"
+            ));
+        }
+        let low = w.size[d] - 1 - lo;
+        let spread = m[d].saturating_sub(1) * w.stride[d] + 1;
+        let high = (n[d] + w.size[d] - 1)
+            .checked_sub(low + spread)
+            .ok_or_else(|| format!("no gradient for this sum window (dim {d})"))?;
+        t.padding[d] = (low, high);
+        t.base_dilation[d] = w.stride[d];
+    }
+    Ok(t)
 }
