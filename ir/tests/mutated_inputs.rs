@@ -113,7 +113,7 @@ fn mutated_hlo_never_panics() {
         read("shard_map_matmul.hlo"),
     ];
     let mut rng = Rng(0x5eed_0001);
-    for k in 0..400u64 {
+    for k in 0..1600u64 {
         let s = &seeds[(k as usize) % seeds.len()];
         let m = mutate(&mut rng, s);
         no_panic("hlo::import", k, &m, || hlo(&m));
@@ -133,7 +133,7 @@ fn mutated_sharding_notations_never_panic() {
         "#sdy.sharding<@mesh, [{\"dp\"}, {\"tp\", ?}]>",
     ];
     let mut rng = Rng(0x5eed_0002);
-    for k in 0..3000u64 {
+    for k in 0..12000u64 {
         let m = mutate(&mut rng, seeds[(k as usize) % seeds.len()]);
         no_panic("sharding notations", k, &m, || notations(&m));
     }
@@ -144,7 +144,7 @@ fn mutated_graph_json_never_panics() {
     let hlo = import(&read("moe_top2.hlo")).unwrap();
     let seed = to_json(&hlo.graph);
     let mut rng = Rng(0x5eed_0003);
-    for k in 0..300u64 {
+    for k in 0..1200u64 {
         let m = mutate(&mut rng, &seed);
         no_panic("from_json", k, &m, || json(&m));
     }
