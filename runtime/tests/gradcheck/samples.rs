@@ -208,6 +208,12 @@ pub(crate) fn samples(op: &Op) -> Vec<Sample> {
             let mut b = B::new();
             let y = match func {
                 UnaryFn::Popcnt => window_samples::int_unary(&mut b, op),
+                // Piecewise constant: `x * f(x)`, so the gradient `f(x)` is not all zeros.
+                UnaryFn::Floor
+                | UnaryFn::Ceil
+                | UnaryFn::Round
+                | UnaryFn::RoundEven
+                | UnaryFn::Sign => window_samples::times_self(&mut b, op),
                 UnaryFn::Log | UnaryFn::Sqrt | UnaryFn::Rsqrt | UnaryFn::Log1p => {
                     let x = b.pos(&[2, 3]);
                     b.op(op.clone(), vec![x], None)

@@ -20,6 +20,13 @@ fn as_f64(b: &mut B, i: ValueId, dims: &[u64]) -> ValueId {
     b.op(Op::Convert, vec![i], Some(B::f64t(dims)))
 }
 
+/// `x * op(x)`.
+pub(super) fn times_self(b: &mut B, op: &Op) -> ValueId {
+    let x = b.p(&[2, 3]);
+    let f = b.op(op.clone(), vec![x], None);
+    mul(b, x, f)
+}
+
 /// `x * f64(op(i))` for integers `i` in `[0, 64)`.
 pub(super) fn int_unary(b: &mut B, op: &Op) -> ValueId {
     let x = b.p(&[2, 3]);
@@ -48,7 +55,7 @@ fn padded(size: Vec<u64>, stride: Vec<u64>, padding: Vec<(u64, u64)>) -> Window 
 pub(super) fn samples(op: &Op) -> Vec<Sample> {
     match op {
         Op::BitcastConvert => {
-            // The bits of integers read as f64 scale a parameter.
+            // The bits of 1.0 plus small integers, read as f64 (just above 1), scale a parameter.
             let mut b = B::new();
             let x = b.p(&[2, 3]);
             let i = b.idx(&[2, 3], 1 << 20);
@@ -56,6 +63,20 @@ pub(super) fn samples(op: &Op) -> Vec<Sample> {
                 Op::Convert,
                 vec![i],
                 Some(TensorType::new(DType::I64, vec![2, 3])),
+            );
+            let one_bits = b.op(
+                Op::Constant {
+                    value: shardc_ir::Literal::Splat(4_607_182_418_800_017_408.0),
+                },
+                vec![],
+                Some(TensorType::new(DType::I64, vec![2, 3])),
+            );
+            let wide = b.op(
+                Op::Binary {
+                    func: BinaryFn::Add,
+                },
+                vec![wide, one_bits],
+                None,
             );
             let f = b.op(Op::BitcastConvert, vec![wide], Some(B::f64t(&[2, 3])));
             let y = mul(&mut b, x, f);
