@@ -132,6 +132,8 @@ fn mutated_sharding_notations_never_panic() {
         "{devices=[2,2,2]<=[8] last_tile_dims={manual, replicated}}",
         "#sdy.sharding<@mesh, [{\"dp\"}, {\"tp\", ?}]>",
     ];
+    // Found by the cargo-fuzz target: a mesh name with a two-byte letter.
+    notations("<@mæsh, [{}]>");
     let mut rng = Rng(0x5eed_0002);
     for k in 0..12000u64 {
         let m = mutate(&mut rng, seeds[(k as usize) % seeds.len()]);
