@@ -28,7 +28,11 @@ fn propagation_against_xla(name: &str) -> (usize, usize) {
     let before = import(&read(&format!("{name}.hlo"))).unwrap();
     let after = import(&read(&format!("{name}.after_propagation.hlo")))
         .unwrap_or_else(|e| panic!("{name}.after_propagation.hlo: {e}"));
-    let mesh = before.graph.mesh.clone().expect("the programs carry shardings");
+    let mesh = before
+        .graph
+        .mesh
+        .clone()
+        .expect("the programs carry shardings");
     let sharded = propagate(&before.graph, &mesh, &before.graph.annotations).unwrap();
     let (mut compared, mut equal) = (0, 0);
     for v in before.graph.ids() {

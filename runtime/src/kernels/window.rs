@@ -21,7 +21,9 @@ fn window_sources(w: &Window, x: &[usize], out: &[usize], buf: &mut Vec<Option<u
         for d in 0..rank {
             let at = out[d] as u64 * w.stride[d] + pos[d] * w.window_dilation[d];
             let at = at.checked_sub(w.padding[d].0);
-            let idx = at.filter(|a| a % w.base_dilation[d] == 0).map(|a| a / w.base_dilation[d]);
+            let idx = at
+                .filter(|a| a % w.base_dilation[d] == 0)
+                .map(|a| a / w.base_dilation[d]);
             flat = match (flat, idx) {
                 (Some(f), Some(i)) if (i as usize) < x[d] => Some(f * x[d] + i as usize),
                 _ => None,

@@ -37,9 +37,7 @@ impl Lowering<'_> {
         };
         let module = self.module;
         let comp = |key: &str| -> Result<&Computation, String> {
-            let name = inst
-                .attr(key)
-                .ok_or_else(|| format!("expected {key}="))?;
+            let name = inst.attr(key).ok_or_else(|| format!("expected {key}="))?;
             module
                 .computation(name)
                 .filter(|c| !c.entry)
@@ -203,4 +201,3 @@ fn scalar_binary(f: BinaryFn, x: f64, y: f64) -> Option<f64> {
         _ => return None,
     })
 }
-

@@ -85,9 +85,23 @@ impl Lowering<'_> {
         };
         let (lo, hi) = (bound(lo, "min")?, bound(hi, "max")?);
         let n = self.fresh_name(&format!("{base}.lower"));
-        let m = self.push(&n, Op::Binary { func: BinaryFn::Max }, vec![x, lo], xt)?;
-        self.push(&base, Op::Binary { func: BinaryFn::Min }, vec![m, hi], ty)
-            .map(Lowered::Node)
+        let m = self.push(
+            &n,
+            Op::Binary {
+                func: BinaryFn::Max,
+            },
+            vec![x, lo],
+            xt,
+        )?;
+        self.push(
+            &base,
+            Op::Binary {
+                func: BinaryFn::Min,
+            },
+            vec![m, hi],
+            ty,
+        )
+        .map(Lowered::Node)
     }
 
     /// `is-finite(x)` = `|x| < inf` (NaN compares false).
@@ -100,7 +114,9 @@ impl Lowering<'_> {
         let base = self.node_name(inst);
         let xt = self.graph.ty(x).clone();
         if !xt.dtype.is_float() || ty.dtype != DType::Bool {
-            return Err(format!("is-finite needs a float operand and a pred result, got {xt} to {ty}"));
+            return Err(format!(
+                "is-finite needs a float operand and a pred result, got {xt} to {ty}"
+            ));
         }
         let n = self.fresh_name(&format!("{base}.abs"));
         let a = self.push(&n, Op::Unary { func: UnaryFn::Abs }, vec![x], xt.clone())?;
