@@ -33,11 +33,11 @@ impl Precision {
     /// PyTorch `allow_tf32` setting); integers and booleans count at the fp32 rate.
     pub fn of(dtype: DType, tf32: bool) -> Self {
         match dtype {
-            DType::F64 | DType::I64 => Precision::Fp64,
+            DType::F64 | DType::I64 | DType::U64 => Precision::Fp64,
             DType::BF16 => Precision::Bf16,
             DType::F16 => Precision::Fp16,
             DType::F32 if tf32 => Precision::Tf32,
-            DType::F32 | DType::I32 | DType::Bool => Precision::Fp32,
+            DType::F32 | DType::I32 | DType::U32 | DType::Bool => Precision::Fp32,
         }
     }
 

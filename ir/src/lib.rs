@@ -46,7 +46,7 @@ pub use json::{from_json, to_json, FORMAT, VERSION};
 pub use mesh::{Mesh, MeshAxis};
 pub use op::{
     BinaryFn, CompareDir, Conv, ConvDims, GatherDims, Init, Literal, Op, ReduceFn, ScatterDims,
-    UnaryFn,
+    UnaryFn, Window,
 };
 pub use ops::{op_factors, GatherGeometry, ScatterGeometry};
 pub use sharding::{AllowedDirection, Annotation, DimSharding, Sharding, ShardingAssignment};

@@ -23,12 +23,28 @@ pub enum UnaryFn {
     Rsqrt,
     Sin,
     Cos,
-    /// Logical not, on bool.
+    /// Logical not on bool, bitwise not on integers.
     Not,
+    /// The error function.
+    Erf,
+    /// `exp(x) - 1`, accurate near 0.
+    Expm1,
+    /// `ln(1 + x)`, accurate near 0.
+    Log1p,
+    Floor,
+    Ceil,
+    /// Round half away from zero (XLA's `round-nearest-afz`).
+    Round,
+    /// Round half to even (XLA's `round-nearest-even`).
+    RoundEven,
+    /// -1, 0 or 1 (NaN stays NaN).
+    Sign,
+    /// The number of set bits of an integer.
+    Popcnt,
 }
 
 impl UnaryFn {
-    pub const ALL: [UnaryFn; 13] = [
+    pub const ALL: [UnaryFn; 22] = [
         UnaryFn::Neg,
         UnaryFn::Abs,
         UnaryFn::Exp,
@@ -42,6 +58,15 @@ impl UnaryFn {
         UnaryFn::Sin,
         UnaryFn::Cos,
         UnaryFn::Not,
+        UnaryFn::Erf,
+        UnaryFn::Expm1,
+        UnaryFn::Log1p,
+        UnaryFn::Floor,
+        UnaryFn::Ceil,
+        UnaryFn::Round,
+        UnaryFn::RoundEven,
+        UnaryFn::Sign,
+        UnaryFn::Popcnt,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +84,15 @@ impl UnaryFn {
             UnaryFn::Sin => "sin",
             UnaryFn::Cos => "cos",
             UnaryFn::Not => "not",
+            UnaryFn::Erf => "erf",
+            UnaryFn::Expm1 => "expm1",
+            UnaryFn::Log1p => "log1p",
+            UnaryFn::Floor => "floor",
+            UnaryFn::Ceil => "ceil",
+            UnaryFn::Round => "round",
+            UnaryFn::RoundEven => "round_even",
+            UnaryFn::Sign => "sign",
+            UnaryFn::Popcnt => "popcnt",
         }
     }
 }
@@ -74,14 +108,26 @@ pub enum BinaryFn {
     Max,
     Min,
     Pow,
-    /// Logical and, on bool.
+    /// Logical and on bool, bitwise and on integers.
     And,
-    /// Logical or, on bool.
+    /// Logical or on bool, bitwise or on integers.
     Or,
+    /// Logical xor on bool, bitwise xor on integers.
+    Xor,
+    /// Integer shift left; a shift by the bit width or more gives 0.
+    ShiftLeft,
+    /// Integer shift right filling with zeros; by the bit width or more gives 0.
+    ShiftRightLogical,
+    /// Integer shift right filling with the sign bit.
+    ShiftRightArithmetic,
+    /// The remainder of truncated division (sign of the dividend, as C's `fmod`).
+    Rem,
+    /// `atan2(x, y)`: the angle of the point `(y, x)`, as `x` the numerator.
+    Atan2,
 }
 
 impl BinaryFn {
-    pub const ALL: [BinaryFn; 9] = [
+    pub const ALL: [BinaryFn; 15] = [
         BinaryFn::Add,
         BinaryFn::Sub,
         BinaryFn::Mul,
@@ -91,6 +137,12 @@ impl BinaryFn {
         BinaryFn::Pow,
         BinaryFn::And,
         BinaryFn::Or,
+        BinaryFn::Xor,
+        BinaryFn::ShiftLeft,
+        BinaryFn::ShiftRightLogical,
+        BinaryFn::ShiftRightArithmetic,
+        BinaryFn::Rem,
+        BinaryFn::Atan2,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +156,12 @@ impl BinaryFn {
             BinaryFn::Pow => "pow",
             BinaryFn::And => "and",
             BinaryFn::Or => "or",
+            BinaryFn::Xor => "xor",
+            BinaryFn::ShiftLeft => "shift_left",
+            BinaryFn::ShiftRightLogical => "shift_right_logical",
+            BinaryFn::ShiftRightArithmetic => "shift_right_arithmetic",
+            BinaryFn::Rem => "rem",
+            BinaryFn::Atan2 => "atan2",
         }
     }
 }
@@ -268,6 +326,35 @@ pub struct ScatterDims {
     pub scatter_indices_batching_dims: Vec<usize>,
 }
 
+/// A window over every dim of a tensor (XLA's `window={size=.. stride=.. pad=.. lhs_dilate=..
+/// rhs_dilate=..}` of `reduce-window` and `select-and-scatter`), one entry per dim.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub size: Vec<u64>,
+    pub stride: Vec<u64>,
+    /// `(low, high)` padding per dim.
+    pub padding: Vec<(u64, u64)>,
+    /// Base (input) dilation per dim (1: none).
+    pub base_dilation: Vec<u64>,
+    /// Window dilation per dim (1: none).
+    pub window_dilation: Vec<u64>,
+}
+
+impl Window {
+    /// A window of `size` and `stride` per dim, no padding or dilation.
+    pub fn simple(size: Vec<u64>, stride: Vec<u64>) -> Self {
+        let n = size.len();
+        Window {
+            size,
+            stride,
+            padding: vec![(0, 0); n],
+            base_dilation: vec![1; n],
+            window_dilation: vec![1; n],
+        }
+    }
+}
+
 /// The op of a node. Operands are positional; the list under each variant says what they are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -364,6 +451,26 @@ pub enum Op {
         #[serde(default)]
         output: usize,
     },
+    /// Reinterprets the bits of each element as the node's dtype, which has the same width
+    /// (`f32` <-> `u32`/`i32`, `f64` <-> `u64`/`i64`). Operands: `x`.
+    BitcastConvert,
+    /// Reduces each window of `x` with `func`, starting from `init` (which also fills the
+    /// padding): max-pooling, sum-pooling, cumulative sums. Operands: `x`.
+    ReduceWindow {
+        func: ReduceFn,
+        window: Window,
+        init: f64,
+    },
+    /// The gradient of a max (or min) pool: for each window of `operand` the element that
+    /// `select` picks (the first `x` with `x select y` against every later `y`: `ge` picks the
+    /// first maximum), receives the window's `source` value, added onto a result filled with
+    /// `init`. Padded positions are never picked. Operands: `operand, source` (the
+    /// `reduce_window` result's shape).
+    SelectAndScatter {
+        window: Window,
+        select: CompareDir,
+        init: f64,
+    },
     /// A slice of static `sizes` at dynamic start indices (clamped into range, as XLA does).
     /// Operands: `x`, then one integer scalar start per dim.
     DynamicSlice { sizes: Vec<u64> },
@@ -433,6 +540,9 @@ impl Op {
             Op::GeneralGather(_) => "general_gather",
             Op::GeneralScatter { .. } => "general_scatter",
             Op::Sort { .. } => "sort",
+            Op::BitcastConvert => "bitcast_convert",
+            Op::ReduceWindow { .. } => "reduce_window",
+            Op::SelectAndScatter { .. } => "select_and_scatter",
             Op::DynamicSlice { .. } => "dynamic_slice",
             Op::DynamicUpdateSlice => "dynamic_update_slice",
             Op::AxisIndex { .. } => "axis_index",

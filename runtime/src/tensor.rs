@@ -143,6 +143,10 @@ impl Tensor {
         if let Data::F32(a) = &mut data {
             round_to(dtype, a);
         }
+        // u32 is stored in i64 (u64 as its bit pattern): wrap to 32 bits, as u32 arithmetic does.
+        if let (DType::U32, Data::I64(a)) = (dtype, &mut data) {
+            a.mapv_inplace(|x| x & 0xffff_ffff);
+        }
         Tensor { dtype, data }
     }
 
@@ -185,7 +189,7 @@ impl Tensor {
             DType::F32 | DType::BF16 | DType::F16 => build::<f32>(dims, n, &mut f),
             DType::F64 => build::<f64>(dims, n, &mut f),
             DType::I32 => build::<i32>(dims, n, &mut f),
-            DType::I64 => build::<i64>(dims, n, &mut f),
+            DType::I64 | DType::U32 | DType::U64 => build::<i64>(dims, n, &mut f),
             DType::Bool => build::<bool>(dims, n, &mut f),
         };
         Tensor::from_data(dtype, data)

@@ -144,6 +144,51 @@ pub(crate) fn convolution(
     Ok((conv, size, flipped))
 }
 
+/// A `reduce-window`/`select-and-scatter` window over every dim of a rank-`rank` operand:
+/// `{size=1x2x2x1 stride=1x2x2x1 pad=0_0x1_0x.. lhs_dilate=.. rhs_dilate=..}`; fields left out
+/// are 1 (size, stride, dilations) or 0 (padding). Padding must not be negative.
+pub(crate) fn window(w: &str, rank: usize) -> Result<crate::op::Window, String> {
+    let mut win = crate::op::Window::simple(vec![1; rank], vec![1; rank]);
+    let inner = w.trim().trim_start_matches('{').trim_end_matches('}');
+    for field in inner.split_whitespace() {
+        let (k, v) = field
+            .split_once('=')
+            .ok_or_else(|| format!("expected KEY=VALUE in the window, got `{field}`"))?;
+        let check = |xs: Vec<u64>| {
+            if xs.len() == rank {
+                Ok(xs)
+            } else {
+                Err(format!(
+                    "window {k} has {} entries, the operand has rank {rank}",
+                    xs.len()
+                ))
+            }
+        };
+        match k {
+            "size" => win.size = check(by_x(v)?)?,
+            "stride" => win.stride = check(by_x(v)?)?,
+            "lhs_dilate" => win.base_dilation = check(by_x(v)?)?,
+            "rhs_dilate" => win.window_dilation = check(by_x(v)?)?,
+            "pad" => {
+                let (lo, hi, int) = padding(v)?;
+                if lo.len() != rank || int.iter().any(|&i| i != 0) {
+                    return Err(format!("window pad `{v}` needs {rank} LOW_HIGH pairs"));
+                }
+                win.padding = lo
+                    .into_iter()
+                    .zip(hi)
+                    .map(|(l, h)| match (u64::try_from(l), u64::try_from(h)) {
+                        (Ok(l), Ok(h)) => Ok((l, h)),
+                        _ => Err(format!("window pad `{v}` is negative; unsupported")),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            _ => return Err(format!("unknown window field `{k}`")),
+        }
+    }
+    Ok(win)
+}
+
 /// `b01f_01io->b01f`: which dim of each tensor is batch, feature and each spatial dim.
 fn conv_dims(labels: &str) -> Result<ConvDims, String> {
     let bad = |m: &str| format!("dim_labels `{labels}`: {m}");

@@ -12,10 +12,13 @@ use crate::types::TensorType;
 use super::attrs;
 use super::text::{Computation, HloModule, HloType, Instruction};
 
+mod control;
 mod gather;
+mod misc;
 mod reduce;
 mod sort;
 mod sort_comparator;
+mod window;
 
 /// What an ENTRY instruction became: a node, or (tuples) one per element.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +40,8 @@ pub(crate) struct Lowering<'m> {
     /// `ShardBarrierFrom`/`ShardBarrierTo` custom-calls (copies), by node name.
     pub barriers: Vec<(String, AllowedDirection)>,
     names: BTreeSet<String>,
+    /// Scalar nodes whose value constants fix (for loop conditions), see `control.rs`.
+    scalars: BTreeMap<ValueId, f64>,
     /// `CALL/` prefixes of the calls being inlined, outermost first.
     prefix: String,
     depth: usize,
@@ -53,6 +58,8 @@ fn dtype(name: &str) -> Option<DType> {
         "f16" => DType::F16,
         "s32" => DType::I32,
         "s64" => DType::I64,
+        "u32" => DType::U32,
+        "u64" => DType::U64,
         "pred" => DType::Bool,
         _ => return None,
     })
@@ -71,6 +78,15 @@ fn unary(opcode: &str) -> Option<UnaryFn> {
         "cosine" => UnaryFn::Cos,
         "not" => UnaryFn::Not,
         "logistic" => UnaryFn::Sigmoid,
+        "erf" => UnaryFn::Erf,
+        "exponential-minus-one" => UnaryFn::Expm1,
+        "log-plus-one" => UnaryFn::Log1p,
+        "floor" => UnaryFn::Floor,
+        "ceil" => UnaryFn::Ceil,
+        "round-nearest-afz" => UnaryFn::Round,
+        "round-nearest-even" => UnaryFn::RoundEven,
+        "sign" => UnaryFn::Sign,
+        "popcnt" => UnaryFn::Popcnt,
         _ => return None,
     })
 }
@@ -86,6 +102,12 @@ fn binary(opcode: &str) -> Option<BinaryFn> {
         "power" => BinaryFn::Pow,
         "and" => BinaryFn::And,
         "or" => BinaryFn::Or,
+        "xor" => BinaryFn::Xor,
+        "shift-left" => BinaryFn::ShiftLeft,
+        "shift-right-logical" => BinaryFn::ShiftRightLogical,
+        "shift-right-arithmetic" => BinaryFn::ShiftRightArithmetic,
+        "remainder" => BinaryFn::Rem,
+        "atan2" => BinaryFn::Atan2,
         _ => return None,
     })
 }
@@ -105,6 +127,7 @@ impl<'m> Lowering<'m> {
             open_dims: BTreeMap::new(),
             barriers: Vec::new(),
             names,
+            scalars: BTreeMap::new(),
             prefix: String::new(),
             depth: 0,
         }
@@ -121,7 +144,7 @@ impl<'m> Lowering<'m> {
                 IrError::node(&inst.name, &inst.opcode, format!("line {}: {m}", inst.line))
             })?;
             if let Some(s) = inst.attr("sharding") {
-                let s = HloSharding::parse(s).map_err(|e| {
+                let s = HloSharding::parse(&strip_comments(s)).map_err(|e| {
                     IrError::node(&inst.name, &inst.opcode, format!("line {}: {e}", inst.line))
                 })?;
                 self.shardings.insert(inst.name.clone(), s);
@@ -167,15 +190,7 @@ impl<'m> Lowering<'m> {
                     .ok_or_else(|| format!("operand `{o}` is not defined"))
             })
             .collect::<Result<_, _>>()?;
-        let outer_values = std::mem::take(&mut self.values);
-        let outer_prefix = self.prefix.clone();
-        self.prefix = format!("{}{}/", self.prefix, inst.name);
-        self.depth += 1;
-        let result = self.inline_body(callee, &args);
-        self.depth -= 1;
-        self.prefix = outer_prefix;
-        self.values = outer_values;
-        result
+        self.inline_scoped(&inst.name, callee, &args)
     }
 
     fn inline_body(&mut self, callee: &Computation, args: &[Lowered]) -> Result<Lowered, String> {
@@ -219,7 +234,7 @@ impl<'m> Lowering<'m> {
         match ty {
             HloType::Array { dtype: d, dims, .. } => {
                 let dt = dtype(d).ok_or_else(|| {
-                    format!("element type `{d}` is not supported (f32, f64, bf16, f16, s32, s64, pred are)")
+                    format!("element type `{d}` is not supported (f32, f64, bf16, f16, s32, s64, u32, u64, pred are)")
                 })?;
                 Ok(TensorType::new(dt, dims.clone()))
             }
@@ -244,6 +259,7 @@ impl<'m> Lowering<'m> {
                 IrError::Node { message, .. } => message,
                 e => e.to_string(),
             })?;
+        self.note_scalar(v);
         if *self.graph.ty(v) != ty {
             return Err(format!(
                 "HLO declares {ty}, the op gives {}",
@@ -297,6 +313,22 @@ impl<'m> Lowering<'m> {
                 _ => Err("get-tuple-element is supported only on a tuple instruction of the ENTRY computation".into()),
             };
         }
+        match op_code {
+            // Calls (tuple-valued ones too) are inlined, static loops unrolled.
+            "call" => return self.inline_call(inst, &operand_names),
+            "while" => return self.while_loop(inst, &operand_names),
+            "conditional" | "async-start" | "call-start" => {
+                return Err(format!(
+                    "{op_code} is unsupported (calls are inlined and while loops with a static trip count unrolled)"
+                ))
+            }
+            "rng-bit-generator" | "rng" | "rng-get-and-update-state" => {
+                return Err(format!(
+                    "{op_code} is unsupported: its bits are the backend's; jax's default threefry PRNG lowers to plain integer ops, which import"
+                ))
+            }
+            _ => {}
+        }
         if op_code == "copy" {
             if let [o] = &operand_names[..] {
                 if let Some(Lowered::Tuple(elems)) = self.values.get(o).cloned() {
@@ -318,6 +350,12 @@ impl<'m> Lowering<'m> {
         }
         if op_code == "sort" {
             return self.sort(inst, &operands);
+        }
+        if op_code == "topk" {
+            let [x] = operands[..] else {
+                return Err("topk takes one operand".into());
+            };
+            return self.topk(inst, x);
         }
         let ty = match &inst.ty {
             // A tuple-shaped parameter becomes one input per element (`NAME.0`, `NAME.1`, ...).
@@ -428,10 +466,11 @@ impl<'m> Lowering<'m> {
                     return Err("only single-operand reduce (operand, init) is supported".into());
                 }
                 let func = self.reducer(req("to_apply")?)?;
-                let op = Op::Reduce {
-                    func,
-                    dims: attrs::dims(req("dimensions")?)?,
-                };
+                let dims = attrs::dims(req("dimensions")?)?;
+                if self.graph.ty(operands[0]).dtype == DType::Bool {
+                    return self.bool_reduce(name, func, dims, &operands, ty);
+                }
+                let op = Op::Reduce { func, dims };
                 if self.is_identity(operands[1], func) {
                     let v = self.push(name, op, vec![operands[0]], ty)?;
                     return Ok(Lowered::Node(v));
@@ -561,29 +600,26 @@ impl<'m> Lowering<'m> {
                 sizes: attrs::ints(req("dynamic_slice_sizes")?)?,
             },
             "dynamic-update-slice" => Op::DynamicUpdateSlice,
-            "call" => return self.inline_call(inst, &operand_names),
-            "while" | "conditional" | "async-start" | "call-start" => return Err(
-                "only the ENTRY computation is imported; while and conditional are unsupported (calls are inlined)"
-                    .into(),
-            ),
+            "bitcast-convert" => Op::BitcastConvert,
+            "clamp" => return self.clamp(inst, &operands, ty),
+            "is-finite" => {
+                let [x] = operands[..] else {
+                    return Err("is-finite takes one operand".into());
+                };
+                return self.is_finite(inst, x, ty);
+            }
+            "reduce-window" => return self.reduce_window(inst, &operands, ty),
+            "select-and-scatter" => return self.select_and_scatter(inst, &operands, ty),
             o => {
                 if let Some(func) = unary(o) {
                     Op::Unary { func }
                 } else if let Some(func) = binary(o) {
-                    if matches!(func, BinaryFn::And | BinaryFn::Or) && ty.dtype != DType::Bool {
-                        return Err(
-                            "bitwise and/or on integers is unsupported (only on pred)".into()
-                        );
-                    }
                     Op::Binary { func }
                 } else {
                     return Err(format!("opcode `{o}` is not supported"));
                 }
             }
         };
-        if op_code == "not" && ty.dtype != DType::Bool {
-            return Err("bitwise not on integers is unsupported (only on pred)".into());
-        }
         self.push(name, op, operands, ty).map(Lowered::Node)
     }
 
@@ -718,6 +754,24 @@ fn unspecified_dims(config: Option<&str>) -> Result<Option<Vec<usize>>, String> 
         })
         .collect::<Result<_, _>>()
         .map(Some)
+}
+
+/// The text without the `/*index=5*/` comments XLA writes into long tuples.
+fn strip_comments(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains("/*") {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(a) = rest.find("/*") {
+        out.push_str(&rest[..a]);
+        rest = match rest[a..].find("*/") {
+            Some(b) => &rest[a + b + 2..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out.into()
 }
 
 pub(crate) fn flatten(l: &Lowered, out: &mut Vec<ValueId>) {

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 
 use crate::error::IrError;
 use crate::graph::{Graph, ValueId};
+use crate::mesh::Mesh;
 use crate::sharding::{common_mesh, AllowedDirection, Annotation, HloSharding};
 use crate::verify::verify;
 
@@ -115,7 +116,8 @@ pub fn import(text: &str) -> Result<HloImport, IrError> {
             open[v.index()] = dims;
         }
     }
-    let notes = annotate(&mut graph, &shardings, &tuple_shardings, &open);
+    let devices = num_partitions(&module.header);
+    let notes = annotate(&mut graph, &shardings, &tuple_shardings, &open, devices);
     verify(&graph)?;
     Ok(HloImport {
         graph,
@@ -127,6 +129,16 @@ pub fn import(text: &str) -> Result<HloImport, IrError> {
         shard_groups: groups.into_values().collect(),
         barriers,
     })
+}
+
+/// The module's `num_partitions=N` (1 when the header does not say).
+fn num_partitions(header: &str) -> u64 {
+    header
+        .split(',')
+        .filter_map(|f| f.trim().strip_prefix("num_partitions="))
+        .find_map(|n| n.trim().parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
 }
 
 /// XLA writes a tuple's sharding as one entry per leaf, nested tuples flattened.
@@ -154,6 +166,7 @@ fn annotate(
     shardings: &[Option<HloSharding>],
     tuple_shardings: &BTreeMap<String, HloSharding>,
     open: &[Vec<usize>],
+    devices: u64,
 ) -> Vec<String> {
     let all: Vec<&HloSharding> = shardings
         .iter()
@@ -162,14 +175,13 @@ fn annotate(
         .collect();
     let mesh = match common_mesh(&all) {
         Ok(Some(m)) => m,
-        Ok(None) => {
-            if all.is_empty() {
-                return Vec::new();
-            }
-            return vec![
-                "no sharding splits a value, so no mesh was derived and no annotation made".into(),
-            ];
-        }
+        Ok(None) if all.is_empty() => return Vec::new(),
+        // Only `{replicated}`/`{maximal}` shardings: one axis over the module's partitions, so
+        // that the module still propagates (every value replicated, or split as it allows).
+        Ok(None) => match Mesh::new(&[("x0", devices)]) {
+            Ok(m) => m,
+            Err(e) => return vec![format!("no mesh for {devices} partitions: {e}")],
+        },
         Err(e) => return vec![format!("no mesh fits every sharding of the module: {e}")],
     };
     let mut notes = Vec::new();

@@ -13,38 +13,14 @@ pub(super) fn infer(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, St
         Op::Unary { func } => {
             cx.expect_operands(1)?;
             let x = cx.operands[0];
-            match func {
-                UnaryFn::Not if x.dtype != DType::Bool => {
-                    return Err(format!("not needs bool, got {}", x.dtype))
-                }
-                UnaryFn::Not => {}
-                UnaryFn::Neg | UnaryFn::Abs | UnaryFn::Relu if x.dtype == DType::Bool => {
-                    return Err(format!("{} needs a numeric operand, got bool", func.name()))
-                }
-                UnaryFn::Neg | UnaryFn::Abs | UnaryFn::Relu => {}
-                _ if !x.dtype.is_float() => {
-                    return Err(format!(
-                        "{} needs a floating-point operand, got {}",
-                        func.name(),
-                        x.dtype
-                    ))
-                }
-                _ => {}
-            }
+            unary_domain(*func, x.dtype)?;
             with_declared_dtype_check(cx, x.clone())
         }
         Op::Binary { func } => {
             cx.expect_operands(2)?;
             let (x, y) = (cx.operands[0], cx.operands[1]);
             same_type(x, y)?;
-            let logical = matches!(func, BinaryFn::And | BinaryFn::Or);
-            if logical != (x.dtype == DType::Bool) {
-                return Err(if logical {
-                    format!("{} needs bool operands, got {}", func.name(), x.dtype)
-                } else {
-                    format!("{} needs numeric operands, got bool", func.name())
-                });
-            }
+            binary_domain(*func, x.dtype)?;
             with_declared_dtype_check(cx, x.clone())
         }
         Op::Compare { .. } => {
@@ -74,7 +50,58 @@ pub(super) fn infer(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorType, St
             cx.expect_operands(1)?;
             with_declared_dtype_check(cx, cx.operands[0].clone())
         }
+        Op::BitcastConvert => {
+            cx.expect_operands(1)?;
+            let (from, to) = (cx.operands[0].dtype, cx.declared.dtype);
+            if from.size_bytes() != to.size_bytes() || from == DType::Bool || to == DType::Bool {
+                return Err(format!(
+                    "bitcast_convert needs element types of one width (not bool), got {from} to {to}"
+                ));
+            }
+            Ok(cx.operands[0].with_dtype(to))
+        }
         _ => unreachable!("elementwise::infer called on {}", op.name()),
+    }
+}
+
+/// The dtypes a unary function takes: `not` bool or integers, `popcnt` integers, `neg`, `abs`,
+/// `relu` and `sign` any number, the rest floats.
+fn unary_domain(func: UnaryFn, dt: DType) -> std::result::Result<(), String> {
+    let ok = match func {
+        UnaryFn::Not => dt == DType::Bool || dt.is_int(),
+        UnaryFn::Popcnt => dt.is_int(),
+        UnaryFn::Neg | UnaryFn::Abs | UnaryFn::Relu | UnaryFn::Sign => dt != DType::Bool,
+        _ => dt.is_float(),
+    };
+    if ok {
+        return Ok(());
+    }
+    let wants = match func {
+        UnaryFn::Not => "bool or an integer",
+        UnaryFn::Popcnt => "an integer",
+        UnaryFn::Neg | UnaryFn::Abs | UnaryFn::Relu | UnaryFn::Sign => "a numeric operand",
+        _ => "a floating-point operand",
+    };
+    Err(format!("{} needs {wants}, got {dt}", func.name()))
+}
+
+/// The dtypes a binary function takes: `and`/`or`/`xor` bool or integers, shifts integers,
+/// `atan2` floats, the rest any number.
+fn binary_domain(func: BinaryFn, dt: DType) -> std::result::Result<(), String> {
+    let (ok, wants) = match func {
+        BinaryFn::And | BinaryFn::Or | BinaryFn::Xor => {
+            (dt == DType::Bool || dt.is_int(), "bool or integer operands")
+        }
+        BinaryFn::ShiftLeft | BinaryFn::ShiftRightLogical | BinaryFn::ShiftRightArithmetic => {
+            (dt.is_int(), "integer operands")
+        }
+        BinaryFn::Atan2 => (dt.is_float(), "floating-point operands"),
+        _ => (dt != DType::Bool, "numeric operands"),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{} needs {wants}, got {dt}", func.name()))
     }
 }
 
@@ -120,6 +147,8 @@ pub(super) fn grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
             Ok(vec![Some(cx.convert("grad", dy, dtype)?)])
         }
         Op::Copy => Ok(vec![cx.wants(0).then_some(dy)]),
+        // Reinterpreted bits have no derivative.
+        Op::BitcastConvert => Ok(vec![None]),
         _ => unreachable!("elementwise::grad called on {}", op.name()),
     }
 }
@@ -180,7 +209,30 @@ fn unary_grad(func: UnaryFn, cx: &mut GradCtx, dy: ValueId) -> Result<Option<Val
             let t = cx.mul("grad.t", dy, s)?;
             cx.unary("grad", UnaryFn::Neg, t)?
         }
-        UnaryFn::Not => return Ok(None),
+        UnaryFn::Erf => {
+            // d/dx erf(x) = 2/sqrt(pi) exp(-x^2)
+            let x2 = cx.mul("grad.x2", x, x)?;
+            let nx2 = cx.unary("grad.neg_x2", UnaryFn::Neg, x2)?;
+            let e = cx.unary("grad.exp", UnaryFn::Exp, nx2)?;
+            let t = cx.mul("grad.t", dy, e)?;
+            cx.scale("grad", t, std::f64::consts::FRAC_2_SQRT_PI)?
+        }
+        UnaryFn::Expm1 => {
+            // exp(x) = y + 1
+            let one = cx.splat_like("grad.one", 1.0, y)?;
+            let e = cx.add("grad.exp", y, one)?;
+            cx.mul("grad", dy, e)?
+        }
+        UnaryFn::Log1p => {
+            let one = cx.splat_like("grad.one", 1.0, x)?;
+            let d = cx.add("grad.1px", one, x)?;
+            cx.div("grad", dy, d)?
+        }
+        // Piecewise constant: the derivative is 0 wherever it exists.
+        UnaryFn::Floor | UnaryFn::Ceil | UnaryFn::Round | UnaryFn::RoundEven | UnaryFn::Sign => {
+            cx.zeros_like("grad", x)?
+        }
+        UnaryFn::Not | UnaryFn::Popcnt => return Ok(None),
     };
     Ok(Some(g))
 }
@@ -298,6 +350,42 @@ fn binary_grad(func: BinaryFn, cx: &mut GradCtx, dy: ValueId) -> Result<Grads> {
             };
             pair(gx, gy)
         }
-        BinaryFn::And | BinaryFn::Or => pair(None, None),
+        BinaryFn::Rem => {
+            // z = x - trunc(x / y) y: dx = dy, dy' = -dy trunc(x / y) = -dy (x - z) / y
+            let gy = if wy {
+                let d = cx.sub("grad_rhs.d", x, z)?;
+                let q = cx.div("grad_rhs.q", d, y)?;
+                let t = cx.mul("grad_rhs.t", dy, q)?;
+                Some(cx.unary("grad_rhs", UnaryFn::Neg, t)?)
+            } else {
+                None
+            };
+            pair(wx.then_some(dy), gy)
+        }
+        BinaryFn::Atan2 => {
+            // z = atan2(x, y): dx = dy y / (x^2 + y^2), dy' = -dy x / (x^2 + y^2)
+            let x2 = cx.mul("grad.x2", x, x)?;
+            let y2 = cx.mul("grad.y2", y, y)?;
+            let r2 = cx.add("grad.r2", x2, y2)?;
+            let s = cx.div("grad.s", dy, r2)?;
+            let gx = if wx {
+                Some(cx.mul("grad_lhs", s, y)?)
+            } else {
+                None
+            };
+            let gy = if wy {
+                let t = cx.mul("grad_rhs.t", s, x)?;
+                Some(cx.unary("grad_rhs", UnaryFn::Neg, t)?)
+            } else {
+                None
+            };
+            pair(gx, gy)
+        }
+        BinaryFn::And
+        | BinaryFn::Or
+        | BinaryFn::Xor
+        | BinaryFn::ShiftLeft
+        | BinaryFn::ShiftRightLogical
+        | BinaryFn::ShiftRightArithmetic => pair(None, None),
     }
 }

@@ -9,6 +9,7 @@ mod layout;
 mod reduce;
 mod sort;
 mod source;
+mod window;
 mod xla_gather;
 mod xla_gather_grad;
 
@@ -74,6 +75,7 @@ enum Family<'a> {
     XlaGather,
     Sort,
     Collective,
+    Window,
 }
 
 fn family(op: &Op) -> Family<'_> {
@@ -88,7 +90,8 @@ fn family(op: &Op) -> Family<'_> {
         | Op::Compare { .. }
         | Op::Select
         | Op::Convert
-        | Op::Copy => Family::Elementwise,
+        | Op::Copy
+        | Op::BitcastConvert => Family::Elementwise,
         Op::DotGeneral { .. } => Family::Dot,
         Op::Reduce { .. } => Family::Reduce,
         Op::Broadcast { .. }
@@ -104,6 +107,7 @@ fn family(op: &Op) -> Family<'_> {
         Op::Gather { .. } | Op::ScatterAdd { .. } => Family::Gather,
         Op::GeneralGather(_) | Op::GeneralScatter { .. } => Family::XlaGather,
         Op::Sort { .. } => Family::Sort,
+        Op::ReduceWindow { .. } | Op::SelectAndScatter { .. } => Family::Window,
         Op::AllReduce { .. }
         | Op::AllGather { .. }
         | Op::ReduceScatter { .. }
@@ -127,6 +131,7 @@ pub(crate) fn infer_type(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorTyp
         Family::XlaGather => xla_gather::infer(op, cx),
         Family::Sort => sort::infer(op, cx),
         Family::Collective => collective::infer(op, cx),
+        Family::Window => window::infer(op, cx),
     }
 }
 
@@ -136,7 +141,7 @@ pub fn op_factors(op: &Op, operands: &[&TensorType], result: &TensorType) -> OpF
         Family::Source => OpFactors::elementwise(result.dims(), 0, 0),
         Family::Elementwise => {
             // Conversions and copies move data; every other elementwise op is one flop a point.
-            let flops = u64::from(!matches!(op, Op::Convert | Op::Copy));
+            let flops = u64::from(!matches!(op, Op::Convert | Op::Copy | Op::BitcastConvert));
             OpFactors::elementwise(result.dims(), operands.len(), flops)
         }
         Family::Dot => dot::factors(op, operands),
@@ -147,6 +152,7 @@ pub fn op_factors(op: &Op, operands: &[&TensorType], result: &TensorType) -> OpF
         Family::XlaGather => xla_gather::factors(op, operands, result),
         Family::Sort => sort::factors(op, operands),
         Family::Collective => collective::factors(operands, result),
+        Family::Window => window::factors(op, operands, result),
     }
 }
 
@@ -164,6 +170,7 @@ pub(crate) fn op_grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
         Family::XlaGather => xla_gather_grad::grad(op, cx),
         Family::Sort => sort::grad(op, cx),
         Family::Collective => collective::grad(op, cx),
+        Family::Window => window::grad(op, cx),
     }
 }
 

@@ -34,8 +34,13 @@ impl ShardyText {
         p.expect("<")?;
         p.expect("@")?;
         let start = p.pos;
-        while p.s[p.pos..].starts_with(|c: char| c.is_alphanumeric() || c == '_') {
-            p.pos += 1;
+        // By characters: a mesh name may hold non-ASCII letters (found by fuzzing).
+        while let Some(c) = p.s[p.pos..]
+            .chars()
+            .next()
+            .filter(|&c| c.is_alphanumeric() || c == '_')
+        {
+            p.pos += c.len_utf8();
         }
         if p.pos == start {
             return Err(p.err("a mesh name after `@`"));

@@ -30,7 +30,17 @@ fn unary_float(f: UnaryFn) -> Result<fn(f64) -> f64, String> {
         UnaryFn::Rsqrt => |x| 1.0 / x.sqrt(),
         UnaryFn::Sin => f64::sin,
         UnaryFn::Cos => f64::cos,
-        UnaryFn::Not => return Err("not needs a bool operand".into()),
+        UnaryFn::Erf => libm::erf,
+        UnaryFn::Expm1 => f64::exp_m1,
+        UnaryFn::Log1p => f64::ln_1p,
+        UnaryFn::Floor => f64::floor,
+        UnaryFn::Ceil => f64::ceil,
+        UnaryFn::Round => f64::round,
+        UnaryFn::RoundEven => f64::round_ties_even,
+        UnaryFn::Sign => |x: f64| if x == 0.0 || x.is_nan() { x } else { x.signum() },
+        UnaryFn::Not | UnaryFn::Popcnt => {
+            return Err(format!("{} needs a bool or integer operand", f.name()))
+        }
     })
 }
 
@@ -39,6 +49,9 @@ fn unary_int(f: UnaryFn) -> Result<fn(i64) -> i64, String> {
         UnaryFn::Neg => i64::wrapping_neg,
         UnaryFn::Abs => i64::wrapping_abs,
         UnaryFn::Relu => |x| x.max(0),
+        UnaryFn::Sign => i64::signum,
+        UnaryFn::Not => |x| !x,
+        UnaryFn::Popcnt => |x| i64::from(x.count_ones()),
         _ => return Err(format!("{} needs a floating-point operand", f.name())),
     })
 }
@@ -50,6 +63,8 @@ pub(super) fn unary(f: UnaryFn, x: &Tensor, ty: &TensorType) -> Result<Tensor, S
             Data::F32(a.mapv(|v| g(v as f64) as f32))
         }
         Data::F64(a) => Data::F64(a.mapv(unary_float(f)?)),
+        // The bits of an i32, not of its sign extension.
+        Data::I32(a) if f == UnaryFn::Popcnt => Data::I32(a.mapv(|v| v.count_ones() as i32)),
         Data::I32(a) => {
             let g = unary_int(f)?;
             Data::I32(a.mapv(|v| g(v as i64) as i32))
@@ -82,7 +97,16 @@ pub(super) fn binary_float(f: BinaryFn) -> Result<fn(f64, f64) -> f64, String> {
             }
         },
         BinaryFn::Pow => f64::powf,
-        BinaryFn::And | BinaryFn::Or => return Err(format!("{} needs bool operands", f.name())),
+        BinaryFn::Rem => |x, y| x % y,
+        BinaryFn::Atan2 => f64::atan2,
+        BinaryFn::And
+        | BinaryFn::Or
+        | BinaryFn::Xor
+        | BinaryFn::ShiftLeft
+        | BinaryFn::ShiftRightLogical
+        | BinaryFn::ShiftRightArithmetic => {
+            return Err(format!("{} needs bool or integer operands", f.name()))
+        }
     })
 }
 
@@ -117,7 +141,17 @@ pub(super) fn binary_int(f: BinaryFn) -> Result<fn(i64, i64) -> i64, String> {
         BinaryFn::Max => i64::max,
         BinaryFn::Min => i64::min,
         BinaryFn::Pow => int_pow,
-        BinaryFn::And | BinaryFn::Or => return Err(format!("{} needs bool operands", f.name())),
+        BinaryFn::And => |x, y| x & y,
+        BinaryFn::Or => |x, y| x | y,
+        BinaryFn::Xor => |x, y| x ^ y,
+        // Shifts by the bit width or more (or negative amounts) give 0, or the sign, as XLA's.
+        BinaryFn::ShiftLeft => |x, y| if (0..64).contains(&y) { x << y } else { 0 },
+        BinaryFn::ShiftRightLogical => {
+            |x, y| if (0..64).contains(&y) { ((x as u64) >> y) as i64 } else { 0 }
+        }
+        BinaryFn::ShiftRightArithmetic => |x, y| x >> y.clamp(0, 63),
+        BinaryFn::Rem => |x, y| if y == 0 { x } else { x.wrapping_rem(y) },
+        BinaryFn::Atan2 => return Err("atan2 needs floating-point operands".into()),
     })
 }
 
@@ -148,6 +182,17 @@ pub(super) fn binary(
             Data::F32(zip2(a, b, |p, q| g(p as f64, q as f64) as f32)?)
         }
         (Data::F64(a), Data::F64(b)) => Data::F64(zip2(a, b, binary_float(f)?)?),
+        // Logical shifts of i32 and arithmetic ones of u32 (stored in i64) read 32 bits.
+        (Data::I32(a), Data::I32(b)) if f == BinaryFn::ShiftRightLogical => {
+            Data::I32(zip2(a, b, |p, q| {
+                if (0..32).contains(&q) { ((p as u32) >> q) as i32 } else { 0 }
+            })?)
+        }
+        (Data::I64(a), Data::I64(b))
+            if f == BinaryFn::ShiftRightArithmetic && ty.dtype == DType::U32 =>
+        {
+            Data::I64(zip2(a, b, |p, q| ((p as u32 as i32) >> q.clamp(0, 31)) as i64)?)
+        }
         (Data::I32(a), Data::I32(b)) => {
             let g = binary_int(f)?;
             Data::I32(zip2(a, b, |p, q| g(p as i64, q as i64) as i32)?)
@@ -156,6 +201,7 @@ pub(super) fn binary(
         (Data::Bool(a), Data::Bool(b)) => match f {
             BinaryFn::And => Data::Bool(zip2(a, b, |p, q| p && q)?),
             BinaryFn::Or => Data::Bool(zip2(a, b, |p, q| p || q)?),
+            BinaryFn::Xor => Data::Bool(zip2(a, b, |p, q| p != q)?),
             _ => return Err(format!("{} needs numeric operands, got bool", f.name())),
         },
         _ => {
@@ -218,6 +264,13 @@ pub(super) fn convert(x: &Tensor, to: DType) -> Result<Tensor, String> {
     let data = match to {
         DType::I32 => Data::I32(ints(x, |v| v as i32).unwrap_or_else(|| floats(x))),
         DType::I64 => Data::I64(ints(x, |v| v).unwrap_or_else(|| floats(x))),
+        // Integers wrap into u32 (from_data masks); floats saturate into its range.
+        DType::U32 => Data::I64(ints(x, |v| v).unwrap_or_else(|| {
+            floats::<f64>(x).mapv(|v| v.clamp(0.0, u32::MAX as f64) as i64)
+        })),
+        DType::U64 => Data::I64(ints(x, |v| v).unwrap_or_else(|| {
+            floats::<f64>(x).mapv(|v| v.max(0.0) as u64 as i64)
+        })),
         DType::F32 | DType::BF16 | DType::F16 => Data::F32(floats(x)),
         DType::F64 => Data::F64(floats(x)),
         DType::Bool => Data::Bool(floats(x)),

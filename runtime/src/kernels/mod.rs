@@ -4,6 +4,7 @@
 //! Kernels see verified operand types; they still check what they rely on and report a message
 //! (the executor adds the node's name) rather than panic.
 
+mod bitcast;
 mod conv;
 mod dot;
 mod elementwise;
@@ -12,6 +13,7 @@ mod layout;
 mod reduce;
 mod sort;
 mod source;
+mod window;
 mod xla_gather;
 
 use ndarray::{ArrayD, ArrayViewD};
@@ -39,6 +41,15 @@ pub(crate) fn eval(node: &Node, operands: &[&Tensor]) -> Result<Tensor, String> 
         Op::Select => elementwise::select(operands[0], operands[1], operands[2]),
         Op::Convert => elementwise::convert(operands[0], ty.dtype),
         Op::Copy => Ok(operands[0].clone()),
+        Op::BitcastConvert => bitcast::bitcast_convert(operands[0], ty),
+        Op::ReduceWindow { func, window, init } => {
+            window::reduce_window(*func, window, *init, operands[0], ty)
+        }
+        Op::SelectAndScatter {
+            window,
+            select,
+            init,
+        } => window::select_and_scatter(window, *select, *init, operands[0], operands[1]),
         Op::DotGeneral {
             lhs_batch,
             rhs_batch,

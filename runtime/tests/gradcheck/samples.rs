@@ -2,13 +2,15 @@
 
 use shardc_ir::{
     BinaryFn, CompareDir, Conv, ConvDims, DType, GatherDims, Graph, Init, Literal, Mesh, Op,
-    ReduceFn, Role, ScatterDims, TensorType, UnaryFn, ValueId,
+    ReduceFn, Role, ScatterDims, TensorType, UnaryFn, ValueId, Window,
 };
 
 #[path = "collective_samples.rs"]
 mod collective_samples;
 #[path = "sort_samples.rs"]
 mod sort_samples;
+#[path = "window_samples.rs"]
+mod window_samples;
 #[path = "xla_gather_samples.rs"]
 mod xla_gather_samples;
 
@@ -205,7 +207,14 @@ pub(crate) fn samples(op: &Op) -> Vec<Sample> {
         Op::Unary { func } => {
             let mut b = B::new();
             let y = match func {
-                UnaryFn::Log | UnaryFn::Sqrt | UnaryFn::Rsqrt => {
+                UnaryFn::Popcnt => window_samples::int_unary(&mut b, op),
+                // Piecewise constant: `x * f(x)`, so the gradient `f(x)` is not all zeros.
+                UnaryFn::Floor
+                | UnaryFn::Ceil
+                | UnaryFn::Round
+                | UnaryFn::RoundEven
+                | UnaryFn::Sign => window_samples::times_self(&mut b, op),
+                UnaryFn::Log | UnaryFn::Sqrt | UnaryFn::Rsqrt | UnaryFn::Log1p => {
                     let x = b.pos(&[2, 3]);
                     b.op(op.clone(), vec![x], None)
                 }
@@ -235,11 +244,14 @@ pub(crate) fn samples(op: &Op) -> Vec<Sample> {
                     let (x, e) = (b.pos(&[2, 3]), b.p(&[2, 3]));
                     b.op(op.clone(), vec![x, e], None)
                 }
-                BinaryFn::Div => {
+                BinaryFn::ShiftLeft
+                | BinaryFn::ShiftRightLogical
+                | BinaryFn::ShiftRightArithmetic => window_samples::int_binary(&mut b, op),
+                BinaryFn::Div | BinaryFn::Rem => {
                     let (x, d) = (b.p(&[2, 3]), b.pos(&[2, 3]));
                     b.op(op.clone(), vec![x, d], None)
                 }
-                BinaryFn::And | BinaryFn::Or => {
+                BinaryFn::And | BinaryFn::Or | BinaryFn::Xor => {
                     let (x, z) = (b.p(&[2, 3]), b.p(&[2, 3]));
                     let zero = b.op(
                         Op::Constant {
@@ -505,6 +517,9 @@ pub(crate) fn samples(op: &Op) -> Vec<Sample> {
         Op::GeneralGather(_) => xla_gather_samples::general_gather(),
         Op::GeneralScatter { .. } => xla_gather_samples::general_scatter(),
         Op::Sort { .. } => sort_samples::sort_samples(),
+        Op::BitcastConvert | Op::ReduceWindow { .. } | Op::SelectAndScatter { .. } => {
+            window_samples::samples(op)
+        }
         Op::DynamicSlice { .. } => {
             let mut b = B::new();
             let x = b.p(&[5, 4]);
@@ -613,6 +628,17 @@ pub(crate) fn prototypes() -> Vec<Op> {
         },
         Op::DynamicSlice { sizes: vec![] },
         Op::DynamicUpdateSlice,
+        Op::BitcastConvert,
+        Op::ReduceWindow {
+            func: ReduceFn::Max,
+            window: Window::simple(vec![], vec![]),
+            init: 0.0,
+        },
+        Op::SelectAndScatter {
+            window: Window::simple(vec![], vec![]),
+            select: CompareDir::Ge,
+            init: 0.0,
+        },
         Op::AxisIndex { axes: vec![] },
         Op::AllReduce {
             axes: vec![],

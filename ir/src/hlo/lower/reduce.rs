@@ -12,6 +12,43 @@ use super::super::text::{HloType, Instruction};
 use super::{Lowered, Lowering};
 
 impl Lowering<'_> {
+    /// A reduce of pred (`jnp.all`/`jnp.any`: `and`/`or`, read as min/max) runs on 0/1 as s32
+    /// and compares the result with 0: `NAME.as_int`, `NAME.init_int`, `NAME.int`, then `NAME`.
+    pub(super) fn bool_reduce(
+        &mut self,
+        name: &str,
+        func: ReduceFn,
+        dims: Vec<usize>,
+        ops: &[ValueId],
+        ty: crate::types::TensorType,
+    ) -> Result<Lowered, String> {
+        let int = |t: &crate::types::TensorType| t.with_dtype(DType::I32);
+        let (xt, it) = (self.graph.ty(ops[0]).clone(), self.graph.ty(ops[1]).clone());
+        let n = self.fresh_name(&format!("{name}.as_int"));
+        let x = self.push(&n, Op::Convert, vec![ops[0]], int(&xt))?;
+        let n = self.fresh_name(&format!("{name}.init_int"));
+        let init = self.push(&n, Op::Convert, vec![ops[1]], int(&it))?;
+        let n = self.fresh_name(&format!("{name}.reduced"));
+        let r = self.push(&n, Op::Reduce { func, dims }, vec![x], int(&ty))?;
+        let n = self.fresh_name(&format!("{name}.init"));
+        let b = self.push(&n, Op::Broadcast { dims: Vec::new() }, vec![init], int(&ty))?;
+        let combine = match func {
+            ReduceFn::Min => crate::op::BinaryFn::Min,
+            _ => crate::op::BinaryFn::Max,
+        };
+        let n = self.fresh_name(&format!("{name}.int"));
+        let c = self.push(&n, Op::Binary { func: combine }, vec![r, b], int(&ty))?;
+        let n = self.fresh_name(&format!("{name}.zero"));
+        let zero = Op::Constant {
+            value: Literal::Splat(0.0),
+        };
+        let z = self.push(&n, zero, vec![], int(&ty))?;
+        let ne = Op::Compare {
+            dir: CompareDir::Ne,
+        };
+        self.push(name, ne, vec![c, z], ty).map(Lowered::Node)
+    }
+
     /// `reduce(values, indices, init_value, init_index)` as an argmax/argmin: nodes `NAME.0`
     /// (the extreme values) and `NAME.1` (their indices).
     pub(super) fn arg_reduce(
