@@ -22,6 +22,7 @@ mod error;
 mod executor;
 mod kernels;
 mod mesh;
+mod npz;
 mod random;
 mod tensor;
 
@@ -30,6 +31,9 @@ pub use executor::{execute, execute_values};
 pub use mesh::{
     launch, run_mpmd, run_spmd, run_spmd_per_device, Communicator, InjectedFailure, MeshOptions,
     Stage, ThreadComm,
+};
+pub use npz::{
+    bind_inputs, npy_bytes, npz_bytes, param_tensor, read_npy, read_npz, read_npz_bytes, write_npz,
 };
 pub use random::random_inputs;
 pub use tensor::{max_relative_error, Summary, Tensor};
