@@ -39,6 +39,7 @@ macro_rules! fixture_tests {
         #[test]
         fn $test() {
             let err = check($stem, &[$($dim),*]);
+            eprintln!("{}: largest relative error {err:.3e} against PyTorch", $stem);
             assert!(err <= 1e-4, "{}: relative error {err:.3e} against PyTorch", $stem);
         }
     )*};

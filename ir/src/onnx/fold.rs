@@ -40,6 +40,7 @@ pub(crate) fn lower(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<Vec<Val>> {
         "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => one(s::reshape_like(cx, op, x)?),
         "Transpose" => one(s::transpose(cx, x)?),
         "Gather" => one(s::gather(cx, x)?),
+        "GatherElements" => one(s::gather_elements(cx, x)?),
         "Concat" => one(s::concat(cx, x)?),
         "Slice" => one(s::slice(cx, x)?),
         "Split" => s::split(cx, x),
@@ -72,6 +73,11 @@ fn fold(op: &str, x: &Inputs) -> Result<Option<Vec<Host>>> {
             concat(x, &parts)?
         }
         "Gather" => gather(x, h(0)?, h(1)?)?,
+        "GatherElements" => {
+            let (t, idx) = (h(0)?, h(1)?);
+            let offsets = s::gather_elements_offsets(x, &t.dims, idx)?;
+            Host::new(t.dtype, idx.dims.clone(), offsets.iter().map(|&o| t.data[o as usize]).collect())
+        }
         "Slice" => {
             let t = h(0)?;
             let sl = s::slice_params(x, &t.dims)?;

@@ -130,6 +130,44 @@ pub(crate) fn gather(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     cx.push("gather", Op::Gather { axis }, vec![data, idx], None)
 }
 
+/// The flat positions `GatherElements` reads: `out[.., j, ..] = data[.., idx[.., j, ..], ..]`
+/// along `axis`, as row-major offsets into `data` of `dims`.
+pub(crate) fn gather_elements_offsets(x: &Inputs, dims: &[u64], idx: &Host) -> Result<Vec<f64>> {
+    let axis = norm_axis(&x.attrs, x.attrs.int("axis", 0), dims.len())?;
+    if idx.dims.len() != dims.len() {
+        return Err(x.attrs.err(format!("indices {:?} must have the data's rank {}", idx.dims, dims.len())));
+    }
+    let st = super::host::strides(dims);
+    let ist = super::host::strides(&idx.dims);
+    let n = dims[axis] as i64;
+    let mut out = Vec::with_capacity(idx.data.len());
+    for (k, &i) in idx.data.iter().enumerate() {
+        let i = i as i64;
+        let i = if i < 0 { i + n } else { i };
+        if i < 0 || i >= n {
+            return Err(x.attrs.err(format!("index {i} is out of range for a dim of {n}")));
+        }
+        let mut off = 0u64;
+        for d in 0..dims.len() {
+            let c = (k as u64 / ist[d]) % idx.dims[d];
+            off += if d == axis { i as u64 } else { c } * st[d];
+        }
+        out.push(off as f64);
+    }
+    Ok(out)
+}
+
+/// `GatherElements` with known indices: a gather of the flattened data at the flat positions.
+pub(crate) fn gather_elements(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
+    let data = cx.node(x.get(0)?)?;
+    let ty = cx.g.ty(data).clone();
+    let idx = x.host(1)?;
+    let offsets = gather_elements_offsets(x, ty.dims(), idx)?;
+    let flat = cx.reshape(data, &[ty.shape.elements()])?;
+    let i = cx.node(&Val::host(Host::new(DType::I64, idx.dims.clone(), offsets)))?;
+    cx.push("gather_elements", Op::Gather { axis: 0 }, vec![flat, i], None)
+}
+
 pub(crate) fn concat(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     let mut parts = Vec::new();
     for v in x.vals.iter().flatten() {
