@@ -31,6 +31,9 @@ pub struct CompileArgs {
 
 /// A graph file read either way, with the mesh and annotations it declares.
 pub(crate) fn read_any(path: &Path) -> Result<Graph, CliError> {
+    if path.extension().and_then(|e| e.to_str()) == Some("onnx") {
+        return Ok(super::import::read_onnx(path, &[])?.graph);
+    }
     let is_hlo = matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("hlo") | Some("txt")

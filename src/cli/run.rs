@@ -38,10 +38,65 @@ pub struct RunArgs {
     /// Largest relative error `--check` accepts (max |a-b| / max |reference|).
     #[arg(long, default_value_t = 1e-5)]
     pub tolerance: f64,
+    /// Named input and parameter values (NumPy `.npz`, keyed by name) instead of random ones;
+    /// repeatable. Every input must then have a value (an ONNX model's initializers count).
+    #[arg(long = "inputs", value_name = "FILE.npz")]
+    pub inputs: Vec<PathBuf>,
+    /// Write the outputs, keyed by name, to this `.npz`.
+    #[arg(long, value_name = "FILE.npz")]
+    pub outputs: Option<PathBuf>,
+    /// ONNX: the size of a dynamic dim, `NAME=SIZE`; repeatable.
+    #[arg(long = "dim", value_name = "NAME=SIZE")]
+    pub dims: Vec<String>,
+}
+
+/// The graph, and the parameter values an ONNX model carries (empty for other formats).
+fn read_with_values(a: &RunArgs) -> Result<(Graph, Vec<(String, Tensor)>), CliError> {
+    if a.file.extension().and_then(|e| e.to_str()) != Some("onnx") {
+        return Ok((read_any(&a.file)?, Vec::new()));
+    }
+    let model = super::import::read_onnx(&a.file, &a.dims)?;
+    let values = model
+        .params
+        .iter()
+        .map(|p| {
+            let t = shardc::runtime::param_tensor(p).map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))?;
+            Ok((p.name.clone(), t))
+        })
+        .collect::<Result<Vec<_>, CliError>>()?;
+    Ok((model.graph, values))
+}
+
+/// The run's inputs: the `--inputs` arrays and the model's own values when any are given (every
+/// input must have one), random ones otherwise.
+fn feed(g: &Graph, a: &RunArgs, own: Vec<(String, Tensor)>) -> Result<Vec<Tensor>, CliError> {
+    if a.inputs.is_empty() && own.is_empty() {
+        return Ok(random_inputs(g, a.seed));
+    }
+    let mut named = Vec::new();
+    for f in &a.inputs {
+        named.extend(shardc::runtime::read_npz(f).map_err(|e| CliError::Input(e.to_string()))?);
+    }
+    named.extend(own);
+    let random = if a.inputs.is_empty() { random_inputs(g, a.seed) } else { Vec::new() };
+    let inputs: Vec<shardc::ir::ValueId> = g.inputs().collect();
+    shardc::runtime::bind_inputs(g, &named, |n| {
+        // Without --inputs, an ONNX model's data inputs are random and its weights its own.
+        let i = inputs.iter().position(|&v| g.node(v).name == n)?;
+        random.get(i).cloned()
+    })
+    .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))
+}
+
+/// `--outputs`: the outputs by name.
+fn write_outputs(g: &Graph, a: &RunArgs, outputs: &[Tensor]) -> Result<(), CliError> {
+    let Some(path) = &a.outputs else { return Ok(()) };
+    let arrays: Vec<(String, Tensor)> = g.outputs.iter().zip(outputs).map(|(v, t)| (g.node(*v).name.clone(), t.clone())).collect();
+    shardc::runtime::write_npz(path, &arrays).map_err(|e| CliError::Input(e.to_string()))
 }
 
 pub fn run(a: RunArgs) -> Result<(), CliError> {
-    let g = read_any(&a.file)?;
+    let (g, own) = read_with_values(&a)?;
     let is_hlo = matches!(
         a.file.extension().and_then(|e| e.to_str()),
         Some("hlo") | Some("txt")
@@ -64,14 +119,15 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
             a.max_memory
         )));
     }
+    let inputs = feed(&g, &a, own)?;
     if distributed {
-        return run_partitioned(&g, &a);
+        return run_partitioned(&g, &a, &inputs);
     }
     let spin = spinner(&format!("running {}", a.file.display()));
-    let inputs = random_inputs(&g, a.seed);
     let outputs = execute(&g, &inputs);
     spin.finish_and_clear();
     let outputs = outputs.map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))?;
+    write_outputs(&g, &a, &outputs)?;
     let name = if g.name.is_empty() {
         "<unnamed>"
     } else {
@@ -127,7 +183,7 @@ fn print_gradient_norms(g: &Graph, outputs: &[Tensor]) {
 
 /// Propagates, partitions and runs the graph on the threads backend; with `--check`, compares
 /// every output with the reference executor on the same random inputs.
-fn run_partitioned(g: &Graph, a: &RunArgs) -> Result<(), CliError> {
+fn run_partitioned(g: &Graph, a: &RunArgs, inputs: &[Tensor]) -> Result<(), CliError> {
     let (mesh, annotations) = mesh_and_annotations(g, &a.file, a.mesh.as_deref(), &a.shard)?;
     let programs = compile(g, &mesh, &annotations, true)?;
     let [program] = programs.as_slice() else {
@@ -142,10 +198,10 @@ fn run_partitioned(g: &Graph, a: &RunArgs) -> Result<(), CliError> {
         a.file.display(),
         mesh.num_devices()
     ));
-    let inputs = random_inputs(g, a.seed);
-    let got = run_program(program, &inputs, &a.file);
+    let got = run_program(program, inputs, &a.file);
     spin.finish_and_clear();
     let got = got?;
+    write_outputs(g, a, &got)?;
     println!(
         "graph {}: {} nodes on mesh {mesh} ({} devices, threads backend), seed {}",
         g.name,
@@ -155,7 +211,7 @@ fn run_partitioned(g: &Graph, a: &RunArgs) -> Result<(), CliError> {
     );
     let reference = if a.check {
         Some(
-            execute(g, &inputs)
+            execute(g, inputs)
                 .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))?,
         )
     } else {
