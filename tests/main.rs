@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod cost;
 mod graph_format_doc;
+mod onnx_cli;
 mod propagate;
 mod run;
 mod run_check;
