@@ -74,6 +74,8 @@ fn jax_snippet_names_every_input_and_parameter() {
     assert!(s.contains("\"transformer.h.1.mlp.c_proj.weight\": NamedSharding(mesh, P('tp', None)),"), "{s}");
     let entries = s.lines().filter(|l| l.contains("NamedSharding(mesh,")).count();
     assert_eq!(entries, g.inputs().count());
+    // Kept for trying the snippet with jax by hand (8 CPU host devices; see the report).
+    let _ = std::fs::write(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gpt2_megatron_jax.py"), &s);
 }
 
 #[test]
