@@ -19,21 +19,29 @@ fn err(m: impl Into<String>) -> RuntimeError {
 
 /// Reads every array of an `.npz` file, in the archive's order, keyed by name (without `.npy`).
 pub fn read_npz(path: &Path) -> Result<Vec<(String, Tensor)>, RuntimeError> {
-    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
     read_npz_bytes(&bytes).map_err(|e| err(format!("{}: {e}", path.display())))
 }
 
 /// Reads every array of an `.npz` archive held in memory.
 pub fn read_npz_bytes(bytes: &[u8]) -> Result<Vec<(String, Tensor)>, RuntimeError> {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| err(format!("not an .npz (zip) archive: {e}")))?;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| err(format!("not an .npz (zip) archive: {e}")))?;
     let mut out = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
-        let mut f = zip.by_index(i).map_err(|e| err(format!("entry {i}: {e}")))?;
-        let name = f.name().map_err(|e| err(format!("entry {i}: {e}")))?.to_string();
+        let mut f = zip
+            .by_index(i)
+            .map_err(|e| err(format!("entry {i}: {e}")))?;
+        let name = f
+            .name()
+            .map_err(|e| err(format!("entry {i}: {e}")))?
+            .to_string();
         let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
         // The declared size bounds what is read; an array larger than its entry is an error below.
         let mut data = Vec::with_capacity(f.size().min(1 << 30) as usize);
-        f.read_to_end(&mut data).map_err(|e| err(format!("`{name}`: {e}")))?;
+        f.read_to_end(&mut data)
+            .map_err(|e| err(format!("`{name}`: {e}")))?;
         let t = read_npy(&data).map_err(|e| err(format!("array `{key}`: {e}")))?;
         out.push((key, t));
     }
@@ -61,7 +69,11 @@ fn descr_type(descr: &str) -> Result<(DType, Elem, bool), RuntimeError> {
         "i1" => (DType::I32, Elem::I8),
         "u1" => (DType::I32, Elem::U8),
         "b1" => (DType::Bool, Elem::Bool),
-        _ => return Err(err(format!("element type `{descr}` is not supported (floats, integers and bool are)"))),
+        _ => {
+            return Err(err(format!(
+                "element type `{descr}` is not supported (floats, integers and bool are)"
+            )))
+        }
     };
     Ok((e.0, e.1, big))
 }
@@ -124,15 +136,26 @@ pub fn read_npy(data: &[u8]) -> Result<Tensor, RuntimeError> {
     }
     let (header_len, start) = match data[6] {
         1 => (usize::from(u16::from_le_bytes([data[8], data[9]])), 10),
-        2 | 3 if data.len() >= 12 => (u32::from_le_bytes([data[8], data[9], data[10], data[11]]) as usize, 12),
-        v => return Err(err(format!(".npy version {v} is not supported (1, 2 and 3 are)"))),
+        2 | 3 if data.len() >= 12 => (
+            u32::from_le_bytes([data[8], data[9], data[10], data[11]]) as usize,
+            12,
+        ),
+        v => {
+            return Err(err(format!(
+                ".npy version {v} is not supported (1, 2 and 3 are)"
+            )))
+        }
     };
-    let header = data.get(start..start + header_len).ok_or_else(|| err("header is cut short"))?;
+    let header = data
+        .get(start..start + header_len)
+        .ok_or_else(|| err("header is cut short"))?;
     let header = std::str::from_utf8(header).map_err(|_| err("header is not text"))?;
     let descr = header_field(header, "descr")?;
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     if header_field(header, "fortran_order")? != "False" {
-        return Err(err("Fortran-ordered arrays are not supported (save with np.ascontiguousarray)"));
+        return Err(err(
+            "Fortran-ordered arrays are not supported (save with np.ascontiguousarray)",
+        ));
     }
     let shape = header_field(header, "shape")?;
     let dims: Vec<u64> = shape
@@ -140,14 +163,25 @@ pub fn read_npy(data: &[u8]) -> Result<Tensor, RuntimeError> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<u64>().map_err(|_| err(format!("shape `{shape}` is not a tuple of sizes"))))
+        .map(|s| {
+            s.parse::<u64>()
+                .map_err(|_| err(format!("shape `{shape}` is not a tuple of sizes")))
+        })
         .collect::<Result<_, _>>()?;
     let (dtype, elem, big) = descr_type(descr)?;
     let body = &data[start + header_len..];
-    let n = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| err("element count overflows"))?;
-    let need = n.checked_mul(elem.width() as u64).ok_or_else(|| err("byte size overflows"))?;
+    let n = dims
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| err("element count overflows"))?;
+    let need = n
+        .checked_mul(elem.width() as u64)
+        .ok_or_else(|| err("byte size overflows"))?;
     if (body.len() as u64) < need {
-        return Err(err(format!("shape {shape} needs {need} bytes of data, the file has {}", body.len())));
+        return Err(err(format!(
+            "shape {shape} needs {need} bytes of data, the file has {}",
+            body.len()
+        )));
     }
     let w = elem.width();
     let values: Vec<f64> = body[..need as usize]
@@ -168,8 +202,16 @@ pub fn read_npy(data: &[u8]) -> Result<Tensor, RuntimeError> {
 fn header_field<'a>(header: &'a str, key: &str) -> Result<&'a str, RuntimeError> {
     let missing = || err(format!("header has no `{key}`: {header}"));
     let at = header.find(&format!("'{key}'")).ok_or_else(missing)?;
-    let rest = header[at + key.len() + 2..].trim_start().strip_prefix(':').ok_or_else(missing)?.trim_start();
-    let end = if rest.starts_with('(') { rest.find(')').map(|i| i + 1) } else { rest.find([',', '}']) };
+    let rest = header[at + key.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')
+        .ok_or_else(missing)?
+        .trim_start();
+    let end = if rest.starts_with('(') {
+        rest.find(')').map(|i| i + 1)
+    } else {
+        rest.find([',', '}'])
+    };
     Ok(rest[..end.ok_or_else(missing)?].trim())
 }
 
@@ -220,10 +262,14 @@ pub fn write_npz(path: &Path, arrays: &[(String, Tensor)]) -> Result<(), Runtime
 /// The bytes of an `.npz` archive of named tensors.
 pub fn npz_bytes(arrays: &[(String, Tensor)]) -> Result<Vec<u8>, RuntimeError> {
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(false);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(false);
     for (name, t) in arrays {
-        zip.start_file(format!("{name}.npy"), opts).map_err(|e| err(format!("array `{name}`: {e}")))?;
-        zip.write_all(&npy_bytes(t)).map_err(|e| err(format!("array `{name}`: {e}")))?;
+        zip.start_file(format!("{name}.npy"), opts)
+            .map_err(|e| err(format!("array `{name}`: {e}")))?;
+        zip.write_all(&npy_bytes(t))
+            .map_err(|e| err(format!("array `{name}`: {e}")))?;
     }
     let cursor = zip.finish().map_err(|e| err(e.to_string()))?;
     Ok(cursor.into_inner())
@@ -242,7 +288,11 @@ pub fn bind_inputs(
     let mut missing = Vec::new();
     for v in g.inputs() {
         let n = g.node(v);
-        let given = named.iter().find(|(k, _)| *k == n.name).map(|(_, t)| t.clone()).or_else(|| fallback(&n.name));
+        let given = named
+            .iter()
+            .find(|(k, _)| *k == n.name)
+            .map(|(_, t)| t.clone())
+            .or_else(|| fallback(&n.name));
         let Some(t) = given else {
             missing.push(format!("{} ({} {})", n.name, n.role.name(), n.ty));
             continue;
@@ -251,9 +301,16 @@ pub fn bind_inputs(
             out.push(t);
             continue;
         }
-        let same_kind = t.dtype().is_int() == n.ty.dtype.is_int() && t.dtype().is_float() == n.ty.dtype.is_float();
+        let same_kind = t.dtype().is_int() == n.ty.dtype.is_int()
+            && t.dtype().is_float() == n.ty.dtype.is_float();
         if t.ty().shape != n.ty.shape || !same_kind {
-            return Err(err(format!("array `{}` is {}, the graph's {} is {}", n.name, t.ty(), n.role.name(), n.ty)));
+            return Err(err(format!(
+                "array `{}` is {}, the graph's {} is {}",
+                n.name,
+                t.ty(),
+                n.role.name(),
+                n.ty
+            )));
         }
         out.push(Tensor::from_f64(n.ty.clone(), &t.to_f64_vec())?);
     }
@@ -273,7 +330,9 @@ pub fn param_tensor(p: &shardc_ir::onnx::ParamValue) -> Result<Tensor, RuntimeEr
     use shardc_ir::onnx::ArrayData;
     let named = |e: RuntimeError| err(format!("parameter `{}`: {e}", p.name));
     match &p.data {
-        ArrayData::F32(v) if p.ty.dtype == DType::F32 => Tensor::from_f32_vec(p.ty.dims(), v.clone()).map_err(named),
+        ArrayData::F32(v) if p.ty.dtype == DType::F32 => {
+            Tensor::from_f32_vec(p.ty.dims(), v.clone()).map_err(named)
+        }
         d => Tensor::from_f64(p.ty.clone(), &d.to_f64_vec()).map_err(named),
     }
 }
@@ -285,10 +344,26 @@ mod tests {
     #[test]
     fn npz_round_trips_every_dtype() {
         let arrays = vec![
-            ("a".to_string(), Tensor::from_f64(TensorType::new(DType::F32, vec![2, 3]), &[1.0, 2.5, -3.0, 4.0, 5.0, 6.0]).unwrap()),
-            ("ids".to_string(), Tensor::from_f64(TensorType::new(DType::I64, vec![3]), &[7.0, -1.0, 1e12]).unwrap()),
-            ("m".to_string(), Tensor::from_f64(TensorType::new(DType::Bool, vec![2]), &[1.0, 0.0]).unwrap()),
-            ("s".to_string(), Tensor::from_f64(TensorType::new(DType::F64, vec![]), &[0.125]).unwrap()),
+            (
+                "a".to_string(),
+                Tensor::from_f64(
+                    TensorType::new(DType::F32, vec![2, 3]),
+                    &[1.0, 2.5, -3.0, 4.0, 5.0, 6.0],
+                )
+                .unwrap(),
+            ),
+            (
+                "ids".to_string(),
+                Tensor::from_f64(TensorType::new(DType::I64, vec![3]), &[7.0, -1.0, 1e12]).unwrap(),
+            ),
+            (
+                "m".to_string(),
+                Tensor::from_f64(TensorType::new(DType::Bool, vec![2]), &[1.0, 0.0]).unwrap(),
+            ),
+            (
+                "s".to_string(),
+                Tensor::from_f64(TensorType::new(DType::F64, vec![]), &[0.125]).unwrap(),
+            ),
         ];
         let bytes = npz_bytes(&arrays).unwrap();
         let back = read_npz_bytes(&bytes).unwrap();
@@ -297,9 +372,12 @@ mod tests {
 
     #[test]
     fn bad_npy_names_the_problem() {
-        let e = read_npy(b"\x93NUMPY\x01\x00\x10\x00{'descr': '<c8'").unwrap_err().to_string();
+        let e = read_npy(b"\x93NUMPY\x01\x00\x10\x00{'descr': '<c8'")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("header"), "{e}");
-        let mut a = npy_bytes(&Tensor::from_f64(TensorType::new(DType::F32, vec![4]), &[1.0; 4]).unwrap());
+        let mut a =
+            npy_bytes(&Tensor::from_f64(TensorType::new(DType::F32, vec![4]), &[1.0; 4]).unwrap());
         a.truncate(a.len() - 4);
         let e = read_npy(&a).unwrap_err().to_string();
         assert!(e.contains("needs 16 bytes"), "{e}");

@@ -15,19 +15,31 @@ fn dir() -> PathBuf {
 /// error against PyTorch's outputs.
 fn check(stem: &str, dims: &[&str]) -> f64 {
     let d = dir();
-    let model = import(&d.join(format!("{stem}.onnx")), &OnnxOptions::with_dims(dims).unwrap())
-        .unwrap_or_else(|e| panic!("{stem}: {e}"));
+    let model = import(
+        &d.join(format!("{stem}.onnx")),
+        &OnnxOptions::with_dims(dims).unwrap(),
+    )
+    .unwrap_or_else(|e| panic!("{stem}: {e}"));
     let inputs = read_npz(&d.join(format!("{stem}.inputs.npz"))).unwrap();
     let expected = read_npz(&d.join(format!("{stem}.outputs.npz"))).unwrap();
-    let params: Vec<_> = model.params.iter().map(|p| (p.name.clone(), param_tensor(p).unwrap())).collect();
-    let feed = bind_inputs(&model.graph, &inputs, |n| params.iter().find(|(k, _)| k == n).map(|(_, t)| t.clone()))
-        .unwrap_or_else(|e| panic!("{stem}: {e}"));
+    let params: Vec<_> = model
+        .params
+        .iter()
+        .map(|p| (p.name.clone(), param_tensor(p).unwrap()))
+        .collect();
+    let feed = bind_inputs(&model.graph, &inputs, |n| {
+        params.iter().find(|(k, _)| k == n).map(|(_, t)| t.clone())
+    })
+    .unwrap_or_else(|e| panic!("{stem}: {e}"));
     let got = execute(&model.graph, &feed).unwrap_or_else(|e| panic!("{stem}: {e}"));
     assert_eq!(got.len(), expected.len(), "{stem}: output count");
     let mut worst = 0.0f64;
     for (v, t) in model.graph.outputs.iter().zip(&got) {
         let name = &model.graph.node(*v).name;
-        let (_, want) = expected.iter().find(|(k, _)| k == name).unwrap_or_else(|| panic!("{stem}: no saved output `{name}`"));
+        let (_, want) = expected
+            .iter()
+            .find(|(k, _)| k == name)
+            .unwrap_or_else(|| panic!("{stem}: no saved output `{name}`"));
         let err = max_relative_error(t, want).unwrap();
         worst = worst.max(err);
     }

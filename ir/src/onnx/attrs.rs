@@ -54,7 +54,9 @@ impl<'a> Attrs<'a> {
     pub(crate) fn string(&self, name: &str, default: &str) -> String {
         self.get(name)
             .and_then(|a| a.s.as_ref())
-            .map_or(default.to_string(), |s| String::from_utf8_lossy(s).into_owned())
+            .map_or(default.to_string(), |s| {
+                String::from_utf8_lossy(s).into_owned()
+            })
     }
 
     pub(crate) fn tensor(&self, name: &str) -> Option<&'a TensorProto> {
@@ -70,7 +72,11 @@ impl<'a> Attrs<'a> {
 /// How a node is named in errors: its name, or its first output when it has none.
 pub(crate) fn node_label(n: &NodeProto) -> String {
     match n.name() {
-        "" => n.output.first().cloned().unwrap_or_else(|| "<unnamed>".into()),
+        "" => n
+            .output
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "<unnamed>".into()),
         s => s.to_string(),
     }
 }

@@ -75,12 +75,24 @@ impl Ctx {
     }
 
     /// Appends a node named after the ONNX node being lowered (`BASE.hint`).
-    pub(crate) fn push(&mut self, hint: &str, op: Op, operands: Vec<ValueId>, ty: Option<TensorType>) -> Result<ValueId> {
+    pub(crate) fn push(
+        &mut self,
+        hint: &str,
+        op: Op,
+        operands: Vec<ValueId>,
+        ty: Option<TensorType>,
+    ) -> Result<ValueId> {
         let name = self.unique(&format!("{}.{hint}", self.base));
         self.g.push(name, op, operands, ty)
     }
 
-    fn push_named(&mut self, name: &str, op: Op, operands: Vec<ValueId>, ty: Option<TensorType>) -> Result<ValueId> {
+    fn push_named(
+        &mut self,
+        name: &str,
+        op: Op,
+        operands: Vec<ValueId>,
+        ty: Option<TensorType>,
+    ) -> Result<ValueId> {
         let name = self.unique(name);
         self.g.push(name, op, operands, ty)
     }
@@ -116,7 +128,14 @@ impl Ctx {
 
     /// A constant of `dtype` and `dims`, every element `value`.
     pub(crate) fn splat(&mut self, dtype: DType, dims: &[u64], value: f64) -> Result<ValueId> {
-        self.push("const", Op::Constant { value: Literal::Splat(value) }, vec![], Some(TensorType::new(dtype, dims.to_vec())))
+        self.push(
+            "const",
+            Op::Constant {
+                value: Literal::Splat(value),
+            },
+            vec![],
+            Some(TensorType::new(dtype, dims.to_vec())),
+        )
     }
 
     /// `v` broadcast to `dims` by numpy rules (trailing dims aligned).
@@ -125,16 +144,32 @@ impl Ctx {
         if ty.dims() == dims {
             return Ok(v);
         }
-        let off = dims.len().checked_sub(ty.rank()).ok_or_else(|| IrError::node(&self.base, "broadcast", format!("cannot broadcast {ty} to rank {}", dims.len())))?;
+        let off = dims.len().checked_sub(ty.rank()).ok_or_else(|| {
+            IrError::node(
+                &self.base,
+                "broadcast",
+                format!("cannot broadcast {ty} to rank {}", dims.len()),
+            )
+        })?;
         let bdims: Vec<usize> = (off..dims.len()).collect();
-        self.push("broadcast", Op::Broadcast { dims: bdims }, vec![v], Some(TensorType::new(ty.dtype, dims.to_vec())))
+        self.push(
+            "broadcast",
+            Op::Broadcast { dims: bdims },
+            vec![v],
+            Some(TensorType::new(ty.dtype, dims.to_vec())),
+        )
     }
 
     /// `a` and `b` broadcast to their common shape.
     pub(crate) fn broadcast_pair(&mut self, a: ValueId, b: ValueId) -> Result<(ValueId, ValueId)> {
         let (ta, tb) = (self.g.ty(a).clone(), self.g.ty(b).clone());
-        let dims = super::host::broadcast_shape(ta.dims(), tb.dims())
-            .ok_or_else(|| IrError::node(&self.base, "broadcast", format!("{ta} and {tb} do not broadcast")))?;
+        let dims = super::host::broadcast_shape(ta.dims(), tb.dims()).ok_or_else(|| {
+            IrError::node(
+                &self.base,
+                "broadcast",
+                format!("{ta} and {tb} do not broadcast"),
+            )
+        })?;
         Ok((self.broadcast_to(a, &dims)?, self.broadcast_to(b, &dims)?))
     }
 
@@ -160,7 +195,12 @@ impl Ctx {
         if ty.dims() == dims {
             return Ok(v);
         }
-        self.push("reshape", Op::Reshape, vec![v], Some(TensorType::new(ty.dtype, dims.to_vec())))
+        self.push(
+            "reshape",
+            Op::Reshape,
+            vec![v],
+            Some(TensorType::new(ty.dtype, dims.to_vec())),
+        )
     }
 
     pub(crate) fn convert(&mut self, v: ValueId, dtype: DType) -> Result<ValueId> {
@@ -172,16 +212,32 @@ impl Ctx {
     }
 
     /// Reduces `dims` of `v` with `func`, keeping them as size-1 dims when `keep`.
-    pub(crate) fn reduce(&mut self, func: crate::op::ReduceFn, v: ValueId, dims: &[usize], keep: bool) -> Result<ValueId> {
+    pub(crate) fn reduce(
+        &mut self,
+        func: crate::op::ReduceFn,
+        v: ValueId,
+        dims: &[usize],
+        keep: bool,
+    ) -> Result<ValueId> {
         let ty = self.g.ty(v).clone();
         let mut dims = dims.to_vec();
         dims.sort_unstable();
         dims.dedup();
-        let r = self.push("reduce", Op::Reduce { func, dims: dims.clone() }, vec![v], None)?;
+        let r = self.push(
+            "reduce",
+            Op::Reduce {
+                func,
+                dims: dims.clone(),
+            },
+            vec![v],
+            None,
+        )?;
         if !keep {
             return Ok(r);
         }
-        let kept: Vec<u64> = (0..ty.rank()).map(|d| if dims.contains(&d) { 1 } else { ty.dims()[d] }).collect();
+        let kept: Vec<u64> = (0..ty.rank())
+            .map(|d| if dims.contains(&d) { 1 } else { ty.dims()[d] })
+            .collect();
         self.reshape(r, &kept)
     }
 }
@@ -195,7 +251,10 @@ pub(crate) struct Inputs<'a> {
 impl Inputs<'_> {
     /// Input `i`, which the operator requires.
     pub(crate) fn get(&self, i: usize) -> Result<&Val> {
-        self.vals.get(i).and_then(Option::as_ref).ok_or_else(|| self.attrs.err(format!("input {i} is missing")))
+        self.vals
+            .get(i)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| self.attrs.err(format!("input {i} is missing")))
     }
 
     pub(crate) fn opt(&self, i: usize) -> Option<&Val> {
@@ -227,7 +286,10 @@ impl Inputs<'_> {
 
     /// All present inputs are import-time values.
     pub(crate) fn all_host(&self) -> bool {
-        self.vals.iter().flatten().all(|v| matches!(v, Val::Host(_)))
+        self.vals
+            .iter()
+            .flatten()
+            .all(|v| matches!(v, Val::Host(_)))
     }
 }
 
@@ -244,15 +306,94 @@ pub(crate) fn norm_axis(attrs: &Attrs, axis: i64, rank: usize) -> Result<usize> 
 /// Operator types the importer lowers (the default domain; `com.microsoft` for ORT's fused
 /// normalizations). Kept sorted.
 pub const SUPPORTED_OPS: &[&str] = &[
-    "Abs", "Add", "And", "ArgMax", "AveragePool", "BatchNormalization", "Cast", "CastLike", "Ceil", "Clip", "Concat",
-    "Constant", "ConstantOfShape", "Conv", "Cos", "CumSum", "Div", "Dropout", "Einsum", "Equal", "Erf", "Exp", "Expand",
-    "Flatten", "Floor", "Gather", "GatherElements", "Gelu", "Gemm", "GlobalAveragePool", "Greater", "GreaterOrEqual",
-    "HardSigmoid", "HardSwish", "Identity", "IsInf", "IsNaN", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual",
-    "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mod", "Mul", "Neg", "Not", "Or", "Pow", "Range",
-    "Reciprocal", "ReduceL2", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare",
-    "Relu", "Reshape", "RMSNormalization", "Shape", "Sigmoid", "Sign", "SimplifiedLayerNormalization", "Sin", "Size",
-    "SkipSimplifiedLayerNormalization", "Slice", "Softmax", "Softplus", "Split", "Sqrt", "Squeeze", "Sub", "Sum",
-    "Tanh", "Tile", "Transpose", "Trilu", "Unsqueeze", "Where", "Xor",
+    "Abs",
+    "Add",
+    "And",
+    "ArgMax",
+    "AveragePool",
+    "BatchNormalization",
+    "Cast",
+    "CastLike",
+    "Ceil",
+    "Clip",
+    "Concat",
+    "Constant",
+    "ConstantOfShape",
+    "Conv",
+    "Cos",
+    "CumSum",
+    "Div",
+    "Dropout",
+    "Einsum",
+    "Equal",
+    "Erf",
+    "Exp",
+    "Expand",
+    "Flatten",
+    "Floor",
+    "Gather",
+    "GatherElements",
+    "Gelu",
+    "Gemm",
+    "GlobalAveragePool",
+    "Greater",
+    "GreaterOrEqual",
+    "HardSigmoid",
+    "HardSwish",
+    "Identity",
+    "IsInf",
+    "IsNaN",
+    "LayerNormalization",
+    "LeakyRelu",
+    "Less",
+    "LessOrEqual",
+    "Log",
+    "LogSoftmax",
+    "MatMul",
+    "Max",
+    "MaxPool",
+    "Mean",
+    "Min",
+    "Mod",
+    "Mul",
+    "Neg",
+    "Not",
+    "Or",
+    "Pow",
+    "Range",
+    "Reciprocal",
+    "ReduceL2",
+    "ReduceMax",
+    "ReduceMean",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "Relu",
+    "Reshape",
+    "RMSNormalization",
+    "Shape",
+    "Sigmoid",
+    "Sign",
+    "SimplifiedLayerNormalization",
+    "Sin",
+    "Size",
+    "SkipSimplifiedLayerNormalization",
+    "Slice",
+    "Softmax",
+    "Softplus",
+    "Split",
+    "Sqrt",
+    "Squeeze",
+    "Sub",
+    "Sum",
+    "Tanh",
+    "Tile",
+    "Transpose",
+    "Trilu",
+    "Unsqueeze",
+    "Where",
+    "Xor",
 ];
 
 /// Imports a graph: inputs, initializers, then every node in order.
@@ -284,7 +425,11 @@ pub(crate) fn import_graph(
             let ty = TensorType::new(dtype, dims);
             let id = cx.push_named(t.name(), Op::Input { init: None }, vec![], Some(ty.clone()))?;
             cx.g.nodes[id.index()].role = Role::Parameter;
-            params.push(ParamValue { name: cx.g.nodes[id.index()].name.clone(), ty, data });
+            params.push(ParamValue {
+                name: cx.g.nodes[id.index()].name.clone(),
+                ty,
+                data,
+            });
             Val::Node(id)
         } else {
             Val::host(Host::new(dtype, dims, data.to_f64_vec()))
@@ -295,12 +440,20 @@ pub(crate) fn import_graph(
         lower_node(&mut cx, node, functions)?;
     }
     for o in &gp.output {
-        let v = cx.vals.get(o.name()).cloned().ok_or_else(|| IrError::Format(format!("graph output `{}` is not computed by any node", o.name())))?;
+        let v = cx.vals.get(o.name()).cloned().ok_or_else(|| {
+            IrError::Format(format!(
+                "graph output `{}` is not computed by any node",
+                o.name()
+            ))
+        })?;
         let id = cx.node(&v)?;
         // Outputs carry the model's output names exactly (the keys of `--outputs out.npz`).
         let id = if cx.g.nodes[id.index()].name == o.name() {
             id
-        } else if cx.g.nodes[id.index()].role == Role::Activation && !cx.g.outputs.contains(&id) && !cx.used.contains(o.name()) {
+        } else if cx.g.nodes[id.index()].role == Role::Activation
+            && !cx.g.outputs.contains(&id)
+            && !cx.used.contains(o.name())
+        {
             let old = std::mem::replace(&mut cx.g.nodes[id.index()].name, o.name().to_string());
             cx.used.remove(&old);
             cx.used.insert(o.name().to_string());
@@ -344,7 +497,10 @@ fn check_supported(gp: &GraphProto, functions: &[FunctionProto]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let list: Vec<String> = missing.iter().map(|(k, n)| format!("{k} ({n} node{})", if *n == 1 { "" } else { "s" })).collect();
+    let list: Vec<String> = missing
+        .iter()
+        .map(|(k, n)| format!("{k} ({n} node{})", if *n == 1 { "" } else { "s" }))
+        .collect();
     Err(IrError::Format(format!(
         "the model uses {} operator{} the ONNX importer does not support: {}",
         missing.len(),
@@ -354,7 +510,9 @@ fn check_supported(gp: &GraphProto, functions: &[FunctionProto]) -> Result<()> {
 }
 
 fn find_function<'a>(functions: &'a [FunctionProto], n: &NodeProto) -> Option<&'a FunctionProto> {
-    functions.iter().find(|f| f.name() == n.op_type() && f.domain() == n.domain())
+    functions
+        .iter()
+        .find(|f| f.name() == n.op_type() && f.domain() == n.domain())
 }
 
 /// Lowers one node (or inlines a model-local function) and binds its outputs.
@@ -366,7 +524,11 @@ fn lower_node(cx: &mut Ctx, node: &NodeProto, functions: &[FunctionProto]) -> Re
             continue;
         }
         let v = cx.vals.get(name).cloned().ok_or_else(|| {
-            IrError::node(node_label(node), node.op_type(), format!("input `{name}` is not defined before this node"))
+            IrError::node(
+                node_label(node),
+                node.op_type(),
+                format!("input `{name}` is not defined before this node"),
+            )
         })?;
         vals.push(Some(v));
     }
@@ -375,11 +537,17 @@ fn lower_node(cx: &mut Ctx, node: &NodeProto, functions: &[FunctionProto]) -> Re
     }
     cx.base = sanitize(node.output.first().map_or(node.op_type(), String::as_str));
     let first_new = cx.g.len();
-    let inputs = Inputs { vals, attrs: Attrs::new(node) };
+    let inputs = Inputs {
+        vals,
+        attrs: Attrs::new(node),
+    };
     let outs = super::fold::lower(cx, node.op_type(), &inputs)?;
     let wanted = node.output.iter().filter(|o| !o.is_empty()).count();
     if outs.len() < wanted {
-        return Err(inputs.attrs.err(format!("gives {} outputs, the model uses {wanted}", outs.len())));
+        return Err(inputs.attrs.err(format!(
+            "gives {} outputs, the model uses {wanted}",
+            outs.len()
+        )));
     }
     for (name, v) in node.output.iter().zip(outs) {
         if name.is_empty() {
@@ -403,7 +571,13 @@ fn lower_node(cx: &mut Ctx, node: &NodeProto, functions: &[FunctionProto]) -> Re
 }
 
 /// Inlines a call of a model-local function: its body's values live under the call's names.
-fn inline_function(cx: &mut Ctx, call: &NodeProto, f: &FunctionProto, args: Vec<Option<Val>>, functions: &[FunctionProto]) -> Result<()> {
+fn inline_function(
+    cx: &mut Ctx,
+    call: &NodeProto,
+    f: &FunctionProto,
+    args: Vec<Option<Val>>,
+    functions: &[FunctionProto],
+) -> Result<()> {
     let prefix = sanitize(call.output.first().map_or(call.op_type(), String::as_str));
     let rename = |n: &str| format!("{prefix}::{n}");
     let mut body_nodes = Vec::with_capacity(f.node.len());
@@ -423,9 +597,17 @@ fn inline_function(cx: &mut Ctx, call: &NodeProto, f: &FunctionProto, args: Vec<
         // Attribute references (`ref_attr_name`) take the call's attribute of that name.
         for a in n.attribute.iter_mut() {
             if let Some(r) = a.ref_attr_name.clone() {
-                let actual = call.attribute.iter().find(|c| c.name() == r).ok_or_else(|| {
-                    IrError::node(node_label(call), call.op_type(), format!("function attribute `{r}` is not given by the call"))
-                })?;
+                let actual = call
+                    .attribute
+                    .iter()
+                    .find(|c| c.name() == r)
+                    .ok_or_else(|| {
+                        IrError::node(
+                            node_label(call),
+                            call.op_type(),
+                            format!("function attribute `{r}` is not given by the call"),
+                        )
+                    })?;
                 let name = a.name.clone();
                 *a = actual.clone();
                 a.name = name;
@@ -441,7 +623,11 @@ fn inline_function(cx: &mut Ctx, call: &NodeProto, f: &FunctionProto, args: Vec<
             continue;
         }
         let v = cx.vals.get(&rename(formal)).cloned().ok_or_else(|| {
-            IrError::node(node_label(call), call.op_type(), format!("function output `{formal}` is not computed"))
+            IrError::node(
+                node_label(call),
+                call.op_type(),
+                format!("function output `{formal}` is not computed"),
+            )
         })?;
         cx.vals.insert(actual.clone(), v);
     }

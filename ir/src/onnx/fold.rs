@@ -19,12 +19,14 @@ pub(crate) fn lower(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<Vec<Val>> {
     }
     let one = |v: crate::graph::ValueId| Ok(vec![Val::Node(v)]);
     match op {
-        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Sum" | "Mean" | "And" | "Or" | "Xor" | "Mod" => one(m::binary(cx, op, x)?),
-        "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => one(m::compare(cx, op, x)?),
-        "Abs" | "Neg" | "Exp" | "Log" | "Tanh" | "Sigmoid" | "Relu" | "Sqrt" | "Sin" | "Cos" | "Not" | "Reciprocal" | "Erf"
-        | "Sign" | "Softplus" | "IsNaN" | "IsInf" | "Floor" | "Ceil" | "LeakyRelu" | "HardSigmoid" | "HardSwish" | "Gelu" => {
-            one(m::unary(cx, op, x)?)
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Sum" | "Mean" | "And" | "Or"
+        | "Xor" | "Mod" => one(m::binary(cx, op, x)?),
+        "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => {
+            one(m::compare(cx, op, x)?)
         }
+        "Abs" | "Neg" | "Exp" | "Log" | "Tanh" | "Sigmoid" | "Relu" | "Sqrt" | "Sin" | "Cos"
+        | "Not" | "Reciprocal" | "Erf" | "Sign" | "Softplus" | "IsNaN" | "IsInf" | "Floor"
+        | "Ceil" | "LeakyRelu" | "HardSigmoid" | "HardSwish" | "Gelu" => one(m::unary(cx, op, x)?),
         "Clip" => one(m::clip(cx, x)?),
         "Where" => one(m::select(cx, x)?),
         "Cast" | "CastLike" => one(m::cast(cx, op, x)?),
@@ -35,7 +37,9 @@ pub(crate) fn lower(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<Vec<Val>> {
         "LayerNormalization" => one(m::layer_norm(cx, x)?),
         "SimplifiedLayerNormalization" | "RMSNormalization" => one(m::rms_norm(cx, x)?),
         "SkipSimplifiedLayerNormalization" => m::skip_rms_norm(cx, x),
-        "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceL2" | "ReduceSumSquare" => one(m::reduce(cx, op, x)?),
+        "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceL2" | "ReduceSumSquare" => {
+            one(m::reduce(cx, op, x)?)
+        }
         "CumSum" => one(m::cumsum(cx, x)?),
         "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => one(s::reshape_like(cx, op, x)?),
         "Transpose" => one(s::transpose(cx, x)?),
@@ -47,12 +51,16 @@ pub(crate) fn lower(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<Vec<Val>> {
         "Expand" => one(s::expand(cx, x)?),
         "Tile" => one(s::tile(cx, x)?),
         "Trilu" => one(s::trilu(cx, x)?),
-        "Shape" | "Size" | "Constant" | "ConstantOfShape" | "Range" => Ok(vec![Val::host(s::source(cx, op, x)?)]),
+        "Shape" | "Size" | "Constant" | "ConstantOfShape" | "Range" => {
+            Ok(vec![Val::host(s::source(cx, op, x)?)])
+        }
         "Conv" => one(nn::conv(cx, x)?),
         "BatchNormalization" => one(nn::batch_norm(cx, x)?),
         "MaxPool" | "AveragePool" => one(nn::pool(cx, op, x)?),
         "GlobalAveragePool" => one(nn::global_average_pool(cx, x)?),
-        _ => Err(x.attrs.err("the ONNX importer does not support this operator")),
+        _ => Err(x
+            .attrs
+            .err("the ONNX importer does not support this operator")),
     }
 }
 
@@ -61,7 +69,10 @@ fn fold(op: &str, x: &Inputs) -> Result<Option<Vec<Host>>> {
     let h = |i: usize| x.host(i);
     let out = match op {
         "Identity" => h(0)?.clone(),
-        "Cast" => h(0)?.cast(super::tensor::dtype_of(x.attrs.int("to", 1) as i32, "Cast")?),
+        "Cast" => h(0)?.cast(super::tensor::dtype_of(
+            x.attrs.int("to", 1) as i32,
+            "Cast",
+        )?),
         "CastLike" => h(0)?.cast(h(1)?.dtype),
         "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => {
             let t = h(0)?;
@@ -76,7 +87,11 @@ fn fold(op: &str, x: &Inputs) -> Result<Option<Vec<Host>>> {
         "GatherElements" => {
             let (t, idx) = (h(0)?, h(1)?);
             let offsets = s::gather_elements_offsets(x, &t.dims, idx)?;
-            Host::new(t.dtype, idx.dims.clone(), offsets.iter().map(|&o| t.data[o as usize]).collect())
+            Host::new(
+                t.dtype,
+                idx.dims.clone(),
+                offsets.iter().map(|&o| t.data[o as usize]).collect(),
+            )
         }
         "Slice" => {
             let t = h(0)?;
@@ -86,25 +101,39 @@ fn fold(op: &str, x: &Inputs) -> Result<Option<Vec<Host>>> {
         "Expand" => {
             let t = h(0)?;
             let shape: Vec<u64> = h(1)?.as_i64s().iter().map(|&d| d.max(0) as u64).collect();
-            let dims = broadcast_shape(&t.dims, &shape).ok_or_else(|| x.attrs.err(format!("cannot expand {:?} to {shape:?}", t.dims)))?;
+            let dims = broadcast_shape(&t.dims, &shape).ok_or_else(|| {
+                x.attrs
+                    .err(format!("cannot expand {:?} to {shape:?}", t.dims))
+            })?;
             Host::new(t.dtype, dims.clone(), broadcast_data(t, &dims))
         }
         "Where" => {
             let (c, a, b) = (h(0)?, h(1)?, h(2)?);
-            let dims = broadcast_shape(&c.dims, &a.dims).and_then(|d| broadcast_shape(&d, &b.dims)).ok_or_else(|| x.attrs.err("operands do not broadcast"))?;
-            let (c, a, b) = (broadcast_data(c, &dims), broadcast_data(a, &dims), broadcast_data(b, &dims));
-            let data = c.iter().zip(a.iter().zip(&b)).map(|(&c, (&a, &b))| if c != 0.0 { a } else { b }).collect();
+            let dims = broadcast_shape(&c.dims, &a.dims)
+                .and_then(|d| broadcast_shape(&d, &b.dims))
+                .ok_or_else(|| x.attrs.err("operands do not broadcast"))?;
+            let (c, a, b) = (
+                broadcast_data(c, &dims),
+                broadcast_data(a, &dims),
+                broadcast_data(b, &dims),
+            );
+            let data = c
+                .iter()
+                .zip(a.iter().zip(&b))
+                .map(|(&c, (&a, &b))| if c != 0.0 { a } else { b })
+                .collect();
             Host::new(h(1)?.dtype, dims, data)
         }
-        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Sum" | "Mod" | "And" | "Or" | "Xor" | "Equal" | "Less" | "Greater"
-        | "LessOrEqual" | "GreaterOrEqual" => {
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Sum" | "Mod" | "And" | "Or"
+        | "Xor" | "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => {
             let mut acc = h(0)?.clone();
             for i in 1..x.vals.len() {
                 acc = elementwise(op, x, &acc, h(i)?)?;
             }
             acc
         }
-        "Neg" | "Abs" | "Not" | "Sqrt" | "Floor" | "Ceil" | "Exp" | "Log" | "Sin" | "Cos" | "Reciprocal" | "Sign" | "Relu" => {
+        "Neg" | "Abs" | "Not" | "Sqrt" | "Floor" | "Ceil" | "Exp" | "Log" | "Sin" | "Cos"
+        | "Reciprocal" | "Sign" | "Relu" => {
             let t = h(0)?;
             let f = |v: f64| match op {
                 "Neg" => -v,
@@ -118,12 +147,26 @@ fn fold(op: &str, x: &Inputs) -> Result<Option<Vec<Host>>> {
                 "Sin" => v.sin(),
                 "Cos" => v.cos(),
                 "Reciprocal" => 1.0 / v,
-                "Sign" => if v > 0.0 { 1.0 } else if v < 0.0 { -1.0 } else { 0.0 },
+                "Sign" => {
+                    if v > 0.0 {
+                        1.0
+                    } else if v < 0.0 {
+                        -1.0
+                    } else {
+                        0.0
+                    }
+                }
                 _ => v.max(0.0),
             };
-            Host::new(t.dtype, t.dims.clone(), t.data.iter().map(|&v| cast_elem(f(v), t.dtype)).collect())
+            Host::new(
+                t.dtype,
+                t.dims.clone(),
+                t.data.iter().map(|&v| cast_elem(f(v), t.dtype)).collect(),
+            )
         }
-        "ReduceProd" | "ReduceSum" | "ReduceMax" | "ReduceMin" if x.attrs.int("keepdims", 1) == 0 || h(0)?.dims.len() <= 1 => {
+        "ReduceProd" | "ReduceSum" | "ReduceMax" | "ReduceMin"
+            if x.attrs.int("keepdims", 1) == 0 || h(0)?.dims.len() <= 1 =>
+        {
             let t = h(0)?;
             let axes = x.ints_input_or_attr(1, "axes")?.unwrap_or_default();
             if !(axes.is_empty() || t.dims.len() == 1) {
@@ -136,7 +179,11 @@ fn fold(op: &str, x: &Inputs) -> Result<Option<Vec<Host>>> {
                 "ReduceMax" => data.iter().copied().fold(f64::MIN, f64::max),
                 _ => data.iter().copied().fold(f64::MAX, f64::min),
             };
-            let dims = if x.attrs.int("keepdims", 1) == 1 { vec![1; t.dims.len()] } else { vec![] };
+            let dims = if x.attrs.int("keepdims", 1) == 1 {
+                vec![1; t.dims.len()]
+            } else {
+                vec![]
+            };
             Host::new(t.dtype, dims, vec![v])
         }
         _ => return Ok(None),
@@ -145,24 +192,42 @@ fn fold(op: &str, x: &Inputs) -> Result<Option<Vec<Host>>> {
 }
 
 fn elementwise(op: &str, x: &Inputs, a: &Host, b: &Host) -> Result<Host> {
-    let dims = broadcast_shape(&a.dims, &b.dims).ok_or_else(|| x.attrs.err(format!("{:?} and {:?} do not broadcast", a.dims, b.dims)))?;
+    let dims = broadcast_shape(&a.dims, &b.dims).ok_or_else(|| {
+        x.attrs
+            .err(format!("{:?} and {:?} do not broadcast", a.dims, b.dims))
+    })?;
     let (da, db) = (broadcast_data(a, &dims), broadcast_data(b, &dims));
     let int = a.dtype.is_int();
-    let cmp = matches!(op, "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual");
+    let cmp = matches!(
+        op,
+        "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual"
+    );
     let f = |p: f64, q: f64| -> f64 {
         let bool_ = |c: bool| f64::from(u8::from(c));
         match op {
             "Add" | "Sum" => p + q,
             "Sub" => p - q,
             "Mul" => p * q,
-            "Div" if int => if q == 0.0 { 0.0 } else { (p / q).trunc() },
+            "Div" if int => {
+                if q == 0.0 {
+                    0.0
+                } else {
+                    (p / q).trunc()
+                }
+            }
             "Div" => p / q,
             "Pow" => p.powf(q),
             "Max" => p.max(q),
             "Min" => p.min(q),
             // Integer Mod takes the divisor's sign (fmod=0), as Python's `%`.
             "Mod" if x.attrs.int("fmod", 0) == 1 || !int => p % q,
-            "Mod" => if q == 0.0 { 0.0 } else { p - (p / q).floor() * q },
+            "Mod" => {
+                if q == 0.0 {
+                    0.0
+                } else {
+                    p - (p / q).floor() * q
+                }
+            }
             "And" => bool_(p != 0.0 && q != 0.0),
             "Or" => bool_(p != 0.0 || q != 0.0),
             "Xor" => bool_((p != 0.0) != (q != 0.0)),
@@ -174,19 +239,28 @@ fn elementwise(op: &str, x: &Inputs, a: &Host, b: &Host) -> Result<Host> {
         }
     };
     let dtype = if cmp { DType::Bool } else { a.dtype };
-    let data = da.iter().zip(&db).map(|(&p, &q)| cast_elem(f(p, q), dtype)).collect();
+    let data = da
+        .iter()
+        .zip(&db)
+        .map(|(&p, &q)| cast_elem(f(p, q), dtype))
+        .collect();
     Ok(Host::new(dtype, dims, data))
 }
 
 fn concat(x: &Inputs, parts: &[&Host]) -> Result<Host> {
-    let first = parts.first().ok_or_else(|| x.attrs.err("needs at least one input"))?;
+    let first = parts
+        .first()
+        .ok_or_else(|| x.attrs.err("needs at least one input"))?;
     let rank = first.dims.len();
     let axis = norm_axis(&x.attrs, x.attrs.int("axis", 0), rank)?;
     let mut dims = first.dims.clone();
     dims[axis] = 0;
     for p in parts {
         if p.dims.len() != rank || (0..rank).any(|d| d != axis && p.dims[d] != first.dims[d]) {
-            return Err(x.attrs.err(format!("inputs {:?} and {:?} do not concatenate along {axis}", first.dims, p.dims)));
+            return Err(x.attrs.err(format!(
+                "inputs {:?} and {:?} do not concatenate along {axis}",
+                first.dims, p.dims
+            )));
         }
         dims[axis] += p.dims[axis];
     }
@@ -213,7 +287,9 @@ fn gather(x: &Inputs, t: &Host, idx: &Host) -> Result<Host> {
             let i = i as i64;
             let i = if i < 0 { i + n } else { i };
             if i < 0 || i >= n {
-                return Err(x.attrs.err(format!("index {i} is out of range for a dim of {n}")));
+                return Err(x
+                    .attrs
+                    .err(format!("index {i} is out of range for a dim of {n}")));
             }
             let start = ((o * t.dims[axis] + i as u64) * inner) as usize;
             data.extend_from_slice(&t.data[start..start + inner as usize]);

@@ -28,7 +28,11 @@ impl Host {
 
     /// A 1-d i64 tensor (a shape, a list of axes).
     pub(crate) fn ints(v: &[i64]) -> Host {
-        Host::new(DType::I64, vec![v.len() as u64], v.iter().map(|&x| x as f64).collect())
+        Host::new(
+            DType::I64,
+            vec![v.len() as u64],
+            v.iter().map(|&x| x as f64).collect(),
+        )
     }
 
     pub(crate) fn ty(&self) -> TensorType {
@@ -72,8 +76,16 @@ pub(crate) fn broadcast_shape(a: &[u64], b: &[u64]) -> Option<Vec<u64>> {
     let r = a.len().max(b.len());
     let mut out = vec![0; r];
     for i in 0..r {
-        let da = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
-        let db = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
+        let da = if i + a.len() >= r {
+            a[i + a.len() - r]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= r {
+            b[i + b.len() - r]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,

@@ -162,10 +162,17 @@ pub fn import_bytes(bytes: &[u8], dir: Option<&Path>, opts: &OnnxOptions) -> Res
     )
     .trim()
     .to_string();
-    let data = ExternalData { dir: dir.map(Path::to_path_buf) };
+    let data = ExternalData {
+        dir: dir.map(Path::to_path_buf),
+    };
     let (graph, params) = build::import_graph(graph_proto, &model.functions, opset, &data, opts)?;
     crate::verify(&graph)?;
-    Ok(OnnxModel { graph, params, opset, producer })
+    Ok(OnnxModel {
+        graph,
+        params,
+        opset,
+        producer,
+    })
 }
 
 /// Where external data files are read from.
@@ -176,24 +183,49 @@ pub(crate) struct ExternalData {
 impl ExternalData {
     /// The bytes `[offset, offset + length)` of the external file `location` (relative to the
     /// model's folder; absolute paths and `..` are refused, as onnx's checker does).
-    pub(crate) fn read(&self, tensor: &str, location: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
-        let err = |m: String| IrError::Format(format!("initializer `{tensor}`: external data `{location}`: {m}"));
+    pub(crate) fn read(
+        &self,
+        tensor: &str,
+        location: &str,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<Vec<u8>> {
+        let err = |m: String| {
+            IrError::Format(format!(
+                "initializer `{tensor}`: external data `{location}`: {m}"
+            ))
+        };
         let rel = Path::new(location);
-        if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-            return Err(err("must be a path relative to the model's folder, without `..`".into()));
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(err(
+                "must be a path relative to the model's folder, without `..`".into(),
+            ));
         }
-        let dir = self.dir.as_ref().ok_or_else(|| err("the model was given as bytes, with no folder to read external data from".into()))?;
+        let dir = self.dir.as_ref().ok_or_else(|| {
+            err("the model was given as bytes, with no folder to read external data from".into())
+        })?;
         let path = dir.join(rel);
         use std::io::{Read, Seek, SeekFrom};
-        let mut f = std::fs::File::open(&path).map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
+        let mut f = std::fs::File::open(&path)
+            .map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
         let size = f.metadata().map_err(|e| err(e.to_string()))?.len();
         let length = length.unwrap_or(size.saturating_sub(offset));
         if offset.checked_add(length).map_or(true, |end| end > size) {
-            return Err(err(format!("bytes {offset}..+{length} are past the end of the file ({size} bytes)")));
+            return Err(err(format!(
+                "bytes {offset}..+{length} are past the end of the file ({size} bytes)"
+            )));
         }
-        f.seek(SeekFrom::Start(offset)).map_err(|e| err(e.to_string()))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| err(e.to_string()))?;
         let mut buf = vec![0u8; length as usize];
         f.read_exact(&mut buf).map_err(|e| err(e.to_string()))?;
         Ok(buf)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,7 +16,9 @@ fn nodes(cx: &mut Ctx, x: &Inputs) -> Result<Vec<ValueId>> {
 
 pub(crate) fn binary(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
     let vs = nodes(cx, x)?;
-    let (&first, rest) = vs.split_first().ok_or_else(|| x.attrs.err("needs at least one input"))?;
+    let (&first, rest) = vs
+        .split_first()
+        .ok_or_else(|| x.attrs.err("needs at least one input"))?;
     let dtype = cx.g.ty(first).dtype;
     let func = match op {
         "Add" | "Sum" | "Mean" => BinaryFn::Add,
@@ -30,7 +32,14 @@ pub(crate) fn binary(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
         "Or" => BinaryFn::Or,
         "Xor" => {
             let (a, b) = cx.broadcast_pair(first, vs[1])?;
-            return cx.push("xor", Op::Compare { dir: CompareDir::Ne }, vec![a, b], None);
+            return cx.push(
+                "xor",
+                Op::Compare {
+                    dir: CompareDir::Ne,
+                },
+                vec![a, b],
+                None,
+            );
         }
         _ => return modulo(cx, x, first, vs[1]),
     };
@@ -51,7 +60,14 @@ pub(crate) fn binary(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
 fn modulo(cx: &mut Ctx, x: &Inputs, a: ValueId, b: ValueId) -> Result<ValueId> {
     let (a, b) = cx.broadcast_pair(a, b)?;
     let dtype = cx.g.ty(a).dtype;
-    let q = cx.push("quotient", Op::Binary { func: BinaryFn::Div }, vec![a, b], None)?;
+    let q = cx.push(
+        "quotient",
+        Op::Binary {
+            func: BinaryFn::Div,
+        },
+        vec![a, b],
+        None,
+    )?;
     let q = if dtype.is_float() {
         let truncated = cx.convert(q, DType::I64)?;
         let t = cx.convert(truncated, dtype)?;
@@ -62,22 +78,78 @@ fn modulo(cx: &mut Ctx, x: &Inputs, a: ValueId, b: ValueId) -> Result<ValueId> {
         }
     } else {
         // Integer division truncates; step down where the signs differ and it was inexact.
-        let back = cx.push("back", Op::Binary { func: BinaryFn::Mul }, vec![q, b], None)?;
-        let inexact = cx.push("inexact", Op::Compare { dir: CompareDir::Ne }, vec![back, a], None)?;
-        let ab = cx.push("sign", Op::Binary { func: BinaryFn::Mul }, vec![a, b], None)?;
+        let back = cx.push(
+            "back",
+            Op::Binary {
+                func: BinaryFn::Mul,
+            },
+            vec![q, b],
+            None,
+        )?;
+        let inexact = cx.push(
+            "inexact",
+            Op::Compare {
+                dir: CompareDir::Ne,
+            },
+            vec![back, a],
+            None,
+        )?;
+        let ab = cx.push(
+            "sign",
+            Op::Binary {
+                func: BinaryFn::Mul,
+            },
+            vec![a, b],
+            None,
+        )?;
         let zero = cx.splat(dtype, cx.g.ty(a).dims().to_vec().as_slice(), 0.0)?;
-        let neg = cx.push("negative", Op::Compare { dir: CompareDir::Lt }, vec![ab, zero], None)?;
-        let both = cx.push("step", Op::Binary { func: BinaryFn::And }, vec![inexact, neg], None)?;
+        let neg = cx.push(
+            "negative",
+            Op::Compare {
+                dir: CompareDir::Lt,
+            },
+            vec![ab, zero],
+            None,
+        )?;
+        let both = cx.push(
+            "step",
+            Op::Binary {
+                func: BinaryFn::And,
+            },
+            vec![inexact, neg],
+            None,
+        )?;
         let down = cx.binary_scalar(BinaryFn::Sub, q, 1.0)?;
         cx.push("floor", Op::Select, vec![both, down, q], None)?
     };
-    let qb = cx.push("multiple", Op::Binary { func: BinaryFn::Mul }, vec![q, b], None)?;
-    cx.push("mod", Op::Binary { func: BinaryFn::Sub }, vec![a, qb], None)
+    let qb = cx.push(
+        "multiple",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![q, b],
+        None,
+    )?;
+    cx.push(
+        "mod",
+        Op::Binary {
+            func: BinaryFn::Sub,
+        },
+        vec![a, qb],
+        None,
+    )
 }
 
 /// `floor(x)` given `t = trunc(x)`: one less where the truncation went up.
 fn floor_of(cx: &mut Ctx, x: ValueId, t: ValueId) -> Result<ValueId> {
-    let above = cx.push("above", Op::Compare { dir: CompareDir::Gt }, vec![t, x], None)?;
+    let above = cx.push(
+        "above",
+        Op::Compare {
+            dir: CompareDir::Gt,
+        },
+        vec![t, x],
+        None,
+    )?;
     let down = cx.binary_scalar(BinaryFn::Sub, t, 1.0)?;
     cx.push("floor", Op::Select, vec![above, down, t], None)
 }
@@ -120,7 +192,14 @@ pub(crate) fn unary(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
     match op {
         "Reciprocal" => {
             let one = cx.splat(ty.dtype, ty.dims(), 1.0)?;
-            cx.push("reciprocal", Op::Binary { func: BinaryFn::Div }, vec![one, v], None)
+            cx.push(
+                "reciprocal",
+                Op::Binary {
+                    func: BinaryFn::Div,
+                },
+                vec![one, v],
+                None,
+            )
         }
         "Erf" => erf(cx, v),
         "Gelu" if x.attrs.string("approximate", "none") == "tanh" => cx.unary(UnaryFn::Gelu, v),
@@ -130,14 +209,35 @@ pub(crate) fn unary(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
             let e = erf(cx, s)?;
             let e1 = cx.binary_scalar(BinaryFn::Add, e, 1.0)?;
             let h = cx.binary_scalar(BinaryFn::Mul, v, 0.5)?;
-            cx.push("gelu", Op::Binary { func: BinaryFn::Mul }, vec![h, e1], None)
+            cx.push(
+                "gelu",
+                Op::Binary {
+                    func: BinaryFn::Mul,
+                },
+                vec![h, e1],
+                None,
+            )
         }
         "Sign" => {
             let zero = cx.splat(ty.dtype, ty.dims(), 0.0)?;
             let one = cx.splat(ty.dtype, ty.dims(), 1.0)?;
             let minus = cx.splat(ty.dtype, ty.dims(), -1.0)?;
-            let pos = cx.push("positive", Op::Compare { dir: CompareDir::Gt }, vec![v, zero], None)?;
-            let neg = cx.push("negative", Op::Compare { dir: CompareDir::Lt }, vec![v, zero], None)?;
+            let pos = cx.push(
+                "positive",
+                Op::Compare {
+                    dir: CompareDir::Gt,
+                },
+                vec![v, zero],
+                None,
+            )?;
+            let neg = cx.push(
+                "negative",
+                Op::Compare {
+                    dir: CompareDir::Lt,
+                },
+                vec![v, zero],
+                None,
+            )?;
             let s = cx.push("negative_sign", Op::Select, vec![neg, minus, zero], None)?;
             cx.push("sign", Op::Select, vec![pos, one, s], None)
         }
@@ -146,14 +246,32 @@ pub(crate) fn unary(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
             let e1 = cx.binary_scalar(BinaryFn::Add, e, 1.0)?;
             cx.unary(UnaryFn::Log, e1)
         }
-        "IsNaN" => cx.push("isnan", Op::Compare { dir: CompareDir::Ne }, vec![v, v], None),
+        "IsNaN" => cx.push(
+            "isnan",
+            Op::Compare {
+                dir: CompareDir::Ne,
+            },
+            vec![v, v],
+            None,
+        ),
         "IsInf" => {
             let a = cx.unary(UnaryFn::Abs, v)?;
             let big = cx.splat(ty.dtype, ty.dims(), f64::from(f32::MAX))?;
-            cx.push("isinf", Op::Compare { dir: CompareDir::Gt }, vec![a, big], None)
+            cx.push(
+                "isinf",
+                Op::Compare {
+                    dir: CompareDir::Gt,
+                },
+                vec![a, big],
+                None,
+            )
         }
         "Floor" | "Ceil" => {
-            let v = if op == "Ceil" { cx.unary(UnaryFn::Neg, v)? } else { v };
+            let v = if op == "Ceil" {
+                cx.unary(UnaryFn::Neg, v)?
+            } else {
+                v
+            };
             let truncated = cx.convert(v, DType::I64)?;
             let t = cx.convert(truncated, ty.dtype)?;
             let f = floor_of(cx, v, t)?;
@@ -166,7 +284,14 @@ pub(crate) fn unary(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
         "LeakyRelu" => {
             let alpha = f64::from(x.attrs.float("alpha", 0.01));
             let zero = cx.splat(ty.dtype, ty.dims(), 0.0)?;
-            let pos = cx.push("positive", Op::Compare { dir: CompareDir::Gt }, vec![v, zero], None)?;
+            let pos = cx.push(
+                "positive",
+                Op::Compare {
+                    dir: CompareDir::Gt,
+                },
+                vec![v, zero],
+                None,
+            )?;
             let scaled = cx.binary_scalar(BinaryFn::Mul, v, alpha)?;
             cx.push("leaky_relu", Op::Select, vec![pos, v, scaled], None)
         }
@@ -176,14 +301,24 @@ pub(crate) fn unary(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
             let (alpha, beta) = if op == "HardSwish" {
                 (1.0 / 6.0, 0.5)
             } else {
-                (f64::from(x.attrs.float("alpha", 0.2)), f64::from(x.attrs.float("beta", 0.5)))
+                (
+                    f64::from(x.attrs.float("alpha", 0.2)),
+                    f64::from(x.attrs.float("beta", 0.5)),
+                )
             };
             let a = cx.binary_scalar(BinaryFn::Mul, v, alpha)?;
             let b = cx.binary_scalar(BinaryFn::Add, a, beta)?;
             let lo = cx.binary_scalar(BinaryFn::Min, b, 1.0)?;
             let hs = cx.binary_scalar(BinaryFn::Max, lo, 0.0)?;
             if op == "HardSwish" {
-                cx.push("hard_swish", Op::Binary { func: BinaryFn::Mul }, vec![v, hs], None)
+                cx.push(
+                    "hard_swish",
+                    Op::Binary {
+                        func: BinaryFn::Mul,
+                    },
+                    vec![v, hs],
+                    None,
+                )
             } else {
                 Ok(hs)
             }
@@ -195,7 +330,15 @@ pub(crate) fn unary(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
 /// predecessor `erfcc`): fractional error below 1.2e-7 everywhere, as good as f32 holds.
 fn erf(cx: &mut Ctx, x: ValueId) -> Result<ValueId> {
     const C: [f64; 10] = [
-        -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398, 1.48851587, -0.82215223,
+        -1.26551223,
+        1.00002368,
+        0.37409196,
+        0.09678418,
+        -0.18628806,
+        0.27886807,
+        -1.13520398,
+        1.48851587,
+        -0.82215223,
         0.17087277,
     ];
     let ty = cx.g.ty(x).clone();
@@ -203,21 +346,70 @@ fn erf(cx: &mut Ctx, x: ValueId) -> Result<ValueId> {
     let half = cx.binary_scalar(BinaryFn::Mul, z, 0.5)?;
     let den = cx.binary_scalar(BinaryFn::Add, half, 1.0)?;
     let one = cx.splat(ty.dtype, ty.dims(), 1.0)?;
-    let t = cx.push("t", Op::Binary { func: BinaryFn::Div }, vec![one, den], None)?;
+    let t = cx.push(
+        "t",
+        Op::Binary {
+            func: BinaryFn::Div,
+        },
+        vec![one, den],
+        None,
+    )?;
     // Horner: C0 + t (C1 + t (C2 + ...)).
     let mut p = cx.splat(ty.dtype, ty.dims(), C[9])?;
     for &c in C[..9].iter().rev() {
-        let m = cx.push("horner", Op::Binary { func: BinaryFn::Mul }, vec![p, t], None)?;
+        let m = cx.push(
+            "horner",
+            Op::Binary {
+                func: BinaryFn::Mul,
+            },
+            vec![p, t],
+            None,
+        )?;
         p = cx.binary_scalar(BinaryFn::Add, m, c)?;
     }
-    let z2 = cx.push("square", Op::Binary { func: BinaryFn::Mul }, vec![z, z], None)?;
-    let arg = cx.push("exponent", Op::Binary { func: BinaryFn::Sub }, vec![p, z2], None)?;
+    let z2 = cx.push(
+        "square",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![z, z],
+        None,
+    )?;
+    let arg = cx.push(
+        "exponent",
+        Op::Binary {
+            func: BinaryFn::Sub,
+        },
+        vec![p, z2],
+        None,
+    )?;
     let e = cx.unary(UnaryFn::Exp, arg)?;
-    let erfc = cx.push("erfc", Op::Binary { func: BinaryFn::Mul }, vec![t, e], None)?;
-    let pos = cx.push("erf_abs", Op::Binary { func: BinaryFn::Sub }, vec![one, erfc], None)?;
+    let erfc = cx.push(
+        "erfc",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![t, e],
+        None,
+    )?;
+    let pos = cx.push(
+        "erf_abs",
+        Op::Binary {
+            func: BinaryFn::Sub,
+        },
+        vec![one, erfc],
+        None,
+    )?;
     let neg = cx.unary(UnaryFn::Neg, pos)?;
     let zero = cx.splat(ty.dtype, ty.dims(), 0.0)?;
-    let is_neg = cx.push("negative", Op::Compare { dir: CompareDir::Lt }, vec![x, zero], None)?;
+    let is_neg = cx.push(
+        "negative",
+        Op::Compare {
+            dir: CompareDir::Lt,
+        },
+        vec![x, zero],
+        None,
+    )?;
     cx.push("erf", Op::Select, vec![is_neg, neg, pos], None)
 }
 
@@ -236,7 +428,9 @@ pub(crate) fn select(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     let c = cx.node(x.get(0)?)?;
     let a = cx.node(x.get(1)?)?;
     let b = cx.node(x.get(2)?)?;
-    let dims = [c, a, b].iter().try_fold(Vec::new(), |acc, &v| super::host::broadcast_shape(&acc, cx.g.ty(v).dims()));
+    let dims = [c, a, b].iter().try_fold(Vec::new(), |acc, &v| {
+        super::host::broadcast_shape(&acc, cx.g.ty(v).dims())
+    });
     let dims = dims.ok_or_else(|| x.attrs.err("condition and values do not broadcast"))?;
     let c = cx.broadcast_to(c, &dims)?;
     let a = cx.broadcast_to(a, &dims)?;
@@ -246,7 +440,11 @@ pub(crate) fn select(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
 
 pub(crate) fn cast(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
     let v = cx.node(x.get(0)?)?;
-    let dtype = if op == "CastLike" { cx.ty(x.get(1)?).dtype } else { dtype_of(x.attrs.int("to", 1) as i32, "Cast")? };
+    let dtype = if op == "CastLike" {
+        cx.ty(x.get(1)?).dtype
+    } else {
+        dtype_of(x.attrs.int("to", 1) as i32, "Cast")?
+    };
     cx.convert(v, dtype)
 }
 
@@ -267,17 +465,40 @@ pub(crate) fn matmul(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     let (ra, rb) = (cx.g.ty(a).rank(), cx.g.ty(b).rank());
     let out = if rb == 2 {
         // [.., m, k] x [k, n]: no batch dims, the lhs's leading dims stay free.
-        cx.push("matmul", Op::DotGeneral { lhs_batch: vec![], rhs_batch: vec![], lhs_contract: vec![ra - 1], rhs_contract: vec![0] }, vec![a, b], None)?
+        cx.push(
+            "matmul",
+            Op::DotGeneral {
+                lhs_batch: vec![],
+                rhs_batch: vec![],
+                lhs_contract: vec![ra - 1],
+                rhs_contract: vec![0],
+            },
+            vec![a, b],
+            None,
+        )?
     } else {
         let (da, db) = (cx.g.ty(a).dims().to_vec(), cx.g.ty(b).dims().to_vec());
-        let batch = super::host::broadcast_shape(&da[..ra - 2], &db[..rb - 2])
-            .ok_or_else(|| x.attrs.err(format!("batch dims of {ta} and {tb} do not broadcast")))?;
+        let batch =
+            super::host::broadcast_shape(&da[..ra - 2], &db[..rb - 2]).ok_or_else(|| {
+                x.attrs
+                    .err(format!("batch dims of {ta} and {tb} do not broadcast"))
+            })?;
         let nb = batch.len();
         let full = |d: &[u64], r: usize| [batch.clone(), d[r - 2..].to_vec()].concat();
         let a2 = cx.broadcast_to(a, &full(&da, ra))?;
         let b2 = cx.broadcast_to(b, &full(&db, rb))?;
         let bd: Vec<usize> = (0..nb).collect();
-        cx.push("matmul", Op::DotGeneral { lhs_batch: bd.clone(), rhs_batch: bd, lhs_contract: vec![nb + 1], rhs_contract: vec![nb] }, vec![a2, b2], None)?
+        cx.push(
+            "matmul",
+            Op::DotGeneral {
+                lhs_batch: bd.clone(),
+                rhs_batch: bd,
+                lhs_contract: vec![nb + 1],
+                rhs_contract: vec![nb],
+            },
+            vec![a2, b2],
+            None,
+        )?
     };
     let mut dims = cx.g.ty(out).dims().to_vec();
     let r = dims.len();
@@ -300,7 +521,17 @@ pub(crate) fn gemm(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     let b = cx.node(x.get(1)?)?;
     let ta = usize::from(x.attrs.int("transA", 0) != 0);
     let tb = usize::from(x.attrs.int("transB", 0) != 0);
-    let mut y = cx.push("gemm", Op::DotGeneral { lhs_batch: vec![], rhs_batch: vec![], lhs_contract: vec![1 - ta], rhs_contract: vec![tb] }, vec![a, b], None)?;
+    let mut y = cx.push(
+        "gemm",
+        Op::DotGeneral {
+            lhs_batch: vec![],
+            rhs_batch: vec![],
+            lhs_contract: vec![1 - ta],
+            rhs_contract: vec![tb],
+        },
+        vec![a, b],
+        None,
+    )?;
     let alpha = f64::from(x.attrs.float("alpha", 1.0));
     if alpha != 1.0 {
         y = cx.binary_scalar(BinaryFn::Mul, y, alpha)?;
@@ -341,7 +572,14 @@ fn mean(cx: &mut Ctx, v: ValueId, dims: &[usize]) -> Result<ValueId> {
 
 /// `x * rsqrt(mean(x²) + eps)` over `dims` (the normalization without the gain).
 fn rms(cx: &mut Ctx, v: ValueId, dims: &[usize], eps: f64) -> Result<ValueId> {
-    let sq = cx.push("square", Op::Binary { func: BinaryFn::Mul }, vec![v, v], None)?;
+    let sq = cx.push(
+        "square",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![v, v],
+        None,
+    )?;
     let ms = mean(cx, sq, dims)?;
     let ms = cx.binary_scalar(BinaryFn::Add, ms, eps)?;
     let r = cx.unary(UnaryFn::Rsqrt, ms)?;
@@ -354,7 +592,13 @@ fn norm_dims(cx: &Ctx, x: &Inputs, v: ValueId) -> Result<Vec<usize>> {
     Ok((axis..rank).collect())
 }
 
-fn scale_and_shift(cx: &mut Ctx, x: &Inputs, mut y: ValueId, scale: usize, bias: usize) -> Result<ValueId> {
+fn scale_and_shift(
+    cx: &mut Ctx,
+    x: &Inputs,
+    mut y: ValueId,
+    scale: usize,
+    bias: usize,
+) -> Result<ValueId> {
     if let Some(s) = x.opt(scale) {
         let s = cx.node(s)?;
         y = cx.binary(BinaryFn::Mul, y, s)?;
@@ -408,7 +652,10 @@ pub(crate) fn reduce(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
     let keep = x.attrs.int("keepdims", 1) != 0;
     let axes = x.ints_input_or_attr(1, "axes")?;
     let dims: Vec<usize> = match axes {
-        Some(a) if !a.is_empty() => a.iter().map(|&a| norm_axis(&x.attrs, a, rank)).collect::<Result<_>>()?,
+        Some(a) if !a.is_empty() => a
+            .iter()
+            .map(|&a| norm_axis(&x.attrs, a, rank))
+            .collect::<Result<_>>()?,
         _ if x.attrs.int("noop_with_empty_axes", 0) == 1 => return Ok(v),
         _ => (0..rank).collect(),
     };
@@ -416,7 +663,17 @@ pub(crate) fn reduce(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
     let (input, func) = match op {
         "ReduceMax" => (v, ReduceFn::Max),
         "ReduceMin" => (v, ReduceFn::Min),
-        "ReduceL2" | "ReduceSumSquare" => (cx.push("square", Op::Binary { func: BinaryFn::Mul }, vec![v, v], None)?, ReduceFn::Sum),
+        "ReduceL2" | "ReduceSumSquare" => (
+            cx.push(
+                "square",
+                Op::Binary {
+                    func: BinaryFn::Mul,
+                },
+                vec![v, v],
+                None,
+            )?,
+            ReduceFn::Sum,
+        ),
         _ => (v, ReduceFn::Sum),
     };
     let r = cx.reduce(func, input, &dims, keep)?;
@@ -435,9 +692,14 @@ pub(crate) fn cumsum(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     let axis = norm_axis(&x.attrs, *x.host_ints(1)?.first().unwrap_or(&0), ty.rank())?;
     let n = ty.dims()[axis];
     if n > 4096 {
-        return Err(x.attrs.err(format!("CumSum over {n} elements is larger than the importer lowers")));
+        return Err(x.attrs.err(format!(
+            "CumSum over {n} elements is larger than the importer lowers"
+        )));
     }
-    let (excl, rev) = (x.attrs.int("exclusive", 0) != 0, x.attrs.int("reverse", 0) != 0);
+    let (excl, rev) = (
+        x.attrs.int("exclusive", 0) != 0,
+        x.attrs.int("reverse", 0) != 0,
+    );
     // tri[i][j] = 1 where input i counts toward output j.
     let mut tri = Vec::with_capacity((n * n) as usize);
     for i in 0..n {
@@ -451,14 +713,39 @@ pub(crate) fn cumsum(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
             tri.push(f64::from(u8::from(counts)));
         }
     }
-    let work = if ty.dtype.is_float() { ty.dtype } else { DType::F64 };
+    let work = if ty.dtype.is_float() {
+        ty.dtype
+    } else {
+        DType::F64
+    };
     let vw = cx.convert(v, work)?;
-    let t = cx.push("triangle", Op::Constant { value: crate::op::Literal::Dense(tri) }, vec![], Some(TensorType::new(work, vec![n, n])))?;
-    let d = cx.push("cumsum", Op::DotGeneral { lhs_batch: vec![], rhs_batch: vec![], lhs_contract: vec![axis], rhs_contract: vec![0] }, vec![vw, t], None)?;
+    let t = cx.push(
+        "triangle",
+        Op::Constant {
+            value: crate::op::Literal::Dense(tri),
+        },
+        vec![],
+        Some(TensorType::new(work, vec![n, n])),
+    )?;
+    let d = cx.push(
+        "cumsum",
+        Op::DotGeneral {
+            lhs_batch: vec![],
+            rhs_batch: vec![],
+            lhs_contract: vec![axis],
+            rhs_contract: vec![0],
+        },
+        vec![vw, t],
+        None,
+    )?;
     // The contraction puts the summed axis last; move it back.
     let r = ty.rank();
     let mut perm: Vec<usize> = (0..r - 1).collect();
     perm.insert(axis, r - 1);
-    let d = if axis == r - 1 { d } else { cx.push("cumsum_order", Op::Transpose { perm }, vec![d], None)? };
+    let d = if axis == r - 1 {
+        d
+    } else {
+        cx.push("cumsum_order", Op::Transpose { perm }, vec![d], None)?
+    };
     cx.convert(d, ty.dtype)
 }

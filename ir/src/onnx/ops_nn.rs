@@ -8,7 +8,13 @@ use crate::types::TensorType;
 
 /// Per spatial dim `(low, high)` padding from `pads`/`auto_pad`, for windows of `kernel`
 /// (dilated), `strides` over `input`.
-fn padding(x: &Inputs, input: &[u64], kernel: &[u64], strides: &[u64], dilations: &[u64]) -> Result<Vec<(i64, i64)>> {
+fn padding(
+    x: &Inputs,
+    input: &[u64],
+    kernel: &[u64],
+    strides: &[u64],
+    dilations: &[u64],
+) -> Result<Vec<(i64, i64)>> {
     let n = input.len();
     let auto = x.attrs.string("auto_pad", "NOTSET");
     match auto.as_str() {
@@ -33,14 +39,18 @@ fn padding(x: &Inputs, input: &[u64], kernel: &[u64], strides: &[u64], dilations
                 }
             })
             .collect()),
-        other => Err(x.attrs.err(format!("auto_pad `{other}` is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER"))),
+        other => Err(x.attrs.err(format!(
+            "auto_pad `{other}` is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER"
+        ))),
     }
 }
 
 fn spatial_attr(x: &Inputs, name: &str, n: usize) -> Result<Vec<u64>> {
     let v = x.attrs.ints(name).unwrap_or_else(|| vec![1; n]);
     if v.len() != n || v.iter().any(|&s| s < 1) {
-        return Err(x.attrs.err(format!("{name} {v:?} must be {n} positive numbers")));
+        return Err(x
+            .attrs
+            .err(format!("{name} {v:?} must be {n} positive numbers")));
     }
     Ok(v.iter().map(|&s| s as u64).collect())
 }
@@ -50,7 +60,9 @@ pub(crate) fn conv(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     let kernel = cx.node(x.get(1)?)?;
     let (ti, tk) = (cx.g.ty(input).clone(), cx.g.ty(kernel).clone());
     if ti.rank() < 3 || tk.rank() != ti.rank() {
-        return Err(x.attrs.err(format!("input {ti} and kernel {tk} must be [N, C, spatial...] and [M, C/group, spatial...]")));
+        return Err(x.attrs.err(format!(
+            "input {ti} and kernel {tk} must be [N, C, spatial...] and [M, C/group, spatial...]"
+        )));
     }
     let n = ti.rank() - 2;
     let strides = spatial_attr(x, "strides", n)?;
@@ -88,7 +100,9 @@ fn per_channel(cx: &mut Ctx, v: ValueId, rank: usize) -> Result<ValueId> {
 /// per-channel factors computed in the graph (they are parameters).
 pub(crate) fn batch_norm(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     if x.attrs.int("training_mode", 0) != 0 {
-        return Err(x.attrs.err("training_mode=1 is not supported (export the model in eval mode)"));
+        return Err(x
+            .attrs
+            .err("training_mode=1 is not supported (export the model in eval mode)"));
     }
     let v = cx.node(x.get(0)?)?;
     let rank = cx.g.ty(v).rank();
@@ -101,7 +115,14 @@ pub(crate) fn batch_norm(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     let eps = f64::from(x.attrs.float("epsilon", 1e-5));
     let ve = cx.binary_scalar(BinaryFn::Add, var, eps)?;
     let inv = cx.unary(UnaryFn::Rsqrt, ve)?;
-    let factor = cx.push("factor", Op::Binary { func: BinaryFn::Mul }, vec![scale, inv], None)?;
+    let factor = cx.push(
+        "factor",
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![scale, inv],
+        None,
+    )?;
     let d = cx.binary(BinaryFn::Sub, v, mean)?;
     let y = cx.binary(BinaryFn::Mul, d, factor)?;
     cx.binary(BinaryFn::Add, y, bias)
@@ -113,7 +134,9 @@ pub(crate) fn pool(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
     let v = cx.node(x.get(0)?)?;
     let ty = cx.g.ty(v).clone();
     if ty.rank() < 3 {
-        return Err(x.attrs.err(format!("input {ty} must be [N, C, spatial...]")));
+        return Err(x
+            .attrs
+            .err(format!("input {ty} must be [N, C, spatial...]")));
     }
     let n = ty.rank() - 2;
     let kernel = spatial_attr(x, "kernel_shape", n)?;
@@ -126,7 +149,11 @@ pub(crate) fn pool(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
         let size = ty.dims()[2 + d] as i64 + pads[d].0 + pads[d].1;
         let k = ((kernel[d] - 1) * dil[d] + 1) as i64;
         let s = strides[d] as i64;
-        let mut o = if ceil { (size - k + s - 1) / s + 1 } else { (size - k) / s + 1 };
+        let mut o = if ceil {
+            (size - k + s - 1) / s + 1
+        } else {
+            (size - k) / s + 1
+        };
         // A last window that starts in the right padding is dropped (as PyTorch does).
         if ceil && (o - 1) * s >= ty.dims()[2 + d] as i64 + pads[d].0 {
             o -= 1;
@@ -148,7 +175,17 @@ pub(crate) fn pool(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
     let padded = if low.iter().chain(&high).all(|&p| p == 0) {
         v
     } else {
-        cx.push("pad", Op::Pad { low, high, interior: vec![0; ty.rank()], value: fill }, vec![v], None)?
+        cx.push(
+            "pad",
+            Op::Pad {
+                low,
+                high,
+                interior: vec![0; ty.rank()],
+                value: fill,
+            },
+            vec![v],
+            None,
+        )?
     };
     let mut acc: Option<ValueId> = None;
     let offsets: usize = kernel.iter().product::<u64>() as usize;
@@ -164,10 +201,26 @@ pub(crate) fn pool(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
             limit.insert(2, off + (out[d] - 1) * strides[d] + 1);
             stride.insert(2, strides[d]);
         }
-        let w = cx.push("window", Op::Slice { start, limit, stride }, vec![padded], None)?;
+        let w = cx.push(
+            "window",
+            Op::Slice {
+                start,
+                limit,
+                stride,
+            },
+            vec![padded],
+            None,
+        )?;
         acc = Some(match acc {
             None => w,
-            Some(a) => cx.push("pool", Op::Binary { func: if max { BinaryFn::Max } else { BinaryFn::Add } }, vec![a, w], None)?,
+            Some(a) => cx.push(
+                "pool",
+                Op::Binary {
+                    func: if max { BinaryFn::Max } else { BinaryFn::Add },
+                },
+                vec![a, w],
+                None,
+            )?,
         });
     }
     let acc = acc.ok_or_else(|| x.attrs.err("empty kernel"))?;
@@ -175,15 +228,38 @@ pub(crate) fn pool(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<ValueId> {
         return Ok(acc);
     }
     let include_pad = x.attrs.int("count_include_pad", 0) != 0;
-    let counts = window_counts(&ty.dims()[2..], &kernel, &strides, &dil, &pads, &out, include_pad);
+    let counts = window_counts(
+        &ty.dims()[2..],
+        &kernel,
+        &strides,
+        &dil,
+        &pads,
+        &out,
+        include_pad,
+    );
     let mut cdims = vec![1, 1];
     cdims.extend(&out);
-    let c = cx.push("count", Op::Constant { value: Literal::Dense(counts) }, vec![], Some(TensorType::new(ty.dtype, cdims)))?;
+    let c = cx.push(
+        "count",
+        Op::Constant {
+            value: Literal::Dense(counts),
+        },
+        vec![],
+        Some(TensorType::new(ty.dtype, cdims)),
+    )?;
     cx.binary(BinaryFn::Div, acc, c)
 }
 
 /// How many elements each output window of an average pool divides by.
-fn window_counts(input: &[u64], kernel: &[u64], strides: &[u64], dil: &[u64], pads: &[(i64, i64)], out: &[u64], include_pad: bool) -> Vec<f64> {
+fn window_counts(
+    input: &[u64],
+    kernel: &[u64],
+    strides: &[u64],
+    dil: &[u64],
+    pads: &[(i64, i64)],
+    out: &[u64],
+    include_pad: bool,
+) -> Vec<f64> {
     let total: u64 = out.iter().product();
     (0..total)
         .map(|i| {
@@ -197,7 +273,10 @@ fn window_counts(input: &[u64], kernel: &[u64], strides: &[u64], dil: &[u64], pa
                 let c = if include_pad {
                     kernel[d]
                 } else {
-                    (0..kernel[d] as i64).map(|k| first + k * dil[d] as i64).filter(|&p| p >= 0 && p < input[d] as i64).count() as u64
+                    (0..kernel[d] as i64)
+                        .map(|k| first + k * dil[d] as i64)
+                        .filter(|&p| p >= 0 && p < input[d] as i64)
+                        .count() as u64
                 };
                 count *= c;
             }

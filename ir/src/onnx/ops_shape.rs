@@ -35,13 +35,21 @@ pub(crate) fn reshaped_dims(op: &str, x: &Inputs, dims: &[u64]) -> Result<Vec<u6
             let mut infer = None;
             for (i, &d) in shape.iter().enumerate() {
                 out.push(match d {
-                    0 if !allow_zero => *dims.get(i).ok_or_else(|| x.attrs.err(format!("shape entry {i} is 0 (copy), but the input has rank {rank}")))?,
+                    0 if !allow_zero => *dims.get(i).ok_or_else(|| {
+                        x.attrs.err(format!(
+                            "shape entry {i} is 0 (copy), but the input has rank {rank}"
+                        ))
+                    })?,
                     -1 if infer.is_none() => {
                         infer = Some(i);
                         1
                     }
                     d if d >= 0 => d as u64,
-                    _ => return Err(x.attrs.err(format!("shape {shape:?} is not a valid target shape"))),
+                    _ => {
+                        return Err(x
+                            .attrs
+                            .err(format!("shape {shape:?} is not a valid target shape")))
+                    }
                 });
             }
             if let Some(i) = infer {
@@ -52,7 +60,9 @@ pub(crate) fn reshaped_dims(op: &str, x: &Inputs, dims: &[u64]) -> Result<Vec<u6
                 out[i] = total / known;
             }
             if out.iter().product::<u64>() != total {
-                return Err(x.attrs.err(format!("cannot reshape {dims:?} ({total} elements) to {out:?}")));
+                return Err(x.attrs.err(format!(
+                    "cannot reshape {dims:?} ({total} elements) to {out:?}"
+                )));
             }
             Ok(out)
         }
@@ -60,7 +70,9 @@ pub(crate) fn reshaped_dims(op: &str, x: &Inputs, dims: &[u64]) -> Result<Vec<u6
             let axis = x.attrs.int("axis", 1);
             let axis = if axis < 0 { axis + rank as i64 } else { axis };
             if axis < 0 || axis > rank as i64 {
-                return Err(x.attrs.err(format!("axis {axis} is out of range for rank {rank}")));
+                return Err(x
+                    .attrs
+                    .err(format!("axis {axis} is out of range for rank {rank}")));
             }
             let a = axis as usize;
             Ok(vec![dims[..a].iter().product(), dims[a..].iter().product()])
@@ -68,22 +80,43 @@ pub(crate) fn reshaped_dims(op: &str, x: &Inputs, dims: &[u64]) -> Result<Vec<u6
         "Squeeze" => {
             let axes = x.ints_input_or_attr(1, "axes")?;
             let axes: Vec<usize> = match axes {
-                Some(a) => a.iter().map(|&a| norm_axis(&x.attrs, a, rank)).collect::<Result<_>>()?,
+                Some(a) => a
+                    .iter()
+                    .map(|&a| norm_axis(&x.attrs, a, rank))
+                    .collect::<Result<_>>()?,
                 None => (0..rank).filter(|&d| dims[d] == 1).collect(),
             };
             for &a in &axes {
                 if dims[a] != 1 {
-                    return Err(x.attrs.err(format!("cannot squeeze dim {a} of size {}", dims[a])));
+                    return Err(x
+                        .attrs
+                        .err(format!("cannot squeeze dim {a} of size {}", dims[a])));
                 }
             }
-            Ok((0..rank).filter(|d| !axes.contains(d)).map(|d| dims[d]).collect())
+            Ok((0..rank)
+                .filter(|d| !axes.contains(d))
+                .map(|d| dims[d])
+                .collect())
         }
         _ => {
-            let axes = x.ints_input_or_attr(1, "axes")?.ok_or_else(|| x.attrs.err("needs axes"))?;
+            let axes = x
+                .ints_input_or_attr(1, "axes")?
+                .ok_or_else(|| x.attrs.err("needs axes"))?;
             let out_rank = rank + axes.len();
-            let axes: Vec<usize> = axes.iter().map(|&a| norm_axis(&x.attrs, a, out_rank)).collect::<Result<_>>()?;
+            let axes: Vec<usize> = axes
+                .iter()
+                .map(|&a| norm_axis(&x.attrs, a, out_rank))
+                .collect::<Result<_>>()?;
             let mut it = dims.iter();
-            Ok((0..out_rank).map(|d| if axes.contains(&d) { 1 } else { *it.next().unwrap_or(&1) }).collect())
+            Ok((0..out_rank)
+                .map(|d| {
+                    if axes.contains(&d) {
+                        1
+                    } else {
+                        *it.next().unwrap_or(&1)
+                    }
+                })
+                .collect())
         }
     }
 }
@@ -98,7 +131,10 @@ pub(crate) fn transpose(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     let v = cx.node(x.get(0)?)?;
     let rank = cx.g.ty(v).rank();
     let perm: Vec<usize> = match x.attrs.ints("perm") {
-        Some(p) => p.iter().map(|&a| norm_axis(&x.attrs, a, rank)).collect::<Result<_>>()?,
+        Some(p) => p
+            .iter()
+            .map(|&a| norm_axis(&x.attrs, a, rank))
+            .collect::<Result<_>>()?,
         None => (0..rank).rev().collect(),
     };
     if perm.iter().enumerate().all(|(i, &p)| i == p) {
@@ -115,14 +151,25 @@ pub(crate) fn gather(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     let idx = match x.get(1)? {
         // Negative indices count from the end; known ones are resolved here.
         Val::Host(h) => {
-            let data: Vec<f64> = h.data.iter().map(|&i| if i < 0.0 { i + n } else { i }).collect();
+            let data: Vec<f64> = h
+                .data
+                .iter()
+                .map(|&i| if i < 0.0 { i + n } else { i })
+                .collect();
             cx.node(&Val::host(Host::new(h.dtype, h.dims.clone(), data)))?
         }
         v => {
             let i = cx.node(v)?;
             let it = cx.g.ty(i).clone();
             let zero = cx.splat(it.dtype, it.dims(), 0.0)?;
-            let neg = cx.push("negative", Op::Compare { dir: CompareDir::Lt }, vec![i, zero], None)?;
+            let neg = cx.push(
+                "negative",
+                Op::Compare {
+                    dir: CompareDir::Lt,
+                },
+                vec![i, zero],
+                None,
+            )?;
             let wrapped = cx.binary_scalar(BinaryFn::Add, i, n)?;
             cx.push("index", Op::Select, vec![neg, wrapped, i], None)?
         }
@@ -135,7 +182,11 @@ pub(crate) fn gather(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
 pub(crate) fn gather_elements_offsets(x: &Inputs, dims: &[u64], idx: &Host) -> Result<Vec<f64>> {
     let axis = norm_axis(&x.attrs, x.attrs.int("axis", 0), dims.len())?;
     if idx.dims.len() != dims.len() {
-        return Err(x.attrs.err(format!("indices {:?} must have the data's rank {}", idx.dims, dims.len())));
+        return Err(x.attrs.err(format!(
+            "indices {:?} must have the data's rank {}",
+            idx.dims,
+            dims.len()
+        )));
     }
     let st = super::host::strides(dims);
     let ist = super::host::strides(&idx.dims);
@@ -145,7 +196,9 @@ pub(crate) fn gather_elements_offsets(x: &Inputs, dims: &[u64], idx: &Host) -> R
         let i = i as i64;
         let i = if i < 0 { i + n } else { i };
         if i < 0 || i >= n {
-            return Err(x.attrs.err(format!("index {i} is out of range for a dim of {n}")));
+            return Err(x
+                .attrs
+                .err(format!("index {i} is out of range for a dim of {n}")));
         }
         let mut off = 0u64;
         for d in 0..dims.len() {
@@ -165,7 +218,12 @@ pub(crate) fn gather_elements(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     let offsets = gather_elements_offsets(x, ty.dims(), idx)?;
     let flat = cx.reshape(data, &[ty.shape.elements()])?;
     let i = cx.node(&Val::host(Host::new(DType::I64, idx.dims.clone(), offsets)))?;
-    cx.push("gather_elements", Op::Gather { axis: 0 }, vec![flat, i], None)
+    cx.push(
+        "gather_elements",
+        Op::Gather { axis: 0 },
+        vec![flat, i],
+        None,
+    )
 }
 
 pub(crate) fn concat(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
@@ -187,7 +245,11 @@ pub(crate) fn slice_params(x: &Inputs, dims: &[u64]) -> Result<SliceParams> {
     let starts = x.host_ints(1)?;
     let ends = x.host_ints(2)?;
     let axes: Vec<usize> = match x.opt(3) {
-        Some(_) => x.host_ints(3)?.iter().map(|&a| norm_axis(&x.attrs, a, rank)).collect::<Result<_>>()?,
+        Some(_) => x
+            .host_ints(3)?
+            .iter()
+            .map(|&a| norm_axis(&x.attrs, a, rank))
+            .collect::<Result<_>>()?,
         None => (0..starts.len()).collect(),
     };
     let steps = match x.opt(4) {
@@ -195,7 +257,9 @@ pub(crate) fn slice_params(x: &Inputs, dims: &[u64]) -> Result<SliceParams> {
         None => vec![1; starts.len()],
     };
     if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
-        return Err(x.attrs.err("starts, ends, axes and steps must have the same length"));
+        return Err(x
+            .attrs
+            .err("starts, ends, axes and steps must have the same length"));
     }
     let mut out: SliceParams = dims.iter().map(|&d| (0, 1, d)).collect();
     for k in 0..starts.len() {
@@ -232,16 +296,37 @@ pub(crate) fn slice(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     let mut limit = Vec::new();
     let mut stride = Vec::new();
     for (d, &(s, step, count)) in sl.iter().enumerate() {
-        let (s, step) = if step < 0 { (dims[d] as i64 - 1 - s, -step) } else { (s, step) };
+        let (s, step) = if step < 0 {
+            (dims[d] as i64 - 1 - s, -step)
+        } else {
+            (s, step)
+        };
         let s = if count == 0 { 0 } else { s as u64 };
         start.push(s);
-        limit.push(if count == 0 { 0 } else { s + (count - 1) * step as u64 + 1 });
+        limit.push(if count == 0 {
+            0
+        } else {
+            s + (count - 1) * step as u64 + 1
+        });
         stride.push(step as u64);
     }
-    if sl.iter().zip(&dims).all(|(p, &d)| p.0 == 0 && p.1 == 1 && p.2 == d) {
+    if sl
+        .iter()
+        .zip(&dims)
+        .all(|(p, &d)| p.0 == 0 && p.1 == 1 && p.2 == d)
+    {
         return Ok(v);
     }
-    cx.push("slice", Op::Slice { start, limit, stride }, vec![v], None)
+    cx.push(
+        "slice",
+        Op::Slice {
+            start,
+            limit,
+            stride,
+        },
+        vec![v],
+        None,
+    )
 }
 
 pub(crate) fn split(cx: &mut Ctx, x: &Inputs) -> Result<Vec<Val>> {
@@ -253,16 +338,24 @@ pub(crate) fn split(cx: &mut Ctx, x: &Inputs) -> Result<Vec<Val>> {
         Some(s) => s.iter().map(|&s| s.max(0) as u64).collect(),
         None => {
             let parts = x.attrs.int("num_outputs", 0).max(0) as u64;
-            let parts = if parts == 0 { x.attrs.num_outputs() as u64 } else { parts };
+            let parts = if parts == 0 {
+                x.attrs.num_outputs() as u64
+            } else {
+                parts
+            };
             if parts == 0 {
                 return Err(x.attrs.err("cannot tell how many parts to split into"));
             }
             let each = n.div_ceil(parts);
-            (0..parts).map(|k| each.min(n.saturating_sub(k * each))).collect()
+            (0..parts)
+                .map(|k| each.min(n.saturating_sub(k * each)))
+                .collect()
         }
     };
     if sizes.iter().sum::<u64>() != n {
-        return Err(x.attrs.err(format!("split sizes {sizes:?} do not add up to {n}")));
+        return Err(x
+            .attrs
+            .err(format!("split sizes {sizes:?} do not add up to {n}")));
     }
     let mut out = Vec::new();
     let mut at = 0;
@@ -272,7 +365,16 @@ pub(crate) fn split(cx: &mut Ctx, x: &Inputs) -> Result<Vec<Val>> {
         start[axis] = at;
         limit[axis] = at + s;
         let stride = vec![1; dims.len()];
-        out.push(Val::Node(cx.push("split", Op::Slice { start, limit, stride }, vec![v], None)?));
+        out.push(Val::Node(cx.push(
+            "split",
+            Op::Slice {
+                start,
+                limit,
+                stride,
+            },
+            vec![v],
+            None,
+        )?));
         at += s;
     }
     Ok(out)
@@ -282,7 +384,8 @@ pub(crate) fn expand(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     let v = cx.node(x.get(0)?)?;
     let shape: Vec<u64> = x.host_ints(1)?.iter().map(|&d| d.max(0) as u64).collect();
     let ty = cx.g.ty(v).clone();
-    let dims = broadcast_shape(ty.dims(), &shape).ok_or_else(|| x.attrs.err(format!("cannot expand {ty} to {shape:?}")))?;
+    let dims = broadcast_shape(ty.dims(), &shape)
+        .ok_or_else(|| x.attrs.err(format!("cannot expand {ty} to {shape:?}")))?;
     cx.broadcast_to(v, &dims)
 }
 
@@ -293,11 +396,24 @@ pub(crate) fn tile(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     let ty = cx.g.ty(v).clone();
     let reps = x.host_ints(1)?;
     if reps.len() != ty.rank() || reps.iter().any(|&r| r < 0) {
-        return Err(x.attrs.err(format!("repeats {reps:?} must be {} non-negative numbers", ty.rank())));
+        return Err(x.attrs.err(format!(
+            "repeats {reps:?} must be {} non-negative numbers",
+            ty.rank()
+        )));
     }
     let pairs: Vec<u64> = ty.dims().iter().flat_map(|&d| [1, d]).collect();
-    let wide: Vec<u64> = ty.dims().iter().zip(&reps).flat_map(|(&d, &r)| [r as u64, d]).collect();
-    let out: Vec<u64> = ty.dims().iter().zip(&reps).map(|(&d, &r)| d * r as u64).collect();
+    let wide: Vec<u64> = ty
+        .dims()
+        .iter()
+        .zip(&reps)
+        .flat_map(|(&d, &r)| [r as u64, d])
+        .collect();
+    let out: Vec<u64> = ty
+        .dims()
+        .iter()
+        .zip(&reps)
+        .map(|(&d, &r)| d * r as u64)
+        .collect();
     let r = cx.reshape(v, &pairs)?;
     let b = cx.broadcast_to(r, &wide)?;
     cx.reshape(b, &out)
@@ -319,9 +435,20 @@ pub(crate) fn trilu(cx: &mut Ctx, x: &Inputs) -> Result<ValueId> {
     let ity = TensorType::new(DType::I64, ty.dims().to_vec());
     let row = cx.push("row", Op::Iota { dim: r - 2 }, vec![], Some(ity.clone()))?;
     let col = cx.push("col", Op::Iota { dim: r - 1 }, vec![], Some(ity))?;
-    let diff = cx.push("diagonal", Op::Binary { func: BinaryFn::Sub }, vec![col, row], None)?;
+    let diff = cx.push(
+        "diagonal",
+        Op::Binary {
+            func: BinaryFn::Sub,
+        },
+        vec![col, row],
+        None,
+    )?;
     let kk = cx.splat(DType::I64, ty.dims(), k as f64)?;
-    let dir = if x.attrs.int("upper", 1) == 1 { CompareDir::Ge } else { CompareDir::Le };
+    let dir = if x.attrs.int("upper", 1) == 1 {
+        CompareDir::Ge
+    } else {
+        CompareDir::Le
+    };
     let keep = cx.push("keep", Op::Compare { dir }, vec![diff, kk], None)?;
     let zero = cx.splat(ty.dtype, ty.dims(), 0.0)?;
     cx.push("trilu", Op::Select, vec![keep, v, zero], None)
@@ -339,7 +466,10 @@ pub(crate) fn source(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<Host> {
             let d: Vec<i64> = dims[s..e.max(s)].iter().map(|&d| d as i64).collect();
             Ok(Host::ints(&d))
         }
-        "Size" => Ok(Host::scalar(DType::I64, cx.ty(x.get(0)?).shape.elements() as f64)),
+        "Size" => Ok(Host::scalar(
+            DType::I64,
+            cx.ty(x.get(0)?).shape.elements() as f64,
+        )),
         "Constant" => constant(x),
         "ConstantOfShape" => {
             let dims: Vec<u64> = x.host_ints(0)?.iter().map(|&d| d.max(0) as u64).collect();
@@ -352,7 +482,9 @@ pub(crate) fn source(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<Host> {
             };
             let n: u64 = dims.iter().product();
             if n > super::host::FOLD_LIMIT {
-                return Err(a.err(format!("a constant of shape {dims:?} is larger than the importer folds")));
+                return Err(a.err(format!(
+                    "a constant of shape {dims:?} is larger than the importer folds"
+                )));
             }
             Ok(Host::new(dtype, dims, vec![value; n as usize]))
         }
@@ -365,9 +497,13 @@ pub(crate) fn source(cx: &mut Ctx, op: &str, x: &Inputs) -> Result<Host> {
             }
             let n = ((l - s) / d).ceil().max(0.0);
             if n > super::host::FOLD_LIMIT as f64 {
-                return Err(a.err(format!("a range of {n} elements is larger than the importer folds")));
+                return Err(a.err(format!(
+                    "a range of {n} elements is larger than the importer folds"
+                )));
             }
-            let data: Vec<f64> = (0..n as u64).map(|k| super::host::cast_elem(s + k as f64 * d, dtype)).collect();
+            let data: Vec<f64> = (0..n as u64)
+                .map(|k| super::host::cast_elem(s + k as f64 * d, dtype))
+                .collect();
             Ok(Host::new(dtype, vec![data.len() as u64], data))
         }
     }
@@ -380,17 +516,26 @@ fn constant(x: &Inputs) -> Result<Host> {
         return Ok(Host::new(dtype, dims, data.to_f64_vec()));
     }
     if a.has("value_float") {
-        return Ok(Host::scalar(DType::F32, f64::from(a.float("value_float", 0.0))));
+        return Ok(Host::scalar(
+            DType::F32,
+            f64::from(a.float("value_float", 0.0)),
+        ));
     }
     if a.has("value_int") {
         return Ok(Host::scalar(DType::I64, a.int("value_int", 0) as f64));
     }
     if let Some(v) = a.floats("value_floats") {
-        return Ok(Host::new(DType::F32, vec![v.len() as u64], v.iter().map(|&f| f64::from(f)).collect()));
+        return Ok(Host::new(
+            DType::F32,
+            vec![v.len() as u64],
+            v.iter().map(|&f| f64::from(f)).collect(),
+        ));
     }
     if let Some(v) = a.ints("value_ints") {
         return Ok(Host::ints(&v));
     }
-    let which = a.first().map_or("none".to_string(), |f| f.name().to_string());
+    let which = a
+        .first()
+        .map_or("none".to_string(), |f| f.name().to_string());
     Err(a.err(format!("Constant with attribute `{which}`: only value, value_float(s) and value_int(s) are supported")))
 }

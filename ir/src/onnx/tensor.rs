@@ -15,7 +15,9 @@ pub(crate) fn dtype_of(elem: i32, what: &str) -> Result<DType> {
         DataType::Double => DType::F64,
         DataType::Float16 => DType::F16,
         DataType::Bfloat16 => DType::BF16,
-        DataType::Int8 | DataType::Uint8 | DataType::Int16 | DataType::Uint16 | DataType::Int32 => DType::I32,
+        DataType::Int8 | DataType::Uint8 | DataType::Int16 | DataType::Uint16 | DataType::Int32 => {
+            DType::I32
+        }
         DataType::Int64 | DataType::Uint32 | DataType::Uint64 => DType::I64,
         DataType::Bool => DType::Bool,
         _ => {
@@ -38,7 +40,9 @@ pub(crate) fn value_type(
     use super::proto::type_proto::Value as TV;
     let err = |m: String| IrError::Format(format!("graph input `{name}`: {m}"));
     let Some(TV::TensorType(t)) = ty.and_then(|t| t.value.as_ref()) else {
-        return Err(err("is not a tensor (sequences, maps and optionals are not supported)".into()));
+        return Err(err(
+            "is not a tensor (sequences, maps and optionals are not supported)".into(),
+        ));
     };
     let dtype = dtype_of(t.elem_type(), &format!("graph input `{name}`"))?;
     let shape = t.shape.as_ref().ok_or_else(|| err("has no shape".into()))?;
@@ -73,10 +77,21 @@ pub(crate) fn decode(t: &TensorProto, ext: &ExternalData) -> Result<(DType, Vec<
     let width = elem_bytes(elem);
     let external = t.data_location() == super::proto::tensor_proto::DataLocation::External;
     let raw: Option<Vec<u8>> = if external {
-        let get = |k: &str| t.external_data.iter().find(|e| e.key() == k).map(|e| e.value().to_string());
-        let location = get("location").ok_or_else(|| err("external data without a location".into()))?;
+        let get = |k: &str| {
+            t.external_data
+                .iter()
+                .find(|e| e.key() == k)
+                .map(|e| e.value().to_string())
+        };
+        let location =
+            get("location").ok_or_else(|| err("external data without a location".into()))?;
         let num = |k: &str| -> Result<Option<u64>> {
-            get(k).map(|v| v.parse::<u64>().map_err(|_| err(format!("external data {k} `{v}` is not a number")))).transpose()
+            get(k)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| err(format!("external data {k} `{v}` is not a number")))
+                })
+                .transpose()
         };
         Some(ext.read(name, &location, num("offset")?.unwrap_or(0), num("length")?)?)
     } else {
@@ -84,16 +99,24 @@ pub(crate) fn decode(t: &TensorProto, ext: &ExternalData) -> Result<(DType, Vec<
     };
     let data = match raw {
         Some(bytes) => {
-            let want = n.checked_mul(width).ok_or_else(|| err("byte size overflows".into()))?;
+            let want = n
+                .checked_mul(width)
+                .ok_or_else(|| err("byte size overflows".into()))?;
             if bytes.len() as u64 != want {
-                return Err(err(format!("has {} bytes of data, its {n} elements need {want}", bytes.len())));
+                return Err(err(format!(
+                    "has {} bytes of data, its {n} elements need {want}",
+                    bytes.len()
+                )));
             }
             from_raw(elem, &bytes)
         }
         None => from_typed(t, elem),
     };
     if data.len() as u64 != n {
-        return Err(err(format!("has {} elements, its dims {dims:?} need {n}", data.len())));
+        return Err(err(format!(
+            "has {} elements, its dims {dims:?} need {n}",
+            data.len()
+        )));
     }
     Ok((dtype, dims, data))
 }
@@ -110,19 +133,48 @@ fn elem_bytes(t: DataType) -> u64 {
 fn from_raw(t: DataType, b: &[u8]) -> ArrayData {
     fn chunks<const N: usize>(b: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
         // invariant: chunks_exact(N) yields slices of length N.
-        b.chunks_exact(N).map(|c| c.try_into().expect("invariant: chunk of N bytes"))
+        b.chunks_exact(N)
+            .map(|c| c.try_into().expect("invariant: chunk of N bytes"))
     }
     match t {
         DataType::Float => ArrayData::F32(chunks::<4>(b).map(f32::from_le_bytes).collect()),
         DataType::Double => ArrayData::F64(chunks::<8>(b).map(f64::from_le_bytes).collect()),
-        DataType::Float16 => ArrayData::F32(chunks::<2>(b).map(|c| half_to_f32(u16::from_le_bytes(c))).collect()),
-        DataType::Bfloat16 => ArrayData::F32(chunks::<2>(b).map(|c| f32::from_bits(u32::from(u16::from_le_bytes(c)) << 16)).collect()),
+        DataType::Float16 => ArrayData::F32(
+            chunks::<2>(b)
+                .map(|c| half_to_f32(u16::from_le_bytes(c)))
+                .collect(),
+        ),
+        DataType::Bfloat16 => ArrayData::F32(
+            chunks::<2>(b)
+                .map(|c| f32::from_bits(u32::from(u16::from_le_bytes(c)) << 16))
+                .collect(),
+        ),
         DataType::Int64 => ArrayData::I64(chunks::<8>(b).map(i64::from_le_bytes).collect()),
-        DataType::Uint64 => ArrayData::I64(chunks::<8>(b).map(|c| u64::from_le_bytes(c) as i64).collect()),
-        DataType::Int32 => ArrayData::I64(chunks::<4>(b).map(|c| i64::from(i32::from_le_bytes(c))).collect()),
-        DataType::Uint32 => ArrayData::I64(chunks::<4>(b).map(|c| i64::from(u32::from_le_bytes(c))).collect()),
-        DataType::Int16 => ArrayData::I64(chunks::<2>(b).map(|c| i64::from(i16::from_le_bytes(c))).collect()),
-        DataType::Uint16 => ArrayData::I64(chunks::<2>(b).map(|c| i64::from(u16::from_le_bytes(c))).collect()),
+        DataType::Uint64 => ArrayData::I64(
+            chunks::<8>(b)
+                .map(|c| u64::from_le_bytes(c) as i64)
+                .collect(),
+        ),
+        DataType::Int32 => ArrayData::I64(
+            chunks::<4>(b)
+                .map(|c| i64::from(i32::from_le_bytes(c)))
+                .collect(),
+        ),
+        DataType::Uint32 => ArrayData::I64(
+            chunks::<4>(b)
+                .map(|c| i64::from(u32::from_le_bytes(c)))
+                .collect(),
+        ),
+        DataType::Int16 => ArrayData::I64(
+            chunks::<2>(b)
+                .map(|c| i64::from(i16::from_le_bytes(c)))
+                .collect(),
+        ),
+        DataType::Uint16 => ArrayData::I64(
+            chunks::<2>(b)
+                .map(|c| i64::from(u16::from_le_bytes(c)))
+                .collect(),
+        ),
         DataType::Int8 => ArrayData::I64(b.iter().map(|&x| i64::from(x as i8)).collect()),
         DataType::Uint8 => ArrayData::I64(b.iter().map(|&x| i64::from(x)).collect()),
         _ => ArrayData::Bool(b.iter().map(|&x| x != 0).collect()),
@@ -134,10 +186,22 @@ fn from_typed(t: &TensorProto, elem: DataType) -> ArrayData {
         DataType::Float => ArrayData::F32(t.float_data.clone()),
         DataType::Double => ArrayData::F64(t.double_data.clone()),
         DataType::Int64 => ArrayData::I64(t.int64_data.clone()),
-        DataType::Uint32 | DataType::Uint64 => ArrayData::I64(t.uint64_data.iter().map(|&x| x as i64).collect()),
+        DataType::Uint32 | DataType::Uint64 => {
+            ArrayData::I64(t.uint64_data.iter().map(|&x| x as i64).collect())
+        }
         // float16 and bfloat16 are stored as their bit patterns in int32_data.
-        DataType::Float16 => ArrayData::F32(t.int32_data.iter().map(|&x| half_to_f32(x as u16)).collect()),
-        DataType::Bfloat16 => ArrayData::F32(t.int32_data.iter().map(|&x| f32::from_bits((x as u32 & 0xffff) << 16)).collect()),
+        DataType::Float16 => ArrayData::F32(
+            t.int32_data
+                .iter()
+                .map(|&x| half_to_f32(x as u16))
+                .collect(),
+        ),
+        DataType::Bfloat16 => ArrayData::F32(
+            t.int32_data
+                .iter()
+                .map(|&x| f32::from_bits((x as u32 & 0xffff) << 16))
+                .collect(),
+        ),
         DataType::Bool => ArrayData::Bool(t.int32_data.iter().map(|&x| x != 0).collect()),
         _ => ArrayData::I64(t.int32_data.iter().map(|&x| i64::from(x)).collect()),
     }

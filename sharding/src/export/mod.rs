@@ -28,14 +28,21 @@ use crate::error::{Result, ShardingError};
 pub use torch::{export_torch, torch_styles, TorchStyle};
 
 pub(crate) fn invalid(value: &str, message: impl std::fmt::Display) -> ShardingError {
-    ShardingError::Invalid { value: value.to_string(), message: message.to_string() }
+    ShardingError::Invalid {
+        value: value.to_string(),
+        message: message.to_string(),
+    }
 }
 
 fn check(g: &Graph, a: &ShardingAssignment) -> Result<()> {
     if a.shardings.len() != g.len() {
         return Err(invalid(
             &g.name,
-            format!("the assignment has {} shardings for a graph of {} nodes", a.shardings.len(), g.len()),
+            format!(
+                "the assignment has {} shardings for a graph of {} nodes",
+                a.shardings.len(),
+                g.len()
+            ),
         ));
     }
     Ok(())
@@ -43,7 +50,14 @@ fn check(g: &Graph, a: &ShardingAssignment) -> Result<()> {
 
 /// The graph's inputs and parameters, in graph order.
 fn interface(g: &Graph) -> Vec<ValueId> {
-    g.inputs().filter(|&v| matches!(g.node(v).role, Role::Input | Role::Parameter | Role::OptimizerState)).collect()
+    g.inputs()
+        .filter(|&v| {
+            matches!(
+                g.node(v).role,
+                Role::Input | Role::Parameter | Role::OptimizerState
+            )
+        })
+        .collect()
 }
 
 /// A Python string literal.
@@ -55,7 +69,11 @@ pub(crate) fn py_str(s: &str) -> String {
 fn device_grid(mesh: &Mesh) -> String {
     let shape: Vec<String> = mesh.axes.iter().map(|a| a.size.to_string()).collect();
     let ids: Vec<String> = mesh.devices.iter().map(u32::to_string).collect();
-    format!("np.array([{}]).reshape({})", ids.join(", "), shape.join(", "))
+    format!(
+        "np.array([{}]).reshape({})",
+        ids.join(", "),
+        shape.join(", ")
+    )
 }
 
 /// A JAX snippet: the `Mesh` over the first `n` devices (in the plan's device order) and a
@@ -68,13 +86,21 @@ pub fn export_jax(g: &Graph, a: &ShardingAssignment) -> Result<String> {
     let names: Vec<String> = mesh.axes.iter().map(|x| py_str(&x.name)).collect();
     let _ = writeln!(s, "# shardc plan for `{}` on mesh {mesh}", g.name);
     s.push_str("import jax\nimport numpy as np\nfrom jax.sharding import Mesh, NamedSharding, PartitionSpec as P\n\n");
-    let _ = writeln!(s, "devices = np.array(jax.devices())[{}]", device_grid(mesh));
+    let _ = writeln!(
+        s,
+        "devices = np.array(jax.devices())[{}]",
+        device_grid(mesh)
+    );
     let _ = writeln!(s, "mesh = Mesh(devices, ({},))", names.join(", "));
     s.push_str("shardings = {\n");
     for v in interface(g) {
         let sh = &a.shardings[v.index()];
         let spec = sh.to_jax().map_err(|e| invalid(&g.node(v).name, e))?;
-        let _ = writeln!(s, "    {}: NamedSharding(mesh, {spec}),", py_str(&g.node(v).name));
+        let _ = writeln!(
+            s,
+            "    {}: NamedSharding(mesh, {spec}),",
+            py_str(&g.node(v).name)
+        );
     }
     s.push_str("}\n\n\ndef place(arrays):\n    \"\"\"Puts host arrays (a dict by name) on the mesh as the plan shards them.\"\"\"\n");
     s.push_str("    return {k: jax.device_put(v, shardings[k]) for k, v in arrays.items()}\n");
@@ -85,11 +111,18 @@ pub fn export_jax(g: &Graph, a: &ShardingAssignment) -> Result<String> {
 /// `sdy.mesh` the attributes refer to: one line per value, `%name: type sharding`.
 pub fn export_sdy(g: &Graph, a: &ShardingAssignment) -> Result<String> {
     check(g, a)?;
-    let axes: Vec<String> = a.mesh.axes.iter().map(|x| format!("\"{}\"={}", x.name, x.size)).collect();
+    let axes: Vec<String> = a
+        .mesh
+        .axes
+        .iter()
+        .map(|x| format!("\"{}\"={}", x.name, x.size))
+        .collect();
     let mut s = format!("sdy.mesh @mesh = <[{}]>\n", axes.join(", "));
     for v in g.ids() {
         let n = g.node(v);
-        let sh = a.shardings[v.index()].to_shardy("mesh").map_err(|e| invalid(&n.name, e))?;
+        let sh = a.shardings[v.index()]
+            .to_shardy("mesh")
+            .map_err(|e| invalid(&n.name, e))?;
         let _ = writeln!(s, "%{}: {} {}", n.name, n.ty, sh);
     }
     Ok(s)
@@ -100,10 +133,17 @@ pub fn parse_sdy(text: &str) -> Result<Vec<(String, Sharding)>> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
         let bad = |m: String| invalid(&format!("line {}", i + 1), m);
-        let rest = line.strip_prefix('%').ok_or_else(|| bad("expected `%name: type #sdy.sharding<..>`".into()))?;
-        let (name, rest) = rest.split_once(": ").ok_or_else(|| bad("expected `: ` after the name".into()))?;
-        let at = rest.find("#sdy.sharding").ok_or_else(|| bad("no #sdy.sharding".into()))?;
-        let parsed = shardc_ir::sharding::ShardyText::parse(&rest[at..]).map_err(|e| bad(e.to_string()))?;
+        let rest = line
+            .strip_prefix('%')
+            .ok_or_else(|| bad("expected `%name: type #sdy.sharding<..>`".into()))?;
+        let (name, rest) = rest
+            .split_once(": ")
+            .ok_or_else(|| bad("expected `: ` after the name".into()))?;
+        let at = rest
+            .find("#sdy.sharding")
+            .ok_or_else(|| bad("no #sdy.sharding".into()))?;
+        let parsed =
+            shardc_ir::sharding::ShardyText::parse(&rest[at..]).map_err(|e| bad(e.to_string()))?;
         out.push((name.to_string(), parsed.sharding));
     }
     Ok(out)
@@ -120,5 +160,6 @@ pub fn export_hlo(import: &HloImport, a: &ShardingAssignment) -> Result<String> 
             .map_err(|e| invalid(&import.graph.nodes[v].name, e))?;
         shardings.push(Some(h));
     }
-    shardc_ir::hlo::print_with_shardings(import, &shardings).map_err(|e| invalid(&import.graph.name, e))
+    shardc_ir::hlo::print_with_shardings(import, &shardings)
+        .map_err(|e| invalid(&import.graph.name, e))
 }

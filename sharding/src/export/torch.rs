@@ -52,7 +52,9 @@ fn use_of(g: &Graph, users: &[Vec<ValueId>], p: ValueId) -> Use {
     let mut v = p;
     let mut dims: Vec<usize> = (0..g.ty(p).rank()).collect();
     for _ in 0..8 {
-        let [u] = users[v.index()].as_slice() else { return Use::Other };
+        let [u] = users[v.index()].as_slice() else {
+            return Use::Other;
+        };
         let node = g.node(*u);
         let k = node.operands.iter().position(|&o| o == v).unwrap_or(0);
         match &node.op {
@@ -62,12 +64,20 @@ fn use_of(g: &Graph, users: &[Vec<ValueId>], p: ValueId) -> Use {
                 let _ = bd;
                 return single_scale(g, users, *u);
             }
-            Op::DotGeneral { lhs_contract, rhs_contract, .. } => {
+            Op::DotGeneral {
+                lhs_contract,
+                rhs_contract,
+                ..
+            } => {
                 let c = if k == 0 { lhs_contract } else { rhs_contract };
-                return Use::Dot { contracted: c.iter().map(|&d| dims[d]).collect() };
+                return Use::Dot {
+                    contracted: c.iter().map(|&d| dims[d]).collect(),
+                };
             }
             Op::Gather { axis } if k == 0 => return Use::Table { axis: dims[*axis] },
-            Op::Binary { func: shardc_ir::BinaryFn::Mul } => return Use::Scale { result: *u },
+            Op::Binary {
+                func: shardc_ir::BinaryFn::Mul,
+            } => return Use::Scale { result: *u },
             _ => return Use::Other,
         }
         v = *u;
@@ -77,7 +87,15 @@ fn use_of(g: &Graph, users: &[Vec<ValueId>], p: ValueId) -> Use {
 
 fn single_scale(g: &Graph, users: &[Vec<ValueId>], b: ValueId) -> Use {
     match users[b.index()].as_slice() {
-        [u] if matches!(g.node(*u).op, Op::Binary { func: shardc_ir::BinaryFn::Mul }) => Use::Scale { result: *u },
+        [u] if matches!(
+            g.node(*u).op,
+            Op::Binary {
+                func: shardc_ir::BinaryFn::Mul
+            }
+        ) =>
+        {
+            Use::Scale { result: *u }
+        }
         _ => Use::Other,
     }
 }
@@ -109,32 +127,66 @@ struct TorchPlan {
 }
 
 /// The module style each parameter's sharding takes, grouped by mesh axis.
-pub fn torch_styles(g: &Graph, a: &ShardingAssignment) -> Result<Vec<(String, String, TorchStyle)>> {
+pub fn torch_styles(
+    g: &Graph,
+    a: &ShardingAssignment,
+) -> Result<Vec<(String, String, TorchStyle)>> {
     check(g, a)?;
-    Ok(plan(g, a)?.styles.into_iter().map(|((ax, m), s)| (ax, m, s)).collect())
+    Ok(plan(g, a)?
+        .styles
+        .into_iter()
+        .map(|((ax, m), s)| (ax, m, s))
+        .collect())
 }
 
 fn plan(g: &Graph, a: &ShardingAssignment) -> Result<TorchPlan> {
     let users = g.users();
     let dp = batch_axes(g, a);
     let mut out = TorchPlan::default();
-    let params: Vec<ValueId> = g.inputs().filter(|&v| g.node(v).role == Role::Parameter).collect();
+    let params: Vec<ValueId> = g
+        .inputs()
+        .filter(|&v| g.node(v).role == Role::Parameter)
+        .collect();
     for &p in &params {
         let name = &g.node(p).name;
         let sh = &a.shardings[p.index()];
-        let split: Vec<(usize, &Vec<String>)> = sh.dims.iter().enumerate().filter(|(_, d)| !d.axes.is_empty()).map(|(i, d)| (i, &d.axes)).collect();
+        let split: Vec<(usize, &Vec<String>)> = sh
+            .dims
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !d.axes.is_empty())
+            .map(|(i, d)| (i, &d.axes))
+            .collect();
         let (module, leaf) = name.rsplit_once('.').unwrap_or(("", name.as_str()));
         let style = match (split.as_slice(), leaf, use_of(g, &users, p)) {
             ([(d, axes)], "weight", u) if axes.len() == 1 && !dp.contains(&axes[0]) => match u {
-                Use::Dot { contracted } => Some((axes[0].clone(), if contracted.contains(d) { TorchStyle::Rowwise } else { TorchStyle::Colwise })),
-                Use::Table { axis } => Some((axes[0].clone(), if *d == axis { TorchStyle::Rowwise } else { TorchStyle::Colwise })),
+                Use::Dot { contracted } => Some((
+                    axes[0].clone(),
+                    if contracted.contains(d) {
+                        TorchStyle::Rowwise
+                    } else {
+                        TorchStyle::Colwise
+                    },
+                )),
+                Use::Table { axis } => Some((
+                    axes[0].clone(),
+                    if *d == axis {
+                        TorchStyle::Rowwise
+                    } else {
+                        TorchStyle::Colwise
+                    },
+                )),
                 _ => None,
             },
             ([], "weight", Use::Scale { result }) if g.ty(p).rank() == 1 => {
                 // A norm's gain on an activation split along a dim other than the hidden one.
                 let r = &a.shardings[result.index()];
                 let n = r.dims.len();
-                r.dims[..n.saturating_sub(1)].iter().flat_map(|d| d.axes.first()).next().map(|ax| (ax.clone(), TorchStyle::Sequence))
+                r.dims[..n.saturating_sub(1)]
+                    .iter()
+                    .flat_map(|d| d.axes.first())
+                    .next()
+                    .map(|ax| (ax.clone(), TorchStyle::Sequence))
             }
             _ => None,
         };
@@ -151,14 +203,25 @@ fn plan(g: &Graph, a: &ShardingAssignment) -> Result<TorchPlan> {
                 continue;
             }
         }
-        out.placements.push((name.clone(), sh.to_dtensor(&a.mesh).map_err(|e| invalid(name, e))?));
+        out.placements.push((
+            name.clone(),
+            sh.to_dtensor(&a.mesh).map_err(|e| invalid(name, e))?,
+        ));
     }
     // A bias goes with its module's style: ColwiseParallel splits it, RowwiseParallel keeps it
     // whole. Biases placed otherwise keep their explicit placements.
-    let styled: Vec<(String, TorchStyle)> = out.styles.iter().map(|((_, m), s)| (m.clone(), *s)).collect();
+    let styled: Vec<(String, TorchStyle)> = out
+        .styles
+        .iter()
+        .map(|((_, m), s)| (m.clone(), *s))
+        .collect();
     out.placements.retain(|(name, pl)| {
-        let Some((m, "bias")) = name.rsplit_once('.') else { return true };
-        !styled.iter().any(|(sm, s)| sm == m && (*s == TorchStyle::Colwise) == pl.contains("Shard(0)"))
+        let Some((m, "bias")) = name.rsplit_once('.') else {
+            return true;
+        };
+        !styled
+            .iter()
+            .any(|(sm, s)| sm == m && (*s == TorchStyle::Colwise) == pl.contains("Shard(0)"))
     });
     Ok(out)
 }
@@ -172,19 +235,44 @@ pub fn export_torch(g: &Graph, a: &ShardingAssignment) -> Result<String> {
     let mesh = &a.mesh;
     let mut s = String::new();
     let _ = writeln!(s, "# shardc plan for `{}` on mesh {mesh}", g.name);
-    s.push_str("import torch\nfrom torch.distributed.device_mesh import DeviceMesh, init_device_mesh\n");
-    s.push_str("from torch.distributed.tensor import Partial, Replicate, Shard, distribute_tensor\n");
+    s.push_str(
+        "import torch\nfrom torch.distributed.device_mesh import DeviceMesh, init_device_mesh\n",
+    );
+    s.push_str(
+        "from torch.distributed.tensor import Partial, Replicate, Shard, distribute_tensor\n",
+    );
     s.push_str("from torch.distributed.tensor.parallel import (\n    ColwiseParallel,\n    RowwiseParallel,\n    SequenceParallel,\n    parallelize_module,\n)\n");
     s.push_str("from torch.distributed.fsdp import fully_shard\n\n");
     let sizes: Vec<String> = mesh.axes.iter().map(|x| x.size.to_string()).collect();
     let names: Vec<String> = mesh.axes.iter().map(|x| py_str(&x.name)).collect();
-    let tuple = |v: &[String]| if v.len() == 1 { format!("({},)", v[0]) } else { format!("({})", v.join(", ")) };
-    let iota = mesh.devices.iter().enumerate().all(|(i, &d)| d as usize == i);
+    let tuple = |v: &[String]| {
+        if v.len() == 1 {
+            format!("({},)", v[0])
+        } else {
+            format!("({})", v.join(", "))
+        }
+    };
+    let iota = mesh
+        .devices
+        .iter()
+        .enumerate()
+        .all(|(i, &d)| d as usize == i);
     if iota {
-        let _ = writeln!(s, "mesh = init_device_mesh(\"cuda\", {}, mesh_dim_names={})", tuple(&sizes), tuple(&names));
+        let _ = writeln!(
+            s,
+            "mesh = init_device_mesh(\"cuda\", {}, mesh_dim_names={})",
+            tuple(&sizes),
+            tuple(&names)
+        );
     } else {
         let ids: Vec<String> = mesh.devices.iter().map(u32::to_string).collect();
-        let _ = writeln!(s, "mesh = DeviceMesh(\"cuda\", torch.tensor([{}]).reshape{}, mesh_dim_names={})", ids.join(", "), tuple(&sizes), tuple(&names));
+        let _ = writeln!(
+            s,
+            "mesh = DeviceMesh(\"cuda\", torch.tensor([{}]).reshape{}, mesh_dim_names={})",
+            ids.join(", "),
+            tuple(&sizes),
+            tuple(&names)
+        );
     }
     s.push_str("\n\ndef apply_plan(model):\n    \"\"\"Shards `model`'s parameters in place as the plan does; returns the model.\"\"\"\n");
     let mut axes: Vec<&String> = p.styles.keys().map(|(a, _)| a).collect();
