@@ -91,7 +91,11 @@ pub fn export_jax(g: &Graph, a: &ShardingAssignment) -> Result<String> {
         "devices = np.array(jax.devices())[{}]",
         device_grid(mesh)
     );
-    let _ = writeln!(s, "mesh = Mesh(devices, ({},))", names.join(", "));
+    let axes = match names.as_slice() {
+        [one] => format!("({one},)"),
+        _ => format!("({})", names.join(", ")),
+    };
+    let _ = writeln!(s, "mesh = Mesh(devices, {axes})");
     s.push_str("shardings = {\n");
     for v in interface(g) {
         let sh = &a.shardings[v.index()];

@@ -184,8 +184,8 @@ fn plan(g: &Graph, a: &ShardingAssignment) -> Result<TorchPlan> {
                 let n = r.dims.len();
                 r.dims[..n.saturating_sub(1)]
                     .iter()
-                    .flat_map(|d| d.axes.first())
-                    .next()
+                    .flat_map(|d| d.axes.iter())
+                    .find(|ax| !dp.contains(ax))
                     .map(|ax| (ax.clone(), TorchStyle::Sequence))
             }
             _ => None,
