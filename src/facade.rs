@@ -22,6 +22,8 @@ pub enum InputFormat {
     Json,
     /// XLA HLO text, with its shardings.
     Hlo,
+    /// An ONNX `ModelProto` (PyTorch's exporters), initializers as parameters.
+    Onnx,
 }
 
 /// Which format a file is in: by extension, else by its first non-blank character (`{` is
@@ -30,6 +32,7 @@ pub fn input_format(path: &Path, text: &str) -> InputFormat {
     match path.extension().and_then(|e| e.to_str()) {
         Some("json") => InputFormat::Json,
         Some("hlo") | Some("txt") => InputFormat::Hlo,
+        Some("onnx") => InputFormat::Onnx,
         _ if text.trim_start().starts_with("HloModule") => InputFormat::Hlo,
         _ => InputFormat::Json,
     }
@@ -47,9 +50,26 @@ pub struct Imported {
     pub barriers: Vec<(String, AllowedDirection)>,
 }
 
+impl Imported {
+    /// A graph with no shard groups or barriers (JSON and ONNX carry none).
+    pub fn of(graph: Graph) -> Self {
+        Imported {
+            graph,
+            shard_groups: Vec::new(),
+            barriers: Vec::new(),
+        }
+    }
+}
+
 /// Reads and verifies a graph file in any format [`input_format`] knows.
 pub fn import(path: &Path) -> Result<Imported> {
     let what = path.display().to_string();
+    if input_format(path, "") == InputFormat::Onnx {
+        let opts = shardc_ir::onnx::OnnxOptions::default();
+        let model =
+            shardc_ir::onnx::import(path, &opts).map_err(|e| Error::new(Step::Import, &what, e))?;
+        return Ok(Imported::of(model.graph));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| Error::new(Step::Import, &what, e))?;
     import_text(&what, &text, input_format(path, &text))
 }
@@ -59,12 +79,13 @@ pub fn import_text(what: &str, text: &str, format: InputFormat) -> Result<Import
     match format {
         InputFormat::Json => {
             let graph = shardc_ir::from_json(text).map_err(|e| Error::new(Step::Import, what, e))?;
-            Ok(Imported {
-                graph,
-                shard_groups: Vec::new(),
-                barriers: Vec::new(),
-            })
+            Ok(Imported::of(graph))
         }
+        InputFormat::Onnx => Err(Error::new(
+            Step::Import,
+            what,
+            "an ONNX model is binary: read it with `import` (a path), not as text",
+        )),
         InputFormat::Hlo => {
             let imp = shardc_ir::hlo::import(text).map_err(|e| Error::new(Step::Import, what, e))?;
             shardc_ir::verify(&imp.graph).map_err(|e| Error::new(Step::Verify, what, e))?;

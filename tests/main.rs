@@ -7,6 +7,7 @@ mod cost;
 mod graph_format_doc;
 mod plan;
 mod plan_format_doc;
+mod onnx_cli;
 mod propagate;
 mod run;
 mod run_check;

@@ -28,6 +28,7 @@ pub mod hlo;
 mod json;
 mod mesh;
 mod op;
+pub mod onnx;
 mod ops;
 pub mod sharding;
 mod stats;

@@ -31,6 +31,7 @@ mod kernels;
 pub mod memory;
 mod mesh;
 mod pipeline;
+mod npz;
 mod random;
 mod tensor;
 
@@ -43,5 +44,8 @@ pub use mesh::{
     Stage, ThreadComm,
 };
 pub use pipeline::{run_pipeline, PipelineResult, PipelineStage};
+pub use npz::{
+    bind_inputs, npy_bytes, npz_bytes, param_tensor, read_npy, read_npz, read_npz_bytes, write_npz,
+};
 pub use random::random_inputs;
 pub use tensor::{max_relative_error, Summary, Tensor};

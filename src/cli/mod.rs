@@ -78,6 +78,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 
 /// Reads and verifies a graph file; errors name the file.
 pub(crate) fn read_graph(path: &Path) -> Result<Graph, CliError> {
+    if path.extension().and_then(|e| e.to_str()) == Some("onnx") {
+        return Ok(import::read_onnx(path, &[])?.graph);
+    }
     let spin = spinner(&format!("reading {}", path.display()));
     let read = || {
         let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {

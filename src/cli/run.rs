@@ -50,6 +50,16 @@ pub struct RunArgs {
     /// shardc built with `--features cuda`).
     #[arg(long, value_enum, default_value_t = BackendArg::Threads)]
     pub backend: BackendArg,
+    /// Named input and parameter values (NumPy `.npz`, keyed by name) instead of random ones;
+    /// repeatable. Every input must then have a value (an ONNX model's initializers count).
+    #[arg(long = "inputs", value_name = "FILE.npz")]
+    pub inputs: Vec<PathBuf>,
+    /// Write the outputs, keyed by name, to this `.npz`.
+    #[arg(long, value_name = "FILE.npz")]
+    pub outputs: Option<PathBuf>,
+    /// ONNX: the size of a dynamic dim, `NAME=SIZE`; repeatable.
+    #[arg(long = "dim", value_name = "NAME=SIZE")]
+    pub dims: Vec<String>,
 }
 
 /// The runtime backend of `shardc run`, as the command line spells it.
@@ -70,8 +80,54 @@ impl From<BackendArg> for shardc::Backend {
     }
 }
 
+/// The graph, and the parameter values an ONNX model carries (empty for other formats).
+fn read_with_values(a: &RunArgs) -> Result<(Imported, Vec<(String, Tensor)>), CliError> {
+    if shardc::input_format(&a.file, "") != shardc::InputFormat::Onnx {
+        return Ok((read_input(&a.file)?, Vec::new()));
+    }
+    let model = super::import::read_onnx(&a.file, &a.dims)?;
+    let values = model
+        .params
+        .iter()
+        .map(|p| {
+            let t = shardc::runtime::param_tensor(p)
+                .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))?;
+            Ok((p.name.clone(), t))
+        })
+        .collect::<Result<Vec<_>, CliError>>()?;
+    Ok((Imported::of(model.graph), values))
+}
+
+/// The run's inputs: the `--inputs` arrays and the model's own values when any are given (every
+/// input must have one), random ones otherwise.
+fn feed(g: &Graph, a: &RunArgs, own: Vec<(String, Tensor)>) -> Result<Vec<Tensor>, CliError> {
+    if a.inputs.is_empty() && own.is_empty() {
+        return Ok(random_inputs(g, a.seed));
+    }
+    let mut named = Vec::new();
+    for f in &a.inputs {
+        named.extend(shardc::runtime::read_npz(f).map_err(|e| CliError::Input(e.to_string()))?);
+    }
+    named.extend(own);
+    let random = if a.inputs.is_empty() { random_inputs(g, a.seed) } else { Vec::new() };
+    let inputs: Vec<shardc::ir::ValueId> = g.inputs().collect();
+    shardc::runtime::bind_inputs(g, &named, |n| {
+        // Without --inputs, an ONNX model's data inputs are random and its weights its own.
+        let i = inputs.iter().position(|&v| g.node(v).name == n)?;
+        random.get(i).cloned()
+    })
+    .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))
+}
+
+/// `--outputs`: the outputs by name.
+fn write_outputs(g: &Graph, a: &RunArgs, outputs: &[Tensor]) -> Result<(), CliError> {
+    let Some(path) = &a.outputs else { return Ok(()) };
+    let arrays: Vec<(String, Tensor)> = g.outputs.iter().zip(outputs).map(|(v, t)| (g.node(*v).name.clone(), t.clone())).collect();
+    shardc::runtime::write_npz(path, &arrays).map_err(|e| CliError::Input(e.to_string()))
+}
+
 pub fn run(a: RunArgs) -> Result<(), CliError> {
-    let imp = read_input(&a.file)?;
+    let (imp, own) = read_with_values(&a)?;
     let g = &imp.graph;
     let is_hlo = shardc::input_format(&a.file, "") == shardc::InputFormat::Hlo;
     let distributed =
@@ -84,14 +140,15 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         "the reference executor",
         input_bytes(g).saturating_add(peak_bytes(g)),
     )?;
+    let inputs = feed(g, &a, own)?;
     if distributed {
-        return run_partitioned(&imp, &a);
+        return run_partitioned(&imp, &a, &inputs);
     }
     let spin = spinner(&format!("running {}", a.file.display()));
-    let inputs = random_inputs(g, a.seed);
     let outputs = execute(g, &inputs);
     spin.finish_and_clear();
     let outputs = outputs.map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))?;
+    write_outputs(g, &a, &outputs)?;
     let name = if g.name.is_empty() {
         "<unnamed>"
     } else {
@@ -147,7 +204,7 @@ fn print_gradient_norms(g: &Graph, outputs: &[Tensor]) {
 
 /// Propagates, partitions and runs the graph on the threads backend; with `--check`, compares
 /// every output with the reference executor on the same random inputs.
-fn run_partitioned(imp: &Imported, a: &RunArgs) -> Result<(), CliError> {
+fn run_partitioned(imp: &Imported, a: &RunArgs, inputs: &[Tensor]) -> Result<(), CliError> {
     let g = &imp.graph;
     let program = &program(
         imp,
@@ -188,12 +245,12 @@ fn run_partitioned(imp: &Imported, a: &RunArgs) -> Result<(), CliError> {
         a.file.display(),
         mesh.num_devices()
     ));
-    let inputs = random_inputs(g, a.seed);
     let backend = shardc::Backend::from(a.backend);
-    let got = shardc::run_on(program, &inputs, backend)
+    let got = shardc::run_on(program, inputs, backend)
         .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())));
     spin.finish_and_clear();
     let got = got?;
+    write_outputs(g, a, &got)?;
     println!(
         "graph {}: {} nodes on mesh {mesh} ({} devices, {} backend), seed {}",
         g.name,
@@ -208,7 +265,7 @@ fn run_partitioned(imp: &Imported, a: &RunArgs) -> Result<(), CliError> {
         }
         return Ok(());
     }
-    let report = check_outputs(g, &inputs, &got, a.tolerance)
+    let report = check_outputs(g, inputs, &got, a.tolerance)
         .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))?;
     for (o, t) in report.outputs.iter().zip(&got) {
         println!("{} {}: {} ({})", o.value, o.name, o.line(), t.summary());
