@@ -5,7 +5,10 @@ mod cli;
 mod common;
 mod cost;
 mod graph_format_doc;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod propagate;
+mod reduction_server;
 mod run;
 mod run_check;
 mod summaries;

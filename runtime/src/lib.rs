@@ -22,14 +22,20 @@ mod error;
 mod executor;
 mod kernels;
 mod mesh;
+#[cfg(feature = "mpi")]
+mod mpi_backend;
+#[cfg(feature = "mpi")]
+mod mpi_reducer;
 mod random;
 mod tensor;
 
 pub use error::RuntimeError;
 pub use executor::{execute, execute_values};
 pub use mesh::{
-    launch, run_mpmd, run_spmd, run_spmd_per_device, Communicator, InjectedFailure, MeshOptions,
-    Stage, ThreadComm,
+    launch, launch_with, run_mpmd, run_mpmd_with, run_spmd, run_spmd_per_device, run_spmd_with, AllReduceAlgorithm,
+    Communicator, InjectedFailure, MeshOptions, Stage, ThreadComm,
 };
+#[cfg(feature = "mpi")]
+pub use mpi_backend::{run_spmd_mpi, MpiComm, MpiWorld};
 pub use random::random_inputs;
 pub use tensor::{max_relative_error, Summary, Tensor};

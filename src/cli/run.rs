@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use shardc::codegen::{gather_outputs, local_type, shard_inputs, SpmdProgram};
 use shardc::ir::{Graph, GraphStats};
-use shardc::runtime::{execute, max_relative_error, random_inputs, run_spmd, Tensor};
+use shardc::runtime::{
+    execute, max_relative_error, random_inputs, run_spmd_with, AllReduceAlgorithm, Tensor,
+};
 
 use super::compile::{compile, mesh_and_annotations, read_any};
 use super::{spinner, CliError};
@@ -38,6 +40,23 @@ pub struct RunArgs {
     /// Largest relative error `--check` accepts (max |a-b| / max |reference|).
     #[arg(long, default_value_t = 1e-5)]
     pub tolerance: f64,
+    /// Where a partitioned run runs: `threads` (one thread per device) or `mpi` (one process
+    /// per device: `mpirun -n N shardc run ... --backend mpi`; needs the `mpi` build feature).
+    #[arg(long, value_enum, default_value_t = Backend::Threads)]
+    pub backend: Backend,
+    /// The all-reduce algorithm: `ring`, or `reduction-server[:R]` with R reducers that hold no
+    /// device (threads beside the devices', or R extra MPI processes).
+    #[arg(long, default_value = "ring")]
+    pub allreduce: AllReduceAlgorithm,
+}
+
+/// Where a partitioned program runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// One thread per device in this process.
+    Threads,
+    /// One MPI process per device (under `mpirun`).
+    Mpi,
 }
 
 pub fn run(a: RunArgs) -> Result<(), CliError> {
@@ -46,7 +65,8 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         a.file.extension().and_then(|e| e.to_str()),
         Some("hlo") | Some("txt")
     );
-    let distributed = a.mesh.is_some() || !a.shard.is_empty() || a.check || is_hlo;
+    let distributed =
+        a.mesh.is_some() || !a.shard.is_empty() || a.check || is_hlo || a.backend == Backend::Mpi;
     let stats = GraphStats::of(&g);
     // The reference executor holds every input at once; say so before allocating, rather than
     // letting a GPT-3-sized graph exhaust the machine.
@@ -143,14 +163,24 @@ fn run_partitioned(g: &Graph, a: &RunArgs) -> Result<(), CliError> {
         mesh.num_devices()
     ));
     let inputs = random_inputs(g, a.seed);
-    let got = run_program(program, &inputs, &a.file);
+    let got = run_program(program, &inputs, a);
     spin.finish_and_clear();
-    let got = got?;
+    // Under MPI, only rank 0 holds the gathered outputs; the other ranks are done.
+    let Some(got) = got? else { return Ok(()) };
+    let backend = match a.backend {
+        Backend::Threads => "threads backend",
+        Backend::Mpi => "mpi backend",
+    };
     println!(
-        "graph {}: {} nodes on mesh {mesh} ({} devices, threads backend), seed {}",
+        "graph {}: {} nodes on mesh {mesh} ({} devices, {backend}{}), seed {}",
         g.name,
         g.len(),
         mesh.num_devices(),
+        match a.allreduce {
+            AllReduceAlgorithm::Ring => String::new(),
+            AllReduceAlgorithm::ReductionServer { reducers } =>
+                format!(", reduction server with {reducers} reducers"),
+        },
         a.seed
     );
     let reference = if a.check {
@@ -198,12 +228,14 @@ fn run_partitioned(g: &Graph, a: &RunArgs) -> Result<(), CliError> {
     }
 }
 
-/// Shards the global inputs, runs the program on every device and gathers the outputs.
+/// Shards the global inputs, runs the program on every device and gathers the outputs (`None`
+/// on MPI ranks other than 0).
 fn run_program(
     program: &SpmdProgram,
     inputs: &[Tensor],
-    file: &Path,
-) -> Result<Vec<Tensor>, CliError> {
+    a: &RunArgs,
+) -> Result<Option<Vec<Tensor>>, CliError> {
+    let file: &Path = &a.file;
     let fail = |e: &dyn std::fmt::Display| CliError::Input(format!("{}: {e}", file.display()));
     let mesh = program
         .graph
@@ -221,7 +253,15 @@ fn run_program(
         }
         feeds.push(feed);
     }
-    let outs = run_spmd(&program.graph, &mesh, feeds).map_err(|e| fail(&e))?;
+    let outs = match a.backend {
+        Backend::Threads => {
+            run_spmd_with(&program.graph, &mesh, feeds, a.allreduce).map_err(|e| fail(&e))?
+        }
+        Backend::Mpi => match run_mpi(program, &mesh, feeds, a.allreduce).map_err(|e| fail(&e))? {
+            Some(outs) => outs,
+            None => return Ok(None),
+        },
+    };
     let outs: Vec<Vec<Vec<f64>>> = outs
         .iter()
         .map(|dev| dev.iter().map(Tensor::to_f64_vec).collect())
@@ -231,5 +271,39 @@ fn run_program(
         .into_iter()
         .zip(&program.outputs)
         .map(|(data, o)| Tensor::from_f64(o.global.clone(), &data).map_err(|e| fail(&e)))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// This process's device (its MPI rank) runs the program; rank 0 gets every device's outputs.
+#[cfg(feature = "mpi")]
+fn run_mpi(
+    program: &SpmdProgram,
+    mesh: &shardc::ir::Mesh,
+    feeds: Vec<Vec<Tensor>>,
+    allreduce: AllReduceAlgorithm,
+) -> Result<Option<Vec<Vec<Tensor>>>, String> {
+    let world = shardc::runtime::MpiWorld::init().map_err(|e| e.to_string())?;
+    // Reducer ranks (past the devices) take no inputs.
+    let mine = feeds.into_iter().nth(world.rank()).unwrap_or_default();
+    Ok(shardc::runtime::run_spmd_mpi(
+        &world,
+        &program.graph,
+        mesh,
+        mine,
+        allreduce,
+    ))
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_mpi(
+    _: &SpmdProgram,
+    _: &shardc::ir::Mesh,
+    _: Vec<Vec<Tensor>>,
+    _: AllReduceAlgorithm,
+) -> Result<Option<Vec<Vec<Tensor>>>, String> {
+    Err(
+        "`--backend mpi` needs shardc built with the `mpi` feature (cargo build --features mpi)"
+            .into(),
+    )
 }
