@@ -214,9 +214,9 @@ fn spatial_conv_net_step_with_halos_on_4_and_8_ranks() {
         &step,
         &[
             "--mesh",
-            "dp=2,sp=4",
+            "sp=8",
             "--shard",
-            "images=P('dp', None, 'sp', None)",
+            "images=P(None, None, 'sp', None)",
         ],
     );
 }

@@ -98,6 +98,25 @@ pub(crate) fn axis_lists(program: &Graph) -> Vec<Vec<String>> {
 }
 
 impl MpiComm {
+    /// This rank's endpoint for running collectives over `axis_lists` by hand (benchmarks,
+    /// embedders): every rank of the job is a device of `mesh` (no reducers). Collective over
+    /// the world: every rank calls it with the same lists.
+    pub fn connect(
+        world: &MpiWorld,
+        mesh: &Mesh,
+        axis_lists: &[Vec<String>],
+    ) -> Result<MpiComm, RuntimeError> {
+        let wc = world.universe.world();
+        if wc.size() as usize != mesh.devices.len() {
+            return Err(RuntimeError::Invalid(format!(
+                "the mesh `{mesh}` has {} devices, the job {} ranks",
+                mesh.devices.len(),
+                wc.size()
+            )));
+        }
+        MpiComm::new(&wc, mesh, axis_lists, None)
+    }
+
     /// Builds the sub-communicators of `axis_lists` on `workers` (the devices' communicator,
     /// rank = mesh position). Collective over `workers`.
     fn new(
