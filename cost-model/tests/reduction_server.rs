@@ -17,12 +17,12 @@ const BERT_LARGE: GptShape = GptShape {
     vocab: 30522,
 };
 
-fn fine_tuning() -> GptTraining {
+fn fine_tuning(micro_batch: u64) -> GptTraining {
     GptTraining {
         shape: BERT_LARGE,
-        // 8 sequences per GPU and step, no gradient accumulation.
-        global_batch: 512,
-        micro_batch: 8,
+        // `micro_batch` sequences per GPU and step, no gradient accumulation.
+        global_batch: 64 * micro_batch,
+        micro_batch,
         dp: 64,
         tp: 1,
         pp: 1,
@@ -41,35 +41,39 @@ fn bert_large_on_8_nodes_with_20_reducers_picks_the_reduction_server_and_gains_o
     let with = Cluster::parse("a2-highgpu-8g-reduction-server", &catalog).unwrap();
     let mut without = with.clone();
     without.reducers = None;
-    let cfg = fine_tuning();
     let params = BERT_LARGE.parameters();
     assert!((330e6..345e6).contains(&params), "{params}");
-    let rs = estimate_gpt(&cfg, &with).unwrap();
-    let plain = estimate_gpt(&cfg, &without).unwrap();
     let grads = |e: &shardc_cost_model::Estimate| {
         e.collectives
             .iter()
             .find(|c| c.what.contains("grad"))
             .map(|c| c.algorithm)
     };
-    assert_eq!(
-        grads(&rs),
-        Some(Algorithm::ReductionServer),
-        "{:?}",
-        rs.collectives
-    );
-    assert_ne!(grads(&plain), Some(Algorithm::ReductionServer));
-    let gain = plain.step_time_s / rs.step_time_s - 1.0;
-    println!(
-        "BERT-large, 64 A100s: step {:.1} ms without reducers, {:.1} ms with 20: {:+.0}% throughput",
-        plain.step_time_s * 1e3,
-        rs.step_time_s * 1e3,
-        gain * 100.0
-    );
-    // Google reports up to +75%; "of that order": between +30% and +150%.
-    assert!(
-        (0.3..1.5).contains(&gain),
-        "predicted gain {:+.0}%",
-        gain * 100.0
-    );
+    // The gain shrinks as compute grows with the per-GPU batch; fine-tuning batches are small.
+    let mut gains = Vec::new();
+    for micro_batch in [2, 4, 8] {
+        let cfg = fine_tuning(micro_batch);
+        let rs = estimate_gpt(&cfg, &with).unwrap();
+        let plain = estimate_gpt(&cfg, &without).unwrap();
+        assert_eq!(
+            grads(&rs),
+            Some(Algorithm::ReductionServer),
+            "{:?}",
+            rs.collectives
+        );
+        assert_ne!(grads(&plain), Some(Algorithm::ReductionServer));
+        let gain = plain.step_time_s / rs.step_time_s - 1.0;
+        println!(
+            "BERT-large ({params:.3e} parameters), 64 A100s, {micro_batch} sequences per GPU: step \
+             {:.1} ms without reducers, {:.1} ms with 20: {:+.0}% throughput",
+            plain.step_time_s * 1e3,
+            rs.step_time_s * 1e3,
+            gain * 100.0
+        );
+        gains.push(gain);
+    }
+    // Google reports up to +75%; "of that order": every batch gains, between +20% and +150%.
+    for g in &gains {
+        assert!((0.2..1.5).contains(g), "predicted gains {gains:?}");
+    }
 }
