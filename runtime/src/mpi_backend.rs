@@ -199,18 +199,10 @@ fn join_blocks<T: Elem>(
     dim: usize,
 ) -> Result<Tensor, String> {
     let len = buf.len() / n.max(1);
-    let blocks = buf
-        .chunks(len.max(1))
-        .take(n)
-        .map(|b| tensor_of(dtype, shape, b.to_vec()))
+    // Block r is buf[r·len..(r+1)·len]; empty blocks (len 0) are still n of them.
+    let blocks = (0..n)
+        .map(|r| tensor_of(dtype, shape, buf[r * len..(r + 1) * len].to_vec()))
         .collect::<Result<Vec<_>, _>>()?;
-    let blocks = if len == 0 {
-        (0..n)
-            .map(|_| tensor_of::<T>(dtype, shape, vec![]))
-            .collect::<Result<_, _>>()?
-    } else {
-        blocks
-    };
     crate::mesh::concat(&blocks.iter().collect::<Vec<_>>(), dim)
 }
 
