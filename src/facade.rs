@@ -6,7 +6,7 @@ use std::path::Path;
 use shardc_codegen::{gather_outputs, local_type, partition, shard_inputs, simplify, SpmdProgram};
 use shardc_cost_model::Cluster;
 use shardc_ir::{AllowedDirection, Annotation, Graph, Mesh, ShardingAssignment};
-use shardc_runtime::{run_spmd, Tensor};
+use shardc_runtime::{run_spmd_with, AllReduceAlgorithm, Tensor};
 use shardc_sharding::auto::{Plan, PlanOptions, PlanProgress, PlanTimings};
 use shardc_sharding::{propagate_with, PropagateOptions, ShardedGraph};
 
@@ -198,6 +198,8 @@ pub enum Backend {
     Threads,
     /// Every rank on a GPU (rank r on GPU r mod the GPU count); needs the `cuda` feature.
     Cuda,
+    /// One MPI process per device, under `mpirun`; needs the `mpi` feature.
+    Mpi,
 }
 
 impl Backend {
@@ -206,18 +208,35 @@ impl Backend {
         match self {
             Backend::Threads => "threads",
             Backend::Cuda => "cuda",
+            Backend::Mpi => "mpi",
         }
     }
+}
+
+/// How [`run_with`] runs a program.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Where the devices run.
+    pub backend: Backend,
+    /// The all-reduce algorithm: ring, or a Reduction Server with reducers that hold no device.
+    pub allreduce: AllReduceAlgorithm,
 }
 
 /// Runs a program on the threads backend (one thread per device): the global `inputs` are
 /// sharded, run, and the outputs gathered back to global tensors.
 pub fn run(program: &Program, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-    run_on(program, inputs, Backend::Threads)
+    let outs = run_with(program, inputs, &RunOptions::default())?;
+    // Only MPI ranks other than 0 come back empty-handed, and this is the threads backend.
+    Ok(outs.unwrap_or_default())
 }
 
-/// [`run`] on a chosen backend.
-pub fn run_on(program: &Program, inputs: &[Tensor], backend: Backend) -> Result<Vec<Tensor>> {
+/// [`run`] on a chosen backend and all-reduce algorithm. Under MPI every process calls this for
+/// its own rank; rank 0 gets the gathered outputs and the others `None`.
+pub fn run_with(
+    program: &Program,
+    inputs: &[Tensor],
+    opts: &RunOptions,
+) -> Result<Option<Vec<Tensor>>> {
     let what = format!("program `{}`", program.graph.name);
     let fail = |e: Box<dyn std::error::Error + Send + Sync>| Error::new(Step::Run, &what, e);
     let mesh = program
@@ -236,11 +255,17 @@ pub fn run_on(program: &Program, inputs: &[Tensor], backend: Backend) -> Result<
         }
         feeds.push(feed);
     }
-    let outs = match backend {
-        Backend::Threads => run_spmd(&program.graph, &mesh, feeds),
-        Backend::Cuda => run_spmd_cuda(&program.graph, &mesh, feeds),
-    }
-    .map_err(|e| fail(e.into()))?;
+    let outs = match opts.backend {
+        Backend::Threads => run_spmd_with(&program.graph, &mesh, feeds, opts.allreduce)
+            .map_err(|e| fail(e.into()))?,
+        Backend::Cuda => run_spmd_cuda(&program.graph, &mesh, feeds).map_err(|e| fail(e.into()))?,
+        Backend::Mpi => match run_mpi(&program.graph, &mesh, feeds, opts.allreduce)
+            .map_err(|e| fail(e.into()))?
+        {
+            Some(outs) => outs,
+            None => return Ok(None),
+        },
+    };
     let outs: Vec<Vec<Vec<f64>>> = outs
         .iter()
         .map(|dev| dev.iter().map(Tensor::to_f64_vec).collect())
@@ -250,7 +275,32 @@ pub fn run_on(program: &Program, inputs: &[Tensor], backend: Backend) -> Result<
         .into_iter()
         .zip(&program.outputs)
         .map(|(data, o)| Tensor::from_f64(o.global.clone(), &data).map_err(|e| fail(e.into())))
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// This process's device (its MPI rank) runs the program; rank 0 gets every device's outputs.
+#[cfg(feature = "mpi")]
+fn run_mpi(
+    g: &Graph,
+    mesh: &Mesh,
+    feeds: Vec<Vec<Tensor>>,
+    allreduce: AllReduceAlgorithm,
+) -> std::result::Result<Option<Vec<Vec<Tensor>>>, String> {
+    let world = shardc_runtime::MpiWorld::init().map_err(|e| e.to_string())?;
+    // Reducer ranks (past the devices) take no inputs.
+    let mine = feeds.into_iter().nth(world.rank()).unwrap_or_default();
+    Ok(shardc_runtime::run_spmd_mpi(&world, g, mesh, mine, allreduce))
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_mpi(
+    _: &Graph,
+    _: &Mesh,
+    _: Vec<Vec<Tensor>>,
+    _: AllReduceAlgorithm,
+) -> std::result::Result<Option<Vec<Vec<Tensor>>>, String> {
+    Err("`--backend mpi` needs shardc built with the `mpi` feature (cargo build --features mpi)".into())
 }
 
 /// The CUDA backend's run, with what ran on the host said on standard error.

@@ -8,7 +8,10 @@ mod graph_format_doc;
 mod plan;
 mod plan_format_doc;
 mod onnx_cli;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod propagate;
+mod reduction_server;
 mod run;
 mod run_check;
 mod run_oracle;

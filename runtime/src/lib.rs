@@ -32,6 +32,10 @@ pub mod memory;
 mod mesh;
 mod pipeline;
 mod npz;
+#[cfg(feature = "mpi")]
+mod mpi_backend;
+#[cfg(feature = "mpi")]
+mod mpi_reducer;
 mod random;
 mod tensor;
 
@@ -40,12 +44,14 @@ pub use check::{check_outputs, CheckReport, OutputCheck, Verdict};
 pub use executor::{execute, execute_values};
 pub use memory::{device_peak_bytes, peak_bytes};
 pub use mesh::{
-    launch, run_mpmd, run_spmd, run_spmd_per_device, Communicator, InjectedFailure, MeshOptions,
-    Stage, ThreadComm,
+    launch, launch_with, run_mpmd, run_mpmd_with, run_spmd, run_spmd_per_device, run_spmd_with, AllReduceAlgorithm,
+    Communicator, InjectedFailure, MeshOptions, Stage, ThreadComm,
 };
 pub use pipeline::{run_pipeline, PipelineResult, PipelineStage};
 pub use npz::{
     bind_inputs, npy_bytes, npz_bytes, param_tensor, read_npy, read_npz, read_npz_bytes, write_npz,
 };
+#[cfg(feature = "mpi")]
+pub use mpi_backend::{run_spmd_mpi, MpiComm, MpiWorld};
 pub use random::random_inputs;
 pub use tensor::{max_relative_error, Summary, Tensor};

@@ -11,7 +11,7 @@ use clap::Args;
 use shardc::ir::Graph;
 use shardc::runtime::check::widen_to_f64;
 use shardc::runtime::memory::input_bytes;
-use shardc::runtime::{check_outputs, device_peak_bytes, execute, peak_bytes, random_inputs, Tensor};
+use shardc::runtime::{AllReduceAlgorithm, check_outputs, device_peak_bytes, execute, peak_bytes, random_inputs, Tensor};
 use shardc::Imported;
 
 use super::compile::program;
@@ -46,8 +46,9 @@ pub struct RunArgs {
     /// Run under a plan (`shardc plan -o plan.json`): its mesh and every value's sharding.
     #[arg(long, value_name = "PLAN.json")]
     pub plan: Option<PathBuf>,
-    /// Where the devices run: `threads` (CPU, one thread per device) or `cuda` (GPUs; needs a
-    /// shardc built with `--features cuda`).
+    /// Where the devices run: `threads` (CPU, one thread per device), `mpi` (one process per
+    /// device: `mpirun -n N shardc run ... --backend mpi`; needs the `mpi` feature) or `cuda`
+    /// (GPUs; needs the `cuda` feature).
     #[arg(long, value_enum, default_value_t = BackendArg::Threads)]
     pub backend: BackendArg,
     /// Named input and parameter values (NumPy `.npz`, keyed by name) instead of random ones;
@@ -60,6 +61,10 @@ pub struct RunArgs {
     /// ONNX: the size of a dynamic dim, `NAME=SIZE`; repeatable.
     #[arg(long = "dim", value_name = "NAME=SIZE")]
     pub dims: Vec<String>,
+    /// The all-reduce algorithm: `ring`, or `reduction-server[:R]` with R reducers that hold no
+    /// device (threads beside the devices', or R extra MPI processes).
+    #[arg(long, default_value = "ring")]
+    pub allreduce: AllReduceAlgorithm,
 }
 
 /// The runtime backend of `shardc run`, as the command line spells it.
@@ -67,6 +72,8 @@ pub struct RunArgs {
 pub enum BackendArg {
     /// One CPU thread per device (the default).
     Threads,
+    /// One MPI process per device (under `mpirun`).
+    Mpi,
     /// The CUDA backend: every rank on a GPU (rank r on GPU r mod the GPU count).
     Cuda,
 }
@@ -76,6 +83,7 @@ impl From<BackendArg> for shardc::Backend {
         match b {
             BackendArg::Threads => shardc::Backend::Threads,
             BackendArg::Cuda => shardc::Backend::Cuda,
+            BackendArg::Mpi => shardc::Backend::Mpi,
         }
     }
 }
@@ -132,7 +140,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     let is_hlo = shardc::input_format(&a.file, "") == shardc::InputFormat::Hlo;
     let distributed =
         a.mesh.is_some() || !a.shard.is_empty() || a.check || is_hlo || a.plan.is_some()
-        || a.backend == BackendArg::Cuda;
+        || a.backend != BackendArg::Threads;
     // The reference executor holds every input and each value until its last use; say so
     // before allocating, rather than letting a GPT-3-sized graph exhaust the machine.
     memory_guard(
@@ -246,17 +254,27 @@ fn run_partitioned(imp: &Imported, a: &RunArgs, inputs: &[Tensor]) -> Result<(),
         mesh.num_devices()
     ));
     let backend = shardc::Backend::from(a.backend);
-    let got = shardc::run_on(program, inputs, backend)
+    let opts = shardc::RunOptions {
+        backend,
+        allreduce: a.allreduce,
+    };
+    let got = shardc::run_with(program, inputs, &opts)
         .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())));
     spin.finish_and_clear();
-    let got = got?;
+    // Under MPI, only rank 0 holds the gathered outputs; the other ranks are done.
+    let Some(got) = got? else { return Ok(()) };
     write_outputs(g, a, &got)?;
     println!(
-        "graph {}: {} nodes on mesh {mesh} ({} devices, {} backend), seed {}",
+        "graph {}: {} nodes on mesh {mesh} ({} devices, {} backend{}), seed {}",
         g.name,
         g.len(),
         mesh.num_devices(),
         backend.name(),
+        match a.allreduce {
+            AllReduceAlgorithm::Ring => String::new(),
+            AllReduceAlgorithm::ReductionServer { reducers } =>
+                format!(", reduction server with {reducers} reducers"),
+        },
         a.seed
     );
     if !a.check {

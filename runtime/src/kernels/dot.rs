@@ -1,10 +1,15 @@
-//! `dot_general`: operands are permuted to `[batch, m, k]` and `[batch, k, n]` and multiplied
-//! with ndarray's blocked `general_mat_mul` (matrixmultiply's SIMD kernels for f32/f64).
+//! `dot_general`: operands are viewed as `[batch, m, k]` and `[batch, k, n]` and multiplied
+//! with ndarray's blocked `general_mat_mul` (matrixmultiply's SIMD kernels for f32/f64, spread
+//! over the cores by its `threading` feature). An operand is copied only when no strided view
+//! of it has that shape (a permutation that mixes dims across the groups); a transposed weight
+//! is read in place, as GEMM takes any strides.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array3, ArrayD, Axis, IxDyn, LinalgScalar};
+use ndarray::{
+    Array3, ArrayD, ArrayView3, ArrayViewD, Axis, CowArray, Ix2, Ix3, IxDyn, LinalgScalar,
+};
 
-use super::{arr, std_owned};
+use super::arr;
 use crate::tensor::{Data, Elem, Tensor};
 
 /// The dimension numbers of a `dot_general`.
@@ -25,8 +30,29 @@ fn size(shape: &[usize], dims: &[usize]) -> usize {
     dims.iter().map(|&d| shape[d]).product()
 }
 
+/// `v` as a 3-D array of `dims`: a view when its strides allow (contiguous in that order, or a
+/// 2-D strided matrix as one batch), else a standard-layout copy.
+fn as_3d<T: Clone>(
+    v: ArrayViewD<'_, T>,
+    dims: (usize, usize, usize),
+) -> Result<CowArray<'_, T, Ix3>, String> {
+    if let Ok(view) = v.clone().into_shape_with_order(dims) {
+        return Ok(CowArray::from(view));
+    }
+    if v.ndim() == 2 && dims.0 == 1 {
+        if let Ok(m) = v.clone().into_dimensionality::<Ix2>() {
+            return Ok(CowArray::from(m.insert_axis(Axis(0))));
+        }
+    }
+    let owned = v.as_standard_layout().into_owned();
+    owned
+        .into_shape_with_order(dims)
+        .map(CowArray::from)
+        .map_err(|e| format!("dot_general reshape: {e}"))
+}
+
 /// Multiplies `[b, m, k] · [b, k, n]` batch by batch.
-pub(crate) fn batched_matmul<T: LinalgScalar>(l: &Array3<T>, r: &Array3<T>) -> Array3<T> {
+pub(crate) fn batched_matmul<T: LinalgScalar>(l: &ArrayView3<T>, r: &ArrayView3<T>) -> Array3<T> {
     let (b, m, _) = l.dim();
     let n = r.dim().2;
     let mut out = Array3::<T>::zeros((b, m, n));
@@ -83,17 +109,13 @@ fn dot_typed<T: LinalgScalar + Elem>(
         .copied()
         .collect();
     let shape_err = |e: ndarray::ShapeError| format!("dot_general reshape: {e}");
-    let l3 = std_owned(l.view().permuted_axes(lperm))
-        .into_shape_with_order((b, m, k))
-        .map_err(shape_err)?;
-    let r3 = std_owned(r.view().permuted_axes(rperm))
-        .into_shape_with_order((b, k, n))
-        .map_err(shape_err)?;
+    let l3 = as_3d(l.view().permuted_axes(lperm), (b, m, k))?;
+    let r3 = as_3d(r.view().permuted_axes(rperm), (b, k, n))?;
     let mut out_shape: Vec<usize> = d.lhs_batch.iter().map(|&i| ls[i]).collect();
     out_shape.extend(lfree.iter().map(|&i| ls[i]));
     out_shape.extend(rfree.iter().map(|&i| rs[i]));
     // [batch, m, n] in row-major order is exactly [batch dims, lhs free dims, rhs free dims].
-    batched_matmul(&l3, &r3)
+    batched_matmul(&l3.view(), &r3.view())
         .into_shape_with_order(IxDyn(&out_shape))
         .map_err(shape_err)
 }

@@ -177,6 +177,12 @@ pub(super) fn binary(
     ty: &TensorType,
 ) -> Result<Tensor, String> {
     let data = match (x.data(), y.data()) {
+        // +, -, ×, ÷ of two f32s rounded once equal the f64 result rounded to f32 (f64 has
+        // more than 2·24+2 bits), so these run in f32 in loops that vectorize.
+        (Data::F32(a), Data::F32(b)) if f == BinaryFn::Add => Data::F32(zip2(a, b, |p, q| p + q)?),
+        (Data::F32(a), Data::F32(b)) if f == BinaryFn::Sub => Data::F32(zip2(a, b, |p, q| p - q)?),
+        (Data::F32(a), Data::F32(b)) if f == BinaryFn::Mul => Data::F32(zip2(a, b, |p, q| p * q)?),
+        (Data::F32(a), Data::F32(b)) if f == BinaryFn::Div => Data::F32(zip2(a, b, |p, q| p / q)?),
         (Data::F32(a), Data::F32(b)) => {
             let g = binary_float(f)?;
             Data::F32(zip2(a, b, |p, q| g(p as f64, q as f64) as f32)?)

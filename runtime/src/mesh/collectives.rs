@@ -219,7 +219,10 @@ pub(crate) fn concat(parts: &[&Tensor], dim: usize) -> Result<Tensor, String> {
     Ok(Tensor::from_data(first.dtype(), data))
 }
 
-/// Reduce-scatter: rank `r`'s chunk along `dim` of the reduction of `parts`.
+/// Reduce-scatter: rank `r`'s chunk along `dim` of the reduction of `parts`, reduced straight
+/// from the contributions: the chunk is `outer` blocks of `blk` contiguous elements, each read
+/// once from every part and written once (no per-part chunk copies), in rank order as
+/// `reduce_flat` sums.
 pub(crate) fn reduce_scatter(
     parts: &[&Tensor],
     dim: usize,
@@ -227,14 +230,82 @@ pub(crate) fn reduce_scatter(
     r: usize,
 ) -> Result<Tensor, String> {
     let n = parts.len();
-    let chunks = parts
+    let first = parts
+        .first()
+        .ok_or("a collective needs at least one contribution")?;
+    let shape = first.shape();
+    let size = *shape
+        .get(dim)
+        .ok_or_else(|| format!("dim {dim} is out of range for {}", first.ty()))?;
+    if size % n != 0 {
+        return Err(format!(
+            "dim {dim} of {} does not split into {n} equal chunks",
+            first.ty()
+        ));
+    }
+    let (outer, inner) = (
+        shape[..dim].iter().product::<usize>(),
+        shape[dim + 1..].iter().product::<usize>(),
+    );
+    let blk = size / n * inner;
+    let geometry = Blocks {
+        outer,
+        row: size * inner,
+        offset: r * blk,
+        blk,
+    };
+    let mut out_shape = shape.to_vec();
+    out_shape[dim] = size / n;
+    let data = match first.data() {
+        Data::F32(_) => Data::F32(reduce_blocks(parts, func, &geometry, &out_shape)?),
+        Data::F64(_) => Data::F64(reduce_blocks(parts, func, &geometry, &out_shape)?),
+        Data::I32(_) => Data::I32(reduce_blocks(parts, func, &geometry, &out_shape)?),
+        Data::I64(_) => Data::I64(reduce_blocks(parts, func, &geometry, &out_shape)?),
+        Data::Bool(_) => return Err("cannot reduce bool tensors".into()),
+    };
+    Ok(Tensor::from_data(first.dtype(), data))
+}
+
+/// Where one rank's chunk lies in a row-major contribution: `outer` blocks of `blk` elements,
+/// block `k` at `k·row + offset`.
+struct Blocks {
+    outer: usize,
+    row: usize,
+    offset: usize,
+    blk: usize,
+}
+
+fn reduce_blocks<T: Reducible>(
+    parts: &[&Tensor],
+    func: ReduceFn,
+    g: &Blocks,
+    out_shape: &[usize],
+) -> Result<ArrayD<T>, String> {
+    let views = parts
         .iter()
-        .map(|p| chunk(p, dim, n, r))
+        .map(|p| arr::<T>(p).map(|a| a.as_standard_layout()))
         .collect::<Result<Vec<_>, _>>()?;
-    let refs: Vec<&Tensor> = chunks.iter().collect();
-    let len = chunks[0].len();
-    let flat = reduce_flat(&refs, func, 0..len, None)?;
-    concat_flat(&[&flat], chunks[0].shape())
+    let srcs = views
+        .iter()
+        .map(|v| {
+            v.as_slice()
+                .ok_or("a standard-layout array is contiguous (invariant)")
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::with_capacity(g.outer * g.blk);
+    for k in 0..g.outer {
+        let at = k * g.row + g.offset;
+        fn block<'s, T>(s: &'s [T], at: usize, len: usize) -> Result<&'s [T], String> {
+            s.get(at..at + len)
+                .ok_or_else(|| format!("a contribution has no elements {at}..{}", at + len))
+        }
+        out.extend_from_slice(block(srcs[0], at, g.blk)?);
+        let dst = &mut out[k * g.blk..];
+        for s in &srcs[1..] {
+            combine(func, dst, block(s, at, g.blk)?);
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(out_shape), out).map_err(|e| format!("reduce-scatter result: {e}"))
 }
 
 /// All-to-all: rank `r` gets chunk `r` (along `split_dim`) of every rank's contribution, joined
@@ -289,5 +360,22 @@ mod tests {
             .to_f64_vec();
         assert_eq!(r[0], 3.0);
         assert!(r[1].is_nan());
+    }
+
+    #[test]
+    fn reduce_scatter_along_a_middle_dim_sums_each_ranks_blocks() {
+        // [2, 4, 3] over 2 ranks along dim 1: rank 1 keeps rows 2..4 of both outer blocks.
+        let v = |k: f64| (0..24).map(|i| i as f64 * k).collect::<Vec<_>>();
+        let (a, b) = (t(&[2, 4, 3], &v(1.0)), t(&[2, 4, 3], &v(10.0)));
+        let got = reduce_scatter(&[&a, &b], 1, ReduceFn::Sum, 1).unwrap();
+        assert_eq!(got.shape(), &[2, 2, 3]);
+        let want: Vec<f64> = [6, 7, 8, 9, 10, 11, 18, 19, 20, 21, 22, 23]
+            .iter()
+            .map(|&i| i as f64 * 11.0)
+            .collect();
+        assert_eq!(got.to_f64_vec(), want);
+        assert!(reduce_scatter(&[&a, &b], 2, ReduceFn::Sum, 0)
+            .unwrap_err()
+            .contains("does not split into 2"));
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use shardc_ir::{DType, Graph, Mesh, Node, Op, TensorType, ValueId};
 
 use super::communicator::Communicator;
-use super::threads::{launch, ThreadComm};
+use super::threads::{launch_with, ThreadComm};
+use super::AllReduceAlgorithm;
 use crate::error::RuntimeError;
 use crate::executor::{run_graph, DeviceOps};
 use crate::tensor::Tensor;
@@ -55,14 +56,32 @@ pub struct Stage<'a> {
     pub devices: Vec<usize>,
 }
 
-/// A device of a mesh run, as the node loop sees it.
-struct MeshDevice<'a, 'c, 'b> {
-    comm: &'c mut ThreadComm<'b>,
-    stages: &'a [Stage<'a>],
-    fail: Option<&'a InjectedFailure>,
+/// A backend's endpoint as the node loop needs it: the collectives, plus the device's global id
+/// and a check that no peer has failed (free where the backend ends the whole job itself).
+pub(crate) trait Endpoint: Communicator {
+    /// This device's global id.
+    fn device(&self) -> usize;
+    /// Errors if another device has failed.
+    fn check(&self) -> Result<(), RuntimeError>;
 }
 
-impl MeshDevice<'_, '_, '_> {
+impl Endpoint for ThreadComm<'_> {
+    fn device(&self) -> usize {
+        ThreadComm::device(self)
+    }
+    fn check(&self) -> Result<(), RuntimeError> {
+        ThreadComm::check(self)
+    }
+}
+
+/// A device of a mesh run, as the node loop sees it.
+pub(crate) struct MeshDevice<'a, 'c, C: Endpoint> {
+    pub comm: &'c mut C,
+    pub stages: &'a [Stage<'a>],
+    pub fail: Option<&'a InjectedFailure>,
+}
+
+impl<C: Endpoint> MeshDevice<'_, '_, C> {
     /// The global device at this device's position in stage `stage`.
     fn peer(&self, stage: u32, node: &Node) -> Result<usize, RuntimeError> {
         let pos = self.comm.position();
@@ -79,7 +98,7 @@ impl MeshDevice<'_, '_, '_> {
     }
 }
 
-impl DeviceOps for MeshDevice<'_, '_, '_> {
+impl<C: Endpoint> DeviceOps for MeshDevice<'_, '_, C> {
     fn mesh_op(&mut self, node: &Node, operands: Vec<Tensor>) -> Result<Tensor, RuntimeError> {
         let mut operands = operands.into_iter();
         let mut x = || {
@@ -157,6 +176,17 @@ pub fn run_mpmd(
     inputs: Vec<Vec<Tensor>>,
     options: &MeshOptions,
 ) -> Result<Vec<Result<Vec<Tensor>, RuntimeError>>, RuntimeError> {
+    run_mpmd_with(stages, inputs, options, AllReduceAlgorithm::Ring)
+}
+
+/// [`run_mpmd`] with a choice of all-reduce algorithm (the Reduction Server's reducers are
+/// threads beside the devices').
+pub fn run_mpmd_with(
+    stages: &[Stage],
+    inputs: Vec<Vec<Tensor>>,
+    options: &MeshOptions,
+    algorithm: AllReduceAlgorithm,
+) -> Result<Vec<Result<Vec<Tensor>, RuntimeError>>, RuntimeError> {
     let layout: Vec<(Mesh, Vec<usize>)> = stages
         .iter()
         .map(|s| (s.mesh.clone(), s.devices.clone()))
@@ -187,7 +217,7 @@ pub fn run_mpmd(
     }
     let inputs: Vec<Mutex<Option<Vec<Tensor>>>> =
         inputs.into_iter().map(|i| Mutex::new(Some(i))).collect();
-    launch(&layout, options.timeout, |comm| {
+    launch_with(&layout, options.timeout, algorithm, |comm| {
         let d = comm.device();
         let mine = inputs[d]
             .lock()
@@ -238,7 +268,22 @@ pub fn run_spmd(
     mesh: &Mesh,
     inputs: Vec<Vec<Tensor>>,
 ) -> Result<Vec<Vec<Tensor>>, RuntimeError> {
-    let results = run_spmd_per_device(program, mesh, inputs, &MeshOptions::default())?;
+    run_spmd_with(program, mesh, inputs, AllReduceAlgorithm::Ring)
+}
+
+/// [`run_spmd`] with a choice of all-reduce algorithm.
+pub fn run_spmd_with(
+    program: &Graph,
+    mesh: &Mesh,
+    inputs: Vec<Vec<Tensor>>,
+    algorithm: AllReduceAlgorithm,
+) -> Result<Vec<Vec<Tensor>>, RuntimeError> {
+    let stage = Stage {
+        program,
+        mesh: mesh.clone(),
+        devices: (0..mesh.devices.len()).collect(),
+    };
+    let results = run_mpmd_with(&[stage], inputs, &MeshOptions::default(), algorithm)?;
     if results.iter().all(Result::is_ok) {
         return Ok(results.into_iter().flatten().collect());
     }

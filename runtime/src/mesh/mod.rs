@@ -7,8 +7,59 @@ mod executor;
 mod threads;
 
 pub use communicator::Communicator;
-pub use executor::{run_mpmd, run_spmd, run_spmd_per_device, InjectedFailure, MeshOptions, Stage};
-pub use threads::{launch, ThreadComm};
+pub use executor::{
+    run_mpmd, run_mpmd_with, run_spmd, run_spmd_per_device, run_spmd_with, InjectedFailure,
+    MeshOptions, Stage,
+};
+pub use threads::{launch, launch_with, ThreadComm};
+
+#[cfg(feature = "mpi")]
+pub(crate) use collectives::{chunk, concat, flat_chunk, reduce_flat};
+#[cfg(feature = "mpi")]
+pub(crate) use executor::{Endpoint, MeshDevice};
+#[cfg(feature = "mpi")]
+pub(crate) use threads::panic_message;
+
+/// How a mesh run reduces its all-reduces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AllReduceAlgorithm {
+    /// Among the group's devices: a reduce-scatter then an all-gather (a ring's traffic; on
+    /// MPI, the library's own `MPI_Allreduce`).
+    #[default]
+    Ring,
+    /// Through `reducers` extra workers that hold no device (threads on the threads backend,
+    /// processes on MPI): every device sends chunk `j` of its buffer to reducer `j`, which sums
+    /// the chunk over the group in rank order and sends it back (REFERENCES.md, Reduction
+    /// Server). Sums in the same order as `Ring` on the threads backend.
+    ReductionServer {
+        /// How many reducers (at least 1).
+        reducers: usize,
+    },
+}
+
+impl std::str::FromStr for AllReduceAlgorithm {
+    type Err = String;
+    /// `ring`, or `reduction-server:R` / `reduction-server` (2 reducers).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            None if s == "ring" => Ok(AllReduceAlgorithm::Ring),
+            None if s == "reduction-server" => {
+                Ok(AllReduceAlgorithm::ReductionServer { reducers: 2 })
+            }
+            Some(("reduction-server", r)) => match r.parse::<usize>() {
+                Ok(reducers) if reducers >= 1 => {
+                    Ok(AllReduceAlgorithm::ReductionServer { reducers })
+                }
+                _ => Err(format!(
+                    "`{s}`: the reducer count must be a positive integer"
+                )),
+            },
+            _ => Err(format!(
+                "unknown all-reduce algorithm `{s}`: expected `ring` or `reduction-server[:R]`"
+            )),
+        }
+    }
+}
 
 use shardc_ir::Mesh;
 

@@ -15,7 +15,7 @@ use shardc_ir::{Mesh, ReduceFn, TensorType};
 
 use super::collectives;
 use super::communicator::Communicator;
-use super::group;
+use super::{group, AllReduceAlgorithm};
 use crate::error::RuntimeError;
 use crate::tensor::Tensor;
 
@@ -31,9 +31,25 @@ struct Slot {
     fetched: usize,
 }
 
+/// One all-reduce handed to the Reduction Server's reducer threads: reducer `j` sums flat
+/// chunk `j` of every member's contribution.
+struct Job {
+    parts: Vec<Arc<Tensor>>,
+    func: ReduceFn,
+    len: usize,
+    results: Vec<Option<Arc<Tensor>>>,
+    fetched: usize,
+}
+
 #[derive(Default)]
 struct State {
     failed: Option<Failure>,
+    /// Reduction Server jobs, keyed like `slots`. Never iterated.
+    jobs: HashMap<(Vec<usize>, u64), Job>,
+    /// (job, reducer) pairs waiting for a reducer thread, first in first out.
+    tasks: VecDeque<((Vec<usize>, u64), usize)>,
+    /// Every device has finished: reducer threads return.
+    shutdown: bool,
     /// Keyed by the group's global device ids and the group's call count. Never iterated.
     slots: HashMap<(Vec<usize>, u64), Slot>,
     /// Point-to-point messages by (from, to, tag), first in first out. Never iterated.
@@ -46,15 +62,62 @@ pub(crate) struct Board {
     cv: Condvar,
     failed: AtomicBool,
     timeout: Duration,
+    /// Reducer threads of the Reduction Server (0: all-reduces run among the devices).
+    reducers: usize,
 }
 
 impl Board {
-    fn new(timeout: Duration) -> Self {
+    fn new(timeout: Duration, reducers: usize) -> Self {
         Board {
             state: Mutex::new(State::default()),
             cv: Condvar::new(),
             failed: AtomicBool::new(false),
             timeout,
+            reducers,
+        }
+    }
+
+    /// A reducer thread: takes (job, chunk) tasks until shutdown or failure. The sums run
+    /// outside the lock, so reducers work in parallel with each other and with the devices.
+    fn serve(&self, reducer: usize) {
+        let mut s = self.lock();
+        loop {
+            if s.shutdown || s.failed.is_some() {
+                return;
+            }
+            let Some((key, j)) = s.tasks.pop_front() else {
+                s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+                continue;
+            };
+            let Some(job) = s.jobs.get(&key) else {
+                continue;
+            };
+            let (parts, func, range) = (
+                job.parts.clone(),
+                job.func,
+                collectives::flat_chunk(job.len, self.reducers, j),
+            );
+            drop(s);
+            let r = collectives::reduce_flat(&refs(&parts), func, range, None);
+            drop(parts);
+            s = self.lock();
+            match r {
+                Ok(t) => {
+                    if let Some(job) = s.jobs.get_mut(&key) {
+                        job.results[j] = Some(Arc::new(t));
+                        if job.results.iter().all(Option::is_some) {
+                            // The members' buffers are theirs again (they become the results).
+                            job.parts.clear();
+                        }
+                    }
+                }
+                Err(m) => {
+                    drop(s);
+                    self.fail(key.0[0], format!("reducer {reducer}: {m}"));
+                    return;
+                }
+            }
+            self.cv.notify_all();
         }
     }
 
@@ -240,6 +303,71 @@ impl ThreadComm<'_> {
     }
 }
 
+impl ThreadComm<'_> {
+    /// The Reduction Server's all-reduce: rank 0 hands the group's contributions to the
+    /// reducer threads; every member waits for all chunks and copies them into its buffer.
+    fn server_all_reduce(
+        &mut self,
+        axes: &[String],
+        what: &str,
+        parts: Vec<Arc<Tensor>>,
+        r: usize,
+        func: ReduceFn,
+        shape: &[usize],
+    ) -> Result<Tensor, RuntimeError> {
+        self.finish(what, collectives::check_same(&refs(&parts)))?;
+        let g = group(&self.mesh, self.position, axes).map_err(|m| self.err(m))?;
+        let members: Vec<usize> = g.members.iter().map(|&p| self.globals[p]).collect();
+        // exchange() counted this call; the job shares its key.
+        let seq = self.calls.get(&members).map_or(0, |c| c - 1);
+        let key = (members, seq);
+        let n = parts.len();
+        let own = Arc::clone(&parts[r]);
+        let mut s = self.board.lock();
+        if r == 0 {
+            let len = parts[0].len();
+            s.jobs.insert(
+                key.clone(),
+                Job {
+                    parts,
+                    func,
+                    len,
+                    results: vec![None; self.board.reducers],
+                    fetched: 0,
+                },
+            );
+            for j in 0..self.board.reducers {
+                s.tasks.push_back((key.clone(), j));
+            }
+            self.board.cv.notify_all();
+        } else {
+            drop(parts);
+        }
+        let mut s = self.board.wait_until(s, self.device, what, |s| {
+            s.jobs
+                .get(&key)
+                .is_some_and(|j| j.results.iter().all(Option::is_some))
+        })?;
+        // invariant: the job stays until every member has fetched it, and we have not.
+        let job = s
+            .jobs
+            .get_mut(&key)
+            .expect("invariant: job present until fetched");
+        let chunks: Vec<Arc<Tensor>> = job.results.iter().flatten().cloned().collect();
+        job.fetched += 1;
+        if job.fetched == n {
+            s.jobs.remove(&key);
+        }
+        drop(s);
+        let c = refs(&chunks);
+        let target = Arc::try_unwrap(own).unwrap_or_else(|shared| (*shared).clone());
+        match collectives::concat_flat_into(&c, target) {
+            Some(t) => Ok(t),
+            None => self.finish(what, collectives::concat_flat(&c, shape)),
+        }
+    }
+}
+
 fn refs(parts: &[Arc<Tensor>]) -> Vec<&Tensor> {
     parts.iter().map(|p| p.as_ref()).collect()
 }
@@ -271,6 +399,9 @@ impl Communicator for ThreadComm<'_> {
             let only = Arc::clone(&parts[0]);
             drop(parts);
             return Ok(Arc::try_unwrap(only).unwrap_or_else(|shared| (*shared).clone()));
+        }
+        if self.board.reducers > 0 {
+            return self.server_all_reduce(axes, &what, parts, r, func, &shape);
         }
         // Every peer has finished the previous all-reduce (it is in this one), so the previous
         // chunk's buffer is ours alone again.
@@ -388,7 +519,7 @@ impl Communicator for ThreadComm<'_> {
     }
 }
 
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     match p.downcast::<String>() {
         Ok(s) => *s,
         Err(p) => p
@@ -411,6 +542,30 @@ where
     T: Send,
     F: Fn(&mut ThreadComm) -> Result<T, RuntimeError> + Sync,
 {
+    launch_with(stages, timeout, AllReduceAlgorithm::Ring, f)
+}
+
+/// [`launch`] with a choice of all-reduce algorithm; the Reduction Server's reducers run on
+/// threads of their own beside the devices' and hold no device.
+pub fn launch_with<T, F>(
+    stages: &[(Mesh, Vec<usize>)],
+    timeout: Duration,
+    algorithm: AllReduceAlgorithm,
+    f: F,
+) -> Result<Vec<Result<T, RuntimeError>>, RuntimeError>
+where
+    T: Send,
+    F: Fn(&mut ThreadComm) -> Result<T, RuntimeError> + Sync,
+{
+    let reducers = match algorithm {
+        AllReduceAlgorithm::Ring => 0,
+        AllReduceAlgorithm::ReductionServer { reducers: 0 } => {
+            return Err(RuntimeError::Invalid(
+                "the Reduction Server needs at least one reducer".into(),
+            ))
+        }
+        AllReduceAlgorithm::ReductionServer { reducers } => reducers,
+    };
     let total: usize = stages.iter().map(|(_, d)| d.len()).sum();
     let mut placement = vec![None; total];
     for (k, (mesh, devices)) in stages.iter().enumerate() {
@@ -432,9 +587,17 @@ where
             }
         }
     }
-    let board = Board::new(timeout);
+    let board = Board::new(timeout, reducers);
     let (board, f) = (&board, &f);
     std::thread::scope(|scope| {
+        for j in 0..reducers {
+            let spawned = std::thread::Builder::new()
+                .name(format!("shardc-reducer-{j}"))
+                .spawn_scoped(scope, move || board.serve(j));
+            if let Err(e) = spawned {
+                board.fail(0, format!("cannot start reducer thread {j}: {e}"));
+            }
+        }
         let handles: Vec<_> = placement
             .iter()
             .enumerate()
@@ -478,7 +641,7 @@ where
                     })
             })
             .collect();
-        Ok(handles
+        let results = handles
             .into_iter()
             .enumerate()
             .map(|(device, h)| {
@@ -491,6 +654,9 @@ where
                     })
                 })
             })
-            .collect())
+            .collect();
+        board.lock().shutdown = true;
+        board.cv.notify_all();
+        Ok(results)
     })
 }
