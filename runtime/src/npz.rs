@@ -61,9 +61,9 @@ fn descr_type(descr: &str) -> Result<(DType, Elem, bool), RuntimeError> {
         "f8" => (DType::F64, Elem::F64),
         "f2" => (DType::F16, Elem::F16),
         "i8" => (DType::I64, Elem::I64),
-        "u8" => (DType::I64, Elem::U64),
+        "u8" => (DType::U64, Elem::U64),
         "i4" => (DType::I32, Elem::I32),
-        "u4" => (DType::I64, Elem::U32),
+        "u4" => (DType::U32, Elem::U32),
         "i2" => (DType::I32, Elem::I16),
         "u2" => (DType::I32, Elem::U16),
         "i1" => (DType::I32, Elem::I8),
@@ -224,6 +224,8 @@ pub fn npy_bytes(t: &Tensor) -> Vec<u8> {
         DType::F32 | DType::BF16 => ("<f4", 4),
         DType::I64 => ("<i8", 8),
         DType::I32 => ("<i4", 4),
+        DType::U64 => ("<u8", 8),
+        DType::U32 => ("<u4", 4),
         DType::Bool => ("|b1", 1),
     };
     let shape: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
@@ -247,6 +249,8 @@ pub fn npy_bytes(t: &Tensor) -> Vec<u8> {
             DType::F32 | DType::BF16 => out.extend_from_slice(&(v as f32).to_le_bytes()),
             DType::I64 => out.extend_from_slice(&(v as i64).to_le_bytes()),
             DType::I32 => out.extend_from_slice(&(v as i32).to_le_bytes()),
+            DType::U64 => out.extend_from_slice(&(v as u64).to_le_bytes()),
+            DType::U32 => out.extend_from_slice(&(v as u32).to_le_bytes()),
             DType::Bool => out.push(u8::from(v != 0.0)),
         }
     }

@@ -57,6 +57,8 @@ pub(crate) fn cast_elem(x: f64, dtype: DType) -> f64 {
         DType::Bool => f64::from(u8::from(x != 0.0)),
         DType::I32 => (x as i32) as f64,
         DType::I64 => (x as i64) as f64,
+        DType::U32 => (x as u32) as f64,
+        DType::U64 => (x as u64) as f64,
         DType::F32 | DType::BF16 | DType::F16 => (x as f32) as f64,
         DType::F64 => x,
     }
