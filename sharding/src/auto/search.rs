@@ -156,6 +156,8 @@ struct Candidate {
     model_tflops: f64,
     hardware_tflops: f64,
     memory: PlanMemory,
+    /// The kept values' bytes as the ILP's model counts them (its memory constraint's measure).
+    model_memory: f64,
     collectives: Vec<PlanCollective>,
     strategy: String,
 }
@@ -260,11 +262,16 @@ impl MeshSearch<'_> {
             return Ok(None);
         };
         let assignment = model.assignment(&p.pick, self.mesh);
-        self.price(assignment, zero, m, t).map(Some)
+        let mut c = self.price(assignment, zero, m, t)?;
+        c.model_memory = p.memory;
+        Ok(Some(c))
     }
 
-    /// The fastest plan at `zero` and `m` whose whole-step memory fits `limit`: the kept
-    /// values' limit tightened by what the estimate finds on top (transient buffers).
+    /// The fastest plan at `zero` and `m` whose whole-step memory fits `limit`. The ILP's
+    /// memory constraint counts the kept values only, and counts them unfused, so the cost
+    /// model's whole-step estimate differs from it: the constraint's limit starts from `limit`
+    /// shifted by that difference on the unconstrained optimum, then is tightened by any
+    /// overshoot the estimate finds.
     fn fitting(
         &self,
         zero: Zero,
@@ -272,7 +279,13 @@ impl MeshSearch<'_> {
         limit: f64,
         t: &mut PlanTimings,
     ) -> Result<Option<Candidate>> {
-        let mut kept_limit = limit;
+        let Some(free) = self.solve(zero, m, None, t)? else {
+            return Ok(None);
+        };
+        if free.memory.total() <= limit {
+            return Ok(Some(free));
+        }
+        let mut kept_limit = limit + (free.model_memory - free.memory.total());
         for _ in 0..4 {
             let Some(c) = self.solve(zero, m, Some(kept_limit), t)? else {
                 return Ok(None);
@@ -347,6 +360,7 @@ impl MeshSearch<'_> {
                 transient: mem.transient,
                 capacity: mem.capacity,
             },
+            model_memory: 0.0,
             collectives,
             strategy,
         })
