@@ -36,7 +36,7 @@ enum Kind {
 fn kind(d: DType) -> Kind {
     match d {
         DType::F32 | DType::F64 | DType::BF16 | DType::F16 => Kind::Float,
-        DType::I32 | DType::I64 => Kind::Int,
+        DType::I32 | DType::I64 | DType::U32 | DType::U64 => Kind::Int,
         DType::Bool => Kind::Bool,
     }
 }
@@ -48,7 +48,8 @@ pub(crate) fn storage_type(d: DType) -> &'static str {
         DType::F64 => "double",
         DType::BF16 | DType::F16 => "u16",
         DType::I32 => "int",
-        DType::I64 => "i64",
+        // Unsigned values are held as i64, as the host runtime holds them.
+        DType::I64 | DType::U32 | DType::U64 => "i64",
         DType::Bool => "u8",
     }
 }
@@ -56,7 +57,7 @@ pub(crate) fn storage_type(d: DType) -> &'static str {
 /// Bytes per element in device memory (bool is one byte).
 pub(crate) fn storage_bytes(d: DType) -> usize {
     match d {
-        DType::F64 | DType::I64 => 8,
+        DType::F64 | DType::I64 | DType::U32 | DType::U64 => 8,
         DType::F32 | DType::I32 => 4,
         DType::BF16 | DType::F16 => 2,
         DType::Bool => 1,
@@ -123,7 +124,8 @@ fn round(d: DType, x: &str) -> String {
         DType::BF16 => format!("bf16_load(bf16_store({x}))"),
         DType::F16 => format!("f16_load(f16_store({x}))"),
         DType::I32 => format!("((i64)(int)({x}))"),
-        DType::F64 | DType::I64 | DType::Bool => x.to_string(),
+        DType::U32 => format!("((i64)(unsigned int)({x}))"),
+        DType::F64 | DType::I64 | DType::U64 | DType::Bool => x.to_string(),
     }
 }
 
@@ -132,7 +134,7 @@ fn load(d: DType, x: &str) -> String {
         DType::F32 | DType::F64 => format!("((double)({x}))"),
         DType::BF16 => format!("bf16_load({x})"),
         DType::F16 => format!("f16_load({x})"),
-        DType::I32 | DType::I64 => format!("((i64)({x}))"),
+        DType::I32 | DType::I64 | DType::U32 | DType::U64 => format!("((i64)({x}))"),
         DType::Bool => format!("(({x}) != 0)"),
     }
 }
@@ -144,7 +146,7 @@ fn store(d: DType, x: &str) -> String {
         DType::BF16 => format!("bf16_store({x})"),
         DType::F16 => format!("f16_store({x})"),
         DType::I32 => format!("((int)({x}))"),
-        DType::I64 => x.to_string(),
+        DType::I64 | DType::U32 | DType::U64 => x.to_string(),
         DType::Bool => format!("((u8)(({x}) ? 1 : 0))"),
     }
 }

@@ -236,6 +236,13 @@ pub(crate) fn gpu_support(
     operand_types: &[&shardc_ir::TensorType],
 ) -> Result<(), Unsupported> {
     let ty = &node.ty;
+    let unsigned = |d: shardc_ir::DType| matches!(d, shardc_ir::DType::U32 | shardc_ir::DType::U64);
+    if unsigned(ty.dtype) || operand_types.iter().any(|t| unsigned(t.dtype)) {
+        return Err(Unsupported(format!(
+            "{} on unsigned integers has no GPU kernel (random-bit hashing runs on the host)",
+            node.op.name()
+        )));
+    }
     match &node.op {
         Op::Unary { .. } | Op::Binary { .. } | Op::Compare { .. } | Op::Select | Op::Convert => {
             Ok(())
@@ -297,6 +304,9 @@ pub(crate) fn gpu_support(
             "convolution has no GPU kernel yet (im2col + cuBLAS is not built)".into(),
         )),
         Op::Sort { .. } => Err(Unsupported("sort has no GPU kernel".into())),
+        Op::BitcastConvert | Op::ReduceWindow { .. } | Op::SelectAndScatter { .. } => Err(
+            Unsupported(format!("{} has no GPU kernel yet", node.op.name())),
+        ),
         Op::GeneralGather(_) | Op::GeneralScatter { .. } => Err(Unsupported(format!(
             "{} (XLA's general form) has no GPU kernel",
             node.op.name()

@@ -120,7 +120,8 @@ fn nccl_type(d: DType) -> Result<ns::ncclDataType_t, RuntimeError> {
         DType::F16 => T::ncclFloat16,
         DType::BF16 => T::ncclBfloat16,
         DType::I32 => T::ncclInt32,
-        DType::I64 => T::ncclInt64,
+        // Unsigned values are held as i64 on the device, as on the host.
+        DType::I64 | DType::U32 | DType::U64 => T::ncclInt64,
         DType::Bool => T::ncclUint8,
     })
 }
