@@ -90,7 +90,11 @@ fn float_elementwise(dtype: DType) -> Graph {
     let mut g = Graph::new("elementwise");
     let x = input(&mut g, "x", dtype, &[33, 17]);
     let y = input(&mut g, "y", dtype, &[33, 17]);
-    for func in UnaryFn::ALL.into_iter().filter(|f| *f != UnaryFn::Not) {
+    // The functions of floating-point values (`not` and `popcnt` are bitwise).
+    for func in UnaryFn::ALL
+        .into_iter()
+        .filter(|f| !matches!(f, UnaryFn::Not | UnaryFn::Popcnt))
+    {
         // x*y + x, then the function: three nodes in one kernel.
         let m = op(
             &mut g,
@@ -113,7 +117,17 @@ fn float_elementwise(dtype: DType) -> Graph {
     }
     for func in BinaryFn::ALL
         .into_iter()
-        .filter(|f| !matches!(f, BinaryFn::And | BinaryFn::Or))
+        .filter(|f| {
+            !matches!(
+                f,
+                BinaryFn::And
+                    | BinaryFn::Or
+                    | BinaryFn::Xor
+                    | BinaryFn::ShiftLeft
+                    | BinaryFn::ShiftRightLogical
+                    | BinaryFn::ShiftRightArithmetic
+            )
+        })
     {
         let b = op(&mut g, func.name(), Op::Binary { func }, vec![x, y]);
         g.outputs.push(b);
