@@ -78,7 +78,8 @@ pub fn import(path: &Path) -> Result<Imported> {
 pub fn import_text(what: &str, text: &str, format: InputFormat) -> Result<Imported> {
     match format {
         InputFormat::Json => {
-            let graph = shardc_ir::from_json(text).map_err(|e| Error::new(Step::Import, what, e))?;
+            let graph =
+                shardc_ir::from_json(text).map_err(|e| Error::new(Step::Import, what, e))?;
             Ok(Imported::of(graph))
         }
         InputFormat::Onnx => Err(Error::new(
@@ -87,7 +88,8 @@ pub fn import_text(what: &str, text: &str, format: InputFormat) -> Result<Import
             "an ONNX model is binary: read it with `import` (a path), not as text",
         )),
         InputFormat::Hlo => {
-            let imp = shardc_ir::hlo::import(text).map_err(|e| Error::new(Step::Import, what, e))?;
+            let imp =
+                shardc_ir::hlo::import(text).map_err(|e| Error::new(Step::Import, what, e))?;
             shardc_ir::verify(&imp.graph).map_err(|e| Error::new(Step::Verify, what, e))?;
             Ok(Imported {
                 graph: imp.graph,
@@ -290,7 +292,9 @@ fn run_mpi(
     let world = shardc_runtime::MpiWorld::init().map_err(|e| e.to_string())?;
     // Reducer ranks (past the devices) take no inputs.
     let mine = feeds.into_iter().nth(world.rank()).unwrap_or_default();
-    Ok(shardc_runtime::run_spmd_mpi(&world, g, mesh, mine, allreduce))
+    Ok(shardc_runtime::run_spmd_mpi(
+        &world, g, mesh, mine, allreduce,
+    ))
 }
 
 #[cfg(not(feature = "mpi"))]
@@ -300,7 +304,10 @@ fn run_mpi(
     _: Vec<Vec<Tensor>>,
     _: AllReduceAlgorithm,
 ) -> std::result::Result<Option<Vec<Vec<Tensor>>>, String> {
-    Err("`--backend mpi` needs shardc built with the `mpi` feature (cargo build --features mpi)".into())
+    Err(
+        "`--backend mpi` needs shardc built with the `mpi` feature (cargo build --features mpi)"
+            .into(),
+    )
 }
 
 /// The CUDA backend's run, with what ran on the host said on standard error.

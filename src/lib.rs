@@ -42,6 +42,6 @@ mod facade;
 pub use error::{CliError, Error, Result, Step};
 pub use facade::{
     compile, compile_annotated, import, import_text, input_format, merge_annotations, plan,
-    plan_with, propagate, run, run_with, Backend, Imported, RunOptions, InputFormat, Program,
+    plan_with, propagate, run, run_with, Backend, Imported, InputFormat, Program, RunOptions,
 };
 pub use shardc_sharding::auto::{Plan, PlanOptions, PlanProgress, PlanTimings};

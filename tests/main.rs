@@ -5,11 +5,11 @@ mod cli;
 mod common;
 mod cost;
 mod graph_format_doc;
-mod plan;
-mod plan_format_doc;
-mod onnx_cli;
 #[cfg(feature = "mpi")]
 mod mpi;
+mod onnx_cli;
+mod plan;
+mod plan_format_doc;
 mod propagate;
 mod reduction_server;
 mod run;

@@ -38,7 +38,12 @@ fn plan_runs(g: &Graph, spec: &str) -> Plan {
     let want = execute(g, &inputs).unwrap();
     for (k, (a, b)) in got.iter().zip(&want).enumerate() {
         let err = max_relative_error(a, b).unwrap();
-        assert!(err <= 1e-5, "{}: output {k} off by {err:e} under {}", g.name, plan.strategy);
+        assert!(
+            err <= 1e-5,
+            "{}: output {k} off by {err:e} under {}",
+            g.name,
+            plan.strategy
+        );
     }
     plan
 }
@@ -53,12 +58,24 @@ fn an_mlp_with_a_large_batch_gets_data_parallelism() {
     })
     .unwrap();
     let plan = shardc::plan(&g, &cluster("a100-80gb:1x8"), &PlanOptions::default()).unwrap();
-    assert!(plan.strategy.starts_with("data parallel"), "{}", plan.strategy);
+    assert!(
+        plan.strategy.starts_with("data parallel"),
+        "{}",
+        plan.strategy
+    );
     let rows = dim_axes(&plan, "layers.0.matmul", 0);
-    let used: u64 = rows.iter().map(|a| plan.mesh.axis_size(a).unwrap()).product();
+    let used: u64 = rows
+        .iter()
+        .map(|a| plan.mesh.axis_size(a).unwrap())
+        .product();
     assert_eq!(used, 8, "the batch is split over all 8 devices: {rows:?}");
     for p in plan.shardings.iter().filter(|v| v.parameter) {
-        assert!(p.sharding.is_replicated(), "{} is split: {:?}", p.value, p.sharding);
+        assert!(
+            p.sharding.is_replicated(),
+            "{} is split: {:?}",
+            p.value,
+            p.sharding
+        );
     }
     insta::assert_snapshot!(plan.report());
 }
@@ -78,7 +95,11 @@ fn a_gpt_block_on_one_node_gets_megatron_tensor_parallelism() {
     .unwrap();
     let g = shardc::ir::training_step(&fwd, &Default::default()).unwrap();
     let plan = shardc::plan(&g, &cluster("a100-80gb:1x8"), &PlanOptions::default()).unwrap();
-    assert!(plan.strategy.contains("tensor parallel"), "{}", plan.strategy);
+    assert!(
+        plan.strategy.contains("tensor parallel"),
+        "{}",
+        plan.strategy
+    );
     // Column-parallel first MLP matmul, row-parallel second (Megatron-LM).
     let fc1 = dim_axes(&plan, "layers.0.mlp.fc1.weight", 1);
     let fc2 = dim_axes(&plan, "layers.0.mlp.fc2.weight", 0);
@@ -98,8 +119,12 @@ fn every_plan_runs_on_thread_devices_and_matches_the_reference() {
 fn the_same_inputs_give_the_same_plan_bytes() {
     let g = mlp(&MlpConfig::default()).unwrap();
     let c = cluster("a100-80gb:1x4");
-    let a = shardc::plan(&g, &c, &PlanOptions::default()).unwrap().to_json();
-    let b = shardc::plan(&g, &c, &PlanOptions::default()).unwrap().to_json();
+    let a = shardc::plan(&g, &c, &PlanOptions::default())
+        .unwrap()
+        .to_json();
+    let b = shardc::plan(&g, &c, &PlanOptions::default())
+        .unwrap()
+        .to_json();
     assert_eq!(a, b);
     let back = Plan::from_json("plan", &a).unwrap();
     assert_eq!(back.to_json(), a);
@@ -114,7 +139,14 @@ fn cli_plan_then_run_with_the_plan_checks_against_the_reference() {
     assert!(report.starts_with("plan for"), "{report}");
     let run = shardc_ok(&["run", &g, "--plan", out, "--check"]);
     assert!(run.contains("check passed"), "{run}");
-    shardc_ok(&["compile", &g, "--plan", out, "-o", scratch("plan_mlp_prog").to_str().unwrap()]);
+    shardc_ok(&[
+        "compile",
+        &g,
+        "--plan",
+        out,
+        "-o",
+        scratch("plan_mlp_prog").to_str().unwrap(),
+    ]);
     let cost = shardc_ok(&["cost", &g, "--cluster", "a100-80gb:1x4", "--plan", out]);
     assert!(!cost.is_empty());
 }
@@ -122,7 +154,14 @@ fn cli_plan_then_run_with_the_plan_checks_against_the_reference() {
 #[test]
 fn an_infeasible_memory_limit_names_the_least_memory_and_what_dominates() {
     let g = crate::common::zoo("plan_mlp_small.json", &["mlp"]);
-    let out = shardc(&["plan", &g, "--cluster", "a100-80gb:1x4", "--memory-limit", "1e-9"]);
+    let out = shardc(&[
+        "plan",
+        &g,
+        "--cluster",
+        "a100-80gb:1x4",
+        "--memory-limit",
+        "1e-9",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the smallest any plan needs is"), "{err}");
@@ -177,14 +216,24 @@ fn a_model_that_cannot_fit_without_it_gets_zero_3() {
         ..PlanOptions::default()
     };
     let free = shardc::plan(&g, &c, &opts).unwrap();
-    assert_eq!(free.zero, shardc::cost_model::Zero::None, "{}", free.report());
+    assert_eq!(
+        free.zero,
+        shardc::cost_model::Zero::None,
+        "{}",
+        free.report()
+    );
     let m = &free.memory;
     // ZeRO-2 saves three quarters of the gradients and optimizer state over 4 replicas, ZeRO-3
     // three quarters of the weights on top: a limit halfway between fits only ZeRO-3.
     let zero2 = (m.gradients + m.optimizer_state) * 0.75;
     opts.memory_limit_bytes = Some(m.total() - zero2 - m.weights * 0.75 * 0.5);
     let plan = shardc::plan(&g, &c, &opts).unwrap();
-    assert_eq!(plan.zero, shardc::cost_model::Zero::Stage3, "{}", plan.report());
+    assert_eq!(
+        plan.zero,
+        shardc::cost_model::Zero::Stage3,
+        "{}",
+        plan.report()
+    );
     insta::assert_snapshot!(plan.report());
 }
 
@@ -209,7 +258,14 @@ fn a_shard_on_a_value_the_hlo_file_annotates_replaces_it_in_every_subcommand() {
     let s: shardc::ir::Sharding = serde_json::from_value(w1["sharding"].clone()).unwrap();
     assert!(s.is_replicated(), "{s:?}");
     let dir = scratch("hlo_shard_compile");
-    shardc_ok(&["compile", HLO_MLP, "--shard", shard, "-o", dir.to_str().unwrap()]);
+    shardc_ok(&[
+        "compile",
+        HLO_MLP,
+        "--shard",
+        shard,
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
     let run = shardc_ok(&["run", HLO_MLP, "--shard", shard, "--check"]);
     assert!(run.contains("check passed"), "{run}");
 }

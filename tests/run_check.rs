@@ -64,7 +64,9 @@ fn an_error_above_the_tolerance_exits_1_and_names_the_output() {
     // error, see `an_f32_run_as_good_as_the_reference_passes_below_f32_precision`.)
     let g = zoo(
         "run_check_tol.json",
-        &["mlp", "--dtype", "f64", "--batch", "8", "--sizes", "64,64,8"],
+        &[
+            "mlp", "--dtype", "f64", "--batch", "8", "--sizes", "64,64,8",
+        ],
     );
     let out = shardc(&[
         "run",

@@ -25,8 +25,8 @@ pub use error::{CodegenError, Result};
 pub use partition::partition;
 pub use program::{ShardedValue, SpmdProgram};
 pub use reshard::{local_dims, local_type};
-pub use stage::{cut_stages, StageProgram};
 pub use simplify::{simplify, DEFAULT_BUCKET_BYTES};
+pub use stage::{cut_stages, StageProgram};
 
 /// A sharding in Shardy's notation: `[{"dp"}, {}]`, then `partial={"tp"}` if it has pending sums.
 pub fn sharding_text(s: &shardc_ir::Sharding) -> String {

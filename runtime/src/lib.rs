@@ -21,37 +21,37 @@
 #![cfg_attr(not(feature = "cuda"), forbid(unsafe_code))]
 #![cfg_attr(feature = "cuda", deny(unsafe_code))]
 
+pub mod check;
 #[cfg(feature = "cuda")]
 #[allow(unsafe_code)]
 pub mod cuda;
-pub mod check;
 mod error;
 mod executor;
 mod kernels;
 pub mod memory;
 mod mesh;
-mod pipeline;
-mod npz;
 #[cfg(feature = "mpi")]
 mod mpi_backend;
 #[cfg(feature = "mpi")]
 mod mpi_reducer;
+mod npz;
+mod pipeline;
 mod random;
 mod tensor;
 
-pub use error::RuntimeError;
 pub use check::{check_outputs, CheckReport, OutputCheck, Verdict};
+pub use error::RuntimeError;
 pub use executor::{execute, execute_values};
 pub use memory::{device_peak_bytes, peak_bytes};
 pub use mesh::{
-    launch, launch_with, run_mpmd, run_mpmd_with, run_spmd, run_spmd_per_device, run_spmd_with, AllReduceAlgorithm,
-    Communicator, InjectedFailure, MeshOptions, Stage, ThreadComm,
-};
-pub use pipeline::{run_pipeline, PipelineResult, PipelineStage};
-pub use npz::{
-    bind_inputs, npy_bytes, npz_bytes, param_tensor, read_npy, read_npz, read_npz_bytes, write_npz,
+    launch, launch_with, run_mpmd, run_mpmd_with, run_spmd, run_spmd_per_device, run_spmd_with,
+    AllReduceAlgorithm, Communicator, InjectedFailure, MeshOptions, Stage, ThreadComm,
 };
 #[cfg(feature = "mpi")]
 pub use mpi_backend::{run_spmd_mpi, MpiComm, MpiWorld};
+pub use npz::{
+    bind_inputs, npy_bytes, npz_bytes, param_tensor, read_npy, read_npz, read_npz_bytes, write_npz,
+};
+pub use pipeline::{run_pipeline, PipelineResult, PipelineStage};
 pub use random::random_inputs;
 pub use tensor::{max_relative_error, Summary, Tensor};

@@ -115,20 +115,17 @@ fn float_elementwise(dtype: DType) -> Graph {
         let u = op(&mut g, func.name(), Op::Unary { func }, vec![a]);
         g.outputs.push(u);
     }
-    for func in BinaryFn::ALL
-        .into_iter()
-        .filter(|f| {
-            !matches!(
-                f,
-                BinaryFn::And
-                    | BinaryFn::Or
-                    | BinaryFn::Xor
-                    | BinaryFn::ShiftLeft
-                    | BinaryFn::ShiftRightLogical
-                    | BinaryFn::ShiftRightArithmetic
-            )
-        })
-    {
+    for func in BinaryFn::ALL.into_iter().filter(|f| {
+        !matches!(
+            f,
+            BinaryFn::And
+                | BinaryFn::Or
+                | BinaryFn::Xor
+                | BinaryFn::ShiftLeft
+                | BinaryFn::ShiftRightLogical
+                | BinaryFn::ShiftRightArithmetic
+        )
+    }) {
         let b = op(&mut g, func.name(), Op::Binary { func }, vec![x, y]);
         g.outputs.push(b);
     }
@@ -738,19 +735,50 @@ fn an_nccl_mesh_without_nccl_is_a_clear_error() {
 
 #[test]
 fn a_gpt_training_step_has_a_gpu_kernel_for_every_node_but_its_sources() {
-    let cfg = GptConfig { layers: 2, hidden: 32, heads: 2, seq: 16, vocab: 64, batch: 2, dtype: DType::BF16, shardings: GptShardings::None };
+    let cfg = GptConfig {
+        layers: 2,
+        hidden: 32,
+        heads: 2,
+        seq: 16,
+        vocab: 64,
+        batch: 2,
+        dtype: DType::BF16,
+        shardings: GptShardings::None,
+    };
     let g = training_step(&gpt(&cfg).unwrap(), &TrainOptions::default()).unwrap();
     let on_host: Vec<(String, String)> = shardc_runtime::cuda::gpu_support(&g)
         .into_iter()
         .zip(&g.nodes)
-        .filter(|(_, n)| !matches!(n.op, Op::Input { .. } | Op::Constant { .. } | Op::Iota { .. }))
+        .filter(|(_, n)| {
+            !matches!(
+                n.op,
+                Op::Input { .. } | Op::Constant { .. } | Op::Iota { .. }
+            )
+        })
         .filter_map(|((name, s), _)| s.err().map(|why| (name, why)))
         .collect();
     assert!(on_host.is_empty(), "{on_host:?}");
     let kernels = shardc_runtime::cuda::elementwise_kernels(&g);
-    let elementwise = g.nodes.iter().filter(|n| matches!(n.op, Op::Unary { .. } | Op::Binary { .. } | Op::Compare { .. } | Op::Select | Op::Convert)).count();
+    let elementwise = g
+        .nodes
+        .iter()
+        .filter(|n| {
+            matches!(
+                n.op,
+                Op::Unary { .. }
+                    | Op::Binary { .. }
+                    | Op::Compare { .. }
+                    | Op::Select
+                    | Op::Convert
+            )
+        })
+        .count();
     // Fusion leaves fewer kernels than elementwise nodes, and every one generates.
-    assert!(kernels.len() < elementwise, "{} kernels for {elementwise} elementwise nodes", kernels.len());
+    assert!(
+        kernels.len() < elementwise,
+        "{} kernels for {elementwise} elementwise nodes",
+        kernels.len()
+    );
     for (name, k) in kernels {
         assert!(k.is_ok(), "{name}: {k:?}");
     }

@@ -37,14 +37,23 @@ fn random_graph(rng: &mut Rng, ops: usize, n: u64) -> Graph {
     vals.push(x);
     for i in 0..2 {
         let w = g
-            .push(&format!("w{i}"), Op::Input { init: None }, vec![], Some(ty.clone()))
+            .push(
+                &format!("w{i}"),
+                Op::Input { init: None },
+                vec![],
+                Some(ty.clone()),
+            )
             .unwrap();
         g.nodes[w.index()].role = Role::Parameter;
         vals.push(w);
     }
     let mut last = x;
     for i in 0..ops - 1 {
-        let a = if rng.below(2) == 0 { last } else { vals[rng.below(vals.len())] };
+        let a = if rng.below(2) == 0 {
+            last
+        } else {
+            vals[rng.below(vals.len())]
+        };
         let b = vals[rng.below(vals.len())];
         let name = format!("op{i}");
         let (op, operands) = match rng.below(5) {
@@ -57,8 +66,18 @@ fn random_graph(rng: &mut Rng, ops: usize, n: u64) -> Graph {
                 },
                 vec![a, b],
             ),
-            2 => (Op::Binary { func: BinaryFn::Add }, vec![a, b]),
-            3 => (Op::Unary { func: UnaryFn::Tanh }, vec![a]),
+            2 => (
+                Op::Binary {
+                    func: BinaryFn::Add,
+                },
+                vec![a, b],
+            ),
+            3 => (
+                Op::Unary {
+                    func: UnaryFn::Tanh,
+                },
+                vec![a],
+            ),
             _ => (Op::Transpose { perm: vec![1, 0] }, vec![a]),
         };
         last = g.push(&name, op, operands, None).unwrap();
@@ -97,7 +116,10 @@ fn both(g: &Graph, mesh: &Mesh, cluster: &Cluster, ann: &[Annotation], limit: Op
                 b.seconds
             );
             if let Some(l) = limit {
-                assert!(a.memory <= l * (1.0 + 1e-9), "ILP pick over the memory limit");
+                assert!(
+                    a.memory <= l * (1.0 + 1e-9),
+                    "ILP pick over the memory limit"
+                );
             }
             for an in ann {
                 let v = g.find(&an.value).unwrap();
@@ -127,7 +149,7 @@ fn ilp_optimum_equals_exhaustive_enumeration_on_random_graphs() {
         for seed in 0..6u64 {
             let mut rng = Rng(seed * 7919 + 1);
             let ops = 4 + rng.below(9); // 4..=12 ops, the final sum included
-            // Sizes large enough that communication and compute both matter.
+                                        // Sizes large enough that communication and compute both matter.
             let g = random_graph(&mut rng, ops, 512);
             both(&g, &mesh, &cluster, &[], None);
             // A memory limit between the least and the most the unconstrained pick holds.

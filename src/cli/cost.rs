@@ -144,7 +144,10 @@ pub fn run(a: CostArgs) -> Result<(), CliError> {
     };
     let axis = |name: &str| mesh.axis_size(name).map(|_| name.to_string());
     let opts = GraphOptions {
-        micro_batches: plan.as_ref().map_or(a.micro_batches, |p| p.micro_batches).max(1),
+        micro_batches: plan
+            .as_ref()
+            .map_or(a.micro_batches, |p| p.micro_batches)
+            .max(1),
         schedule: match a.schedule {
             ScheduleArg::Gpipe => Schedule::Gpipe,
             ScheduleArg::OneFOneB => Schedule::OneFOneB,

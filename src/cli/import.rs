@@ -26,7 +26,10 @@ pub struct ImportArgs {
 }
 
 /// Imports an ONNX model with `--dim` values; errors name the file.
-pub(crate) fn read_onnx(path: &std::path::Path, dims: &[String]) -> Result<shardc::ir::onnx::OnnxModel, CliError> {
+pub(crate) fn read_onnx(
+    path: &std::path::Path,
+    dims: &[String],
+) -> Result<shardc::ir::onnx::OnnxModel, CliError> {
     let fail = |e: &dyn std::fmt::Display| CliError::Input(format!("{}: {e}", path.display()));
     let opts = shardc::ir::onnx::OnnxOptions::with_dims(dims).map_err(|e| fail(&e))?;
     shardc::ir::onnx::import(path, &opts).map_err(|e| fail(&e))
@@ -40,7 +43,12 @@ fn run_onnx(args: &ImportArgs) -> Result<(), CliError> {
         let arrays = model
             .params
             .iter()
-            .map(|p| Ok((p.name.clone(), shardc::runtime::param_tensor(p).map_err(|e| fail(&e))?)))
+            .map(|p| {
+                Ok((
+                    p.name.clone(),
+                    shardc::runtime::param_tensor(p).map_err(|e| fail(&e))?,
+                ))
+            })
             .collect::<Result<Vec<_>, CliError>>()?;
         shardc::runtime::write_npz(w, &arrays).map_err(|e| fail(&e))?;
     }
@@ -49,7 +57,11 @@ fn run_onnx(args: &ImportArgs) -> Result<(), CliError> {
         model.graph.len(),
         model.params.len(),
         model.opset,
-        if model.producer.is_empty() { "unknown producer" } else { &model.producer }
+        if model.producer.is_empty() {
+            "unknown producer"
+        } else {
+            &model.producer
+        }
     );
     Ok(())
 }

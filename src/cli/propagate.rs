@@ -124,7 +124,6 @@ pub fn run(args: PropagateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-
 fn render(sg: &ShardedGraph, format: Format) -> Result<String, CliError> {
     let mesh = &sg.assignment.mesh;
     let g = &sg.graph;

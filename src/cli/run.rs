@@ -11,7 +11,10 @@ use clap::Args;
 use shardc::ir::Graph;
 use shardc::runtime::check::widen_to_f64;
 use shardc::runtime::memory::input_bytes;
-use shardc::runtime::{AllReduceAlgorithm, check_outputs, device_peak_bytes, execute, peak_bytes, random_inputs, Tensor};
+use shardc::runtime::{
+    check_outputs, device_peak_bytes, execute, peak_bytes, random_inputs, AllReduceAlgorithm,
+    Tensor,
+};
 use shardc::Imported;
 
 use super::compile::program;
@@ -117,7 +120,11 @@ fn feed(g: &Graph, a: &RunArgs, own: Vec<(String, Tensor)>) -> Result<Vec<Tensor
         named.extend(shardc::runtime::read_npz(f).map_err(|e| CliError::Input(e.to_string()))?);
     }
     named.extend(own);
-    let random = if a.inputs.is_empty() { random_inputs(g, a.seed) } else { Vec::new() };
+    let random = if a.inputs.is_empty() {
+        random_inputs(g, a.seed)
+    } else {
+        Vec::new()
+    };
     let inputs: Vec<shardc::ir::ValueId> = g.inputs().collect();
     shardc::runtime::bind_inputs(g, &named, |n| {
         // Without --inputs, an ONNX model's data inputs are random and its weights its own.
@@ -129,8 +136,15 @@ fn feed(g: &Graph, a: &RunArgs, own: Vec<(String, Tensor)>) -> Result<Vec<Tensor
 
 /// `--outputs`: the outputs by name.
 fn write_outputs(g: &Graph, a: &RunArgs, outputs: &[Tensor]) -> Result<(), CliError> {
-    let Some(path) = &a.outputs else { return Ok(()) };
-    let arrays: Vec<(String, Tensor)> = g.outputs.iter().zip(outputs).map(|(v, t)| (g.node(*v).name.clone(), t.clone())).collect();
+    let Some(path) = &a.outputs else {
+        return Ok(());
+    };
+    let arrays: Vec<(String, Tensor)> = g
+        .outputs
+        .iter()
+        .zip(outputs)
+        .map(|(v, t)| (g.node(*v).name.clone(), t.clone()))
+        .collect();
     shardc::runtime::write_npz(path, &arrays).map_err(|e| CliError::Input(e.to_string()))
 }
 
@@ -138,8 +152,11 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     let (imp, own) = read_with_values(&a)?;
     let g = &imp.graph;
     let is_hlo = shardc::input_format(&a.file, "") == shardc::InputFormat::Hlo;
-    let distributed =
-        a.mesh.is_some() || !a.shard.is_empty() || a.check || is_hlo || a.plan.is_some()
+    let distributed = a.mesh.is_some()
+        || !a.shard.is_empty()
+        || a.check
+        || is_hlo
+        || a.plan.is_some()
         || a.backend != BackendArg::Threads;
     // The reference executor holds every input and each value until its last use; say so
     // before allocating, rather than letting a GPT-3-sized graph exhaust the machine.
@@ -293,7 +310,10 @@ fn run_partitioned(imp: &Imported, a: &RunArgs, inputs: &[Tensor]) -> Result<(),
             println!("{line}");
             Ok(())
         }
-        Err(line) => Err(CliError::CheckFailed(format!("{}: {line}", a.file.display()))),
+        Err(line) => Err(CliError::CheckFailed(format!(
+            "{}: {line}",
+            a.file.display()
+        ))),
     }
 }
 

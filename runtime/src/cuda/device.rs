@@ -299,7 +299,9 @@ impl Gpu {
             ),
             DType::F64 => Data::F64(ArrayD::from_shape_vec(IxDyn(&dims), get!(f64)).map_err(bad)?),
             DType::I32 => Data::I32(ArrayD::from_shape_vec(IxDyn(&dims), get!(i32)).map_err(bad)?),
-            DType::I64 | DType::U32 | DType::U64 => Data::I64(ArrayD::from_shape_vec(IxDyn(&dims), get!(i64)).map_err(bad)?),
+            DType::I64 | DType::U32 | DType::U64 => {
+                Data::I64(ArrayD::from_shape_vec(IxDyn(&dims), get!(i64)).map_err(bad)?)
+            }
             DType::Bool => Data::Bool(
                 ArrayD::from_shape_vec(
                     IxDyn(&dims),

@@ -31,10 +31,12 @@ pub(super) fn bitcast_convert(x: &Tensor, ty: &TensorType) -> Result<Tensor, Str
         (Data::I32(a), DType::I32) => Data::I32(a.clone()),
         (Data::F32(a), DType::F32) if x.dtype() == DType::F32 => Data::F32(a.clone()),
         (Data::F64(a), DType::F64) => Data::F64(a.clone()),
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "bitcast_convert from {} to {to} is not supported (f32/i32/u32 and f64/i64/u64 are)",
             x.dtype()
-        )),
+        ))
+        }
     };
     Ok(Tensor::from_data(to, data))
 }

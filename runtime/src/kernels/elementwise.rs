@@ -37,7 +37,13 @@ fn unary_float(f: UnaryFn) -> Result<fn(f64) -> f64, String> {
         UnaryFn::Ceil => f64::ceil,
         UnaryFn::Round => f64::round,
         UnaryFn::RoundEven => f64::round_ties_even,
-        UnaryFn::Sign => |x: f64| if x == 0.0 || x.is_nan() { x } else { x.signum() },
+        UnaryFn::Sign => |x: f64| {
+            if x == 0.0 || x.is_nan() {
+                x
+            } else {
+                x.signum()
+            }
+        },
         UnaryFn::Not | UnaryFn::Popcnt => {
             return Err(format!("{} needs a bool or integer operand", f.name()))
         }
@@ -146,9 +152,13 @@ pub(super) fn binary_int(f: BinaryFn) -> Result<fn(i64, i64) -> i64, String> {
         BinaryFn::Xor => |x, y| x ^ y,
         // Shifts by the bit width or more (or negative amounts) give 0, or the sign, as XLA's.
         BinaryFn::ShiftLeft => |x, y| if (0..64).contains(&y) { x << y } else { 0 },
-        BinaryFn::ShiftRightLogical => {
-            |x, y| if (0..64).contains(&y) { ((x as u64) >> y) as i64 } else { 0 }
-        }
+        BinaryFn::ShiftRightLogical => |x, y| {
+            if (0..64).contains(&y) {
+                ((x as u64) >> y) as i64
+            } else {
+                0
+            }
+        },
         BinaryFn::ShiftRightArithmetic => |x, y| x >> y.clamp(0, 63),
         BinaryFn::Rem => |x, y| if y == 0 { x } else { x.wrapping_rem(y) },
         BinaryFn::Atan2 => return Err("atan2 needs floating-point operands".into()),
@@ -191,13 +201,19 @@ pub(super) fn binary(
         // Logical shifts of i32 and arithmetic ones of u32 (stored in i64) read 32 bits.
         (Data::I32(a), Data::I32(b)) if f == BinaryFn::ShiftRightLogical => {
             Data::I32(zip2(a, b, |p, q| {
-                if (0..32).contains(&q) { ((p as u32) >> q) as i32 } else { 0 }
+                if (0..32).contains(&q) {
+                    ((p as u32) >> q) as i32
+                } else {
+                    0
+                }
             })?)
         }
         (Data::I64(a), Data::I64(b))
             if f == BinaryFn::ShiftRightArithmetic && ty.dtype == DType::U32 =>
         {
-            Data::I64(zip2(a, b, |p, q| ((p as u32 as i32) >> q.clamp(0, 31)) as i64)?)
+            Data::I64(zip2(a, b, |p, q| {
+                ((p as u32 as i32) >> q.clamp(0, 31)) as i64
+            })?)
         }
         (Data::I32(a), Data::I32(b)) => {
             let g = binary_int(f)?;
@@ -271,12 +287,13 @@ pub(super) fn convert(x: &Tensor, to: DType) -> Result<Tensor, String> {
         DType::I32 => Data::I32(ints(x, |v| v as i32).unwrap_or_else(|| floats(x))),
         DType::I64 => Data::I64(ints(x, |v| v).unwrap_or_else(|| floats(x))),
         // Integers wrap into u32 (from_data masks); floats saturate into its range.
-        DType::U32 => Data::I64(ints(x, |v| v).unwrap_or_else(|| {
-            floats::<f64>(x).mapv(|v| v.clamp(0.0, u32::MAX as f64) as i64)
-        })),
-        DType::U64 => Data::I64(ints(x, |v| v).unwrap_or_else(|| {
-            floats::<f64>(x).mapv(|v| v.max(0.0) as u64 as i64)
-        })),
+        DType::U32 => Data::I64(
+            ints(x, |v| v)
+                .unwrap_or_else(|| floats::<f64>(x).mapv(|v| v.clamp(0.0, u32::MAX as f64) as i64)),
+        ),
+        DType::U64 => Data::I64(
+            ints(x, |v| v).unwrap_or_else(|| floats::<f64>(x).mapv(|v| v.max(0.0) as u64 as i64)),
+        ),
         DType::F32 | DType::BF16 | DType::F16 => Data::F32(floats(x)),
         DType::F64 => Data::F64(floats(x)),
         DType::Bool => Data::Bool(floats(x)),

@@ -60,10 +60,7 @@ impl<'a> Pricing<'a> {
         if let Some(p) = self.placements.borrow().get(axes) {
             return Ok(*p);
         }
-        let p = self
-            .cluster
-            .placement(self.mesh, axes)
-            .map_err(cost_err)?;
+        let p = self.cluster.placement(self.mesh, axes).map_err(cost_err)?;
         self.placements.borrow_mut().insert(axes.to_vec(), p);
         Ok(p)
     }

@@ -33,9 +33,8 @@ pub(crate) fn solve(m: &Model) -> Result<Option<Picked>> {
     let mut rest_cost = vec![0.0; n + 1];
     let mut rest_memory = vec![0.0; n + 1];
     for v in (0..n).rev() {
-        let min = |f: &dyn Fn(usize) -> f64| {
-            alive[v].iter().map(|&i| f(i)).fold(f64::INFINITY, f64::min)
-        };
+        let min =
+            |f: &dyn Fn(usize) -> f64| alive[v].iter().map(|&i| f(i)).fold(f64::INFINITY, f64::min);
         rest_cost[v] = rest_cost[v + 1] + min(&|i| m.choices[v][i].cost);
         rest_memory[v] = rest_memory[v + 1] + min(&|i| m.choices[v][i].memory);
     }

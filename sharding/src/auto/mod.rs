@@ -22,13 +22,10 @@ use std::collections::BTreeMap;
 use shardc_cost_model::{Cluster, Zero};
 use shardc_ir::{Annotation, Graph, Mesh, ShardingAssignment};
 
-
 use crate::error::{Result, ShardingError};
 
 pub use ilp::IlpSize;
-pub use plan::{
-    Plan, PlanCluster, PlanCollective, PlanMemory, PlanValue, PLAN_FORMAT_VERSION,
-};
+pub use plan::{Plan, PlanCluster, PlanCollective, PlanMemory, PlanValue, PLAN_FORMAT_VERSION};
 pub use search::{plan, plan_with, PlanOptions, PlanProgress, PlanTimings};
 
 /// Which exact method solves the model.

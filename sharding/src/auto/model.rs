@@ -145,7 +145,10 @@ fn closed(axes: Vec<Vec<String>>) -> Sharding {
     Sharding {
         dims: axes
             .into_iter()
-            .map(|a| DimSharding { axes: a, open: false })
+            .map(|a| DimSharding {
+                axes: a,
+                open: false,
+            })
             .collect(),
         ..Sharding::default()
     }
@@ -309,7 +312,10 @@ fn node_choices(
             // Two factor shardings that read and give the same layouts are one choice.
             match out.iter_mut().find(|o| {
                 same_layout(&o.result, &c.result)
-                    && o.operands.iter().zip(&c.operands).all(|(a, b)| same_layout(a, b))
+                    && o.operands
+                        .iter()
+                        .zip(&c.operands)
+                        .all(|(a, b)| same_layout(a, b))
                     && o.factors == c.factors
             }) {
                 Some(o) if o.cost > c.cost => *o = c,
@@ -582,7 +588,16 @@ fn build_edges(
     }
     let mut edges = Vec::new();
     for ((cu, cv, i), (count, o, v)) in groups {
-        let cost = edge_costs(graph, pricing, &choices[cu], &choices[cv], &factor_tables[cv], o, v, i)?;
+        let cost = edge_costs(
+            graph,
+            pricing,
+            &choices[cu],
+            &choices[cv],
+            &factor_tables[cv],
+            o,
+            v,
+            i,
+        )?;
         if cu == cv {
             for (a, row) in cost.iter().enumerate() {
                 choices[cu][a].cost += count * row[a];

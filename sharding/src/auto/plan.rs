@@ -146,8 +146,8 @@ impl Plan {
 
     /// Reads a plan; `what` names the source in errors.
     pub fn from_json(what: &str, text: &str) -> Result<Plan> {
-        let v: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| plan_err(format!("{what}: not JSON: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| plan_err(format!("{what}: not JSON: {e}")))?;
         match v.get("format_version").and_then(|x| x.as_u64()) {
             Some(n) if n == PLAN_FORMAT_VERSION as u64 => {}
             Some(n) => {
@@ -162,8 +162,7 @@ impl Plan {
                 )))
             }
         }
-        let plan: Plan =
-            serde_json::from_value(v).map_err(|e| plan_err(format!("{what}: {e}")))?;
+        let plan: Plan = serde_json::from_value(v).map_err(|e| plan_err(format!("{what}: {e}")))?;
         plan.mesh
             .validate()
             .map_err(|e| plan_err(format!("{what}: mesh: {e}")))?;
@@ -244,9 +243,7 @@ impl Plan {
         let mut kinds: std::collections::BTreeMap<(String, String), (usize, f64, f64)> =
             Default::default();
         for c in &self.collectives {
-            let e = kinds
-                .entry((c.kind.clone(), c.axes.join(",")))
-                .or_default();
+            let e = kinds.entry((c.kind.clone(), c.axes.join(","))).or_default();
             e.0 += 1;
             e.1 += c.bytes;
             e.2 += c.seconds;
@@ -273,7 +270,11 @@ impl Plan {
         let _ = writeln!(s, "parameters:");
         for key in order {
             let n = params[&key];
-            let times = if n > 1 { format!(" (x{n})") } else { String::new() };
+            let times = if n > 1 {
+                format!(" (x{n})")
+            } else {
+                String::new()
+            };
             let _ = writeln!(s, "  {} {}{times}", key.0, key.1);
         }
         s

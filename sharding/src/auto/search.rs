@@ -9,9 +9,9 @@ use shardc_cost_model::{Cluster, GraphOptions, Zero};
 use shardc_ir::{Annotation, Graph, Mesh, Role, Sharding, ShardingAssignment};
 
 use super::cost::{step_estimate, Pricing};
+use super::layers::{self, Classes};
 use super::model::{self, kept_values, StepOptions};
 use super::plan::{Plan, PlanCluster, PlanCollective, PlanMemory, PlanValue, PLAN_FORMAT_VERSION};
-use super::layers::{self, Classes};
 use super::{exhaustive, fixed_choices, ilp, words, IlpSize, Solver};
 use crate::collectives::required_collectives;
 use crate::error::{Result, ShardingError};
@@ -78,7 +78,10 @@ pub fn plan_with(
     let meshes = candidate_meshes(cluster, opts, &annotations)?;
     let capacity = cluster.device.memory.capacity_bytes as f64;
     let limit = opts.memory_limit_bytes.unwrap_or(capacity).min(capacity);
-    let trains = graph.nodes.iter().any(|n| n.role == Role::OptimizerState || n.role == Role::Gradient);
+    let trains = graph
+        .nodes
+        .iter()
+        .any(|n| n.role == Role::OptimizerState || n.role == Role::Gradient);
     let holds_activations = kept_values(graph)
         .iter()
         .zip(&graph.nodes)
@@ -141,7 +144,15 @@ pub fn plan_with(
         mesh: String::new(),
     });
     let Some(best) = best else {
-        return Err(infeasible(graph, cluster, &meshes, &annotations, opts, limit, &mut timings)?);
+        return Err(infeasible(
+            graph,
+            cluster,
+            &meshes,
+            &annotations,
+            opts,
+            limit,
+            &mut timings,
+        )?);
     };
     timings.total_s = start.elapsed().as_secs_f64();
     Ok((best.into_plan(graph, cluster)?, timings))
@@ -163,7 +174,10 @@ struct Candidate {
 }
 
 fn keep_best(best: &mut Option<Candidate>, c: Candidate) {
-    if best.as_ref().map_or(true, |b| c.step_time_s < b.step_time_s) {
+    if best
+        .as_ref()
+        .map_or(true, |b| c.step_time_s < b.step_time_s)
+    {
         *best = Some(c);
     }
 }
@@ -225,7 +239,13 @@ impl MeshSearch<'_> {
     fn model(&self, step: &StepOptions, t: &mut PlanTimings) -> Result<model::Model> {
         let clock = Instant::now();
         let pricing = Pricing::new(self.cluster, self.mesh)?;
-        let m = model::build(self.graph, &pricing, &self.fixed, step, self.classes.clone())?;
+        let m = model::build(
+            self.graph,
+            &pricing,
+            &self.fixed,
+            step,
+            self.classes.clone(),
+        )?;
         t.enumerate_s += clock.elapsed().as_secs_f64();
         Ok(m)
     }
@@ -321,7 +341,8 @@ impl MeshSearch<'_> {
         let step = self.step(zero, m, None);
         let mut gathers = 0.0;
         for v in g.ids() {
-            gathers += model::zero3_gathers(g, v, &assignment.shardings[v.index()], &pricing, &step)?;
+            gathers +=
+                model::zero3_gathers(g, v, &assignment.shardings[v.index()], &pricing, &step)?;
         }
         let mut collectives = Vec::with_capacity(comms.len());
         for c in &comms {
@@ -341,7 +362,11 @@ impl MeshSearch<'_> {
             });
         }
         let step_time = e.step_time_s + gathers;
-        let scale = if step_time > 0.0 { e.step_time_s / step_time } else { 1.0 };
+        let scale = if step_time > 0.0 {
+            e.step_time_s / step_time
+        } else {
+            1.0
+        };
         let mem = &e.memory;
         let strategy = words::describe(g, &assignment, self.cluster, zero, m);
         t.estimate_s += clock.elapsed().as_secs_f64();
@@ -539,7 +564,11 @@ fn candidate_meshes(
             "the annotations shard over axes {}, and no mesh shape of the cluster's {n} devices \
              has them all (meshes are `dp`, `dp,tp`{}); rename the axes or give --mesh",
             named.join(", "),
-            if opts.max_mesh_axes >= 3 { ", `dp,sp,tp`" } else { "" }
+            if opts.max_mesh_axes >= 3 {
+                ", `dp,sp,tp`"
+            } else {
+                ""
+            }
         )));
     }
     Ok(out)

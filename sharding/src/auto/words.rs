@@ -16,7 +16,12 @@ struct AxisUse {
 
 fn uses(g: &Graph, a: &ShardingAssignment, axis: &str) -> AxisUse {
     let mut u = AxisUse::default();
-    let on = |v: usize, d: usize| a.shardings[v].dims.get(d).is_some_and(|x| x.axes.iter().any(|y| y == axis));
+    let on = |v: usize, d: usize| {
+        a.shardings[v]
+            .dims
+            .get(d)
+            .is_some_and(|x| x.axes.iter().any(|y| y == axis))
+    };
     for v in g.ids() {
         let i = v.index();
         let n = g.node(v);
