@@ -113,28 +113,11 @@ pub(crate) fn run_graph(
     }
     check_inputs(g, &inputs)?;
     let effects = dev.runs_all_effects();
-    let mut needed = vec![false; n];
-    let mut is_wanted = vec![false; n];
-    for w in wanted {
-        needed[w.index()] = true;
-        is_wanted[w.index()] = true;
-    }
-    for i in (0..n).rev() {
-        if effects && g.nodes[i].op.is_collective() {
-            needed[i] = true;
-        }
-        if needed[i] {
-            for o in &g.nodes[i].operands {
-                needed[o.index()] = true;
-            }
-        }
-    }
-    let mut last_use = vec![None; n];
-    for (i, node) in g.nodes.iter().enumerate().filter(|(i, _)| needed[*i]) {
-        for o in &node.operands {
-            last_use[o.index()] = Some(i);
-        }
-    }
+    let Lifetimes {
+        needed,
+        is_wanted,
+        last_use,
+    } = lifetimes(g, wanted, effects);
     let mut values: Vec<Option<Tensor>> = vec![None; n];
     let mut inputs = inputs.into_iter();
     for (i, node) in g.nodes.iter().enumerate() {
@@ -207,4 +190,49 @@ pub(crate) fn run_graph(
             })
         })
         .collect()
+}
+
+/// Which nodes a run computes and when each value is last read: what the executor frees by, and
+/// what `memory::peak_bytes_for` replays.
+pub(crate) struct Lifetimes {
+    /// The node is computed: it is wanted, or something computed reads it (or, with
+    /// `effects`, it is a collective).
+    pub needed: Vec<bool>,
+    /// The node is one of the wanted outputs (kept to the end).
+    pub is_wanted: Vec<bool>,
+    /// The last computed node that reads the value, if any.
+    pub last_use: Vec<Option<usize>>,
+}
+
+/// The lifetimes of a run computing `wanted` (ids past the graph are ignored); `effects`:
+/// collectives run even when nothing needs them (the mesh executor).
+pub(crate) fn lifetimes(g: &Graph, wanted: &[ValueId], effects: bool) -> Lifetimes {
+    let n = g.nodes.len();
+    let mut needed = vec![false; n];
+    let mut is_wanted = vec![false; n];
+    for w in wanted.iter().filter(|w| w.index() < n) {
+        needed[w.index()] = true;
+        is_wanted[w.index()] = true;
+    }
+    for i in (0..n).rev() {
+        if effects && g.nodes[i].op.is_collective() {
+            needed[i] = true;
+        }
+        if needed[i] {
+            for o in &g.nodes[i].operands {
+                needed[o.index()] = true;
+            }
+        }
+    }
+    let mut last_use = vec![None; n];
+    for (i, node) in g.nodes.iter().enumerate().filter(|(i, _)| needed[*i]) {
+        for o in &node.operands {
+            last_use[o.index()] = Some(i);
+        }
+    }
+    Lifetimes {
+        needed,
+        is_wanted,
+        last_use,
+    }
 }

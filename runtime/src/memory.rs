@@ -32,29 +32,11 @@ pub fn device_peak_bytes(g: &Graph) -> u64 {
 /// The executor's peak when it computes `wanted`; `all_effects`: collectives run even when
 /// nothing needs them (the mesh executor).
 pub fn peak_bytes_for(g: &Graph, wanted: &[ValueId], all_effects: bool) -> u64 {
-    let n = g.nodes.len();
-    let mut needed = vec![false; n];
-    let mut is_wanted = vec![false; n];
-    for w in wanted.iter().filter(|w| w.index() < n) {
-        needed[w.index()] = true;
-        is_wanted[w.index()] = true;
-    }
-    for i in (0..n).rev() {
-        if all_effects && g.nodes[i].op.is_collective() {
-            needed[i] = true;
-        }
-        if needed[i] {
-            for o in &g.nodes[i].operands {
-                needed[o.index()] = true;
-            }
-        }
-    }
-    let mut last_use = vec![None; n];
-    for (i, node) in g.nodes.iter().enumerate().filter(|(i, _)| needed[*i]) {
-        for o in &node.operands {
-            last_use[o.index()] = Some(i);
-        }
-    }
+    let crate::executor::Lifetimes {
+        needed,
+        is_wanted,
+        last_use,
+    } = crate::executor::lifetimes(g, wanted, all_effects);
     let bytes = |i: usize| g.nodes[i].ty.size_bytes();
     // Every input is held from the start: the executor is given them all.
     let mut live = input_bytes(g);
