@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod cost;
 mod graph_format_doc;
+mod megatron;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod onnx_cli;

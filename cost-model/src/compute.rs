@@ -59,6 +59,27 @@ pub struct OpWork {
     pub bytes: f64,
 }
 
+/// One micro-batch's gradient accumulation over `gradient_bytes` of local parameter gradients:
+/// with `m > 1` micro-batches the framework adds each micro-batch's gradient into a buffer of
+/// the gradient's dtype, reading the new gradient and the buffer and writing the buffer (three
+/// times the gradient's bytes). Megatron-LM's DDP does this in a hook on every parameter
+/// (`param.main_grad.add_(param.grad.data)`, `megatron/model/distributed.py`, as it ran in
+/// Narayanan et al. SC21; fusing it into the weight-gradient GEMM came later). Zero when
+/// `m = 1`: the whole-batch gradient is written once.
+pub(crate) fn gradient_accumulation(gradient_bytes: f64, m: u64) -> OpWork {
+    let bytes = if m > 1 { 3.0 * gradient_bytes } else { 0.0 };
+    OpWork {
+        class: if m > 1 {
+            OpClass::Elementwise
+        } else {
+            OpClass::Free
+        },
+        precision: Precision::Fp32,
+        flops: bytes / 6.0,
+        bytes,
+    }
+}
+
 /// Roofline time at peak: the larger of compute time and memory time.
 pub fn ideal_time(work: &OpWork, cluster: &Cluster) -> f64 {
     if work.class == OpClass::Free {

@@ -22,7 +22,9 @@ use shardc_ir::{Graph, Phase, Role, ShardingAssignment, ValueId};
 use crate::cluster::{Cluster, GroupPlacement};
 use crate::collective::{buffer_bytes, price, CollectiveKind};
 use crate::comm::CommUse;
-use crate::compute::{local_bytes, local_op, op_time_shaped, LocalOp, OpClass, OpWork};
+use crate::compute::{
+    gradient_accumulation, local_bytes, local_op, op_time_shaped, LocalOp, OpClass, OpWork,
+};
 use crate::error::{CostError, Result};
 use crate::estimate::{estimate, CollectiveLine, Estimate, OpLine, Overlap, StepWork};
 use crate::fusion::{Fusion, FusionPlan, NONE};
@@ -170,6 +172,30 @@ fn price_items(
             seconds: per_mb(&work, None, node.phase),
             what,
             class: "fused",
+        });
+    }
+    // Each micro-batch's parameter gradients are added into the accumulation buffer.
+    for (i, node) in g.nodes.iter().enumerate() {
+        if node.role != Role::Gradient {
+            continue;
+        }
+        let grad = local_bytes(g.ty(ValueId(i as u32)), &a.shardings[i], mesh);
+        let once = gradient_accumulation(grad, m as u64);
+        if once.class == OpClass::Free {
+            continue;
+        }
+        let all = OpWork {
+            flops: once.flops * m,
+            bytes: once.bytes * m,
+            ..once
+        };
+        items.push(Item {
+            stage: stage_of[i],
+            phase: node.phase,
+            recompute: false,
+            seconds: per_mb(&all, None, node.phase),
+            what: format!("{} (accumulate)", node.name),
+            class: "accumulate",
         });
     }
     items

@@ -9,7 +9,9 @@ use shardc_ir::{DType, Mesh, Op, ReduceFn, TensorType, ValueId};
 use crate::cluster::Cluster;
 use crate::collective::collective_time;
 use crate::comm::CommUse;
-use crate::compute::{op_time, op_time_shaped, MatmulDims, OpClass, OpWork};
+use crate::compute::{
+    gradient_accumulation, op_time, op_time_shaped, MatmulDims, OpClass, OpWork,
+};
 use crate::error::{CostError, Result};
 use crate::estimate::{estimate, CollectiveLine, Estimate, Overlap, StepWork};
 use crate::hardware::Precision;
@@ -554,11 +556,13 @@ pub fn gpt_step(cfg: &GptTraining, cluster: &Cluster) -> Result<StepWork> {
     let layers_f = per_stage * fwd;
     let layers_b = per_stage * bwd;
     // The busiest stage: with one stage everything; otherwise the last (layers and output layer).
-    let (extra_f, extra_b) = if p == 1 {
+    let (extra_f, mut extra_b) = if p == 1 {
         (head_f + embed_f, head_b + embed_b)
     } else {
         (head_f, head_b)
     };
+    // Each micro-batch's 16-bit parameter gradients are added into the accumulation buffer.
+    extra_b += op_time(&gradient_accumulation(2.0 * stage_params, m), cluster);
     Ok(StepWork {
         microbatches: m,
         stages: p,

@@ -116,7 +116,7 @@ fn selective_recomputation_reruns_only_the_attention_core() {
         .map(|n| n.name.as_str())
         .collect();
     for l in 0..2 {
-        for part in ["scores.matmul", "probs", "context.matmul"] {
+        for part in ["scores.matmul", "weights", "context.matmul"] {
             let want = format!("layers.{l}.attn.{part}.recompute");
             assert!(
                 names.contains(&want.as_str()),

@@ -124,8 +124,11 @@ pub struct GptArgs {
 /// Annotation styles of the GPT builder.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ShardingStyle {
-    /// Megatron-LM tensor parallelism on axis `tp`, batch on axis `dp`.
+    /// Megatron-LM tensor parallelism on axis `tp` (vocabulary-parallel embedding), batch on
+    /// axis `dp`.
     Megatron,
+    /// `megatron` plus sequence parallelism: the residual stream split on the sequence over `tp`.
+    MegatronSp,
 }
 
 #[derive(Args, Debug)]
@@ -192,7 +195,10 @@ pub fn run(a: ZooArgs) -> Result<(), CliError> {
             let shardings = match (m.shardings, m.mesh) {
                 (None, _) => GptShardings::None,
                 (Some(ShardingStyle::Megatron), Some(mesh)) => GptShardings::Megatron(mesh),
-                (Some(ShardingStyle::Megatron), None) => {
+                (Some(ShardingStyle::MegatronSp), Some(mesh)) => {
+                    GptShardings::MegatronSequenceParallel(mesh)
+                }
+                (Some(_), None) => {
                     return Err(CliError::Input(
                         "--shardings megatron needs --mesh, e.g. --mesh dp=2,tp=4".into(),
                     ))

@@ -6,7 +6,7 @@ use crate::dtype::DType;
 use crate::error::Result;
 use crate::graph::{Graph, ValueId};
 use crate::mesh::Mesh;
-use crate::op::{BinaryFn, CompareDir, Init, Op, UnaryFn};
+use crate::op::{BinaryFn, CompareDir, Init, Op, ReduceFn, UnaryFn};
 use crate::sharding::{Annotation, Sharding};
 use crate::types::TensorType;
 
@@ -19,9 +19,19 @@ pub enum GptShardings {
     /// Megatron-LM's tensor parallelism (Shoeybi et al. 2019, arXiv 1909.08053) with data
     /// parallelism over this mesh: tokens and labels split on batch over axis `dp`; the qkv
     /// weight's and bias's output columns (heads) and the MLP's first weight and bias columns on
-    /// `tp`; the attention output projection's and the MLP's second weight's rows on `tp`. The
-    /// rest is left to propagation. The mesh needs an axis `dp`, `tp` or both.
+    /// `tp`; the attention output projection's and the MLP's second weight's rows on `tp`; the
+    /// token embedding's rows (the vocabulary) on `tp`, so that the tied output layer is
+    /// column-parallel over the vocabulary and the cross-entropy's reductions over it are
+    /// partial sums over `tp` (Megatron's `VocabParallelEmbedding` and parallel cross-entropy,
+    /// §3 of Shoeybi et al.; the lookup itself gathers the table, see the sharding crate's
+    /// gather rule). The rest is left to propagation. The mesh needs an axis `dp`, `tp` or both.
     Megatron(Mesh),
+    /// [`GptShardings::Megatron`] plus sequence parallelism (Korthikanti et al. 2022, arXiv
+    /// 2205.05198, §4.2.2): the residual stream between the attention and MLP blocks (the
+    /// embedding's output and each layer's two residual sums) is split on the sequence over
+    /// `tp`, so layer norms run on `s/t` tokens, and propagation turns each block's input into
+    /// an all-gather and its output's pending sum into a reduce-scatter. Needs an axis `tp`.
+    MegatronSequenceParallel(Mesh),
 }
 
 /// The shape of a GPT-style decoder.
@@ -106,14 +116,29 @@ impl GptConfig {
             return Err(super::config_err("gpt", "vocab", "must fit in i32"));
         }
         mul("gpt", "hidden", self.hidden, 4)?;
-        if let GptShardings::Megatron(mesh) = &self.shardings {
-            mesh.validate()?;
-            if mesh.axis_size("dp").is_none() && mesh.axis_size("tp").is_none() {
-                return Err(super::config_err(
-                    "gpt",
-                    "mesh",
-                    format!("for megatron shardings needs an axis `dp` or `tp`, got {mesh}"),
-                ));
+        match &self.shardings {
+            GptShardings::None => {}
+            GptShardings::Megatron(mesh) => {
+                mesh.validate()?;
+                if mesh.axis_size("dp").is_none() && mesh.axis_size("tp").is_none() {
+                    return Err(super::config_err(
+                        "gpt",
+                        "mesh",
+                        format!("for megatron shardings needs an axis `dp` or `tp`, got {mesh}"),
+                    ));
+                }
+            }
+            GptShardings::MegatronSequenceParallel(mesh) => {
+                mesh.validate()?;
+                if mesh.axis_size("tp").is_none() {
+                    return Err(super::config_err(
+                        "gpt",
+                        "mesh",
+                        format!(
+                            "for megatron sequence-parallel shardings needs an axis `tp`, got {mesh}"
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
@@ -133,7 +158,7 @@ pub fn gpt(cfg: &GptConfig) -> Result<Graph> {
 /// residual; a final layer norm; logits through the *tied* token embedding (its transpose, as
 /// GPT-2 does; this is what Narayanan et al.'s parameter formula counts); mean cross-entropy over
 /// `B·s` positions. Values of layer `i` are named `layers.{i}.ln1.*`,
-/// `layers.{i}.attn.{qkv,scores,probs,context,out}`, `layers.{i}.mlp.{fc1,gelu,fc2}`.
+/// `layers.{i}.attn.{qkv,scores,weights,context,out}`, `layers.{i}.mlp.{fc1,gelu,fc2}`.
 ///
 /// The qkv projection's `3h` columns are read head-major, `[B, s, a, 3, h/a]`, so that splitting
 /// those columns over a tensor-parallel axis splits whole heads (Megatron-LM's layout).
@@ -166,8 +191,10 @@ pub fn gpt_with_progress(cfg: &GptConfig, progress: &mut dyn FnMut(u64, u64)) ->
     let logits = b.dot("logits", x, wte, (&[], &[]), (&[2], &[1]))?;
     let loss = b.cross_entropy(logits, labels)?;
     let mut g = b.finish_with_loss(loss);
-    if let GptShardings::Megatron(mesh) = &cfg.shardings {
-        annotate_megatron(&mut g, cfg, mesh);
+    match &cfg.shardings {
+        GptShardings::None => {}
+        GptShardings::Megatron(mesh) => annotate_megatron(&mut g, cfg, mesh, false),
+        GptShardings::MegatronSequenceParallel(mesh) => annotate_megatron(&mut g, cfg, mesh, true),
     }
     Ok(g)
 }
@@ -250,10 +277,16 @@ fn attention(b: &mut Builder, cfg: &GptConfig, x: ValueId, mask: ValueId) -> Res
     let allowed = b.broadcast("masked.allowed", mask, &[2, 3], &sq)?;
     let fill = b.constant("masked.fill", mask_fill(cfg.dtype), &sq)?;
     let masked = b.push("masked", Op::Select, vec![allowed, scores, fill], None)?;
-    let probs = b.softmax("probs", masked)?;
-    // context[b, a, q, d] = sum_k probs[b, a, q, k] * v[b, k, a, d]
-    let ctx = b.dot("context.matmul", probs, v, (&[0, 1], &[0, 2]), (&[3], &[1]))?;
+    let (weights, total) = softmax_numerator(b, cfg.dtype, masked)?;
+    // context[b, a, q, d] = sum_k weights[b, a, q, k] * v[b, k, a, d] / total[b, a, q]: the
+    // softmax normalised after the product with v (as FlashAttention does, Dao et al. 2022),
+    // so the backward reads the unnormalised weights once and the normalised context (the
+    // output projection's input, kept anyway): one s×s value per head kept, as Megatron's fused
+    // scale-mask-softmax keeps its output only (Korthikanti et al. 2022, Table 2).
+    let ctx = b.dot("context.matmul", weights, v, (&[0, 1], &[0, 2]), (&[3], &[1]))?;
     let ctx = b.transpose("context.transpose", ctx, &[0, 2, 1, 3])?;
+    let total = b.transpose("weights.total.transpose", total, &[0, 2, 1])?;
+    let ctx = b.binary_bcast("context.normalized", BinaryFn::Div, ctx, total, &[0, 1, 2])?;
     let ctx = b.reshape("context", ctx, &[bs, s, h])?;
     let wo = b.weight("out.weight", &[h, h])?;
     let bo = b.bias("out.bias", &[h])?;
@@ -261,7 +294,31 @@ fn attention(b: &mut Builder, cfg: &GptConfig, x: ValueId, mask: ValueId) -> Res
     b.add_bias("out", out, bo)
 }
 
-fn annotate_megatron(g: &mut Graph, cfg: &GptConfig, mesh: &Mesh) {
+/// `exp(x − shift)` over the last dim and its sum, `shift` the row maximum truncated to an
+/// integer: softmax is invariant to the shift, and a value that passes through an integer type
+/// carries no gradient (`jax.nn.softmax` takes its maximum under `stop_gradient` for the same
+/// reason), so the backward never reads `x`. The truncated maximum is within 1 of the true one,
+/// so `exp` stays at most `e`.
+fn softmax_numerator(b: &mut Builder, dtype: DType, x: ValueId) -> Result<(ValueId, ValueId)> {
+    let dims = b.dims(x);
+    let last = dims.len() - 1;
+    let keep: Vec<usize> = (0..last).collect();
+    let max = b.reduce("weights.max", ReduceFn::Max, x, &[last])?;
+    let int = TensorType::new(DType::I32, dims[..last].to_vec());
+    let shift = b.push("weights.max.int", Op::Convert, vec![max], Some(int.clone()))?;
+    let shift = b.push(
+        "weights.shift",
+        Op::Convert,
+        vec![shift],
+        Some(int.with_dtype(dtype)),
+    )?;
+    let shifted = b.binary_bcast("weights.shifted", BinaryFn::Sub, x, shift, &keep)?;
+    let e = b.unary("weights", UnaryFn::Exp, shifted)?;
+    let total = b.reduce("weights.total", ReduceFn::Sum, e, &[last])?;
+    Ok((e, total))
+}
+
+fn annotate_megatron(g: &mut Graph, cfg: &GptConfig, mesh: &Mesh, sequence_parallel: bool) {
     let mut add = |value: String, dims: &[&[&str]]| {
         g.annotations.push(Annotation {
             value,
@@ -274,6 +331,20 @@ fn annotate_megatron(g: &mut Graph, cfg: &GptConfig, mesh: &Mesh) {
         add("labels".into(), &[&["dp"], &[]]);
     }
     if mesh.axis_size("tp").is_some() {
+        add("embed.tokens".into(), &[&["tp"], &[]]);
+        if sequence_parallel {
+            let batch: &[&str] = if mesh.axis_size("dp").is_some() {
+                &["dp"]
+            } else {
+                &[]
+            };
+            add("embed.out".into(), &[batch, &["tp"], &[]]);
+            for i in 0..cfg.layers {
+                for value in ["attn_residual", "mlp_residual"] {
+                    add(format!("layers.{i}.{value}"), &[batch, &["tp"], &[]]);
+                }
+            }
+        }
         for i in 0..cfg.layers {
             let p = format!("layers.{i}");
             add(format!("{p}.attn.qkv.weight"), &[&[], &["tp"]]);

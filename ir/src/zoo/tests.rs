@@ -82,7 +82,7 @@ fn gpt_names_layers_and_marks_roles_inits_and_the_loss() {
         "layers.1.ln1.out",
         "layers.1.attn.qkv",
         "layers.1.attn.scores",
-        "layers.1.attn.probs",
+        "layers.1.attn.weights",
         "layers.1.attn.context",
         "layers.1.attn.out",
         "layers.1.mlp.fc1",
@@ -122,7 +122,7 @@ fn gpt_names_layers_and_marks_roles_inits_and_the_loss() {
             init: Some(Init::Fill { value: 0.0 })
         }
     );
-    assert_eq!(node("layers.1.attn.probs").ty.to_string(), "f32[2,2,8,8]");
+    assert_eq!(node("layers.1.attn.weights").ty.to_string(), "f32[2,2,8,8]");
     assert_eq!(node("logits").ty.to_string(), "f32[2,8,32]");
     let loss = g.training.loss.unwrap();
     assert_eq!(g.ty(loss).rank(), 0);
