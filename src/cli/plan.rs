@@ -85,7 +85,7 @@ pub fn run(a: PlanArgs) -> Result<(), CliError> {
     if a.timings {
         eprintln!(
             "timings: strategy enumeration {:.3} s, ILP build + solve {:.3} s ({} solves, \
-             largest {} values / {} choice + {} edge variables), estimates {:.3} s, mesh search \
+             largest {} values / {} choice + {} edge variables after {} eliminated), estimates {:.3} s, mesh search \
              {:.3} s over {} meshes",
             t.enumerate_s,
             t.solve_s,
@@ -93,6 +93,7 @@ pub fn run(a: PlanArgs) -> Result<(), CliError> {
             t.largest.free_values,
             t.largest.choice_variables,
             t.largest.edge_variables,
+            t.largest.eliminated,
             t.estimate_s,
             t.total_s,
             t.meshes

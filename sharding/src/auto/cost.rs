@@ -5,13 +5,13 @@
 //! (fusion, per-op efficiency, overlap) replace these bodies without touching the planner.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use shardc_cost_model::{
     estimate_graph, op_time, price, Cluster, CollectiveKind, CommUse, Estimate, GraphOptions,
     GroupPlacement, OpClass, OpWork, Precision,
 };
-use shardc_ir::{Graph, Mesh, Op, ShardingAssignment, TensorType};
+use shardc_ir::{Graph, Mesh, Op, Sharding, ShardingAssignment, TensorType};
 
 use crate::error::{Result, ShardingError};
 
@@ -20,6 +20,9 @@ pub(crate) struct Pricing<'a> {
     pub cluster: &'a Cluster,
     pub mesh: &'a Mesh,
     placements: RefCell<BTreeMap<Vec<String>, GroupPlacement>>,
+    /// Seconds of resharding by (from, to, global type): edges of one layer repeat the same
+    /// few pairs many times (a lookup, never iterated, so its order cannot reach output).
+    reshards: RefCell<HashMap<(Sharding, Sharding, TensorType), f64>>,
 }
 
 fn cost_err(e: impl std::fmt::Display) -> ShardingError {
@@ -36,6 +39,7 @@ impl<'a> Pricing<'a> {
             cluster,
             mesh,
             placements: RefCell::new(BTreeMap::new()),
+            reshards: RefCell::new(HashMap::new()),
         })
     }
 
@@ -53,6 +57,24 @@ impl<'a> Pricing<'a> {
             bytes,
         };
         op_time(&w, self.cluster)
+    }
+
+    /// Seconds of resharding a `ty` value from `from` to `to`, `price` computing it the first
+    /// time a pair is asked for.
+    pub fn reshard_cached(
+        &self,
+        from: &Sharding,
+        to: &Sharding,
+        ty: &TensorType,
+        price: impl FnOnce() -> Result<f64>,
+    ) -> Result<f64> {
+        let key = (from.clone(), to.clone(), ty.clone());
+        if let Some(&t) = self.reshards.borrow().get(&key) {
+            return Ok(t);
+        }
+        let t = price()?;
+        self.reshards.borrow_mut().insert(key, t);
+        Ok(t)
     }
 
     /// Where the group of a collective over `axes` sits.

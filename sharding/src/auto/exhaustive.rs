@@ -3,6 +3,7 @@
 //! non-negative), so the optimum it returns is the true one.
 
 use super::ilp::{evaluate, prune, Picked};
+use super::reduce::Problem;
 use super::model::Model;
 use crate::error::{Result, ShardingError};
 
@@ -24,7 +25,7 @@ struct Search<'a> {
 
 /// The cheapest pick that fits the memory limit, by enumeration. `Ok(None)`: none fits.
 pub(crate) fn solve(m: &Model) -> Result<Option<Picked>> {
-    let alive = prune(m)?;
+    let alive = prune(&Problem::of(m))?;
     let n = m.choices.len();
     let mut into = vec![Vec::new(); n];
     for (k, e) in m.edges.iter().enumerate() {

@@ -1,4 +1,5 @@
-//! Solving the model: pruning of choices no neighbour allows, then Alpa's ILP (REFERENCES.md:
+//! Solving the model: pruning of choices no neighbour allows, the exact eliminations of
+//! `reduce`, then Alpa's ILP on what is left (REFERENCES.md:
 //! one-hot `s_v` per value, edge variables `e_uv` linearising the resharding term with
 //! `Σ_j e_uv[i,j] = s_u[i]` and `Σ_i e_uv[i,j] = s_v[j]`, memory `Σ s_vᵀ m_v ≤ M`), through
 //! good_lp with the pure-Rust microlp solver.
@@ -9,6 +10,7 @@ use good_lp::{
 };
 
 use super::model::Model;
+use super::reduce::{eliminate, Problem};
 use crate::error::{Result, ShardingError};
 
 /// The picked choice of every value and the objective (seconds) it reaches.
@@ -28,6 +30,8 @@ pub struct IlpSize {
     pub choice_variables: usize,
     /// Edge variables (pairs of choices of two free values).
     pub edge_variables: usize,
+    /// Values (classes) eliminated exactly before the ILP.
+    pub eliminated: usize,
 }
 
 /// The objective and memory of one complete pick.
@@ -44,31 +48,31 @@ pub(crate) fn evaluate(m: &Model, pick: &[usize]) -> (f64, f64) {
     (t, mem)
 }
 
-/// Removes choices that some edge allows with no choice of the other side, to a fixpoint.
-/// Returns, per value, the indices (into the model's choices) still alive.
-pub(crate) fn prune(m: &Model) -> Result<Vec<Vec<usize>>> {
-    let mut alive: Vec<Vec<bool>> = m
-        .choices
+/// Removes choices that some table allows with no choice of the other side, to a fixpoint.
+/// Returns, per value, the indices of its choices still alive.
+pub(crate) fn prune(p: &Problem) -> Result<Vec<Vec<usize>>> {
+    let mut alive: Vec<Vec<bool>> = p
+        .cost
         .iter()
-        .map(|cs| cs.iter().map(|c| c.cost.is_finite()).collect())
+        .map(|cs| cs.iter().map(|c| c.is_finite()).collect())
         .collect();
     loop {
         let mut changed = false;
-        for e in &m.edges {
-            for a in 0..alive[e.from].len() {
-                if alive[e.from][a]
-                    && !(0..alive[e.to].len()).any(|b| alive[e.to][b] && e.cost[a][b].is_finite())
+        for f in &p.factors {
+            let (nl, nh) = (alive[f.lo].len(), alive[f.hi].len());
+            for a in 0..nl {
+                if alive[f.lo][a]
+                    && !(0..nh).any(|b| alive[f.hi][b] && f.cost[a * f.nb + b].is_finite())
                 {
-                    alive[e.from][a] = false;
+                    alive[f.lo][a] = false;
                     changed = true;
                 }
             }
-            for b in 0..alive[e.to].len() {
-                if alive[e.to][b]
-                    && !(0..alive[e.from].len())
-                        .any(|a| alive[e.from][a] && e.cost[a][b].is_finite())
+            for b in 0..nh {
+                if alive[f.hi][b]
+                    && !(0..nl).any(|a| alive[f.lo][a] && f.cost[a * f.nb + b].is_finite())
                 {
-                    alive[e.to][b] = false;
+                    alive[f.hi][b] = false;
                     changed = true;
                 }
             }
@@ -82,23 +86,77 @@ pub(crate) fn prune(m: &Model) -> Result<Vec<Vec<usize>>> {
         .map(|a| (0..a.len()).filter(|&i| a[i]).collect())
         .collect();
     if let Some(v) = out.iter().position(Vec::is_empty) {
-        return Err(ShardingError::Invalid {
-            value: format!("value #{v}"),
-            message: "no sharding choice is compatible with its neighbours' (fixed annotations \
-                      that contradict each other?)"
-                .into(),
-        });
+        return Err(contradiction(format!("value #{v}")));
     }
     Ok(out)
+}
+
+fn contradiction(value: String) -> ShardingError {
+    ShardingError::Invalid {
+        value,
+        message: "no sharding choice is compatible with its neighbours' (fixed annotations \
+                  that contradict each other?)"
+            .into(),
+    }
 }
 
 /// Scale of the objective: microseconds, so that the solver's tolerances sit far below a
 /// difference that matters.
 const SCALE: f64 = 1e6;
 
-/// Solves the model exactly with the ILP. `Ok(None)`: no pick fits the memory limit.
+/// Solves the model exactly: the exact eliminations of `reduce`, then the ILP on what is left.
+/// `Ok(None)`: no pick fits the memory limit.
 pub(crate) fn solve(m: &Model) -> Result<(Option<Picked>, IlpSize)> {
-    let alive = prune(m)?;
+    let problem = Problem::of(m);
+    // Dead choices first, so that eliminations see only what can be picked.
+    let alive = prune(&problem)?;
+    let mut problem = problem;
+    for (v, a) in alive.iter().enumerate() {
+        let keep: std::collections::BTreeSet<usize> = a.iter().copied().collect();
+        for (i, c) in problem.cost[v].iter_mut().enumerate() {
+            if !keep.contains(&i) {
+                *c = f64::INFINITY;
+            }
+        }
+    }
+    let reduced = eliminate(&problem);
+    let (rest_pick, mut size) = if reduced.rest.cost.is_empty() {
+        (Some(Vec::new()), IlpSize::default())
+    } else {
+        solve_problem(&reduced.rest).map_err(|e| match e {
+            ShardingError::Invalid { value, message } if value.starts_with("value #") => {
+                let k: usize = value[7..].parse().unwrap_or(0);
+                ShardingError::Invalid {
+                    value: format!("value #{}", reduced.kept.get(k).copied().unwrap_or(k)),
+                    message,
+                }
+            }
+            e => e,
+        })?
+    };
+    size.eliminated = m.choices.len() - reduced.kept.len();
+    let Some(rest_pick) = rest_pick else {
+        return Ok((None, size));
+    };
+    let pick = reduced.pick(&rest_pick, m.choices.len());
+    let (seconds, memory) = evaluate(m, &pick);
+    if !seconds.is_finite() || m.memory_limit.is_some_and(|l| memory > l * (1.0 + 1e-9)) {
+        // The eliminations are exact, so this is a solver tolerance at the limit.
+        return Ok((None, size));
+    }
+    Ok((
+        Some(Picked {
+            pick,
+            seconds,
+            memory,
+        }),
+        size,
+    ))
+}
+
+/// The ILP of one (reduced) problem: the pick of every value, `None` when nothing fits.
+fn solve_problem(p: &Problem) -> Result<(Option<Vec<usize>>, IlpSize)> {
+    let alive = prune(p)?;
     let mut vars = ProblemVariables::new();
     let mut size = IlpSize::default();
     // x[v][k]: the k-th alive choice of v (None where only one is alive: a constant).
@@ -122,54 +180,48 @@ pub(crate) fn solve(m: &Model) -> Result<(Option<Picked>, IlpSize)> {
     for (v, a) in alive.iter().enumerate() {
         match &x[v] {
             None => {
-                objective += m.choices[v][a[0]].cost * SCALE;
-                memory += m.choices[v][a[0]].memory;
+                objective += p.cost[v][a[0]] * SCALE;
+                memory += p.memory[v][a[0]];
             }
             Some(xs) => {
                 let mut one = Expression::from(0.0);
                 for (k, &i) in a.iter().enumerate() {
-                    objective += m.choices[v][i].cost * SCALE * xs[k];
-                    memory += m.choices[v][i].memory * xs[k];
+                    objective += p.cost[v][i] * SCALE * xs[k];
+                    memory += p.memory[v][i] * xs[k];
                     one += xs[k];
                 }
                 constraints.push(constraint!(one == 1.0));
             }
         }
     }
-    for e in &m.edges {
-        let (au, av) = (&alive[e.from], &alive[e.to]);
-        match (&x[e.from], &x[e.to]) {
-            (None, None) => objective += e.cost[au[0]][av[0]] * SCALE,
+    for f in &p.factors {
+        let (au, av) = (&alive[f.lo], &alive[f.hi]);
+        let c = |a: usize, b: usize| f.cost[a * f.nb + b];
+        match (&x[f.lo], &x[f.hi]) {
+            (None, None) => objective += c(au[0], av[0]) * SCALE,
             (None, Some(xv)) => {
                 for (k, &b) in av.iter().enumerate() {
                     // Pruning left only finite entries against a constant side.
-                    objective += e.cost[au[0]][b] * SCALE * xv[k];
+                    objective += c(au[0], b) * SCALE * xv[k];
                 }
             }
             (Some(xu), None) => {
                 for (k, &a) in au.iter().enumerate() {
-                    objective += e.cost[a][av[0]] * SCALE * xu[k];
+                    objective += c(a, av[0]) * SCALE * xu[k];
                 }
-            }
-            (Some(xu), Some(xv)) if e.from == e.to => {
-                // A value read by itself cannot happen in a DAG; keep the diagonal if it did.
-                for (k, &a) in au.iter().enumerate() {
-                    objective += e.cost[a][a] * SCALE * xu[k];
-                }
-                let _ = xv;
             }
             (Some(xu), Some(xv)) => {
                 let mut rows: Vec<Expression> = vec![Expression::from(0.0); au.len()];
                 let mut cols: Vec<Expression> = vec![Expression::from(0.0); av.len()];
                 for (ka, &a) in au.iter().enumerate() {
                     for (kb, &b) in av.iter().enumerate() {
-                        let c = e.cost[a][b];
-                        if !c.is_finite() {
+                        let cost = c(a, b);
+                        if !cost.is_finite() {
                             continue;
                         }
                         let ev = vars.add(variable().min(0.0).max(1.0));
                         size.edge_variables += 1;
-                        objective += c * SCALE * ev;
+                        objective += cost * SCALE * ev;
                         rows[ka] += ev;
                         cols[kb] += ev;
                     }
@@ -183,7 +235,7 @@ pub(crate) fn solve(m: &Model) -> Result<(Option<Picked>, IlpSize)> {
             }
         }
     }
-    if let Some(limit) = m.memory_limit {
+    if let Some(limit) = p.memory_limit {
         constraints.push(constraint!(memory <= limit));
     }
     let mut problem = vars.minimise(objective).using(microlp);
@@ -214,13 +266,5 @@ pub(crate) fn solve(m: &Model) -> Result<(Option<Picked>, IlpSize)> {
             }
         })
         .collect();
-    let (seconds, memory) = evaluate(m, &pick);
-    Ok((
-        Some(Picked {
-            pick,
-            seconds,
-            memory,
-        }),
-        size,
-    ))
+    Ok((Some(pick), size))
 }

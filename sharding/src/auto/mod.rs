@@ -14,6 +14,7 @@ mod ilp;
 mod layers;
 mod model;
 mod plan;
+mod reduce;
 mod search;
 mod words;
 

@@ -34,10 +34,18 @@ pub(crate) struct Choice {
     pub operands: Vec<Sharding>,
     /// The op's factor shardings (empty for sources and ops without a rule).
     pub factors: Vec<Vec<String>>,
-    /// Seconds of the op and its own collectives on one device.
+    /// Seconds of the op and its own collectives on one device, under the step options the
+    /// model was last set to ([`Model::set_step`]).
     pub cost: f64,
-    /// Bytes the value holds on one device for the whole step (0 if it is not kept).
+    /// Bytes the value holds on one device for the whole step (0 if it is not kept), under
+    /// the same options.
     pub memory: f64,
+    /// What does not depend on the step options: `cost` without ZeRO-3's gathers, ...
+    pub base: f64,
+    /// ... the kept bytes before ZeRO and micro-batching divide them, ...
+    pub own: f64,
+    /// ... and ZeRO-3's gathers of a parameter not already split over the data axis.
+    pub gather: f64,
 }
 
 /// The resharding cost between a producer and one consumer operand: `cost[a][b]` for producer
@@ -58,9 +66,50 @@ pub(crate) struct Model {
     /// Bytes per device the kept values may hold.
     pub memory_limit: Option<f64>,
     pub classes: Classes,
+    /// The role of each class's values.
+    pub roles: Vec<Role>,
 }
 
 impl Model {
+    /// Sets every choice's cost and memory for a step's ZeRO stage, micro-batches and memory
+    /// limit; the choices and edges themselves do not depend on them, so one model serves the
+    /// whole search on its mesh.
+    pub fn set_step(&mut self, opts: &StepOptions, mesh: &Mesh) {
+        let dp = opts
+            .data_axis
+            .as_deref()
+            .and_then(|d| mesh.axis_size(d))
+            .unwrap_or(1) as f64;
+        self.memory_limit = opts.memory_limit;
+        for (cs, &role) in self.choices.iter_mut().zip(&self.roles) {
+            for c in cs {
+                let on_data = opts
+                    .data_axis
+                    .as_deref()
+                    .is_some_and(|d| c.result.used_axes().contains(&d));
+                let split = |stage: Zero| {
+                    if opts.zero >= stage && !on_data {
+                        dp
+                    } else {
+                        1.0
+                    }
+                };
+                c.memory = match role {
+                    Role::Parameter => c.own / split(Zero::Stage3),
+                    Role::Gradient => c.own / split(Zero::Stage2),
+                    Role::OptimizerState => c.own / split(Zero::Stage1),
+                    _ => c.own / opts.micro_batches.max(1) as f64,
+                };
+                c.cost = c.base
+                    + if opts.zero >= Zero::Stage3 {
+                        c.gather
+                    } else {
+                        0.0
+                    };
+            }
+        }
+    }
+
     /// Every value's sharding under a pick of one choice per class.
     pub fn assignment(&self, pick: &[usize], mesh: &Mesh) -> ShardingAssignment {
         ShardingAssignment {
@@ -193,9 +242,18 @@ pub(crate) fn build(
         let v = ValueId(classes.rep(c) as u32);
         let count = members.len() as f64;
         let (f, mut cs) = node_choices(graph, v, pricing, &mut scratch)?;
+        let all_gathers = StepOptions {
+            zero: Zero::Stage3,
+            ..opts.clone()
+        };
         for ch in &mut cs {
-            ch.memory = count * memory_of(graph, v, &ch.result, mesh, kept[v.index()], opts);
-            ch.cost = count * (ch.cost + zero3_gathers(graph, v, &ch.result, pricing, opts)?);
+            ch.base = count * ch.cost;
+            ch.own = if kept[v.index()] {
+                count * local_bytes(graph.ty(v), &ch.result, mesh)
+            } else {
+                0.0
+            };
+            ch.gather = count * zero3_gathers(graph, v, &ch.result, pricing, &all_gathers)?;
         }
         for &m in members {
             let Some(want) = fixed.get(&m) else { continue };
@@ -216,12 +274,18 @@ pub(crate) fn build(
         factor_tables.push(f);
     }
     let edges = build_edges(graph, pricing, &mut choices, &factor_tables, &classes)?;
-    Ok(Model {
+    let roles = (0..classes.members.len())
+        .map(|c| graph.nodes[classes.rep(c)].role)
+        .collect();
+    let mut model = Model {
         choices,
         edges,
         memory_limit: opts.memory_limit,
         classes,
-    })
+        roles,
+    };
+    model.set_step(opts, mesh);
+    Ok(model)
 }
 
 /// The choices of one value.
@@ -244,6 +308,9 @@ fn node_choices(
                 factors: Vec::new(),
                 cost: 0.0,
                 memory: 0.0,
+                base: 0.0,
+                own: 0.0,
+                gather: 0.0,
             })
             .collect();
         return Ok((None, cs));
@@ -266,6 +333,9 @@ fn node_choices(
                 factors: Vec::new(),
                 cost,
                 memory: 0.0,
+                base: 0.0,
+                own: 0.0,
+                gather: 0.0,
             }],
         ));
     }
@@ -308,6 +378,9 @@ fn node_choices(
                 factors: table.axes.clone(),
                 cost: base + extra,
                 memory: 0.0,
+                base: 0.0,
+                own: 0.0,
+                gather: 0.0,
             };
             // Two factor shardings that read and give the same layouts are one choice.
             match out.iter_mut().find(|o| {
@@ -467,13 +540,37 @@ fn reshard_seconds(
     pricing: &Pricing,
 ) -> Result<f64> {
     let _ = v;
-    let mut t = 0.0;
-    for step in reshard(from, to, ty, pricing.mesh)? {
-        if let Some(op) = step.collective() {
-            t += pricing.collective_seconds(&op, &step.local_operand)?;
-        }
+    if free_reshard(from, to) {
+        return Ok(0.0);
     }
-    Ok(t)
+    pricing.reshard_cached(from, to, ty, || {
+        let mut t = 0.0;
+        for step in reshard(from, to, ty, pricing.mesh)? {
+            if let Some(op) = step.collective() {
+                t += pricing.collective_seconds(&op, &step.local_operand)?;
+            }
+        }
+        Ok(t)
+    })
+}
+
+/// Whether `to` is `from` or a local slice of it (no pending sum, every dim's axes extended
+/// by axes `from` does not use): no collective, so no search is needed to price it.
+fn free_reshard(from: &Sharding, to: &Sharding) -> bool {
+    if same_layout(from, to) {
+        return true;
+    }
+    if !from.partial.is_empty() || !to.partial.is_empty() || from.rank() != to.rank() {
+        return false;
+    }
+    let used = from.used_axes();
+    from.dims.iter().zip(&to.dims).all(|(a, b)| {
+        b.axes.len() >= a.axes.len()
+            && b.axes[..a.axes.len()] == a.axes[..]
+            && b.axes[a.axes.len()..]
+                .iter()
+                .all(|x| !used.contains(&x.as_str()))
+    })
 }
 
 /// Values the step keeps for its whole length: model state, and forward activations that the
@@ -505,44 +602,6 @@ pub(crate) fn kept_values(graph: &Graph) -> Vec<bool> {
             _ => false,
         })
         .collect()
-}
-
-/// Bytes of one value on one device under a sharding, ZeRO and micro-batching applied.
-fn memory_of(
-    graph: &Graph,
-    v: ValueId,
-    s: &Sharding,
-    mesh: &Mesh,
-    kept: bool,
-    opts: &StepOptions,
-) -> f64 {
-    if !kept {
-        return 0.0;
-    }
-    let n = graph.node(v);
-    let own = local_bytes(&n.ty, s, mesh);
-    let dp = opts
-        .data_axis
-        .as_deref()
-        .and_then(|d| mesh.axis_size(d))
-        .unwrap_or(1) as f64;
-    let already = opts
-        .data_axis
-        .as_deref()
-        .is_some_and(|d| s.used_axes().contains(&d));
-    let zero_split = |stage: Zero| {
-        if opts.zero >= stage && !already {
-            dp
-        } else {
-            1.0
-        }
-    };
-    match n.role {
-        Role::Parameter => own / zero_split(Zero::Stage3),
-        Role::Gradient => own / zero_split(Zero::Stage2),
-        Role::OptimizerState => own / zero_split(Zero::Stage1),
-        _ => own / opts.micro_batches.max(1) as f64,
-    }
 }
 
 /// ZeRO-3 gathers a parameter over the data axis before its forward and its backward use.
@@ -600,7 +659,7 @@ fn build_edges(
         )?;
         if cu == cv {
             for (a, row) in cost.iter().enumerate() {
-                choices[cu][a].cost += count * row[a];
+                choices[cu][a].base += count * row[a];
             }
             continue;
         }

@@ -107,6 +107,7 @@ pub fn plan_with(
                 .iter()
                 .find(|a| a.name == "dp" && a.size > 1)
                 .map(|a| a.name.clone()),
+            built: Default::default(),
         };
         let zeros: &[Zero] = if trains && ctx.data_axis.is_some() {
             &[Zero::None, Zero::Stage1, Zero::Stage2, Zero::Stage3]
@@ -224,6 +225,8 @@ struct MeshSearch<'a> {
     solver: Solver,
     data_axis: Option<String>,
     classes: Classes,
+    /// The model of this mesh, once built.
+    built: std::cell::RefCell<Option<model::Model>>,
 }
 
 impl MeshSearch<'_> {
@@ -236,16 +239,27 @@ impl MeshSearch<'_> {
         }
     }
 
-    fn model(&self, step: &StepOptions, t: &mut PlanTimings) -> Result<model::Model> {
+    /// The mesh's model set to `step`: built on first use (strategy enumeration and edge
+    /// pricing), then only re-priced for the step's ZeRO stage, micro-batches and limit.
+    fn model(
+        &self,
+        step: &StepOptions,
+        t: &mut PlanTimings,
+    ) -> Result<std::cell::RefMut<'_, model::Model>> {
         let clock = Instant::now();
-        let pricing = Pricing::new(self.cluster, self.mesh)?;
-        let m = model::build(
-            self.graph,
-            &pricing,
-            &self.fixed,
-            step,
-            self.classes.clone(),
-        )?;
+        let mut slot = self.built.borrow_mut();
+        if slot.is_none() {
+            let pricing = Pricing::new(self.cluster, self.mesh)?;
+            *slot = Some(model::build(
+                self.graph,
+                &pricing,
+                &self.fixed,
+                step,
+                self.classes.clone(),
+            )?);
+        }
+        let mut m = std::cell::RefMut::map(slot, |s| s.as_mut().expect("just built"));
+        m.set_step(step, self.mesh);
         t.enumerate_s += clock.elapsed().as_secs_f64();
         Ok(m)
     }
@@ -448,6 +462,7 @@ fn infeasible(
                 .iter()
                 .find(|a| a.name == "dp" && a.size > 1)
                 .map(|a| a.name.clone()),
+            built: Default::default(),
         };
         if let Some(c) = ctx.least_memory(m, t)? {
             if least
@@ -496,8 +511,9 @@ fn divisors(n: u64) -> Vec<u64> {
 }
 
 /// The meshes to search: the fixed shape, or every factorization of the device count into up
-/// to `max_mesh_axes` axes (`dp`, then `sp`, then `tp` innermost) whose inner axes fill whole
-/// nodes or fit inside one; only those with every axis the annotations name.
+/// to `max_mesh_axes` axes (`dp`, then `sp`, then `tp` innermost) whose `tp` fits inside a
+/// node and whose `sp × tp` fills whole nodes or fits inside one; only those with every axis
+/// the annotations name.
 fn candidate_meshes(
     cluster: &Cluster,
     opts: &PlanOptions,
@@ -536,9 +552,13 @@ fn candidate_meshes(
         return Ok(vec![mesh]);
     }
     let inner_ok = |x: u64| per_node % x == 0 || x % per_node == 0;
+    // The innermost (tensor) axis stays within a node: its collectives sit on every layer's
+    // critical path, and Megatron's published runs keep t within a node (REFERENCES.md).
+    // This is what keeps the search to a handful of meshes on a thousand devices.
+    let within = |x: u64| per_node % x == 0;
     let mut shapes: Vec<Vec<(&str, u64)>> = vec![vec![("dp", n)]];
     for t in divisors(n) {
-        if t > 1 && t < n && inner_ok(t) {
+        if t > 1 && t < n && within(t) {
             shapes.push(vec![("dp", n / t), ("tp", t)]);
         }
     }
@@ -546,7 +566,7 @@ fn candidate_meshes(
         for t in divisors(n) {
             for s in divisors(n / t) {
                 let d = n / t / s;
-                if t > 1 && s > 1 && d > 1 && inner_ok(t) && inner_ok(t * s) {
+                if t > 1 && s > 1 && d > 1 && within(t) && inner_ok(t * s) {
                     shapes.push(vec![("dp", d), ("sp", s), ("tp", t)]);
                 }
             }
