@@ -18,6 +18,7 @@ mod program;
 mod reshard;
 mod simplify;
 mod stage;
+mod stage_spmd;
 mod window;
 
 pub use data::{gather_outputs, shard_array, shard_inputs, unshard_array};
@@ -27,6 +28,7 @@ pub use program::{ShardedValue, SpmdProgram};
 pub use reshard::{local_dims, local_type};
 pub use simplify::{simplify, DEFAULT_BUCKET_BYTES};
 pub use stage::{cut_stages, StageProgram};
+pub use stage_spmd::{partition_stages, SpmdStage};
 
 /// A sharding in Shardy's notation: `[{"dp"}, {}]`, then `partial={"tp"}` if it has pending sums.
 pub fn sharding_text(s: &shardc_ir::Sharding) -> String {

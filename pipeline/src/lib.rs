@@ -20,6 +20,7 @@ mod comms;
 mod csv;
 mod error;
 mod generate;
+mod planner;
 mod render;
 mod schedule;
 mod select;
@@ -30,6 +31,10 @@ mod validate;
 pub use action::{parse_cell, Action, ActionKind};
 pub use csv::CsvFormat;
 pub use error::{Error, Result};
+pub use planner::{
+    megatron_annotations, megatron_assignment, plan_pipeline, PipelineCandidate, PipelineOptions,
+    PipelinePlan, PipelineTimings, PIPELINE_FORMAT_VERSION,
+};
 pub use render::{chrome_trace, format_seconds, render_svg};
 pub use schedule::{format_table, stage_to_rank, Schedule, ScheduleKind};
 pub use select::{choose_schedule, Candidate, RankWork};

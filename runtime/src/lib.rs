@@ -52,6 +52,9 @@ pub use mpi_backend::{run_spmd_mpi, MpiComm, MpiWorld};
 pub use npz::{
     bind_inputs, npy_bytes, npz_bytes, param_tensor, read_npy, read_npz, read_npz_bytes, write_npz,
 };
-pub use pipeline::{run_pipeline, PipelineResult, PipelineStage};
+pub use pipeline::{
+    run_pipeline, run_pipeline_spmd, PipelineResult, PipelineStage, SpmdPipelineResult,
+    SpmdPipelineStage,
+};
 pub use random::random_inputs;
 pub use tensor::{max_relative_error, Summary, Tensor};

@@ -1,12 +1,14 @@
-//! Running a pipeline schedule on the threads backend (MPMD): one thread per pipeline rank, each
+//! Running a pipeline schedule on the threads backend (MPMD): one group of thread devices per
+//! pipeline rank (the rank's submesh, one thread per device), every device of the group
 //! performing its rank's actions in torch's `compute_comms` form in order. `F`, `B`, `I` and `W`
-//! run the stage's programs on the micro-batch; `SEND_F`/`SEND_B` and `RECV_F`/`RECV_B` move
-//! boundary activations and their gradients between ranks through the [`Communicator`]'s
-//! point-to-point `send`/`recv`; stages on the same rank (V schedules) hand them over locally.
-//! Parameter gradients are summed over micro-batches on each stage; the caller applies the
-//! optimizer once with them (`REDUCE_GRAD` marks where they are final).
-//!
-//! Each stage runs on one device here; a stage on a tensor-parallel submesh is not built yet.
+//! run the stage's SPMD programs on the micro-batch, their collectives within the submesh;
+//! `SEND_F`/`SEND_B` and `RECV_F`/`RECV_B` move boundary activations and their gradients
+//! between ranks through the [`Communicator`]'s point-to-point `send`/`recv`, device `p` of one
+//! submesh to device `p` of the next (the programs agree on the boundary shardings,
+//! `codegen::partition_stages`, so local shards travel as they are); stages on the same rank
+//! (V schedules) hand them over locally. Parameter gradients are summed over micro-batches on
+//! each device; the caller applies the optimizer once with them (`REDUCE_GRAD` marks where
+//! they are final). [`run_pipeline`] is the case of one device per stage.
 
 use std::collections::BTreeMap;
 
@@ -14,8 +16,8 @@ use shardc_ir::{Graph, Mesh, TensorType};
 use shardc_pipeline::{Action, ActionKind as K, Schedule};
 
 use crate::error::RuntimeError;
-use crate::executor::execute;
-use crate::mesh::{launch, Communicator, ThreadComm};
+use crate::executor::run_graph;
+use crate::mesh::{launch, Communicator, MeshDevice, ThreadComm};
 use crate::tensor::Tensor;
 
 /// One stage's programs and data (the layout of `codegen::StageProgram`).
@@ -36,6 +38,37 @@ pub struct PipelineStage<'a> {
     pub boundary_in: Vec<TensorType>,
     /// Types of the boundary outputs (sent to the next stage).
     pub boundary_out: Vec<TensorType>,
+}
+
+/// One stage's SPMD programs (the local programs of `codegen::SpmdStage`, one per program
+/// kind, each run by every device of the stage's submesh) and each device's local inputs.
+#[derive(Clone, Debug)]
+pub struct SpmdPipelineStage<'a> {
+    /// Forward (local program): stage inputs, then boundary inputs → boundary outputs.
+    pub forward: &'a Graph,
+    /// Full backward (local program), inputs and outputs as in [`PipelineStage::backward`].
+    pub backward: &'a Graph,
+    /// Backward-input (local program).
+    pub backward_input: &'a Graph,
+    /// Backward-weight (local program).
+    pub backward_weight: &'a Graph,
+    /// `inputs[p][mb]`: the local shards of the stage's own inputs fed to the device at mesh
+    /// position `p` for micro-batch `mb`, in program order.
+    pub inputs: Vec<Vec<Vec<Tensor>>>,
+    /// Local types of the boundary inputs (what one device receives).
+    pub boundary_in: Vec<TensorType>,
+    /// Local types of the boundary outputs (what one device sends).
+    pub boundary_out: Vec<TensorType>,
+}
+
+/// What a pipelined step on submeshes gives back.
+#[derive(Clone, Debug)]
+pub struct SpmdPipelineResult {
+    /// The last stage's forward output (the loss) per micro-batch, as its first device has it.
+    pub losses: Vec<Tensor>,
+    /// `gradients[s][p]`: stage `s`'s parameter gradients on the device at mesh position `p`
+    /// (local shards, as the backward-weight program outputs them), summed over micro-batches.
+    pub gradients: Vec<Vec<Vec<Tensor>>>,
 }
 
 /// What a pipelined step gives back.
@@ -69,6 +102,98 @@ pub fn run_pipeline(
     stages: &[PipelineStage<'_>],
     timeout: std::time::Duration,
 ) -> Result<PipelineResult, RuntimeError> {
+    let one = Mesh::new(&[("pp", 1)]).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+    let spmd: Vec<SpmdPipelineStage> = stages
+        .iter()
+        .map(|s| SpmdPipelineStage {
+            forward: s.forward,
+            backward: s.backward,
+            backward_input: s.backward_input,
+            backward_weight: s.backward_weight,
+            inputs: vec![s.inputs.clone()],
+            boundary_in: s.boundary_in.clone(),
+            boundary_out: s.boundary_out.clone(),
+        })
+        .collect();
+    let r = run_pipeline_spmd(schedule, &one, &spmd, timeout)?;
+    Ok(PipelineResult {
+        losses: r.losses,
+        gradients: r
+            .gradients
+            .into_iter()
+            .map(|per_device| per_device.into_iter().next().unwrap_or_default())
+            .collect(),
+    })
+}
+
+/// Runs `schedule` with `stages[s]` on the submesh of rank `schedule.stage_to_rank[s]`: rank
+/// `r` is global devices `r·n .. (r+1)·n` for a `mesh` of `n` devices, one thread each.
+pub fn run_pipeline_spmd(
+    schedule: &Schedule,
+    mesh: &Mesh,
+    stages: &[SpmdPipelineStage<'_>],
+    timeout: std::time::Duration,
+) -> Result<SpmdPipelineResult, RuntimeError> {
+    check_stages(schedule, mesh, stages)?;
+    let comms = schedule
+        .with_comms()
+        .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+    let n = mesh.devices.len();
+    let layout: Vec<(Mesh, Vec<usize>)> = (0..schedule.ranks as usize)
+        .map(|r| (mesh.clone(), (r * n..(r + 1) * n).collect()))
+        .collect();
+    let results = launch(&layout, timeout, |comm| {
+        let device = comm.device();
+        let mut st = RankState::default();
+        for a in &comms[device / n] {
+            perform(a, schedule, stages, comm, &mut st).map_err(|e| RuntimeError::Device {
+                device,
+                message: format!("{a}: {e}"),
+            })?;
+        }
+        Ok(st)
+    })?;
+    let mut losses = BTreeMap::new();
+    // sums[(stage, position)]
+    let mut sums = BTreeMap::new();
+    for (device, r) in results.into_iter().enumerate() {
+        let st = r?;
+        if device % n == 0 {
+            losses.extend(st.losses);
+        }
+        for (s, sum) in st.sums {
+            sums.insert((s, device % n), sum);
+        }
+    }
+    let gradients = (0..schedule.stages)
+        .map(|s| {
+            let g = stages[s as usize].backward_weight;
+            let types: Vec<TensorType> = g.outputs.iter().map(|&v| g.ty(v).clone()).collect();
+            (0..n)
+                .map(|p| {
+                    let sum = sums.remove(&(s, p)).unwrap_or_default();
+                    types
+                        .iter()
+                        .zip(sum)
+                        .map(|(ty, v)| Tensor::from_f64(ty.clone(), &v))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(SpmdPipelineResult {
+        losses: losses.into_values().collect(),
+        gradients,
+    })
+}
+
+/// The stages fit the schedule and the submesh: one per schedule stage, inputs for every
+/// device and micro-batch, programs verified and written for the submesh's axes.
+fn check_stages(
+    schedule: &Schedule,
+    mesh: &Mesh,
+    stages: &[SpmdPipelineStage<'_>],
+) -> Result<(), RuntimeError> {
     if stages.len() != schedule.stages as usize {
         return Err(RuntimeError::Invalid(format!(
             "{} stage programs for a schedule of {} stages",
@@ -76,58 +201,57 @@ pub fn run_pipeline(
             schedule.stages
         )));
     }
-    if let Some((s, st)) = stages
-        .iter()
-        .enumerate()
-        .find(|(_, st)| st.inputs.len() != schedule.microbatches as usize)
-    {
-        return Err(RuntimeError::Invalid(format!(
-            "stage {s} has inputs for {} micro-batches, the schedule runs {}",
-            st.inputs.len(),
-            schedule.microbatches
-        )));
-    }
-    let comms = schedule
-        .with_comms()
-        .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-    let one = Mesh::new(&[("pp", 1)]).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-    let layout: Vec<(Mesh, Vec<usize>)> = (0..schedule.ranks as usize)
-        .map(|r| (one.clone(), vec![r]))
-        .collect();
-    let results = launch(&layout, timeout, |comm| {
-        let rank = comm.device();
-        let mut st = RankState::default();
-        for a in &comms[rank] {
-            perform(a, schedule, stages, comm, &mut st).map_err(|e| RuntimeError::Device {
-                device: rank,
-                message: format!("{a}: {e}"),
-            })?;
+    for (s, st) in stages.iter().enumerate() {
+        if st.inputs.len() != mesh.devices.len() {
+            return Err(RuntimeError::Invalid(format!(
+                "stage {s} has inputs for {} devices, its submesh `{mesh}` has {}",
+                st.inputs.len(),
+                mesh.devices.len()
+            )));
         }
-        Ok(st)
-    })?;
-    let mut losses = BTreeMap::new();
-    let mut sums = BTreeMap::new();
-    for r in results {
-        let st = r?;
-        losses.extend(st.losses);
-        sums.extend(st.sums);
+        if let Some(per_mb) = st
+            .inputs
+            .iter()
+            .find(|i| i.len() != schedule.microbatches as usize)
+        {
+            return Err(RuntimeError::Invalid(format!(
+                "stage {s} has inputs for {} micro-batches, the schedule runs {}",
+                per_mb.len(),
+                schedule.microbatches
+            )));
+        }
+        for g in [
+            st.forward,
+            st.backward,
+            st.backward_input,
+            st.backward_weight,
+        ] {
+            shardc_ir::verify(g)?;
+            if let Some(m) = &g.mesh {
+                if m.axes != mesh.axes {
+                    return Err(RuntimeError::Invalid(format!(
+                        "stage {s}: program `{}` is written for mesh `{m}`, the submesh is `{mesh}`",
+                        g.name
+                    )));
+                }
+            }
+        }
     }
-    let gradients = (0..schedule.stages)
-        .map(|s| {
-            let g = stages[s as usize].backward_weight;
-            let types: Vec<TensorType> = g.outputs.iter().map(|&v| g.ty(v).clone()).collect();
-            let sum = sums.remove(&s).unwrap_or_default();
-            types
-                .iter()
-                .zip(sum)
-                .map(|(ty, v)| Tensor::from_f64(ty.clone(), &v))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(PipelineResult {
-        losses: losses.into_values().collect(),
-        gradients,
-    })
+    Ok(())
+}
+
+/// Runs one local program on this device, its collectives within the device's submesh.
+fn execute_on(
+    program: &Graph,
+    inputs: Vec<Tensor>,
+    comm: &mut ThreadComm<'_>,
+) -> Result<Vec<Tensor>, RuntimeError> {
+    let mut dev = MeshDevice {
+        comm,
+        stages: &[],
+        fail: None,
+    };
+    run_graph(program, inputs, &program.outputs, &mut dev)
 }
 
 fn take(
@@ -146,20 +270,24 @@ fn take(
 fn perform(
     a: &Action,
     schedule: &Schedule,
-    stages: &[PipelineStage<'_>],
+    stages: &[SpmdPipelineStage<'_>],
     comm: &mut ThreadComm<'_>,
     st: &mut RankState,
 ) -> Result<(), RuntimeError> {
     let (s, mb) = (a.stage, a.mb());
     let stage = &stages[s as usize];
     let last = s + 1 == schedule.stages;
+    let (pos, n) = (comm.position(), comm.mesh().devices.len());
+    let own = &stage.inputs[pos][mb as usize];
     let rank_of = |x: u32| schedule.stage_to_rank[x as usize] as usize;
+    // The device at this device's position in stage `x`'s submesh.
+    let peer = |x: u32| rank_of(x) * n + pos;
     let local_next = !last && rank_of(s + 1) == rank_of(s);
     let local_prev = s > 0 && rank_of(s - 1) == rank_of(s);
     let tag = |dir: &str, to: u32, k: usize| format!("{dir}{to}.{mb}.{k}");
     // The backward's inputs: the forward's, then the boundary-output gradients.
     let backward_inputs = |st: &mut RankState| -> Result<Vec<Tensor>, RuntimeError> {
-        let mut ins = stage.inputs[mb as usize].clone();
+        let mut ins = own.clone();
         ins.extend(st.acts.get(&(s, mb)).cloned().unwrap_or_default());
         if !last {
             ins.extend(take(&mut st.grads_in, (s, mb), "output gradient")?);
@@ -168,9 +296,9 @@ fn perform(
     };
     match a.kind {
         K::Forward => {
-            let mut ins = stage.inputs[mb as usize].clone();
+            let mut ins = own.clone();
             ins.extend(st.acts.get(&(s, mb)).cloned().unwrap_or_default());
-            let outs = execute(stage.forward, &ins)?;
+            let outs = execute_on(stage.forward, ins, comm)?;
             if last {
                 st.losses.insert(
                     mb,
@@ -189,12 +317,12 @@ fn perform(
                 .into_iter()
                 .enumerate()
             {
-                comm.send(t, rank_of(s + 1), &tag("F", s + 1, k))?;
+                comm.send(t, peer(s + 1), &tag("F", s + 1, k))?;
             }
         }
         K::RecvF => {
             let ins = (0..stage.boundary_in.len())
-                .map(|k| comm.recv(rank_of(s - 1), &tag("F", s, k), &stage.boundary_in[k]))
+                .map(|k| comm.recv(peer(s - 1), &tag("F", s, k), &stage.boundary_in[k]))
                 .collect::<Result<Vec<_>, _>>()?;
             st.acts.insert((s, mb), ins);
         }
@@ -205,7 +333,7 @@ fn perform(
                 st.acts.remove(&(s, mb));
             } else {
                 // W needs the same inputs; keep the output gradient with the saved input.
-                let dy = ins[stage.inputs[mb as usize].len() + stage.boundary_in.len()..].to_vec();
+                let dy = ins[own.len() + stage.boundary_in.len()..].to_vec();
                 st.grads_in.insert((s, mb), dy);
             }
             let program = if full {
@@ -213,7 +341,7 @@ fn perform(
             } else {
                 stage.backward_input
             };
-            let mut outs = execute(program, &ins)?;
+            let mut outs = execute_on(program, ins, comm)?;
             let grads = outs.split_off(stage.boundary_in.len());
             if full {
                 accumulate(st, s, grads);
@@ -229,7 +357,7 @@ fn perform(
         K::BackwardWeight => {
             let ins = backward_inputs(st)?;
             st.acts.remove(&(s, mb));
-            let grads = execute(stage.backward_weight, &ins)?;
+            let grads = execute_on(stage.backward_weight, ins, comm)?;
             accumulate(st, s, grads);
         }
         K::SendB => {
@@ -237,12 +365,12 @@ fn perform(
                 .into_iter()
                 .enumerate()
             {
-                comm.send(t, rank_of(s - 1), &tag("B", s - 1, k))?;
+                comm.send(t, peer(s - 1), &tag("B", s - 1, k))?;
             }
         }
         K::RecvB => {
             let grads = (0..stage.boundary_out.len())
-                .map(|k| comm.recv(rank_of(s + 1), &tag("B", s, k), &stage.boundary_out[k]))
+                .map(|k| comm.recv(peer(s + 1), &tag("B", s, k), &stage.boundary_out[k]))
                 .collect::<Result<Vec<_>, _>>()?;
             st.grads_in.insert((s, mb), grads);
         }

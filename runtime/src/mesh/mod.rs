@@ -16,7 +16,8 @@ pub use threads::{launch, launch_with, ThreadComm};
 #[cfg(feature = "mpi")]
 pub(crate) use collectives::{chunk, concat, flat_chunk, reduce_flat};
 #[cfg(feature = "mpi")]
-pub(crate) use executor::{Endpoint, MeshDevice};
+pub(crate) use executor::Endpoint;
+pub(crate) use executor::MeshDevice;
 #[cfg(feature = "mpi")]
 pub(crate) use threads::panic_message;
 

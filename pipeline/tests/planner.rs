@@ -1,0 +1,158 @@
+//! The pipelined planner: degrees, micro-batches and schedule chosen together and priced by the
+//! cost model's graph path; fixed choices kept; the quality bar of Megatron's 145.6B run.
+
+use shardc_cost_model::{Catalog, Cluster};
+use shardc_ir::zoo::{gpt, GptConfig};
+use shardc_ir::{training_step, DType, Graph, RecomputeMode, TrainOptions};
+use shardc_pipeline::{plan_pipeline, PipelineOptions, ScheduleKind};
+
+/// A GPT training step as Megatron trains it: bf16 with f32 master weights, Adam, full
+/// recomputation.
+fn megatron_step(cfg: &GptConfig) -> Graph {
+    let fwd = gpt(cfg).unwrap();
+    training_step(
+        &fwd,
+        &TrainOptions {
+            recompute: Some(RecomputeMode::Full),
+            mixed_precision: true,
+            ..TrainOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+fn cluster(spec: &str) -> Cluster {
+    Cluster::parse(spec, &Catalog::builtin()).unwrap()
+}
+
+#[test]
+fn fixed_degrees_micro_batches_and_schedule_are_kept_and_the_plan_carries_the_pipeline() {
+    let g = megatron_step(&GptConfig {
+        layers: 8,
+        hidden: 256,
+        heads: 4,
+        seq: 128,
+        vocab: 1024,
+        batch: 32,
+        dtype: DType::F32,
+        ..GptConfig::tiny()
+    });
+    let c = cluster("a100-80gb:2x4");
+    let fixed = PipelineOptions {
+        dp: Some(2),
+        tp: Some(2),
+        pp: Some(2),
+        schedule: Some(ScheduleKind::Interleaved1F1B),
+        micro_batches: Some(8),
+        ..PipelineOptions::default()
+    };
+    let p = plan_pipeline(&g, &c, &fixed).unwrap();
+    let ch = &p.chosen;
+    assert_eq!((ch.dp, ch.tp, ch.pp, ch.micro_batches), (2, 2, 2, 8));
+    assert_eq!((ch.kind, ch.stages), (ScheduleKind::Interleaved1F1B, 4));
+    assert_eq!(p.plan.mesh.to_string(), "pp=2,dp=2,tp=2");
+    let pipe = p.plan.pipeline.as_ref().unwrap();
+    assert_eq!(pipe["format_version"], 1);
+    assert_eq!(pipe["schedule"], "Interleaved1F1B");
+    assert_eq!(pipe["layers_per_stage"], serde_json::json!([2, 2, 2, 2]));
+    // The weights are split Megatron's way: column-parallel qkv, row-parallel out.
+    let sharding = |name: &str| {
+        p.plan
+            .shardings
+            .iter()
+            .find(|v| v.value == name)
+            .unwrap()
+            .sharding
+            .clone()
+    };
+    assert_eq!(sharding("layers.0.attn.qkv.weight").dims[1].axes, ["tp"]);
+    assert_eq!(sharding("layers.0.attn.out.weight").dims[0].axes, ["tp"]);
+    // The plan's JSON reads back with its pipeline part.
+    let back = shardc_sharding::auto::Plan::from_json("plan", &p.plan.to_json()).unwrap();
+    assert_eq!(back.pipeline, p.plan.pipeline);
+    // Left free, the planner prices more than one candidate and takes the fastest that fits.
+    let free = plan_pipeline(&g, &c, &PipelineOptions::default()).unwrap();
+    assert!(free.candidates.len() > 10, "{}", free.candidates.len());
+    assert!(free
+        .candidates
+        .iter()
+        .filter(|x| x.fits)
+        .all(|x| x.step_time_s >= free.chosen.step_time_s));
+    // GPipe holds every micro-batch, 1F1B at most p: same time, less memory.
+    let with = |kind| PipelineOptions {
+        schedule: Some(kind),
+        ..fixed.clone()
+    };
+    let gpipe = plan_pipeline(&g, &c, &with(ScheduleKind::GPipe)).unwrap();
+    let ofob = plan_pipeline(&g, &c, &with(ScheduleKind::OneFOneB)).unwrap();
+    assert!(gpipe.chosen.memory_bytes > ofob.chosen.memory_bytes);
+}
+
+#[test]
+fn an_impossible_mesh_is_refused_with_the_reason() {
+    let g = megatron_step(&GptConfig {
+        layers: 2,
+        batch: 4,
+        ..GptConfig::tiny()
+    });
+    let e = plan_pipeline(
+        &g,
+        &cluster("a100-80gb:1x8"),
+        &PipelineOptions {
+            pp: Some(8),
+            ..PipelineOptions::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("pp up to 2 layers"), "{e}");
+}
+
+#[test]
+fn the_145b_plan_on_1536_a100s_is_at_least_as_fast_as_megatrons_and_fits() {
+    // Narayanan et al. SC21, Table 1 (REFERENCES.md): 145.6B, a=96, h=12288, l=80, s=2048,
+    // V=51200, batch 2304 on 1536 A100-80GB; Megatron ran t=8, p=8 (d=24), micro-batch 1 with
+    // 1F1B, communication not overlapped.
+    let g = megatron_step(&GptConfig {
+        layers: 80,
+        hidden: 12288,
+        heads: 96,
+        seq: 2048,
+        vocab: 51200,
+        batch: 2304,
+        dtype: DType::F32,
+        ..GptConfig::tiny()
+    });
+    let c = cluster("a100-80gb:192x8");
+    let base = PipelineOptions {
+        no_overlap: true,
+        ..PipelineOptions::default()
+    };
+    let ours = plan_pipeline(&g, &c, &base).unwrap();
+    let megatron = plan_pipeline(
+        &g,
+        &c,
+        &PipelineOptions {
+            dp: Some(24),
+            tp: Some(8),
+            pp: Some(8),
+            micro_batches: Some(96),
+            schedule: Some(ScheduleKind::OneFOneB),
+            ..base.clone()
+        },
+    )
+    .unwrap();
+    println!(
+        "145.6B: chosen {:?}, {:.2} s, {:.1} GB; Megatron t=8,p=8: {:.2} s, {:.1} GB; {} candidates in {:.2} s",
+        ours.chosen,
+        ours.chosen.step_time_s,
+        ours.chosen.memory_bytes / 1e9,
+        megatron.chosen.step_time_s,
+        megatron.chosen.memory_bytes / 1e9,
+        ours.candidates.len(),
+        ours.timings.total_s
+    );
+    assert!(ours.chosen.fits && megatron.chosen.fits);
+    assert!(ours.chosen.step_time_s <= megatron.chosen.step_time_s);
+    assert!(ours.chosen.memory_bytes <= 80e9);
+}
