@@ -8,6 +8,7 @@ mod graph_format_doc;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod onnx_cli;
+mod onnx_plan;
 mod plan;
 mod plan_format_doc;
 mod propagate;
