@@ -14,30 +14,36 @@ fn fixture(name: &str) -> String {
 /// Plans `STEM.onnx` for one DGX A100 node (8 GPUs), runs the plan on 8 thread devices with
 /// `--check` (against the f64 oracle) and the saved inputs, and compares the gathered outputs
 /// with PyTorch's.
-fn plan_and_check(stem: &str) {
+fn plan_and_check(stem: &str, dims: &[&str]) {
     let model = fixture(&format!("{stem}.onnx"));
+    let dims: Vec<String> = dims.iter().map(|d| format!("--dim={d}")).collect();
+    let dims: Vec<&str> = dims.iter().map(String::as_str).collect();
     let plan = scratch(&format!("{stem}.plan.json"));
     let out = scratch(&format!("{stem}.planned.outputs.npz"));
-    let report = shardc_ok(&[
-        "plan",
-        &model,
-        "--cluster",
-        "dgx-a100-80gb:1",
-        "-o",
-        plan.to_str().unwrap(),
-    ]);
+    let report = shardc_ok(
+        &[
+            &[
+                "plan",
+                &model,
+                "--cluster",
+                "dgx-a100-80gb:1",
+                "-o",
+                plan.to_str().unwrap(),
+            ],
+            &dims[..],
+        ]
+        .concat(),
+    );
     assert!(report.contains("(8 devices)"), "{stem}: {report}");
-    let run = shardc_ok(&[
-        "run",
-        &model,
-        "--plan",
-        plan.to_str().unwrap(),
-        "--check",
-        "--inputs",
-        &fixture(&format!("{stem}.inputs.npz")),
-        "--outputs",
-        out.to_str().unwrap(),
-    ]);
+    let inputs = fixture(&format!("{stem}.inputs.npz"));
+    let run = shardc_ok(
+        &[
+            &["run", &model, "--plan", plan.to_str().unwrap(), "--check"][..],
+            &["--inputs", &inputs, "--outputs", out.to_str().unwrap()][..],
+            &dims[..],
+        ]
+        .concat(),
+    );
     assert!(run.contains("check passed"), "{stem}: {run}");
     let got = read_npz(&out).unwrap();
     let want = read_npz(std::path::Path::new(&fixture(&format!(
@@ -56,11 +62,11 @@ fn plan_and_check(stem: &str) {
 }
 
 macro_rules! planned_fixtures {
-    ($($(#[$attr:meta])* $test:ident: $stem:literal;)*) => {$(
+    ($($(#[$attr:meta])* $test:ident: $stem:literal $(, $dim:literal)*;)*) => {$(
         #[test]
         $(#[$attr])*
         fn $test() {
-            plan_and_check($stem);
+            plan_and_check($stem, &[$($dim),*]);
         }
     )*};
 }
@@ -75,6 +81,8 @@ planned_fixtures! {
     planned_resnet18_torchscript_runs_checked_on_8_devices: "resnet18.ts";
     #[ignore = "slow: planning takes ~16 s"]
     planned_gpt2_dynamo_runs_checked_on_8_devices: "gpt2.dynamo";
+    #[ignore = "slow: planning takes ~16 s"]
+    planned_gpt2_torchscript_runs_checked_on_8_devices: "gpt2.ts", "batch=2", "seq=8";
     #[ignore = "slow: planning takes ~22 s"]
     planned_llama_dynamo_runs_checked_on_8_devices: "llama.dynamo";
     #[ignore = "slow: planning takes ~25 s"]
@@ -127,7 +135,14 @@ fn plan_exports_every_format() {
     assert!(read("sdy").starts_with("sdy.mesh @mesh = <["));
     // The HLO module is a graph file of its own: it imports and runs partitioned, checked.
     let hlo = scratch("mlp.dynamo.export.hlo");
-    let summary = shardc_ok(&["check", hlo.to_str().unwrap()]);
+    let json = scratch("mlp.dynamo.export.hlo.json");
+    shardc_ok(&[
+        "import",
+        hlo.to_str().unwrap(),
+        "-o",
+        json.to_str().unwrap(),
+    ]);
+    let summary = shardc_ok(&["check", json.to_str().unwrap()]);
     assert!(summary.contains(": ok"), "{summary}");
     let run = shardc_ok(&["run", hlo.to_str().unwrap(), "--check"]);
     assert!(run.contains("check passed"), "{run}");
