@@ -20,6 +20,8 @@ pub enum Step {
     Simplify,
     /// Running the program on the threads backend.
     Run,
+    /// Writing a plan for a framework (`shardc::export`).
+    Export,
 }
 
 impl std::fmt::Display for Step {
@@ -32,6 +34,7 @@ impl std::fmt::Display for Step {
             Step::Partition => "partition",
             Step::Simplify => "simplify",
             Step::Run => "run",
+            Step::Export => "export",
         })
     }
 }

@@ -63,11 +63,16 @@ impl Imported {
 
 /// Reads and verifies a graph file in any format [`input_format`] knows.
 pub fn import(path: &Path) -> Result<Imported> {
+    import_with(path, &shardc_ir::onnx::OnnxOptions::default())
+}
+
+/// [`import`] with the sizes of an ONNX model's dynamic dims (`--dim batch=2`); other formats
+/// have none.
+pub fn import_with(path: &Path, onnx: &shardc_ir::onnx::OnnxOptions) -> Result<Imported> {
     let what = path.display().to_string();
     if input_format(path, "") == InputFormat::Onnx {
-        let opts = shardc_ir::onnx::OnnxOptions::default();
         let model =
-            shardc_ir::onnx::import(path, &opts).map_err(|e| Error::new(Step::Import, &what, e))?;
+            shardc_ir::onnx::import(path, onnx).map_err(|e| Error::new(Step::Import, &what, e))?;
         return Ok(Imported::of(model.graph));
     }
     let text = std::fs::read_to_string(path).map_err(|e| Error::new(Step::Import, &what, e))?;

@@ -37,11 +37,13 @@ pub use shardc_runtime as runtime;
 pub use shardc_sharding as sharding;
 
 mod error;
+mod export;
 mod facade;
 
 pub use error::{CliError, Error, Result, Step};
+pub use export::{export, ExportFormat};
 pub use facade::{
-    compile, compile_annotated, import, import_text, input_format, merge_annotations, plan,
+    compile, compile_annotated, import, import_text, import_with, input_format, merge_annotations, plan,
     plan_with, propagate, run, run_with, Backend, Imported, InputFormat, Program, RunOptions,
 };
 pub use shardc_sharding::auto::{Plan, PlanOptions, PlanProgress, PlanTimings};

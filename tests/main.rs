@@ -9,6 +9,7 @@ mod megatron;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod onnx_cli;
+mod onnx_plan;
 mod plan;
 mod plan_format_doc;
 mod propagate;

@@ -39,7 +39,9 @@ mod rules;
 
 pub use collectives::{required_collectives, Explanation};
 pub use error::{Result, ShardingError};
-pub use export::{export_hlo, export_jax, export_sdy, export_torch, parse_sdy, TorchStyle};
+pub use export::{
+    export_hlo, export_hlo_graph, export_jax, export_sdy, export_torch, parse_sdy, TorchStyle,
+};
 pub use propagate::{propagate, propagate_with, PropagateOptions, ShardedGraph};
 pub use reason::{Phase, Reason};
 pub use reshard::{local_type, reshard, same_layout, ReshardKind, ReshardStep};

@@ -10,8 +10,15 @@ use super::{spinner, CliError};
 
 /// Reads and verifies a graph file in whatever format it is in (`shardc::input_format`).
 pub(crate) fn read_input(path: &Path) -> Result<Imported, CliError> {
+    read_input_dims(path, &[])
+}
+
+/// [`read_input`] with `--dim NAME=SIZE` values for an ONNX model's dynamic dims.
+pub(crate) fn read_input_dims(path: &Path, dims: &[String]) -> Result<Imported, CliError> {
+    let onnx = shardc::ir::onnx::OnnxOptions::with_dims(dims)
+        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
     let spin = spinner(&format!("reading {}", path.display()));
-    let imp = shardc::import(path);
+    let imp = shardc::import_with(path, &onnx);
     spin.finish_and_clear();
     imp.map_err(|e| match e.source.downcast_ref::<std::io::Error>() {
         Some(io) => CliError::Io {

@@ -1,6 +1,7 @@
 //! `shardc plan FILE --cluster PRESET|FILE [--shard NAME=SPEC ...] [--memory-limit GB]
-//! [--mesh dp=D,tp=T] [-o plan.json] [--timings]`: choose the mesh shape and every value's
-//! sharding, print the plan's report, and write the plan as JSON.
+//! [--mesh dp=D,tp=T] [-o plan.json] [--timings] [--export torch|jax|sdy|hlo] [--dim N=S]`:
+//! choose the mesh shape and every value's sharding, print the plan's report, and write the
+//! plan as JSON, or with `--export` as the user's framework takes it.
 
 use std::path::PathBuf;
 
@@ -9,12 +10,12 @@ use shardc::cost_model::{Catalog, Cluster};
 use shardc::ir::Mesh;
 use shardc::PlanOptions;
 
-use super::input::{parse_shards, read_input};
+use super::input::{parse_shards, read_input_dims};
 use super::{progress_bar, write_output, CliError};
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
-    /// The graph file: shardc JSON, or XLA HLO text (`.hlo`, `.txt`).
+    /// The graph file: shardc JSON, XLA HLO text (`.hlo`, `.txt`) or an ONNX model (`.onnx`).
     pub file: PathBuf,
     /// The cluster: a catalog device and node layout (`a100-80gb:32x8`), a preset
     /// (`dgx-a100-80gb:32`) or a cluster JSON file.
@@ -43,10 +44,19 @@ pub struct PlanArgs {
     /// Print the time per phase (strategy enumeration, ILP, estimates, mesh search) to stderr.
     #[arg(long)]
     pub timings: bool,
+    /// Write the plan as the user's framework takes it instead of as JSON: `torch`
+    /// (torch.distributed snippet), `jax` (Mesh and NamedShardings), `sdy` (Shardy shardings)
+    /// or `hlo` (the graph as an HLO module, a sharding on every instruction). To `-o`, or to
+    /// standard output with the report on standard error.
+    #[arg(long, value_name = "FORMAT")]
+    pub export: Option<shardc::ExportFormat>,
+    /// ONNX: the size of a dynamic dim, `NAME=SIZE`; repeatable.
+    #[arg(long = "dim", value_name = "NAME=SIZE")]
+    pub dims: Vec<String>,
 }
 
 pub fn run(a: PlanArgs) -> Result<(), CliError> {
-    let imp = read_input(&a.file)?;
+    let imp = read_input_dims(&a.file, &a.dims)?;
     let g = &imp.graph;
     let cluster = Cluster::parse(&a.cluster, &Catalog::builtin()).map_err(CliError::input)?;
     let mesh: Option<Mesh> = a.mesh.as_deref().map(str::parse).transpose()?;
@@ -98,6 +108,15 @@ pub fn run(a: PlanArgs) -> Result<(), CliError> {
             t.total_s,
             t.meshes
         );
+    }
+    if let Some(format) = a.export {
+        let text = shardc::export(g, &plan, format).map_err(|e| CliError::Input(e.to_string()))?;
+        write_output(a.out.as_deref(), &text)?;
+        match a.out {
+            Some(_) => print!("{}", plan.report()),
+            None => eprint!("{}", plan.report()),
+        }
+        return Ok(());
     }
     if let Some(out) = &a.out {
         write_output(Some(out), &plan.to_json())?;

@@ -4,7 +4,8 @@
 //! text of XLA's tests and dumps) into a [`Graph`], one node per ENTRY instruction named after it,
 //! with the module's `sharding={...}` attributes kept as [`HloSharding`]s and, where one mesh fits
 //! them all, as annotations on that mesh. [`print_with_shardings`] writes the module back with a
-//! sharding on every instruction, as XLA's after-propagation dump does.
+//! sharding on every instruction, as XLA's after-propagation dump does. [`print_graph`] writes
+//! any graph (from ONNX, JSON, the zoo) as a module of its own, one instruction per node.
 //!
 //! ```
 //! let hlo = "HloModule m\nENTRY e {\n  p = f32[8,4] parameter(0), sharding={devices=[2,1]0,1}\n  ROOT n = f32[8,4] negate(p)\n}\n";
@@ -16,6 +17,7 @@
 //! ```
 
 mod attrs;
+mod emit;
 mod lower;
 mod print;
 mod text;
@@ -28,6 +30,7 @@ use crate::mesh::Mesh;
 use crate::sharding::{common_mesh, AllowedDirection, Annotation, HloSharding};
 use crate::verify::verify;
 
+pub use emit::print_graph;
 pub use lower::Lowered;
 pub use print::print_with_shardings;
 pub use text::{parse_module, Computation, HloModule, HloType, Instruction};

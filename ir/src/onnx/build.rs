@@ -416,18 +416,34 @@ pub(crate) fn import_graph(
         cx.g.nodes[id.index()].role = Role::Input;
         cx.vals.insert(i.name().to_string(), Val::Node(id));
     }
+    let transposed = super::names::transposed_parameters(gp);
     for t in &gp.initializer {
         let (dtype, dims, data) = decode(t, ext)?;
         let numel: u64 = dims.iter().product();
         let val = if dtype.is_float() && numel > 1 {
+            let source = transposed.get(t.name()).filter(|_| dims.len() == 2);
+            let (name, dims, data) = match source {
+                // The PyTorch parameter, in PyTorch's layout; the folded initializer is its
+                // transpose (see `names.rs`).
+                Some(src) => (
+                    src.as_str(),
+                    vec![dims[1], dims[0]],
+                    data.transpose2(dims[0], dims[1]),
+                ),
+                None => (t.name(), dims, data),
+            };
             let ty = TensorType::new(dtype, dims);
-            let id = cx.push_named(t.name(), Op::Input { init: None }, vec![], Some(ty.clone()))?;
+            let mut id = cx.push_named(name, Op::Input { init: None }, vec![], Some(ty.clone()))?;
             cx.g.nodes[id.index()].role = Role::Parameter;
             params.push(ParamValue {
                 name: cx.g.nodes[id.index()].name.clone(),
                 ty,
                 data,
             });
+            if source.is_some() {
+                let op = Op::Transpose { perm: vec![1, 0] };
+                id = cx.push_named(t.name(), op, vec![id], None)?;
+            }
             Val::Node(id)
         } else {
             Val::host(Host::new(dtype, dims, data.to_f64_vec()))

@@ -11,7 +11,10 @@
 //!   fixed by [`OnnxOptions::dims`] (`--dim batch=2`), and a dim left open is an error naming it.
 //! - Float initializers become parameters (role `parameter`), named by the initializer's name
 //!   (PyTorch's exporters use the module paths, `model.layers.0.self_attn.q_proj.weight`); their
-//!   values come back in [`OnnxModel::params`]. Weights in external data files are read from next
+//!   values come back in [`OnnxModel::params`]. An initializer the exporter made by folding the
+//!   transpose of an `nn.Linear` weight (`val_110`, `onnx::MatMul_591`) becomes that weight,
+//!   named by its module path in PyTorch's `[out, in]` layout, and a `transpose` node named as
+//!   the initializer (`names.rs` says how the module is found). Weights in external data files are read from next
 //!   to the model (absolute paths and `..` are refused). Integer and scalar initializers are
 //!   constants known at import time.
 //! - `Shape`, and the integer arithmetic exporters build on it (`Gather`, `Concat`, `Slice`,
@@ -28,6 +31,7 @@ mod attrs;
 mod build;
 mod fold;
 mod host;
+mod names;
 mod ops_math;
 mod ops_nn;
 mod ops_shape;
@@ -100,6 +104,22 @@ impl ArrayData {
             ArrayData::F64(v) => v.clone(),
             ArrayData::I64(v) => v.iter().map(|&x| x as f64).collect(),
             ArrayData::Bool(v) => v.iter().map(|&x| f64::from(u8::from(x))).collect(),
+        }
+    }
+
+    /// The elements of a row-major `[rows, cols]` array, transposed to `[cols, rows]`.
+    pub fn transpose2(&self, rows: u64, cols: u64) -> ArrayData {
+        fn t<T: Copy>(v: &[T], rows: usize, cols: usize) -> Vec<T> {
+            (0..cols * rows)
+                .map(|k| v[(k % rows) * cols + k / rows])
+                .collect()
+        }
+        let (r, c) = (rows as usize, cols as usize);
+        match self {
+            ArrayData::F32(v) => ArrayData::F32(t(v, r, c)),
+            ArrayData::F64(v) => ArrayData::F64(t(v, r, c)),
+            ArrayData::I64(v) => ArrayData::I64(t(v, r, c)),
+            ArrayData::Bool(v) => ArrayData::Bool(t(v, r, c)),
         }
     }
 

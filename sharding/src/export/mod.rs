@@ -9,7 +9,8 @@
 //!   axis (ZeRO-3), and `distribute_tensor` placements for everything else;
 //! - [`export_sdy`]: every value with its Shardy sharding attribute;
 //! - [`export_hlo`]: an HLO module (from `ir::hlo::import`) printed back with XLA's sharding on
-//!   every instruction.
+//!   every instruction; [`export_hlo_graph`]: any graph (ONNX, JSON) printed as an HLO module of
+//!   its own with a sharding on every instruction.
 //!
 //! Values are named as the source model names them: a graph imported from ONNX names its
 //! parameters by the initializers' names, which PyTorch's exporters take from the module paths
@@ -166,4 +167,23 @@ pub fn export_hlo(import: &HloImport, a: &ShardingAssignment) -> Result<String> 
     }
     shardc_ir::hlo::print_with_shardings(import, &shardings)
         .map_err(|e| invalid(&import.graph.name, e))
+}
+
+/// Any graph as an HLO module (`ir::hlo::print_graph`, one instruction per node) with the
+/// assignment's sharding on every instruction, and each node's instruction name. XLA's
+/// shardings have no pending sums: a value that is a partial sum prints as the sum it becomes
+/// (its partial axes replicated), as XLA's partitioner reduces it where it arises.
+pub fn export_hlo_graph(g: &Graph, a: &ShardingAssignment) -> Result<(String, Vec<String>)> {
+    check(g, a)?;
+    let mut shardings = Vec::with_capacity(a.shardings.len());
+    for (v, s) in a.shardings.iter().enumerate() {
+        let reduced = Sharding {
+            partial: Vec::new(),
+            ..s.clone()
+        };
+        let h = HloSharding::from_sharding(&reduced, &a.mesh)
+            .map_err(|e| invalid(&g.nodes[v].name, e))?;
+        shardings.push(Some(h));
+    }
+    shardc_ir::hlo::print_graph(g, &shardings).map_err(|e| invalid(&g.name, e))
 }
