@@ -120,6 +120,8 @@ pub(crate) fn run_graph(
     } = lifetimes(g, wanted, effects);
     let mut values: Vec<Option<Tensor>> = vec![None; n];
     let mut inputs = inputs.into_iter();
+    // The freed values' buffers serve this run only (also when it ends early with an error).
+    let pool_guard = kernels::pool::ClearOnDrop;
     for (i, node) in g.nodes.iter().enumerate() {
         let fed = match node.op {
             // invariant: check_inputs matched the count with the input nodes.
@@ -178,10 +180,13 @@ pub(crate) fn run_graph(
         values[i] = Some(result);
         for o in &node.operands {
             if last_use[o.index()] == Some(i) && !is_wanted[o.index()] {
-                values[o.index()] = None;
+                if let Some(t) = values[o.index()].take() {
+                    kernels::pool::recycle(t);
+                }
             }
         }
     }
+    drop(pool_guard);
     wanted
         .iter()
         .map(|w| {
