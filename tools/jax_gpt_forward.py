@@ -8,7 +8,7 @@ width 4h), a final layer norm, logits through the tied token embedding, mean cro
 GFLOP/s counts the matmuls only (2·m·n·k each), the same count `GraphStats::matmul_flops`
 gives ours.
 
-    pip install jax
+    pip install -r tools/requirements-jax.txt
     python3 tools/jax_gpt_forward.py            # GPT-2 small: l=12 h=768 a=12 s=256 V=50304 B=4
     python3 tools/jax_gpt_forward.py --layers 2 --hidden 64 --heads 4 --seq 32 --vocab 512
 """

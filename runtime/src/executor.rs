@@ -4,6 +4,7 @@
 //! The same loop runs each device of a mesh run; the device supplies what is not a local
 //! kernel (collectives, `axis_index`, send/recv) through [`DeviceOps`].
 
+use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use shardc_ir::{Graph, Node, Op, ValueId};
@@ -58,7 +59,13 @@ pub fn execute_values(
     wanted: &[ValueId],
 ) -> Result<Vec<Tensor>, RuntimeError> {
     shardc_ir::verify(g)?;
-    run_graph(g, inputs.to_vec(), wanted, &mut SingleDevice)
+    // Borrowed, not copied: the caller keeps its inputs (a GPT-2's parameters are 500 MB).
+    run_graph(
+        g,
+        inputs.iter().map(Cow::Borrowed).collect(),
+        wanted,
+        &mut SingleDevice,
+    )
 }
 
 /// Whether a node is computed by the device rather than by a local kernel.
@@ -66,7 +73,7 @@ pub(crate) fn is_mesh_op(op: &Op) -> bool {
     op.is_collective() || matches!(op, Op::AxisIndex { .. })
 }
 
-fn check_inputs(g: &Graph, inputs: &[Tensor]) -> Result<(), RuntimeError> {
+fn check_inputs(g: &Graph, inputs: &[Cow<'_, Tensor>]) -> Result<(), RuntimeError> {
     let nodes: Vec<ValueId> = g.inputs().collect();
     if nodes.len() != inputs.len() {
         return Err(RuntimeError::Invalid(format!(
@@ -97,10 +104,16 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// The node loop shared by the reference and mesh executors. `g` must be verified.
+/// A device's own tensors as `run_graph` inputs.
+pub(crate) fn owned(inputs: Vec<Tensor>) -> Vec<Cow<'static, Tensor>> {
+    inputs.into_iter().map(Cow::Owned).collect()
+}
+
+/// The node loop shared by the reference and mesh executors. `g` must be verified. Inputs may
+/// be borrowed (the reference executor) or owned (a device's shards, freed after last use).
 pub(crate) fn run_graph(
     g: &Graph,
-    inputs: Vec<Tensor>,
+    inputs: Vec<Cow<'_, Tensor>>,
     wanted: &[ValueId],
     dev: &mut dyn DeviceOps,
 ) -> Result<Vec<Tensor>, RuntimeError> {
@@ -118,8 +131,10 @@ pub(crate) fn run_graph(
         is_wanted,
         last_use,
     } = lifetimes(g, wanted, effects);
-    let mut values: Vec<Option<Tensor>> = vec![None; n];
+    let mut values: Vec<Option<Cow<'_, Tensor>>> = vec![None; n];
     let mut inputs = inputs.into_iter();
+    // The freed values' buffers serve this run only (also when it ends early with an error).
+    let pool_guard = kernels::pool::ClearOnDrop;
     for (i, node) in g.nodes.iter().enumerate() {
         let fed = match node.op {
             // invariant: check_inputs matched the count with the input nodes.
@@ -147,22 +162,24 @@ pub(crate) fn run_graph(
                     && !is_wanted[o.index()]
                     && node.operands.iter().filter(|&p| p == o).count() == 1;
                 let t = if last {
-                    values[o.index()].take()
+                    values[o.index()].take().map(Cow::into_owned)
                 } else {
-                    values[o.index()].clone()
+                    values[o.index()].as_deref().cloned()
                 };
                 owned.push(t.ok_or_else(|| missing(o))?);
             }
-            dev.mesh_op(node, owned)?
+            Cow::Owned(dev.mesh_op(node, owned)?)
         } else {
             let operands: Vec<&Tensor> = node
                 .operands
                 .iter()
-                .map(|o| values[o.index()].as_ref().ok_or_else(|| missing(o)))
+                .map(|o| values[o.index()].as_deref().ok_or_else(|| missing(o)))
                 .collect::<Result<_, _>>()?;
-            catch_unwind(AssertUnwindSafe(|| kernels::eval(node, &operands)))
-                .unwrap_or_else(|p| Err(format!("kernel panicked: {}", panic_message(p))))
-                .map_err(|m| RuntimeError::node(&node.name, node.op.name(), m))?
+            Cow::Owned(
+                catch_unwind(AssertUnwindSafe(|| kernels::eval(node, &operands)))
+                    .unwrap_or_else(|p| Err(format!("kernel panicked: {}", panic_message(p))))
+                    .map_err(|m| RuntimeError::node(&node.name, node.op.name(), m))?,
+            )
         };
         if result.ty() != node.ty {
             return Err(RuntimeError::node(
@@ -178,14 +195,17 @@ pub(crate) fn run_graph(
         values[i] = Some(result);
         for o in &node.operands {
             if last_use[o.index()] == Some(i) && !is_wanted[o.index()] {
-                values[o.index()] = None;
+                if let Some(Cow::Owned(t)) = values[o.index()].take() {
+                    kernels::pool::recycle(t);
+                }
             }
         }
     }
+    drop(pool_guard);
     wanted
         .iter()
         .map(|w| {
-            values[w.index()].clone().ok_or_else(|| {
+            values[w.index()].as_deref().cloned().ok_or_else(|| {
                 RuntimeError::Invalid(format!("value {w} was not computed (invariant)"))
             })
         })

@@ -21,7 +21,7 @@ use ndarray::{ArrayD, IxDyn};
 use shardc_ir::{DType, Graph, Mesh, Node, Op, ReduceFn, TensorType, ValueId};
 
 use crate::error::RuntimeError;
-use crate::executor::{run_graph, DeviceOps};
+use crate::executor::{owned, run_graph, DeviceOps};
 use crate::kernels::arr;
 use crate::mesh::InjectedFailure;
 use crate::mesh::{group, AllReduceAlgorithm, Communicator, Endpoint, MeshDevice};
@@ -516,8 +516,8 @@ fn run_rank(
         fail: fail.as_ref(),
     };
     let outputs = match kill_at {
-        Some(node) => run_graph(program, inputs, &program.outputs, &mut Killed { dev, node })?,
-        None => run_graph(program, inputs, &program.outputs, &mut dev)?,
+        Some(node) => run_graph(program, owned(inputs), &program.outputs, &mut Killed { dev, node })?,
+        None => run_graph(program, owned(inputs), &program.outputs, &mut dev)?,
     };
     if let Some(s) = &comm.server {
         s.done(&comm.world);

@@ -52,10 +52,15 @@ fn as_3d<T: Clone>(
 }
 
 /// Multiplies `[b, m, k] · [b, k, n]` batch by batch.
-pub(crate) fn batched_matmul<T: LinalgScalar>(l: &ArrayView3<T>, r: &ArrayView3<T>) -> Array3<T> {
+pub(crate) fn batched_matmul<T: LinalgScalar + Elem>(
+    l: &ArrayView3<T>,
+    r: &ArrayView3<T>,
+) -> Array3<T> {
     let (b, m, _) = l.dim();
     let n = r.dim().2;
-    let mut out = Array3::<T>::zeros((b, m, n));
+    let zeros = super::pool::filled(b * m * n, T::zero());
+    // invariant: the buffer has b·m·n elements.
+    let mut out = Array3::from_shape_vec((b, m, n), zeros).expect("invariant: b·m·n elements");
     for i in 0..b {
         general_mat_mul(
             T::one(),

@@ -3,10 +3,28 @@
 
 use std::ops::AddAssign;
 
-use ndarray::{Array3, ArrayD, Axis, IxDyn};
+use ndarray::{Array3, ArrayD, Axis, CowArray, Ix3, IxDyn};
 
 use super::{arr, indices, std_owned};
 use crate::tensor::{with_elem, Data, Elem, Tensor};
+
+/// `x` as `[before axis, axis, after axis]`: a view when `x` is contiguous (an embedding table
+/// is read in place, not copied per lookup).
+fn view_3d<T: Elem>(x: &ArrayD<T>, axis: usize) -> Result<CowArray<'_, T, Ix3>, String> {
+    let shape = x.shape();
+    if axis >= shape.len() {
+        return Err(format!(
+            "axis {axis} is out of range for rank {}",
+            shape.len()
+        ));
+    }
+    let pre: usize = shape[..axis].iter().product();
+    let post: usize = shape[axis + 1..].iter().product();
+    match x.view().into_shape_with_order((pre, shape[axis], post)) {
+        Ok(v) => Ok(CowArray::from(v)),
+        Err(_) => as_3d(x, axis).map(CowArray::from),
+    }
+}
 
 /// `x` as `[before axis, axis, after axis]`.
 fn as_3d<T: Elem>(x: &ArrayD<T>, axis: usize) -> Result<Array3<T>, String> {
@@ -48,7 +66,7 @@ pub(super) fn gather(x: &Tensor, idx: &Tensor, axis: usize) -> Result<Tensor, St
     let positions = indices(idx)?;
     let out_shape = gathered_shape(x.shape(), idx.shape(), axis);
     let data = with_elem!(x.data(), T => {
-        let x3 = as_3d(arr::<T>(x)?, axis)?;
+        let x3 = view_3d(arr::<T>(x)?, axis)?;
         let pos = clamped(&positions, x3.dim().1)?;
         let (pre, _, post) = x3.dim();
         let mut out = Array3::<T>::default((pre, pos.len(), post));

@@ -4,7 +4,7 @@
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 use shardc_ir::TensorType;
 
-use super::{arr, scalar_index, std_owned};
+use super::{arr, par, scalar_index, std_owned};
 use crate::tensor::{usize_dims, with_elem, Elem, Tensor};
 
 fn dims_of(ty: &TensorType) -> Result<Vec<usize>, String> {
@@ -28,6 +28,9 @@ pub(super) fn broadcast(x: &Tensor, dims: &[usize], ty: &TensorType) -> Result<T
             x.ty()
         ));
     }
+    if let Some(t) = broadcast_contiguous(x, dims, &out) {
+        return Ok(t);
+    }
     generic!(x, T => {
         // Order the operand's axes by their target dim, then insert the missing axes in
         // increasing order, so each lands at its own position; then expand size-1 dims.
@@ -44,6 +47,32 @@ pub(super) fn broadcast(x: &Tensor, dims: &[usize], ty: &TensorType) -> Result<T
             .as_standard_layout()
             .into_owned()
     })
+}
+
+/// The broadcast of a contiguous operand whose dims keep their order (every broadcast the
+/// importers and autodiff make): rows filled or copied whole by `par::expand`.
+fn broadcast_contiguous(x: &Tensor, dims: &[usize], out: &[usize]) -> Option<Tensor> {
+    if dims.windows(2).any(|w| w[0] >= w[1]) {
+        return None;
+    }
+    let shape = x.shape();
+    // Row-major strides of the operand, placed at the output dims they map to; 0 elsewhere
+    // and on size-1 dims that expand.
+    let mut strides = vec![0usize; out.len()];
+    let mut stride = 1;
+    for (j, &d) in dims.iter().enumerate().rev() {
+        if shape[j] == out[d] {
+            strides[d] = stride;
+        } else if shape[j] != 1 {
+            return None;
+        }
+        stride *= shape[j];
+    }
+    let data = with_elem!(x.data(), T => {
+        let src = arr::<T>(x).ok()?.as_slice()?;
+        T::into_data(ArrayD::from_shape_vec(IxDyn(out), par::expand(src, out, &strides)).ok()?)
+    });
+    Some(Tensor::from_data(x.dtype(), data))
 }
 
 pub(super) fn reshape(x: &Tensor, ty: &TensorType) -> Result<Tensor, String> {

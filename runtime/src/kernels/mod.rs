@@ -8,8 +8,11 @@ mod bitcast;
 mod conv;
 mod dot;
 mod elementwise;
+mod fast_math;
 mod gather;
 mod layout;
+mod par;
+pub(crate) mod pool;
 mod reduce;
 mod sort;
 mod source;
@@ -128,8 +131,8 @@ pub(crate) fn arr<T: Elem>(t: &Tensor) -> Result<&ArrayD<T>, String> {
 }
 
 /// An owned copy in standard (row-major) layout, so that it can be reshaped.
-pub(crate) fn std_owned<T: Clone>(v: ArrayViewD<'_, T>) -> ArrayD<T> {
-    v.as_standard_layout().into_owned()
+pub(crate) fn std_owned<T: Elem>(v: ArrayViewD<'_, T>) -> ArrayD<T> {
+    par::to_standard(v)
 }
 
 /// The integer value of a scalar index operand.

@@ -4,7 +4,7 @@
 use ndarray::{ArrayD, Axis, IxDyn};
 use shardc_ir::ReduceFn;
 
-use super::std_owned;
+use super::{par, std_owned};
 use crate::tensor::{Data, Elem, Tensor};
 
 /// Moves the reduced dims last and views the tensor as `[kept, reduced]` rows.
@@ -27,12 +27,33 @@ fn rows<T: Elem>(
     Ok((m, kept_shape))
 }
 
+/// The reduction of each row when the reduced dims are the trailing ones of a contiguous array
+/// (layer norm, softmax: no transposed copy), the rows spread over the threads; `None` otherwise.
+fn trailing_rows<T: Elem, R: Elem>(
+    a: &ArrayD<T>,
+    dims: &[usize],
+    row: impl Fn(&[T]) -> R + Sync,
+) -> Option<ArrayD<R>> {
+    let rank = a.ndim();
+    let mut sorted = dims.to_vec();
+    sorted.sort_unstable();
+    let first = rank.checked_sub(dims.len())?;
+    if sorted != (first..rank).collect::<Vec<_>>() {
+        return None;
+    }
+    let inner: usize = a.shape()[first..].iter().product();
+    par::rows(a, inner, &a.shape()[..first], row)
+}
+
 fn reduce_typed<T: Elem>(
     a: &ArrayD<T>,
     dims: &[usize],
     init: T,
-    f: impl Fn(T, T) -> T,
+    f: impl Fn(T, T) -> T + Sync,
 ) -> Result<ArrayD<T>, String> {
+    if let Some(out) = trailing_rows(a, dims, |r| r.iter().fold(init, |acc, &x| f(acc, x))) {
+        return Ok(out);
+    }
     let (m, kept) = rows(a, dims)?;
     let v: Vec<T> = m
         .axis_iter(Axis(0))
@@ -48,6 +69,10 @@ fn float_reduce<T: Elem>(
 ) -> Result<ArrayD<T>, String> {
     match func {
         ReduceFn::Sum => {
+            let sum = |r: &[T]| T::from_f64(r.iter().map(|&x| x.to_f64()).sum::<f64>());
+            if let Some(out) = trailing_rows(a, dims, sum) {
+                return Ok(out);
+            }
             let (m, kept) = rows(a, dims)?;
             let v: Vec<T> = m
                 .axis_iter(Axis(0))

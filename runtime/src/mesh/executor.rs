@@ -10,7 +10,7 @@ use super::communicator::Communicator;
 use super::threads::{launch_with, ThreadComm};
 use super::AllReduceAlgorithm;
 use crate::error::RuntimeError;
-use crate::executor::{run_graph, DeviceOps};
+use crate::executor::{owned, run_graph, DeviceOps};
 use crate::tensor::Tensor;
 
 /// A failure to inject, for testing that a failing device stops the whole mesh.
@@ -233,7 +233,7 @@ pub fn run_mpmd_with(
             stages,
             fail: options.fail.as_ref(),
         };
-        run_graph(program, mine, &program.outputs, &mut dev).map_err(|e| match e {
+        run_graph(program, owned(mine), &program.outputs, &mut dev).map_err(|e| match e {
             RuntimeError::Aborted { .. }
             | RuntimeError::Timeout { .. }
             | RuntimeError::Device { .. } => e,

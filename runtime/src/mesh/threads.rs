@@ -29,6 +29,8 @@ struct Slot {
     what: String,
     parts: Vec<Option<Arc<Tensor>>>,
     fetched: usize,
+    /// An in-place all-reduce: the last member to arrive has reduced `parts` and put them back.
+    reduced: bool,
 }
 
 /// One all-reduce handed to the Reduction Server's reducer threads: reducer `j` sums flat
@@ -40,6 +42,9 @@ struct Job {
     results: Vec<Option<Arc<Tensor>>>,
     fetched: usize,
 }
+
+/// A group's global device ids and the group's call count.
+type SlotKey = (Vec<usize>, u64);
 
 #[derive(Default)]
 struct State {
@@ -208,12 +213,9 @@ pub struct ThreadComm<'b> {
     position: usize,
     /// How many collectives each group (by global ids) has run, to pair up calls.
     calls: HashMap<Vec<usize>, u64>,
-    /// The reduced chunk of the last all-reduce, whose buffer the next one reuses once the
-    /// peers are done with it (saving a fresh allocation per call).
-    spare: Option<Arc<Tensor>>,
 }
 
-impl ThreadComm<'_> {
+impl<'b> ThreadComm<'b> {
     /// This device's global id (its index in the launch).
     pub fn device(&self) -> usize {
         self.device
@@ -231,14 +233,14 @@ impl ThreadComm<'_> {
         }
     }
 
-    /// Puts `x` on the board for the group over `axes` and returns every member's contribution
-    /// in rank order, with this device's rank.
-    fn exchange(
+    /// Puts `x` on the board for the group over `axes`: returns the locked board, the call's
+    /// key, this device's rank in the group and the group's size.
+    fn deposit(
         &mut self,
         axes: &[String],
-        what: String,
+        what: &str,
         x: Arc<Tensor>,
-    ) -> Result<(Vec<Arc<Tensor>>, usize), RuntimeError> {
+    ) -> Result<(MutexGuard<'b, State>, SlotKey, usize, usize), RuntimeError> {
         let g =
             group(&self.mesh, self.position, axes).map_err(|m| self.err(format!("{what}: {m}")))?;
         let members: Vec<usize> = g.members.iter().map(|&p| self.globals[p]).collect();
@@ -251,9 +253,10 @@ impl ThreadComm<'_> {
             return Err(Board::aborted(self.device, f));
         }
         let slot = s.slots.entry(key.clone()).or_insert_with(|| Slot {
-            what: what.clone(),
+            what: what.to_string(),
             parts: vec![None; n],
             fetched: 0,
+            reduced: false,
         });
         if slot.what != what {
             let msg = format!(
@@ -266,7 +269,21 @@ impl ThreadComm<'_> {
         }
         slot.parts[g.rank] = Some(x);
         self.board.cv.notify_all();
-        let mut s = self.board.wait_until(s, self.device, &what, |s| {
+        Ok((s, key, g.rank, n))
+    }
+
+    /// Puts `x` on the board for the group over `axes` and returns every member's contribution
+    /// in rank order, with this device's rank.
+    fn exchange(
+        &mut self,
+        axes: &[String],
+        what: String,
+        x: Arc<Tensor>,
+    ) -> Result<(Vec<Arc<Tensor>>, usize), RuntimeError> {
+        let device = self.device;
+        let board = self.board;
+        let (s, key, rank, n) = self.deposit(axes, &what, x)?;
+        let mut s = board.wait_until(s, device, &what, |s| {
             s.slots
                 .get(&key)
                 .is_some_and(|slot| slot.parts.iter().all(Option::is_some))
@@ -281,7 +298,59 @@ impl ThreadComm<'_> {
         if slot.fetched == n {
             s.slots.remove(&key);
         }
-        Ok((parts, g.rank))
+        Ok((parts, rank))
+    }
+
+    /// All-reduce through shared memory, in place: every member hands its buffer to the board;
+    /// the last to arrive reduces all of them at once (`collectives::all_reduce_in_place`: each
+    /// element read and written once per buffer, the work spread over the cores) while the
+    /// others wait, then each takes its own buffer back. No allocation, no chunk copies.
+    fn all_reduce_in_place(
+        &mut self,
+        axes: &[String],
+        what: &str,
+        x: Tensor,
+        func: ReduceFn,
+    ) -> Result<Tensor, RuntimeError> {
+        let (device, board) = (self.device, self.board);
+        let (mut s, key, rank, n) = self.deposit(axes, what, Arc::new(x))?;
+        // invariant: the slot stays until every member has fetched it, and we have not.
+        let slot = s.slots.get_mut(&key).expect("invariant: slot present");
+        if slot.parts.iter().all(Option::is_some) {
+            // The last to arrive: every other member is waiting, so the buffers are ours alone.
+            let parts: Vec<Arc<Tensor>> = slot.parts.iter_mut().filter_map(Option::take).collect();
+            drop(s);
+            let mut bufs: Vec<Tensor> = parts
+                .into_iter()
+                .map(|p| Arc::try_unwrap(p).unwrap_or_else(|shared| (*shared).clone()))
+                .collect();
+            if let Err(m) = collectives::all_reduce_in_place(&mut bufs, func) {
+                let msg = format!("{what}: {m}");
+                board.fail(device, msg.clone());
+                return Err(self.err(msg));
+            }
+            s = board.lock();
+            let slot = s.slots.get_mut(&key).expect("invariant: slot present");
+            for (p, b) in slot.parts.iter_mut().zip(bufs) {
+                *p = Some(Arc::new(b));
+            }
+            slot.reduced = true;
+            board.cv.notify_all();
+        } else {
+            s = board.wait_until(s, device, what, |s| {
+                s.slots.get(&key).is_some_and(|slot| slot.reduced)
+            })?;
+        }
+        let slot = s.slots.get_mut(&key).expect("invariant: slot present");
+        let mine = slot.parts[rank]
+            .take()
+            .expect("invariant: each member takes its own once");
+        slot.fetched += 1;
+        if slot.fetched == n {
+            s.slots.remove(&key);
+        }
+        drop(s);
+        Ok(Arc::try_unwrap(mine).unwrap_or_else(|shared| (*shared).clone()))
     }
 
     fn finish<T>(&self, what: &str, r: Result<T, String>) -> Result<T, RuntimeError> {
@@ -387,45 +456,18 @@ impl Communicator for ThreadComm<'_> {
         axes: &[String],
         func: ReduceFn,
     ) -> Result<Tensor, RuntimeError> {
-        // Reduce-scatter then all-gather through shared memory: each device reduces its 1/n of
-        // the elements over all contributions, then copies everyone's reduced chunk into its
-        // own buffer, which its peers have stopped reading by then (no 64 MiB allocations).
         let what = format!("all_reduce({}) of {} over {axes:?}", func.name(), x.ty());
-        let (len, shape) = (x.len(), x.shape().to_vec());
-        let (parts, r) = self.exchange(axes, what.clone(), Arc::new(x))?;
-        let n = parts.len();
-        if n == 1 {
-            // A group of one: the sum is the operand itself.
+        if self.board.reducers > 0 {
+            let shape = x.shape().to_vec();
+            let (parts, r) = self.exchange(axes, what.clone(), Arc::new(x))?;
+            if parts.len() > 1 {
+                return self.server_all_reduce(axes, &what, parts, r, func, &shape);
+            }
             let only = Arc::clone(&parts[0]);
             drop(parts);
             return Ok(Arc::try_unwrap(only).unwrap_or_else(|shared| (*shared).clone()));
         }
-        if self.board.reducers > 0 {
-            return self.server_all_reduce(axes, &what, parts, r, func, &shape);
-        }
-        // Every peer has finished the previous all-reduce (it is in this one), so the previous
-        // chunk's buffer is ours alone again.
-        let spare = self.spare.take().and_then(|s| Arc::try_unwrap(s).ok());
-        let p = refs(&parts);
-        let mine = self.finish(
-            &what,
-            collectives::check_same(&p).and_then(|()| {
-                collectives::reduce_flat(&p, func, collectives::flat_chunk(len, n, r), spare)
-            }),
-        )?;
-        let own = Arc::clone(&parts[r]);
-        drop(p);
-        drop(parts);
-        let (chunks, _) = self.exchange(axes, format!("{what} (gather)"), Arc::new(mine))?;
-        self.spare = Some(Arc::clone(&chunks[r]));
-        let c = refs(&chunks);
-        // Every peer deposited its chunk only after it stopped reading our buffer, so we are
-        // normally its sole owner again; otherwise, copy.
-        let target = Arc::try_unwrap(own).unwrap_or_else(|shared| (*shared).clone());
-        match collectives::concat_flat_into(&c, target) {
-            Some(t) => Ok(t),
-            None => self.finish(&what, collectives::concat_flat(&c, &shape)),
-        }
+        self.all_reduce_in_place(axes, &what, x, func)
     }
 
     fn all_gather(
@@ -613,7 +655,6 @@ where
                         globals: globals.clone(),
                         position,
                         calls: HashMap::new(),
-                        spare: None,
                     };
                     let r = catch_unwind(AssertUnwindSafe(|| f(&mut comm))).unwrap_or_else(|p| {
                         Err(RuntimeError::Device {

@@ -1,0 +1,178 @@
+//! Contiguous, multi-threaded loops for the kernels' hot paths (issue 15: CPU kernels that use
+//! the machine). Each helper works on row-major slices and splits the elements into fixed-size
+//! pieces over rayon's pool; every output element is computed by one thread in the same order
+//! as the sequential loop, so results do not depend on the thread count.
+//!
+//! Kernels try these first and fall back to ndarray's general (strided, dynamic-rank) loops when
+//! an operand is not in standard layout.
+
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+use rayon::prelude::*;
+
+use super::pool;
+use crate::tensor::Elem;
+
+/// Elements per task: large enough that a task costs far more than rayon's hand-off (a few
+/// microseconds), small enough that two cores share a 1 MiB tensor.
+const GRAIN: usize = 1 << 15;
+
+/// `f` applied to every element of `a`, or `None` when `a` is not contiguous.
+pub(crate) fn map<A, B>(a: &ArrayD<A>, f: impl Fn(A) -> B + Sync) -> Option<ArrayD<B>>
+where
+    A: Copy + Sync,
+    B: Elem,
+{
+    let src = a.as_slice()?;
+    let mut out = pool::take(src.len()).unwrap_or_else(|| vec![B::default(); src.len()]);
+    let body = |(o, i): (&mut [B], &[A])| o.iter_mut().zip(i).for_each(|(o, &x)| *o = f(x));
+    if src.len() <= GRAIN {
+        body((&mut out, src));
+    } else {
+        out.par_chunks_mut(GRAIN)
+            .zip(src.par_chunks(GRAIN))
+            .for_each(body);
+    }
+    ArrayD::from_shape_vec(a.raw_dim(), out).ok()
+}
+
+/// `f` applied to every pair of elements of `a` and `b` (same shape), or `None` when either is
+/// not contiguous or the shapes differ.
+pub(crate) fn zip<A, B>(
+    a: &ArrayD<A>,
+    b: &ArrayD<A>,
+    f: impl Fn(A, A) -> B + Sync,
+) -> Option<ArrayD<B>>
+where
+    A: Copy + Sync,
+    B: Elem,
+{
+    if a.shape() != b.shape() {
+        return None;
+    }
+    let (x, y) = (a.as_slice()?, b.as_slice()?);
+    let mut out = pool::take(x.len()).unwrap_or_else(|| vec![B::default(); x.len()]);
+    let body = |((o, p), q): ((&mut [B], &[A]), &[A])| {
+        for ((o, &p), &q) in o.iter_mut().zip(p).zip(q) {
+            *o = f(p, q);
+        }
+    };
+    if x.len() <= GRAIN {
+        body(((&mut out, x), y));
+    } else {
+        out.par_chunks_mut(GRAIN)
+            .zip(x.par_chunks(GRAIN))
+            .zip(y.par_chunks(GRAIN))
+            .for_each(body);
+    }
+    ArrayD::from_shape_vec(a.raw_dim(), out).ok()
+}
+
+/// One value per row of `inner` consecutive elements: `row(slice)` for each, rows spread over
+/// the threads. `None` when `a` is not contiguous.
+pub(crate) fn rows<A, B>(
+    a: &ArrayD<A>,
+    inner: usize,
+    kept: &[usize],
+    row: impl Fn(&[A]) -> B + Sync,
+) -> Option<ArrayD<B>>
+where
+    A: Copy + Sync,
+    B: Elem,
+{
+    let src = a.as_slice()?;
+    let outer: usize = kept.iter().product();
+    if inner == 0 || outer * inner != src.len() {
+        return None;
+    }
+    let mut out = vec![B::default(); outer];
+    let per_task = (GRAIN / inner).max(1);
+    out.par_chunks_mut(per_task)
+        .zip(src.par_chunks(per_task * inner))
+        .for_each(|(o, s)| {
+            o.iter_mut()
+                .zip(s.chunks_exact(inner))
+                .for_each(|(o, r)| *o = row(r))
+        });
+    ArrayD::from_shape_vec(IxDyn(kept), out).ok()
+}
+
+/// Row-major copy of a broadcast: `strides[r]` is the source stride of output dim `r` (0 where
+/// the source is repeated). Whole rows are filled or copied at once.
+pub(crate) fn expand<T: Elem>(src: &[T], out: &[usize], strides: &[usize]) -> Vec<T> {
+    let n: usize = out.iter().product();
+    let mut dst = match pool::take(n) {
+        Some(mut v) => {
+            v.clear();
+            v
+        }
+        None => Vec::with_capacity(n),
+    };
+    if n > 0 {
+        expand_into(src, out, strides, 0, &mut dst);
+    }
+    dst
+}
+
+fn expand_into<T: Copy>(
+    src: &[T],
+    out: &[usize],
+    strides: &[usize],
+    base: usize,
+    dst: &mut Vec<T>,
+) {
+    match out.len() {
+        0 => dst.push(src[base]),
+        1 => match strides[0] {
+            0 => dst.extend(std::iter::repeat(src[base]).take(out[0])),
+            1 => dst.extend_from_slice(&src[base..base + out[0]]),
+            s => dst.extend((0..out[0]).map(|i| src[base + i * s])),
+        },
+        _ => {
+            let start = dst.len();
+            expand_into(src, &out[1..], &strides[1..], base, dst);
+            if strides[0] == 0 {
+                // The same block again: copy what was just written.
+                let len = dst.len() - start;
+                for _ in 1..out[0] {
+                    dst.extend_from_within(start..start + len);
+                }
+            } else {
+                for i in 1..out[0] {
+                    expand_into(src, &out[1..], &strides[1..], base + i * strides[0], dst);
+                }
+            }
+        }
+    }
+}
+
+/// A row-major copy of `v`: one memcpy when it is contiguous, else one per innermost row when
+/// those are (slices and transposes that keep the last dim), else ndarray's element loop.
+pub(crate) fn to_standard<T: Elem>(v: ArrayViewD<'_, T>) -> ArrayD<T> {
+    let n = v.len();
+    let last = v.ndim().checked_sub(1);
+    let rows_contiguous = last.is_some_and(|l| v.strides()[l] == 1 && v.shape()[l] >= 8);
+    if !v.is_standard_layout() && !rows_contiguous {
+        return v.as_standard_layout().into_owned();
+    }
+    let mut out = match pool::take(n) {
+        Some(mut b) => {
+            b.clear();
+            b
+        }
+        None => Vec::with_capacity(n),
+    };
+    match (v.as_slice(), last) {
+        (Some(s), _) => out.extend_from_slice(s),
+        (None, Some(l)) => {
+            for lane in v.lanes(Axis(l)) {
+                match lane.as_slice() {
+                    Some(s) => out.extend_from_slice(s),
+                    None => out.extend(lane.iter().copied()),
+                }
+            }
+        }
+        (None, None) => out.extend(v.iter().copied()),
+    }
+    // invariant: `out` holds the view's elements in row-major order.
+    ArrayD::from_shape_vec(v.raw_dim(), out).expect("invariant: one element per position")
+}
