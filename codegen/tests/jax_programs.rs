@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 
 use common::run::check;
 use shardc_ir::hlo::{import, HloImport};
-use shardc_ir::sharding::HloSharding;
+use shardc_ir::sharding::{factor_mesh_axes, HloSharding};
 use shardc_ir::stablehlo;
 use shardc_ir::{Op, Sharding};
 use shardc_runtime::execute;
@@ -156,6 +156,10 @@ fn program(name: &str) {
 /// Checks one form (`HLO` or `StableHLO`) of a program: the share of its instructions that
 /// get XLA's sharding, and a partitioned run on 8 thread devices against the reference.
 fn check_form(name: &str, form: &str, imp: &HloImport, expected: &[Option<HloSharding>], bar: f64) {
+    // XLA may split a dim over part of a mesh axis; on prime-sized axes shardc can too.
+    let mut imp = imp.clone();
+    factor_mesh_axes(&mut imp.graph);
+    let imp = &imp;
     let (compared, equal) = propagation_against(name, imp, expected);
     let share = equal as f64 / compared.max(1) as f64;
     println!(
@@ -217,13 +221,12 @@ fn top2_mixture_of_experts() {
     program("moe_top2");
 }
 
-/// Below the bar: with 2 kv heads on a 4-way `tp`, XLA splits the kv heads over a 2-way part
-/// of `tp` (tile assignment `<=[2,2,2]`), which an axis-based sharding on the module's
-/// `dp=2, tp=4` mesh cannot name; shardc keeps them replicated (docs/gspmd-differences.md).
-/// Measured 281 of 328 (85.7%).
+/// With 2 kv heads on a 4-way `tp`, XLA splits the kv heads over a 2-way part of `tp` (tile
+/// assignment `<=[2,2,2]`): on the module's own `dp=2, tp=4` mesh an axis-based sharding
+/// cannot name that (281 of 328, 85.7%); on its prime-factored axes it can.
 #[test]
 fn llama_block_gradients() {
-    program_with_bar("llama_grad", 0.85);
+    program("llama_grad");
 }
 
 #[test]

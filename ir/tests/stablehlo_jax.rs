@@ -1,5 +1,6 @@
-//! The StableHLO that jax prints (`lowered.as_text()`, Shardy on; tests/data/jax/*.mlir, made
-//! by tools/gen_jax_hlo.py) imports into the same computation as the HLO text of the same
+//! The StableHLO that jax prints (`lowered.as_text()`; tests/data/jax, made by
+//! tools/gen_jax_hlo.py), with Shardy shardings (`NAME.mlir`) and with GSPMD's
+//! (`NAME.gspmd.mlir`), imports into the same computation as the HLO text of the same
 //! program: the same inputs and outputs, and the user's shardings on the mesh the module
 //! names, with its axis names.
 
@@ -53,11 +54,14 @@ fn parameter_shardings(imp: &HloImport) -> Vec<Option<HloSharding>> {
 #[test]
 fn every_program_imports_from_stablehlo_as_from_hlo() {
     let mut failures = Vec::new();
-    for p in PROGRAMS {
-        let mlir = match shardc_ir::stablehlo::import(&read(&format!("{p}.mlir"))) {
+    for (p, form) in PROGRAMS
+        .iter()
+        .flat_map(|p| [(*p, "mlir"), (*p, "gspmd.mlir")])
+    {
+        let mlir = match shardc_ir::stablehlo::import(&read(&format!("{p}.{form}"))) {
             Ok(i) => i,
             Err(e) => {
-                failures.push(format!("{p}: {e}"));
+                failures.push(format!("{p}.{form}: {e}"));
                 continue;
             }
         };
@@ -99,7 +103,7 @@ fn every_program_imports_from_stablehlo_as_from_hlo() {
             }
         }
         println!(
-            "{p}: {} nodes from StableHLO, {} from HLO; {} annotations",
+            "{p}.{form}: {} nodes from StableHLO, {} from HLO; {} annotations",
             mlir.graph.len(),
             hlo.graph.len(),
             mlir.graph.annotations.len()
