@@ -6,6 +6,10 @@ For each model NAME it writes, under tests/data/jax/:
                                shardings only where the user gave them;
   NAME.after_propagation.hlo   the module after XLA's GSPMD sharding-propagation pass, a
                                sharding on every instruction (the expected answers).
+For the programs (PROGRAMS) also:
+  NAME.mlir                    StableHLO as jax prints it by default (`lowered.as_text()`, Shardy
+                               on: `sdy.mesh`, `sdy.sharding`);
+  NAME.gspmd.mlir              the same StableHLO with Shardy off (`mhlo.sharding` attributes).
 
 Run from the repository root (needs `pip install jax`, CPU is enough):
     python3 tools/gen_jax_hlo.py
@@ -421,6 +425,9 @@ def main():
             with open(os.path.join(OUT, f"{name}.mlir"), "w") as fh:
                 fh.write(lower(f, args, ins, outs, True).as_text())
         lowered = lower(f, args, ins, outs, False)
+        if name in PROGRAMS:
+            with open(os.path.join(OUT, f"{name}.gspmd.mlir"), "w") as fh:
+                fh.write(lowered.as_text())
         if not args:
             # No inputs: the outputs are fixed, so write them for tests to compare with.
             vals = jax.jit(f)()

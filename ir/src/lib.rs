@@ -31,6 +31,7 @@ pub mod onnx;
 mod op;
 mod ops;
 pub mod sharding;
+pub mod stablehlo;
 mod stats;
 pub mod train;
 mod types;

@@ -74,7 +74,12 @@ impl HloImport {
 
 /// Imports HLO module text. Unsupported HLO gives an error naming the instruction and opcode.
 pub fn import(text: &str) -> Result<HloImport, IrError> {
-    let module = parse_module(text)?;
+    import_module(parse_module(text)?)
+}
+
+/// Imports a parsed HLO module (what [`import`] does after parsing; the StableHLO reader
+/// builds the module itself).
+pub fn import_module(module: HloModule) -> Result<HloImport, IrError> {
     let name = module
         .header
         .trim_start_matches("HloModule")

@@ -16,6 +16,7 @@
 //! ```
 
 mod dtensor;
+mod factor;
 mod hlo_convert;
 mod hlo_text;
 mod jax;
@@ -23,6 +24,7 @@ mod shardy;
 mod spec;
 mod tile;
 
+pub use factor::factor_mesh_axes;
 pub use hlo_convert::common_mesh;
 pub use hlo_text::{HloSharding, ShardGroup, Subgroup, Tiled};
 pub use shardy::ShardyText;
