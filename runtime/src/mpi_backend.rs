@@ -516,7 +516,12 @@ fn run_rank(
         fail: fail.as_ref(),
     };
     let outputs = match kill_at {
-        Some(node) => run_graph(program, owned(inputs), &program.outputs, &mut Killed { dev, node })?,
+        Some(node) => run_graph(
+            program,
+            owned(inputs),
+            &program.outputs,
+            &mut Killed { dev, node },
+        )?,
         None => run_graph(program, owned(inputs), &program.outputs, &mut dev)?,
     };
     if let Some(s) = &comm.server {
