@@ -3,8 +3,8 @@
 //! non-negative), so the optimum it returns is the true one.
 
 use super::ilp::{evaluate, prune, Picked};
-use super::reduce::Problem;
 use super::model::Model;
+use super::reduce::Problem;
 use crate::error::{Result, ShardingError};
 
 /// Most picks the enumeration visits before it gives up (the model is too big to enumerate).

@@ -137,9 +137,7 @@ impl Eliminated {
             pick[v] = rest_pick[k];
         }
         let argmin = |f: &dyn Fn(usize) -> f64, n: usize| {
-            (0..n)
-                .min_by(|&x, &y| f(x).total_cmp(&f(y)))
-                .unwrap_or(0)
+            (0..n).min_by(|&x, &y| f(x).total_cmp(&f(y))).unwrap_or(0)
         };
         for s in self.steps.iter().rev() {
             match s {
@@ -157,10 +155,7 @@ impl Eliminated {
                     fw,
                 } => {
                     let (a, c) = (pick[*u], pick[*w]);
-                    pick[*v] = argmin(
-                        &|b| fu.at(*v, b, a) + cost[b] + fw.at(*v, b, c),
-                        cost.len(),
-                    );
+                    pick[*v] = argmin(&|b| fu.at(*v, b, a) + cost[b] + fw.at(*v, b, c), cost.len());
                 }
             }
         }
