@@ -53,6 +53,9 @@ const TABLE_1: [Row; 10] = [
     row("1008.0B", [160, 25600, 128, 8, 64, 3072, 3072], 163.0),
 ];
 
+/// The two configurations of REFERENCES.md (and issue 10).
+const ISSUE_ROWS: [&str; 2] = ["18.4B", "145.6B"];
+
 impl Row {
     fn dp(&self) -> u64 {
         self.gpus / (self.tp * self.pp)
@@ -140,10 +143,7 @@ impl Row {
 fn the_issues_commands_predict_both_published_configurations_within_10_percent() {
     // Issue 10's commands as written: zoo flags `--train --recompute full --mixed-precision
     // --shardings megatron`, cost with the default overlap assumptions.
-    for r in TABLE_1
-        .iter()
-        .filter(|r| ["18.4B", "145.6B"].contains(&r.name))
-    {
+    for r in TABLE_1.iter().filter(|r| ISSUE_ROWS.contains(&r.name)) {
         let path = r.zoo(&format!("issue10_{}.json", r.name), &[]);
         let e = r.cost(&path, &[]);
         let err = r.check(&e, "as written");
@@ -163,14 +163,16 @@ const TABLE_BOUND: f64 = 0.10;
 const SMALLEST_ROW_BOUND: f64 = 0.15;
 
 #[test]
-fn every_row_of_megatrons_table_1_is_predicted_within_10_percent_but_the_smallest() {
+fn the_other_rows_of_megatrons_table_1_are_predicted_within_10_percent_but_the_smallest() {
     // As Megatron-LM 2021 ran: hidden and attention dropout 0.1 (its defaults), gradients
     // reduced after the pipeline flush and blocking sends between stages (`--no-overlap`), the
     // non-interleaved 1F1B schedule. Memory is not checked here: the dropout masks are graph
     // inputs, which full recomputation keeps (Megatron regenerates them from the RNG state),
     // so the 1008B row's stage holds 54 GB of masks that Megatron did not.
+    // The two rows of REFERENCES.md are held to 10% as issue 10 writes them (the test above);
+    // their graphs are the slowest to propagate, so they are not built twice (CI time).
     let mut worst = 0.0f64;
-    for r in &TABLE_1 {
+    for r in TABLE_1.iter().filter(|r| !ISSUE_ROWS.contains(&r.name)) {
         let path = r.zoo(&format!("table1_{}.json", r.name), &["--dropout", "0.1"]);
         let e = r.cost(&path, &["--no-overlap"]);
         let err = r.check(&e, "--dropout 0.1, --no-overlap");
