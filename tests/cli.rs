@@ -75,8 +75,9 @@ fn megatron_shardings_put_the_mesh_and_annotations_in_the_file() {
     let path = zoo("gpt_megatron.json", &args);
     let report = check_json(&path);
     assert_eq!(report["mesh"].as_str(), Some("dp=2,tp=4"));
-    // tokens and labels, then six weights and biases per layer.
-    assert_eq!(report["annotations"].as_u64(), Some(2 + 6 * 2));
+    // tokens and labels, the vocabulary-parallel embedding, then six weights and biases per
+    // layer.
+    assert_eq!(report["annotations"].as_u64(), Some(2 + 1 + 6 * 2));
     let show = shardc_ok(&["show", &path]);
     assert!(show.starts_with("graph gpt mesh(dp=2,tp=4)\n"), "{show}");
 }

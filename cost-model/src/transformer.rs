@@ -9,9 +9,7 @@ use shardc_ir::{DType, Mesh, Op, ReduceFn, TensorType, ValueId};
 use crate::cluster::Cluster;
 use crate::collective::collective_time;
 use crate::comm::CommUse;
-use crate::compute::{
-    gradient_accumulation, op_time, op_time_shaped, MatmulDims, OpClass, OpWork,
-};
+use crate::compute::{gradient_accumulation, op_time, op_time_shaped, MatmulDims, OpClass, OpWork};
 use crate::error::{CostError, Result};
 use crate::estimate::{estimate, CollectiveLine, Estimate, Overlap, StepWork};
 use crate::hardware::Precision;
@@ -139,8 +137,8 @@ fn bf16(class: OpClass, flops: f64, bytes: f64) -> OpWork {
 /// The forward kernels of one layer on one device, as the graph path prices the zoo's GPT layer
 /// (its fusion rules, [`crate::fusion`]): six matmuls and the fused elementwise regions between
 /// them (the previous layer's bias-add and residual with layer norm 1; the QKV bias add with the
-/// head split; scale-mask-softmax; the context transpose; bias-add, residual and layer norm 2;
-/// bias-GeLU). The zoo's GPT has no dropout, so neither does this. Matmul FLOPs sum to
+/// head split; scale-mask-softmax; the context transpose and normalisation; bias-add, residual
+/// and layer norm 2; bias-GeLU). The zoo's GPT has no dropout, so neither does this. Matmul FLOPs sum to
 /// `24·b·s·h²·(1 + s/(6h))/t`.
 fn layer_ops(g: &GptShape, b: u64, t: u64, sp: bool) -> Vec<LayerOp> {
     let (s, h, a, t) = (g.seq as f64, g.hidden as f64, g.heads as f64, t as f64);
@@ -222,6 +220,10 @@ fn layer_ops(g: &GptShape, b: u64, t: u64, sp: bool) -> Vec<LayerOp> {
 /// Bytes the backward of a fused elementwise region moves, in units of the forward region's
 /// bytes, as the graph path prices the zoo's autodiff (see [`gpt_step`]).
 const ELEMENTWISE_BACKWARD: f64 = 3.5;
+
+/// The same for the softmax region: its backward reads the unnormalised weights and their
+/// gradient and writes the scores' gradient (6 bytes per element against the forward's 4).
+const SOFTMAX_BACKWARD: f64 = 1.5;
 
 /// Bytes per parameter of the mixed-precision Adam update as the graph path prices the zoo's
 /// optimizer: the update regions read the bf16 gradient and the fp32 master weight and moments,
@@ -323,17 +325,22 @@ pub fn gpt_step(cfg: &GptTraining, cluster: &Cluster) -> Result<StepWork> {
         bytes: 2.0 * w.bytes,
         ..*w
     };
-    let backward = |w: &OpWork| match w.class {
-        OpClass::Matmul => twice(w),
+    let backward = |o: &LayerOp| match o.work.class {
+        OpClass::Matmul => twice(&o.work),
         _ => OpWork {
-            flops: 2.0 * w.flops,
-            bytes: ELEMENTWISE_BACKWARD * w.bytes,
-            ..*w
+            flops: 2.0 * o.work.flops,
+            bytes: o.work.bytes
+                * if o.core {
+                    SOFTMAX_BACKWARD
+                } else {
+                    ELEMENTWISE_BACKWARD
+                },
+            ..o.work
         },
     };
     let bwd: f64 = ops
         .iter()
-        .map(|o| op_time_shaped(&backward(&o.work), o.dims.as_ref(), cluster))
+        .map(|o| op_time_shaped(&backward(o), o.dims.as_ref(), cluster))
         .sum();
     let rec: f64 = match cfg.recompute {
         Recompute::None => 0.0,

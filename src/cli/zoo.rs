@@ -109,6 +109,10 @@ pub struct GptArgs {
     /// Element type of parameters and activations (f32, f64, bf16, f16).
     #[arg(long, default_value = "f32", value_parser = parse_dtype)]
     pub dtype: DType,
+    /// Dropout rate (GPT-2 and Megatron-LM train with 0.1): on the embedding, the attention
+    /// weights and each block's output, masks as bool inputs `*.keep`. 0: none.
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
     /// Add sharding annotations in this style (needs --mesh).
     #[arg(long, value_enum)]
     pub shardings: Option<ShardingStyle>,
@@ -200,7 +204,7 @@ pub fn run(a: ZooArgs) -> Result<(), CliError> {
                 }
                 (Some(_), None) => {
                     return Err(CliError::Input(
-                        "--shardings megatron needs --mesh, e.g. --mesh dp=2,tp=4".into(),
+                        "--shardings needs --mesh, e.g. --mesh dp=2,tp=4".into(),
                     ))
                 }
             };
@@ -215,7 +219,7 @@ pub fn run(a: ZooArgs) -> Result<(), CliError> {
                 shardings,
             };
             let bar = progress_bar(cfg.layers, "building layers");
-            let g = zoo::gpt_with_progress(&cfg, &mut |done, _| bar.set_position(done));
+            let g = zoo::gpt_with_dropout(&cfg, m.dropout, &mut |done, _| bar.set_position(done));
             bar.finish_and_clear();
             (m.train.apply(g?)?, m.out)
         }

@@ -150,6 +150,11 @@ pub fn gpt(cfg: &GptConfig) -> Result<Graph> {
     gpt_with_progress(cfg, &mut |_, _| {})
 }
 
+/// Builds a GPT-style decoder without dropout; see [`gpt_with_dropout`].
+pub fn gpt_with_progress(cfg: &GptConfig, progress: &mut dyn FnMut(u64, u64)) -> Result<Graph> {
+    gpt_with_dropout(cfg, 0.0, progress)
+}
+
 /// Builds a GPT-style decoder training graph (forward pass and loss), calling
 /// `progress(layers_done, layers)` after each layer.
 ///
@@ -162,8 +167,25 @@ pub fn gpt(cfg: &GptConfig) -> Result<Graph> {
 ///
 /// The qkv projection's `3h` columns are read head-major, `[B, s, a, 3, h/a]`, so that splitting
 /// those columns over a tensor-parallel axis splits whole heads (Megatron-LM's layout).
-pub fn gpt_with_progress(cfg: &GptConfig, progress: &mut dyn FnMut(u64, u64)) -> Result<Graph> {
+///
+/// With `dropout > 0`, dropout at that rate where GPT-2 and Megatron-LM put it (their default
+/// is 0.1): on the embedding's output (`embed.dropout`), on the attention weights
+/// (`layers.{i}.attn.weights.dropout`) and on each block's output before its residual
+/// (`layers.{i}.attn_dropout`, `layers.{i}.mlp_dropout`). The IR has no random-number op, so
+/// each keep mask is a bool input `<name>.keep` (true with probability `1 − dropout`).
+pub fn gpt_with_dropout(
+    cfg: &GptConfig,
+    dropout: f64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Graph> {
     cfg.validate()?;
+    if !(0.0..1.0).contains(&dropout) {
+        return Err(super::config_err(
+            "gpt",
+            "dropout",
+            format!("must be in [0, 1), got {dropout}"),
+        ));
+    }
     let mut b = Builder::new("gpt", cfg.dtype);
     let (bs, s, h, v) = (cfg.batch, cfg.seq, cfg.hidden, cfg.vocab);
     let index = TensorType::new(DType::I32, vec![bs, s]);
@@ -180,10 +202,11 @@ pub fn gpt_with_progress(cfg: &GptConfig, progress: &mut dyn FnMut(u64, u64)) ->
             None,
         )?;
         let x = b.binary_bcast("out", BinaryFn::Add, tok, wpe, &[1, 2])?;
+        let x = drop_out(b, "dropout", x, dropout)?;
         Ok((wte, x))
     })?;
     for i in 0..cfg.layers {
-        x = b.scoped(format!("layers.{i}"), |b| layer(b, cfg, x, mask))?;
+        x = b.scoped(format!("layers.{i}"), |b| layer(b, cfg, x, mask, dropout))?;
         progress(i + 1, cfg.layers);
     }
     let x = b.layer_norm("final_ln", x)?;
@@ -226,9 +249,37 @@ fn mask_fill(dtype: DType) -> f64 {
     }
 }
 
-fn layer(b: &mut Builder, cfg: &GptConfig, x: ValueId, mask: ValueId) -> Result<ValueId> {
+/// `x` with each element kept with probability `1 − p` and scaled by `1/(1 − p)`, or zeroed,
+/// by a bool input `{local}.keep`; `x` itself when `p = 0`.
+fn drop_out(b: &mut Builder, local: &str, x: ValueId, p: f64) -> Result<ValueId> {
+    if p == 0.0 {
+        return Ok(x);
+    }
+    let dims = b.dims(x);
+    // floor(U[1 − p, 2 − p)) is 1 with probability 1 − p.
+    let keep = b.input(
+        &format!("{local}.keep"),
+        TensorType::new(DType::Bool, dims.clone()),
+        Init::Uniform {
+            low: 1.0 - p,
+            high: 2.0 - p,
+        },
+    )?;
+    let scaled = b.scale(&format!("{local}.scaled"), x, 1.0 / (1.0 - p))?;
+    let zero = b.constant(&format!("{local}.zero"), 0.0, &dims)?;
+    b.push(local, Op::Select, vec![keep, scaled, zero], None)
+}
+
+fn layer(
+    b: &mut Builder,
+    cfg: &GptConfig,
+    x: ValueId,
+    mask: ValueId,
+    dropout: f64,
+) -> Result<ValueId> {
     let ln1 = b.layer_norm("ln1", x)?;
-    let attn = b.scoped("attn", |b| attention(b, cfg, ln1, mask))?;
+    let attn = b.scoped("attn", |b| attention(b, cfg, ln1, mask, dropout))?;
+    let attn = drop_out(b, "attn_dropout", attn, dropout)?;
     let x1 = b.binary("attn_residual", BinaryFn::Add, x, attn)?;
     let ln2 = b.layer_norm("ln2", x1)?;
     let mlp = b.scoped("mlp", |b| {
@@ -243,10 +294,17 @@ fn layer(b: &mut Builder, cfg: &GptConfig, x: ValueId, mask: ValueId) -> Result<
         let f2 = b.linear("fc2.matmul", g, w2)?;
         b.add_bias("fc2", f2, b2)
     })?;
+    let mlp = drop_out(b, "mlp_dropout", mlp, dropout)?;
     b.binary("mlp_residual", BinaryFn::Add, x1, mlp)
 }
 
-fn attention(b: &mut Builder, cfg: &GptConfig, x: ValueId, mask: ValueId) -> Result<ValueId> {
+fn attention(
+    b: &mut Builder,
+    cfg: &GptConfig,
+    x: ValueId,
+    mask: ValueId,
+    dropout: f64,
+) -> Result<ValueId> {
     let (bs, s, h, a) = (cfg.batch, cfg.seq, cfg.hidden, cfg.heads);
     let d = h / a;
     let w = b.weight("qkv.weight", &[h, 3 * h])?;
@@ -283,7 +341,15 @@ fn attention(b: &mut Builder, cfg: &GptConfig, x: ValueId, mask: ValueId) -> Res
     // so the backward reads the unnormalised weights once and the normalised context (the
     // output projection's input, kept anyway): one s×s value per head kept, as Megatron's fused
     // scale-mask-softmax keeps its output only (Korthikanti et al. 2022, Table 2).
-    let ctx = b.dot("context.matmul", weights, v, (&[0, 1], &[0, 2]), (&[3], &[1]))?;
+    // Dropout of the normalised weights is dropout of the unnormalised ones, normalised after.
+    let weights = drop_out(b, "weights.dropout", weights, dropout)?;
+    let ctx = b.dot(
+        "context.matmul",
+        weights,
+        v,
+        (&[0, 1], &[0, 2]),
+        (&[3], &[1]),
+    )?;
     let ctx = b.transpose("context.transpose", ctx, &[0, 2, 1, 3])?;
     let total = b.transpose("weights.total.transpose", total, &[0, 2, 1])?;
     let ctx = b.binary_bcast("context.normalized", BinaryFn::Div, ctx, total, &[0, 1, 2])?;

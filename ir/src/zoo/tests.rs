@@ -178,10 +178,73 @@ fn megatron_shardings_annotate_batch_on_dp_and_weights_on_tp() {
         find("layers.0.mlp.fc2.weight"),
         Some(Sharding::from_dims(&[&["tp"], &[]]))
     );
+    // Megatron's vocabulary-parallel embedding (and so output layer).
+    assert_eq!(
+        find("embed.tokens"),
+        Some(Sharding::from_dims(&[&["tp"], &[]]))
+    );
     // Everything else is left to propagation.
     assert_eq!(find("layers.0.attn.out.bias"), None);
-    assert_eq!(find("embed.tokens"), None);
-    assert_eq!(g.annotations.len(), 2 + 6 * 2);
+    assert_eq!(find("layers.0.attn_residual"), None);
+    assert_eq!(g.annotations.len(), 2 + 1 + 6 * 2);
+}
+
+#[test]
+fn sequence_parallel_shardings_split_the_residual_stream_on_the_sequence() {
+    let mesh: Mesh = "dp=2,tp=4".parse().unwrap();
+    let cfg = GptConfig {
+        shardings: GptShardings::MegatronSequenceParallel(mesh),
+        ..GptConfig::tiny()
+    };
+    let g = gpt(&cfg).unwrap();
+    verify(&g).unwrap();
+    let seq = Sharding::from_dims(&[&["dp"], &["tp"], &[]]);
+    for v in ["embed.out", "layers.0.attn_residual", "layers.1.mlp_residual"] {
+        let a = g.annotations.iter().find(|a| a.value == v);
+        assert_eq!(a.map(|a| &a.sharding), Some(&seq), "{v}");
+    }
+    assert_eq!(g.annotations.len(), 2 + 1 + 6 * 2 + 1 + 2 * 2);
+    let no_tp = GptConfig {
+        shardings: GptShardings::MegatronSequenceParallel("dp=2".parse().unwrap()),
+        ..GptConfig::tiny()
+    };
+    let e = gpt(&no_tp).unwrap_err().to_string();
+    assert!(e.contains("needs an axis `tp`"), "{e}");
+}
+
+#[test]
+fn dropout_takes_bool_keep_masks_as_inputs_and_rejects_a_rate_outside_0_1() {
+    let g = gpt_with_dropout(&GptConfig::tiny(), 0.1, &mut |_, _| {}).unwrap();
+    verify(&g).unwrap();
+    let keeps: Vec<&str> = g
+        .nodes
+        .iter()
+        .filter(|n| n.name.ends_with(".keep"))
+        .map(|n| n.name.as_str())
+        .collect();
+    // The embedding, then per layer the attention weights and the two block outputs.
+    assert_eq!(keeps.len(), 1 + 3 * 2, "{keeps:?}");
+    let keep = g.node(g.find("layers.0.attn.weights.dropout.keep").unwrap());
+    assert_eq!(keep.ty.to_string(), "bool[2,2,8,8]");
+    assert_eq!(keep.role, Role::Input);
+    assert_eq!(
+        keep.op,
+        Op::Input {
+            init: Some(Init::Uniform {
+                low: 0.9,
+                high: 1.9
+            })
+        }
+    );
+    // Without dropout the graph is the plain one.
+    let plain = gpt_with_dropout(&GptConfig::tiny(), 0.0, &mut |_, _| {}).unwrap();
+    assert_eq!(plain.len(), gpt(&GptConfig::tiny()).unwrap().len());
+    for bad in [1.0, -0.1, f64::NAN] {
+        let e = gpt_with_dropout(&GptConfig::tiny(), bad, &mut |_, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`dropout`"), "{e}");
+    }
 }
 
 #[test]
