@@ -10,6 +10,7 @@ mod mpi;
 mod onnx_cli;
 mod plan;
 mod plan_format_doc;
+mod plan_pipeline;
 mod propagate;
 mod reduction_server;
 mod run;
