@@ -161,6 +161,18 @@ pub fn plan_with(
         .map_err(|e| Error::new(Step::Plan, format!("graph `{}`", g.name), e))
 }
 
+/// Plans a pipelined training step: (data, tensor, pipeline) degrees, micro-batches and
+/// schedule chosen together (`shardc_pipeline::plan_pipeline`); what `opts` fixes is kept.
+pub fn plan_pipeline(
+    g: &Graph,
+    cluster: &Cluster,
+    opts: &shardc_pipeline::PipelineOptions,
+) -> Result<shardc_pipeline::PipelinePlan> {
+    shardc_ir::verify(g).map_err(|e| Error::new(Step::Verify, format!("graph `{}`", g.name), e))?;
+    shardc_pipeline::plan_pipeline(g, cluster, opts)
+        .map_err(|e| Error::new(Step::Plan, format!("graph `{}`", g.name), e))
+}
+
 /// Partitions `g` under `plan` (checked to be a plan of this graph) and simplifies the
 /// collectives.
 pub fn compile(g: &Graph, plan: &Plan) -> Result<Program> {

@@ -12,6 +12,7 @@ mod onnx_cli;
 mod onnx_plan;
 mod plan;
 mod plan_format_doc;
+mod plan_pipeline;
 mod propagate;
 mod reduction_server;
 mod run;

@@ -5,9 +5,9 @@
 //! Within a stage the shardings are Megatron-style (Narayanan et al. SC21, REFERENCES.md):
 //! each weight matrix is column-parallel (its output dim split over `tp`) or row-parallel (its
 //! contracted dim split), alternating along the layer in the order the weights are first used,
-//! so that each column/row pair needs one all-reduce; a 2-D weight outside the numbered layers
-//! (the embedding, the LM head) is split on its larger dim (vocabulary-parallel); data inputs
-//! are split on their batch dim over `dp`. The graph's own annotations take precedence. One
+//! so that each column/row pair needs one all-reduce; a weight matrix outside the numbered
+//! layers that a matmul reads (the LM head, tied to the embedding or not) is split on its
+//! output dim (vocabulary-parallel); data inputs are split on their batch dim over `dp`. The graph's own annotations take precedence. One
 //! propagation gives every candidate's assignment: the mesh axes are always `pp, dp, tp`, only
 //! their sizes change. This is the "Megatron-style candidates priced by the cost model" path:
 //! the intra-stage ILP (`sharding::auto`) is too slow for 100-layer graphs.
@@ -24,8 +24,10 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use shardc_cost_model::{estimate, graph_step, Cluster, GraphOptions, Overlap, StepWork, Zero};
-use shardc_ir::{Annotation, Graph, Mesh, Op, Role, Sharding, ShardingAssignment};
+use shardc_cost_model::{
+    estimate, graph_step, Cluster, CommUse, GraphOptions, Overlap, StepWork, Zero,
+};
+use shardc_ir::{Annotation, Graph, Mesh, Op, Role, Sharding, ShardingAssignment, ValueId};
 use shardc_sharding::auto::{Plan, PlanCluster, PlanCollective, PlanMemory, PlanValue};
 
 use crate::error::{Error, Result};
@@ -79,7 +81,9 @@ pub struct PipelineCandidate {
 pub struct PipelineTimings {
     /// Propagating the Megatron-style annotations once.
     pub propagate_s: f64,
-    /// Collectives and the graph path over every candidate mesh and micro-batch count.
+    /// The collectives each candidate mesh's sharding needs (`required_collectives`).
+    pub collectives_s: f64,
+    /// The graph path over every candidate mesh and micro-batch count.
     pub price_s: f64,
     /// Generating and simulating schedules.
     pub schedule_s: f64,
@@ -108,6 +112,45 @@ pub struct PipelinePlan {
     pub timings: PipelineTimings,
 }
 
+impl PipelinePlan {
+    /// The plan's report, then the pipeline: schedule, stages, bubble, memory per rank and the
+    /// runners-up.
+    pub fn report(&self) -> String {
+        use std::fmt::Write;
+        let mut s = self.plan.report();
+        let c = &self.chosen;
+        let sim = &self.simulation;
+        let _ = writeln!(
+            s,
+            "pipeline: {} on {} ranks, {} stages, {} micro-batches; bubble {:.1}% of the \
+             pipeline ({:.1}% over ideal); peak in flight per stage {:?}",
+            c.kind,
+            c.pp,
+            c.stages,
+            c.micro_batches,
+            100.0 * sim.bubble_fraction,
+            100.0 * sim.bubble_over_ideal,
+            sim.peak_in_flight
+        );
+        let _ = writeln!(s, "runners-up (of {} candidates):", self.candidates.len());
+        for r in self.candidates.iter().skip(1).take(5) {
+            let _ = writeln!(
+                s,
+                "  dp={} tp={} pp={} m={} {}: {:.3} s, {:.1} GB{}",
+                r.dp,
+                r.tp,
+                r.pp,
+                r.micro_batches,
+                r.kind,
+                r.step_time_s,
+                r.memory_bytes / 1e9,
+                if r.fits { "" } else { " (does not fit)" }
+            );
+        }
+        s
+    }
+}
+
 /// Version of the plan's `pipeline` object (`docs/plan-format.md`).
 pub const PIPELINE_FORMAT_VERSION: u32 = 1;
 
@@ -119,6 +162,9 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
     let clock = Instant::now();
     let base = megatron_assignment(g)?;
     timings.propagate_s = clock.elapsed().as_secs_f64();
+    let clock = Instant::now();
+    let templates = CommTemplates::of(g, &base)?;
+    timings.collectives_s = clock.elapsed().as_secs_f64();
     let capacity = cluster.device.memory.capacity_bytes as f64;
     let limit = opts.memory_limit.unwrap_or(capacity).min(capacity);
     let mut priced = Vec::new();
@@ -142,11 +188,12 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
             mesh: mesh.clone(),
             shardings: base.shardings.clone(),
         };
-        let comms = shardc_sharding::required_collectives(g, &a)
-            .map_err(|e| Error::Input(format!("mesh {mesh}: {e}")))?;
+        let comms = templates.on(g, &a)?;
+        timings.collectives_s += clock.elapsed().as_secs_f64();
         timings.meshes += 1;
         let per_replica = shape.batch / dp;
         for m in micro_batch_counts(per_replica, pp, opts.micro_batches) {
+            let clock = Instant::now();
             let go = GraphOptions {
                 micro_batches: m,
                 pipeline_axis: Some("pp".into()),
@@ -237,6 +284,79 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
         candidates: priced,
         timings,
     })
+}
+
+/// The collectives the Megatron-style sharding needs, found once on the base mesh, each with the
+/// value whose local shard it starts from: on a candidate mesh the same collectives run (the
+/// shardings are the same; only the axis sizes differ) on that value's local shard under the
+/// candidate's sizes (over an axis of size 1 it stays, as `required_collectives` keeps it). A collective whose operand is no
+/// value's shard (a middle step of a multi-step resharding) makes every mesh take the exact,
+/// slower path (`required_collectives` per mesh).
+struct CommTemplates {
+    /// Each collective and the value it moves; `None` when the exact path is needed.
+    uses: Option<Vec<(CommUse, ValueId)>>,
+}
+
+impl CommTemplates {
+    fn of(g: &Graph, base: &ShardingAssignment) -> Result<CommTemplates> {
+        let comms = shardc_sharding::required_collectives(g, base).map_err(|e| {
+            Error::Input(format!("collectives of the Megatron-style sharding: {e}"))
+        })?;
+        let uses = comms
+            .into_iter()
+            .map(|c| {
+                let node = g.node(c.node);
+                let value = std::iter::once(c.node)
+                    .chain(node.operands.iter().copied())
+                    .find(|&v| local_type(g, base, v) == c.local_operand)?;
+                Some((c, value))
+            })
+            .collect();
+        Ok(CommTemplates { uses })
+    }
+
+    /// The collectives on `a`'s mesh.
+    fn on(&self, g: &Graph, a: &ShardingAssignment) -> Result<Vec<CommUse>> {
+        let Some(uses) = &self.uses else {
+            return shardc_sharding::required_collectives(g, a)
+                .map_err(|e| Error::Input(format!("mesh {}: {e}", a.mesh)));
+        };
+        Ok(uses
+            .iter()
+            .map(|(c, v)| CommUse {
+                local_operand: local_type(g, a, *v),
+                ..c.clone()
+            })
+            .collect())
+    }
+}
+
+/// `v`'s local (per-device) type under `a`.
+fn local_type(g: &Graph, a: &ShardingAssignment, v: ValueId) -> shardc_ir::TensorType {
+    let ty = g.ty(v);
+    let s = &a.shardings[v.index()];
+    let dims: Vec<u64> = ty
+        .dims()
+        .iter()
+        .enumerate()
+        .map(|(d, &n)| s.local_dim(&a.mesh, d, n))
+        .collect();
+    shardc_ir::TensorType::new(ty.dtype, dims)
+}
+
+/// The collectives of the Megatron-style sharding on `mesh` (axes `pp`, `dp`, `tp`) as the
+/// planner derives them from its base mesh, and as `required_collectives` finds them on that
+/// mesh directly (tests compare the two).
+pub fn megatron_collectives(g: &Graph, mesh: &Mesh) -> Result<(Vec<CommUse>, Vec<CommUse>)> {
+    let base = megatron_assignment(g)?;
+    let a = ShardingAssignment {
+        mesh: mesh.clone(),
+        shardings: base.shardings.clone(),
+    };
+    let derived = CommTemplates::of(g, &base)?.on(g, &a)?;
+    let exact = shardc_sharding::required_collectives(g, &a)
+        .map_err(|e| Error::Input(format!("mesh {mesh}: {e}")))?;
+    Ok((derived, exact))
 }
 
 /// What the search needs to know about the graph.
@@ -447,17 +567,18 @@ pub fn megatron_annotations(g: &Graph) -> Vec<Annotation> {
             continue;
         }
         seen[w.index()] = true;
-        let Some(layer) = wn.layer() else {
-            continue;
+        let contracted = rhs_contract[0].min(1);
+        // Outside the layers: the LM head (tied to the embedding or not) is column-parallel,
+        // i.e. vocabulary-parallel, as Megatron splits it.
+        let column = match wn.layer() {
+            None => true,
+            Some(layer) => {
+                let k = parity.entry(layer).or_insert(0);
+                *k += 1;
+                *k % 2 == 1
+            }
         };
-        let k = parity.entry(layer).or_insert(0);
-        let column = *k % 2 == 0;
-        *k += 1;
-        let split = if column {
-            1 - rhs_contract[0].min(1)
-        } else {
-            rhs_contract[0].min(1)
-        };
+        let split = if column { 1 - contracted } else { contracted };
         let mut s = Sharding::replicated(2);
         s.dims[split] = shardc_ir::DimSharding::on(&["tp"]);
         out.push(Annotation {
@@ -465,7 +586,7 @@ pub fn megatron_annotations(g: &Graph) -> Vec<Annotation> {
             sharding: s,
             priority: 0,
         });
-        if column {
+        if column && wn.layer().is_some() {
             // The bias added to a column-parallel output is split with it.
             if let Some(bias) = bias_of(g, &wn.name) {
                 out.push(Annotation {
@@ -479,15 +600,7 @@ pub fn megatron_annotations(g: &Graph) -> Vec<Annotation> {
     for v in g.inputs() {
         let n = g.node(v);
         let dims = n.ty.dims();
-        if n.role == Role::Parameter && dims.len() == 2 && n.layer().is_none() {
-            let mut s = Sharding::replicated(2);
-            s.dims[usize::from(dims[1] > dims[0])] = shardc_ir::DimSharding::on(&["tp"]);
-            out.push(Annotation {
-                value: n.name.clone(),
-                sharding: s,
-                priority: 0,
-            });
-        } else if n.role == Role::Input && !dims.is_empty() {
+        if n.role == Role::Input && !dims.is_empty() {
             let mut s = Sharding::replicated(dims.len());
             s.dims[0] = shardc_ir::DimSharding::on(&["dp"]);
             out.push(Annotation {
@@ -591,12 +704,13 @@ fn into_plan(
             .collectives
             .iter()
             .map(|l| PlanCollective {
-                op: l.what.clone(),
-                kind: format!("{:?}", l.kind),
+                // The line names the value whose op needs it first, in backquotes.
+                op: l.what.split('`').nth(1).unwrap_or(&l.what).to_string(),
+                kind: l.kind.name().to_string(),
                 axes: l.axes.split(',').map(str::to_string).collect(),
                 bytes: l.bytes,
                 seconds: l.seconds,
-                reason: format!("{} calls per step", l.count),
+                reason: format!("{} ({} calls per step)", l.what, l.count),
             })
             .collect(),
         pipeline: Some(pipeline),

@@ -4,7 +4,7 @@
 use shardc_cost_model::{Catalog, Cluster};
 use shardc_ir::zoo::{gpt, GptConfig};
 use shardc_ir::{training_step, DType, Graph, RecomputeMode, TrainOptions};
-use shardc_pipeline::{plan_pipeline, PipelineOptions, ScheduleKind};
+use shardc_pipeline::{megatron_collectives, plan_pipeline, PipelineOptions, ScheduleKind};
 
 /// A GPT training step as Megatron trains it: bf16 with f32 master weights, Adam, full
 /// recomputation.
@@ -25,9 +25,8 @@ fn cluster(spec: &str) -> Cluster {
     Cluster::parse(spec, &Catalog::builtin()).unwrap()
 }
 
-#[test]
-fn fixed_degrees_micro_batches_and_schedule_are_kept_and_the_plan_carries_the_pipeline() {
-    let g = megatron_step(&GptConfig {
+fn gpt8() -> Graph {
+    megatron_step(&GptConfig {
         layers: 8,
         hidden: 256,
         heads: 4,
@@ -36,7 +35,31 @@ fn fixed_degrees_micro_batches_and_schedule_are_kept_and_the_plan_carries_the_pi
         batch: 32,
         dtype: DType::F32,
         ..GptConfig::tiny()
-    });
+    })
+}
+
+#[test]
+fn collectives_derived_from_the_base_mesh_equal_those_found_on_each_mesh() {
+    let g = gpt8();
+    for mesh in [
+        "pp=2,dp=2,tp=4",
+        "pp=4,dp=1,tp=2",
+        "pp=1,dp=8,tp=1",
+        "pp=2,dp=4,tp=2",
+    ] {
+        let (mut derived, mut exact) = megatron_collectives(&g, &mesh.parse().unwrap()).unwrap();
+        let key =
+            |c: &shardc_cost_model::CommUse| format!("{} {:?} {}", c.node, c.op, c.local_operand);
+        derived.sort_by_key(key);
+        exact.sort_by_key(key);
+        assert!(!exact.is_empty() || mesh.contains("dp=1,tp=1"));
+        assert_eq!(derived, exact, "{mesh}");
+    }
+}
+
+#[test]
+fn fixed_degrees_micro_batches_and_schedule_are_kept_and_the_plan_carries_the_pipeline() {
+    let g = gpt8();
     let c = cluster("a100-80gb:2x4");
     let fixed = PipelineOptions {
         dp: Some(2),
@@ -108,7 +131,11 @@ fn an_impossible_mesh_is_refused_with_the_reason() {
     assert!(e.contains("pp up to 2 layers"), "{e}");
 }
 
+// Minutes at the test profile's opt-level 1 (an 80-layer training step of ~40,000 nodes priced
+// on every candidate mesh): run with `cargo test --release -p shardc-pipeline --test planner --
+// --ignored`.
 #[test]
+#[ignore = "release only: cargo test --release -p shardc-pipeline --test planner -- --ignored"]
 fn the_145b_plan_on_1536_a100s_is_at_least_as_fast_as_megatrons_and_fits() {
     // Narayanan et al. SC21, Table 1 (REFERENCES.md): 145.6B, a=96, h=12288, l=80, s=2048,
     // V=51200, batch 2304 on 1536 A100-80GB; Megatron ran t=8, p=8 (d=24), micro-batch 1 with
@@ -155,4 +182,27 @@ fn the_145b_plan_on_1536_a100s_is_at_least_as_fast_as_megatrons_and_fits() {
     assert!(ours.chosen.fits && megatron.chosen.fits);
     assert!(ours.chosen.step_time_s <= megatron.chosen.step_time_s);
     assert!(ours.chosen.memory_bytes <= 80e9);
+}
+
+/// GPT-3 175B (REFERENCES.md: l=96, h=12288, a=96, s=2048, V=51200) at GPT-3's batch of 1536
+/// sequences, trained as Megatron trains it.
+pub fn gpt3_175b_step() -> Graph {
+    megatron_step(&GptConfig {
+        dtype: DType::F32,
+        ..GptConfig::gpt3_175b(1536)
+    })
+}
+
+#[test]
+#[ignore = "release only: cargo test --release -p shardc-pipeline --test planner -- --ignored"]
+fn the_gpt3_175b_plan_on_1024_a100s_report() {
+    let g = gpt3_175b_step();
+    let p = plan_pipeline(&g, &cluster("a100-80gb:128x8"), &PipelineOptions::default()).unwrap();
+    println!("{:?}\n{:?}", p.chosen, p.timings);
+    std::fs::write(
+        std::env::temp_dir().join("shardc-gpt3-175b-timeline.svg"),
+        shardc_pipeline::render_svg(&p.simulation),
+    )
+    .unwrap();
+    insta::assert_snapshot!("gpt3_175b_1024_a100", p.plan.report());
 }

@@ -16,6 +16,7 @@ mod grad;
 mod import;
 mod input;
 mod plan;
+mod plan_pipeline;
 mod profile;
 mod propagate;
 mod run;

@@ -53,9 +53,26 @@ pub struct PlanArgs {
     /// ONNX: the size of a dynamic dim, `NAME=SIZE`; repeatable.
     #[arg(long = "dim", value_name = "NAME=SIZE")]
     pub dims: Vec<String>,
+    /// Pipeline the training step: choose (dp, tp, pp), micro-batches and schedule together
+    /// (implied by a `pp` axis in `--mesh`, `--schedule` or `--timeline`).
+    #[arg(long)]
+    pub pipeline: bool,
+    /// Fix the pipeline schedule (torch's names: GPipe, 1F1B, Interleaved1F1B, ZB-H1, ZBV, ...).
+    #[arg(long, value_name = "NAME")]
+    pub schedule: Option<String>,
+    /// Draw the chosen pipeline schedule as an SVG Gantt chart here.
+    #[arg(long, value_name = "out.svg")]
+    pub timeline: Option<PathBuf>,
 }
 
 pub fn run(a: PlanArgs) -> Result<(), CliError> {
+    if a.pipeline
+        || a.schedule.is_some()
+        || a.timeline.is_some()
+        || a.mesh.as_deref().is_some_and(|m| m.contains("pp="))
+    {
+        return super::plan_pipeline::run(a);
+    }
     let imp = read_input_dims(&a.file, &a.dims)?;
     let g = &imp.graph;
     let cluster = Cluster::parse(&a.cluster, &Catalog::builtin()).map_err(CliError::input)?;
