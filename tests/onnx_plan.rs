@@ -157,3 +157,53 @@ fn plan_exports_every_format() {
     ]);
     assert_eq!(stdout, jax);
 }
+
+/// The `jax` export, run by JAX on 8 CPU host devices (`tools/check_jax_export.py`): every
+/// input placed by the snippet has the planned sharding, and so does every argument of the
+/// lowered module. Skipped, saying so, where python3 with jax is not installed (CI has none).
+#[test]
+fn jax_snippet_applies_the_plan_on_8_cpu_devices() {
+    let has_jax = std::process::Command::new("python3")
+        .args(["-c", "import jax"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_jax {
+        eprintln!("skipped: python3 with jax is not installed (pip install jax)");
+        return;
+    }
+    let model = fixture("mlp.dynamo.onnx");
+    let path = |f: &str| scratch(&format!("mlp.dynamo.tp.{f}"));
+    for f in ["jax", "sdy"] {
+        shardc_ok(&[
+            "plan",
+            &model,
+            "--cluster",
+            "dgx-a100-80gb:1",
+            "--mesh",
+            "dp=2,tp=4",
+            "--shard",
+            "0.weight=P('tp', None)",
+            "--shard",
+            "2.weight=P(None, 'tp')",
+            "--export",
+            f,
+            "-o",
+            path(f).to_str().unwrap(),
+        ]);
+    }
+    let script = format!("{}/tools/check_jax_export.py", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(path("jax"))
+        .arg(path("sdy"))
+        .env("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+        .env("JAX_PLATFORMS", "cpu")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("ok: 7 inputs on mesh {'dp': 2, 'tp': 4}, 8 devices"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

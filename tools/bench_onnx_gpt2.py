@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Times the GPT-2 ONNX fixture on shardc's reference executor and on onnxruntime (CPU).
 
-    pip install onnxruntime numpy
+    pip install -r tools/requirements-onnx.txt
     python tools/bench_onnx_gpt2.py [--shardc target/release/shardc] [--threads 1] [--repeat 20]
+
+The warm-run figure for shardc's reference executor alone (import and binding once, then one
+`execute` per iteration, as a warm onnxruntime session runs) is the criterion bench
+`cargo bench -p shardc-runtime --bench onnx_gpt2`; BENCHMARKS.md sets the two side by side.
 
 Both run the same file (`tests/data/onnx/gpt2.dynamo.onnx`) on the same inputs with the same
 thread count (onnxruntime's intra- and inter-op pools; shardc's reference executor is single

@@ -89,11 +89,12 @@ def main():
     # The ENTRY function's arguments in order, each with its sharding attribute.
     header = text[text.index("func.func public @main(") :]
     header = header[: header.index("{\n")]
-    args = re.findall(r"%arg(\d+): tensor<[^>]*>(?: \{([^}]*\}[^}]*)\})?", header)
+    parts = re.split(r"%arg(\d+): ", header)[1:]
+    args = list(zip(parts[0::2], parts[1::2]))
     if len(args) != len(names):
         failures.append(f"the lowered module has {len(args)} arguments for {len(names)} inputs")
     for (i, attrs), name in zip(args, names):
-        m = re.search(r"(#sdy\.sharding<.*?\]>|mhlo\.sharding = \"[^\"]*\")", attrs or "")
+        m = re.search(r"(#sdy\.sharding<[^>]*>|mhlo\.sharding = \"[^\"]*\")", attrs)
         got = m.group(1) if m else ""
         want_dims = dims_of(expected[name][2])
         if got.startswith("#sdy"):

@@ -1,8 +1,9 @@
 //! The model zoo: builders for the graphs the rest of shardc is tested and demonstrated on.
 //!
-//! Every builder goes through [`Graph::push`] (so every node is type-checked as it is added),
-//! gives values scoped names (`layers.3.attn.qkv`), marks inputs and parameters with their
-//! [`Role`] and an [`Init`] hint for the reference executor's random inputs (weights
+//! Every builder goes through [`Graph::push`](crate::Graph::push) (so every node is
+//! type-checked as it is added), gives values scoped names (`layers.3.attn.qkv`), marks inputs
+//! and parameters with their [`Role`](crate::Role) and an [`Init`](crate::Init) hint for the
+//! reference executor's random inputs (weights
 //! `Normal(0.02)`, layer-norm gains `Fill(1)`, biases `Fill(0)`, token ids and labels
 //! `Index { high }`), and sets `training.loss` when the model has a loss. The results pass
 //! [`crate::verify`].

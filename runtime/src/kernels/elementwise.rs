@@ -109,7 +109,7 @@ pub(super) fn binary_float(f: BinaryFn) -> Result<fn(f64, f64) -> f64, String> {
                 x.min(y)
             }
         },
-        BinaryFn::Pow => f64::powf,
+        BinaryFn::Pow => pow,
         BinaryFn::Rem => |x, y| x % y,
         BinaryFn::Atan2 => f64::atan2,
         BinaryFn::And
@@ -121,6 +121,16 @@ pub(super) fn binary_float(f: BinaryFn) -> Result<fn(f64, f64) -> f64, String> {
             return Err(format!("{} needs bool or integer operands", f.name()))
         }
     })
+}
+
+/// `x^y`; small integer exponents (GELU's `x^3`, squares in norms) by multiplication, which is
+/// several times faster than `powf` and within an ulp or two of it in f64.
+fn pow(x: f64, y: f64) -> f64 {
+    if y == y.trunc() && y.abs() <= 8.0 {
+        x.powi(y as i32)
+    } else {
+        x.powf(y)
+    }
 }
 
 fn int_pow(x: i64, y: i64) -> i64 {
