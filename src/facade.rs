@@ -24,16 +24,20 @@ pub enum InputFormat {
     Hlo,
     /// An ONNX `ModelProto` (PyTorch's exporters), initializers as parameters.
     Onnx,
+    /// StableHLO text (`jax.jit(f).lower(...).as_text()`), with Shardy or GSPMD shardings.
+    StableHlo,
 }
 
 /// Which format a file is in: by extension, else by its first non-blank character (`{` is
-/// JSON, `HloModule` is HLO). New formats add one arm here.
+/// JSON, `HloModule` is HLO, `module`/`func.func` StableHLO). New formats add one arm here.
 pub fn input_format(path: &Path, text: &str) -> InputFormat {
     match path.extension().and_then(|e| e.to_str()) {
         Some("json") => InputFormat::Json,
         Some("hlo") | Some("txt") => InputFormat::Hlo,
         Some("onnx") => InputFormat::Onnx,
+        Some("mlir") | Some("stablehlo") | Some("sdy") => InputFormat::StableHlo,
         _ if text.trim_start().starts_with("HloModule") => InputFormat::Hlo,
+        _ if shardc_ir::stablehlo::looks_like(text) => InputFormat::StableHlo,
         _ => InputFormat::Json,
     }
 }
@@ -92,9 +96,13 @@ pub fn import_text(what: &str, text: &str, format: InputFormat) -> Result<Import
             what,
             "an ONNX model is binary: read it with `import` (a path), not as text",
         )),
-        InputFormat::Hlo => {
-            let imp =
-                shardc_ir::hlo::import(text).map_err(|e| Error::new(Step::Import, what, e))?;
+        InputFormat::Hlo | InputFormat::StableHlo => {
+            let imp = if format == InputFormat::Hlo {
+                shardc_ir::hlo::import(text)
+            } else {
+                shardc_ir::stablehlo::import(text)
+            }
+            .map_err(|e| Error::new(Step::Import, what, e))?;
             shardc_ir::verify(&imp.graph).map_err(|e| Error::new(Step::Verify, what, e))?;
             Ok(Imported {
                 graph: imp.graph,

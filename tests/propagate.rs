@@ -147,3 +147,30 @@ fn propagate_to_output_lets_propagation_replace_the_roots_annotation_unless_unev
         "{out}"
     );
 }
+
+#[test]
+fn propagate_reads_stablehlo_and_prints_shardy_shardings_with_the_users_axis_names() {
+    let mlir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/jax/mlp_dropout.mlir"
+    );
+    let out = crate::common::shardc_ok(&["propagate", mlir, "--format", "sdy"]);
+    assert!(
+        out.starts_with("sdy.mesh @mesh = <[\"dp\"=2, \"tp\"=4]>\n"),
+        "{out}"
+    );
+    let arg0 = out
+        .lines()
+        .find(|l| l.starts_with("arg0 "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        arg0.ends_with("#sdy.sharding<@mesh, [{\"dp\"}, {}]>"),
+        "{arg0}"
+    );
+    // The hidden activation is split on tp, as the weights' shardings imply.
+    let hidden = out
+        .lines()
+        .find(|l| l.starts_with("v7 "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(hidden.ends_with("[{\"dp\"}, {\"tp\"}]>"), "{hidden}");
+}

@@ -111,3 +111,11 @@ fn a_shard_on_a_missing_value_is_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no value `nope`"));
 }
+
+#[test]
+fn stablehlo_from_jax_runs_checked_on_its_shardy_mesh() {
+    let mlir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/jax/moe_top2.mlir");
+    let out = shardc_ok(&["run", mlir, "--check"]);
+    assert!(out.contains("mesh dp=2,tp=4 (8 devices"), "{out}");
+    assert!(out.contains("check passed"), "{out}");
+}

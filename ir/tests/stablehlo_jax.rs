@@ -87,11 +87,13 @@ fn every_program_imports_from_stablehlo_as_from_hlo() {
                 .count()
                 == parameters(&mlir).len()
         );
+        // Shardy keeps the user's axis names; GSPMD's shardings imply a mesh as HLO's do.
+        let mesh = if form == "mlir" { "dp=2,tp=4" } else { "x0=2,x1=4" };
         if p != "random_bits" {
             assert_eq!(
                 mlir.graph.mesh.as_ref().unwrap().to_string(),
-                "dp=2,tp=4",
-                "{p}"
+                mesh,
+                "{p}.{form}"
             );
         }
         let (a, b) = (parameter_shardings(&mlir), parameter_shardings(&hlo));
@@ -109,5 +111,8 @@ fn every_program_imports_from_stablehlo_as_from_hlo() {
             mlir.graph.annotations.len()
         );
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // shard_map (manual regions) is not read yet: refused, naming the line and the op.
+    assert_eq!(failures.len(), 2, "{}", failures.join("\n"));
+    assert!(failures[0].starts_with("shard_map_matmul.mlir: line 4: `sdy.manual_computation`"));
+    assert!(failures[1].starts_with("shard_map_matmul.gspmd.mlir: line 14: `stablehlo.all_reduce`"));
 }

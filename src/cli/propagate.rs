@@ -21,12 +21,15 @@ pub enum Format {
     Dtensor,
     /// JSON: the mesh and every value's sharding.
     Json,
+    /// Shardy: the `sdy.mesh`, then each value's `#sdy.sharding<@mesh, [{"dp"}, {}]>`.
+    Sdy,
 }
 
 /// Arguments of `shardc propagate`.
 #[derive(Args, Debug)]
 pub struct PropagateArgs {
-    /// Graph file: shardc JSON, or XLA HLO text (`.hlo`, `.txt`, or text starting `HloModule`).
+    /// Graph file: shardc JSON, XLA HLO text (`.hlo`, `.txt`, or text starting `HloModule`),
+    /// or StableHLO text (`.mlir`, or text starting `module`).
     pub file: PathBuf,
     /// Device mesh, e.g. `dp=2,tp=4` (default: the graph's own mesh; for HLO, the mesh its
     /// shardings imply).
@@ -61,10 +64,15 @@ pub fn run(args: PropagateArgs) -> Result<(), CliError> {
         path: path.clone(),
         source,
     })?;
-    let hlo = if shardc::input_format(&args.file, &text) == shardc::InputFormat::Hlo {
-        Some(import(&text).map_err(|e| CliError::Input(format!("{path}: {e}")))?)
-    } else {
-        None
+    let hlo = match shardc::input_format(&args.file, &text) {
+        shardc::InputFormat::Hlo => {
+            Some(import(&text).map_err(|e| CliError::Input(format!("{path}: {e}")))?)
+        }
+        shardc::InputFormat::StableHlo => Some(
+            shardc_ir::stablehlo::import(&text)
+                .map_err(|e| CliError::Input(format!("{path}: {e}")))?,
+        ),
+        _ => None,
     };
     let graph = match &hlo {
         Some(imp) => imp.graph.clone(),
@@ -137,20 +145,32 @@ fn render(sg: &ShardedGraph, format: Format) -> Result<String, CliError> {
             let doc = serde_json::json!({"mesh": mesh.to_string(), "values": values});
             serde_json::to_string_pretty(&doc).map_err(CliError::input)? + "\n"
         }
-        Format::Hlo | Format::Dtensor => {
+        Format::Hlo | Format::Dtensor | Format::Sdy => {
             let width = g.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
-            g.ids()
+            let head = if format == Format::Sdy {
+                let axes: Vec<String> = mesh
+                    .axes
+                    .iter()
+                    .map(|a| format!("\"{}\"={}", a.name, a.size))
+                    .collect();
+                format!("sdy.mesh @mesh = <[{}]>\n", axes.join(", "))
+            } else {
+                String::new()
+            };
+            let body = g
+                .ids()
                 .map(|v| {
                     let s = sg.sharding(v);
-                    let text = if format == Format::Hlo {
-                        hlo_sharding(s, mesh).map(|h| h.to_string())
-                    } else {
-                        s.to_dtensor(mesh)
+                    let text = match format {
+                        Format::Hlo => hlo_sharding(s, mesh).map(|h| h.to_string()),
+                        Format::Sdy => s.to_shardy("mesh"),
+                        _ => s.to_dtensor(mesh),
                     }
                     .map_err(CliError::from)?;
                     Ok(format!("{:width$}  {text}\n", g.node(v).name))
                 })
-                .collect::<Result<String, CliError>>()?
+                .collect::<Result<String, CliError>>()?;
+            head + &body
         }
     })
 }

@@ -151,7 +151,10 @@ fn write_outputs(g: &Graph, a: &RunArgs, outputs: &[Tensor]) -> Result<(), CliEr
 pub fn run(a: RunArgs) -> Result<(), CliError> {
     let (imp, own) = read_with_values(&a)?;
     let g = &imp.graph;
-    let is_hlo = shardc::input_format(&a.file, "") == shardc::InputFormat::Hlo;
+    let is_hlo = matches!(
+        shardc::input_format(&a.file, ""),
+        shardc::InputFormat::Hlo | shardc::InputFormat::StableHlo
+    );
     let distributed = a.mesh.is_some()
         || !a.shard.is_empty()
         || a.check

@@ -341,8 +341,7 @@ impl Converter {
                         .map(|(n, t)| (comp.resolve(hname(n)), t.hlo()))
                         .collect();
                 }
-                _ => self
-                    .op(comp, &st)
+                _ => super::ops::convert(self, comp, &st)
                     .map_err(|e| format!("line {l}: `{}`: {e}", st.name))?,
             }
         }
@@ -350,7 +349,7 @@ impl Converter {
     }
 
     /// A region (`{ ^bb0(%a: T, %b: T): ... }`) as a computation with those parameters.
-    fn region(&mut self, text: &str, line: usize) -> Result<String, String> {
+    pub(crate) fn emit_region(&mut self, text: &str, line: usize) -> Result<String, String> {
         let text = text.trim();
         let inner = text
             .strip_prefix('{')
@@ -373,23 +372,38 @@ impl Converter {
             }
             None => inner,
         };
-        self.region_body(comp, body, line)
+        self.region_body(comp, body, line, false)
     }
 
-    /// Finishes a region computation from its parameters and body text.
-    fn region_body(&mut self, mut comp: Comp, body: &str, line: usize) -> Result<String, String> {
+    /// Finishes a region computation from its parameters and body text. A loop body
+    /// (`as_tuple`) returns its iteration arguments as one tuple, even a single one.
+    fn region_body(
+        &mut self,
+        mut comp: Comp,
+        body: &str,
+        line: usize,
+        as_tuple: bool,
+    ) -> Result<String, String> {
         let entry = std::mem::replace(&mut self.in_entry, false);
         let returned = self.block(&mut comp, body, line);
         self.in_entry = entry;
+        let returned = returned?;
         self.regions += 1;
         let name = format!("region_{}", self.regions);
-        self.finish(&mut comp, &returned?, &name)?;
+        if as_tuple && returned.len() == 1 {
+            let root = format!("{name}.return");
+            let (n, t) = &returned[0];
+            comp.push(&root, format!("({t})"), format!("tuple({n})"));
+            comp.root(&root)?;
+        } else {
+            self.finish(&mut comp, &returned, &name)?;
+        }
         self.comps.push(comp.text(&name));
         Ok(name)
     }
 
     /// A reduction computation of one binary op (`applies stablehlo.add`) on scalars of `dtype`.
-    fn reducer(&mut self, op: &str, dtype: &str) -> Result<String, String> {
+    pub(crate) fn emit_reducer(&mut self, op: &str, dtype: &str) -> Result<String, String> {
         let opcode = super::ops::elementwise(op)
             .ok_or_else(|| format!("`applies {op}` is not an elementwise binary op"))?;
         self.regions += 1;
@@ -406,7 +420,7 @@ impl Converter {
 
     /// Defines an op's results: one instruction, or a tuple and one get-tuple-element per
     /// result; records their shardings and lines.
-    fn define(
+    pub(crate) fn emit(
         &mut self,
         comp: &mut Comp,
         st: &Statement,
@@ -444,13 +458,8 @@ impl Converter {
     }
 
     /// Defines a helper instruction (`NAME.part`) that has no MLIR result of its own.
-    fn helper(&mut self, comp: &mut Comp, name: &str, ty: String, op: String) {
+    pub(crate) fn emit_helper(&mut self, comp: &mut Comp, name: &str, ty: String, op: String) {
         comp.push(name, ty, op);
-    }
-
-    /// Converts one op.
-    fn op(&mut self, comp: &mut Comp, st: &Statement) -> Result<(), String> {
-        super::ops::convert(self, comp, st)
     }
 }
 
@@ -465,37 +474,17 @@ fn result_names(st: &Statement) -> Vec<String> {
     }
 }
 
-/// Pieces the op converters use.
+/// What the op converters build with.
 impl Converter {
-    pub(crate) fn emit(
-        &mut self,
-        comp: &mut Comp,
-        st: &Statement,
-        results: &[TensorTy],
-        op: String,
-    ) -> Result<Vec<String>, String> {
-        self.define(comp, st, results, op)
-    }
-
-    pub(crate) fn emit_helper(&mut self, comp: &mut Comp, name: &str, ty: String, op: String) {
-        self.helper(comp, name, ty, op)
-    }
-
-    pub(crate) fn emit_region(&mut self, text: &str, line: usize) -> Result<String, String> {
-        self.region(text, line)
-    }
-
-    pub(crate) fn emit_reducer(&mut self, op: &str, dtype: &str) -> Result<String, String> {
-        self.reducer(op, dtype)
-    }
-
-    /// A `while`'s `cond` or `do` region over the loop's tuple: parameter `p`, then one
-    /// get-tuple-element per iteration argument, named as the MLIR names them.
+    /// A `while`'s `cond` or `do` (`is_body`) region over the loop's tuple: parameter
+    /// `loop.p`, then one get-tuple-element per iteration argument, named as the MLIR names
+    /// them.
     pub(crate) fn emit_loop_region(
         &mut self,
         args: &[(String, TensorTy)],
         body: &str,
         line: usize,
+        is_body: bool,
     ) -> Result<String, String> {
         let mut comp = Comp::default();
         let tys: Vec<TensorTy> = args.iter().map(|(_, t)| t.clone()).collect();
@@ -508,37 +497,7 @@ impl Converter {
             .strip_prefix('{')
             .and_then(|r| r.strip_suffix('}'))
             .ok_or("expected a region `{ ... }`")?;
-        self.region_body_tuple(comp, inner, line)
-    }
-
-    /// A loop body returns its iteration arguments as one tuple, even a single one.
-    fn region_body_tuple(
-        &mut self,
-        mut comp: Comp,
-        body: &str,
-        line: usize,
-    ) -> Result<String, String> {
-        let entry = std::mem::replace(&mut self.in_entry, false);
-        let returned = self.block(&mut comp, body, line);
-        self.in_entry = entry;
-        let returned = returned?;
-        self.regions += 1;
-        let name = format!("region_{}", self.regions);
-        if returned.len() == 1 && returned[0].1.starts_with("pred[]") {
-            comp.root(&returned[0].0)?;
-        } else {
-            let names: Vec<&str> = returned.iter().map(|(n, _)| n.as_str()).collect();
-            let tys: Vec<&str> = returned.iter().map(|(_, t)| t.as_str()).collect();
-            let root = format!("{name}.return");
-            comp.push(
-                &root,
-                format!("({})", tys.join(", ")),
-                format!("tuple({})", names.join(", ")),
-            );
-            comp.root(&root)?;
-        }
-        self.comps.push(comp.text(&name));
-        Ok(name)
+        self.region_body(comp, inner, line, is_body)
     }
 
     pub(crate) fn shard_value(&mut self, comp: &mut Comp, name: &str, sharding: ShardyText) {

@@ -663,8 +663,13 @@ fn while_loop(
     let do_at = rest.find('{').ok_or("while without `do {..}`")?;
     let do_end = matching(rest, do_at).ok_or("while: unbalanced body")?;
     let line = |off: usize| st.line + 1 + t[..off].matches('\n').count();
-    let cond = c.emit_loop_region(&args, &t[cond_at..=cond_end], line(cond_at))?;
-    let body = c.emit_loop_region(&args, &rest[do_at..=do_end], line(cond_end + 1 + do_at))?;
+    let cond = c.emit_loop_region(&args, &t[cond_at..=cond_end], line(cond_at), false)?;
+    let body = c.emit_loop_region(
+        &args,
+        &rest[do_at..=do_end],
+        line(cond_end + 1 + do_at),
+        true,
+    )?;
     let base = hname(&st.results[0]);
     let init = format!("{base}.init");
     let tuple_ty = super::convert::hlo_types_tuple(res);

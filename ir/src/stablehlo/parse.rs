@@ -314,7 +314,7 @@ mod tests {
         let w = Statement::parse(st[1].0, st[1].1).unwrap();
         assert_eq!((w.results.clone(), w.count), (vec!["1".to_string()], 2));
         assert!(w.tail.starts_with("cond {"), "{}", w.tail);
-        assert_eq!(st[2].0, 9);
+        assert_eq!(st[2].0, 8);
         assert_eq!(operand_names("%1#0, %arg2"), vec!["1#0", "arg2"]);
         assert_eq!(ints("array<i64: 1, 2>").unwrap(), vec![1, 2]);
         assert_eq!(
