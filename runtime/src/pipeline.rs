@@ -251,7 +251,7 @@ fn execute_on(
         stages: &[],
         fail: None,
     };
-    run_graph(program, inputs, &program.outputs, &mut dev)
+    run_graph(program, crate::executor::owned(inputs), &program.outputs, &mut dev)
 }
 
 fn take(
