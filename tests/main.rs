@@ -6,8 +6,6 @@ mod common;
 mod cost;
 mod graph_format_doc;
 mod megatron;
-#[cfg(feature = "mpi")]
-mod mpi;
 mod onnx_cli;
 mod onnx_plan;
 mod plan;
