@@ -42,9 +42,9 @@ mod facade;
 
 pub use error::{CliError, Error, Result, Step};
 pub use export::{export, ExportFormat};
-pub use facade::{
-    compile, compile_annotated, import, import_text, import_with, input_format, merge_annotations, plan,
-    plan_with, propagate, run, run_with, Backend, Imported, InputFormat, Program, RunOptions,
-};
 pub use facade::plan_pipeline;
+pub use facade::{
+    compile, compile_annotated, import, import_text, import_with, input_format, merge_annotations,
+    plan, plan_with, propagate, run, run_with, Backend, Imported, InputFormat, Program, RunOptions,
+};
 pub use shardc_sharding::auto::{Plan, PlanOptions, PlanProgress, PlanTimings};

@@ -88,7 +88,11 @@ fn every_program_imports_from_stablehlo_as_from_hlo() {
                 == parameters(&mlir).len()
         );
         // Shardy keeps the user's axis names; GSPMD's shardings imply a mesh as HLO's do.
-        let mesh = if form == "mlir" { "dp=2,tp=4" } else { "x0=2,x1=4" };
+        let mesh = if form == "mlir" {
+            "dp=2,tp=4"
+        } else {
+            "x0=2,x1=4"
+        };
         if p != "random_bits" {
             assert_eq!(
                 mlir.graph.mesh.as_ref().unwrap().to_string(),

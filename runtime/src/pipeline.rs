@@ -251,7 +251,12 @@ fn execute_on(
         stages: &[],
         fail: None,
     };
-    run_graph(program, crate::executor::owned(inputs), &program.outputs, &mut dev)
+    run_graph(
+        program,
+        crate::executor::owned(inputs),
+        &program.outputs,
+        &mut dev,
+    )
 }
 
 fn take(

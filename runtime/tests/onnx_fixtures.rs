@@ -99,7 +99,10 @@ fn hlo_round_trip_runs_the_same(stem: &str) {
     assert_eq!(got.len(), want.len());
     for (a, b) in got.iter().zip(&want) {
         let err = max_relative_error(a, b).unwrap();
-        assert!(err <= 1e-6, "{stem}: the HLO export computes another function ({err:.3e})");
+        assert!(
+            err <= 1e-6,
+            "{stem}: the HLO export computes another function ({err:.3e})"
+        );
     }
 }
 

@@ -199,7 +199,11 @@ fn sequence_parallel_shardings_split_the_residual_stream_on_the_sequence() {
     let g = gpt(&cfg).unwrap();
     verify(&g).unwrap();
     let seq = Sharding::from_dims(&[&["dp"], &["tp"], &[]]);
-    for v in ["embed.out", "layers.0.attn_residual", "layers.1.mlp_residual"] {
+    for v in [
+        "embed.out",
+        "layers.0.attn_residual",
+        "layers.1.mlp_residual",
+    ] {
         let a = g.annotations.iter().find(|a| a.value == v);
         assert_eq!(a.map(|a| &a.sharding), Some(&seq), "{v}");
     }
