@@ -1,6 +1,8 @@
-//! The planner's ILP finds the true optimum of its model: on random small graphs (at most 12
-//! ops, 2x2 and 2x4 meshes) its objective equals an exhaustive enumeration's, with and without a
-//! memory limit, and values the user annotated keep their annotation.
+//! The planner's solvers (the default elimination solver and the ILP) find the true optimum of
+//! its model: on random small graphs (at most 12 ops, 2x2 and 2x4 meshes) their objective equals
+//! an exhaustive enumeration's, with and without a memory limit, and values the user annotated
+//! keep their annotation. The Lagrangian relaxation (used for large memory-bound cores) is
+//! checked to fit, to be no cheaper than the optimum, and to report a gap that brackets it.
 
 use shardc_cost_model::{Catalog, Cluster};
 use shardc_ir::{
@@ -99,22 +101,76 @@ fn random_graph(rng: &mut Rng, ops: usize, n: u64) -> Graph {
 }
 
 fn both(g: &Graph, mesh: &Mesh, cluster: &Cluster, ann: &[Annotation], limit: Option<f64>) {
+    for solver in [Solver::Elimination, Solver::Ilp] {
+        against_enumeration(solver, g, mesh, cluster, ann, limit);
+    }
+    lagrangian_bounds(g, mesh, cluster, ann, limit);
+}
+
+/// The Lagrangian pick fits, is no cheaper than the optimum, and its reported gap brackets it.
+fn lagrangian_bounds(
+    g: &Graph,
+    mesh: &Mesh,
+    cluster: &Cluster,
+    ann: &[Annotation],
+    limit: Option<f64>,
+) {
     let opts = |solver| AutoOptions {
         solver,
         memory_limit: limit,
         ..AutoOptions::default()
     };
-    let ilp = auto_shard(g, mesh, cluster, ann, &opts(Solver::Ilp)).unwrap();
+    let lag = auto_shard(g, mesh, cluster, ann, &opts(Solver::Lagrangian)).unwrap();
+    let all = auto_shard(g, mesh, cluster, ann, &opts(Solver::Exhaustive)).unwrap();
+    match (lag, all) {
+        (Some(a), Some(b)) => {
+            let tol = 1e-9 * b.seconds.max(1e-12) + 1e-12;
+            assert!(a.seconds >= b.seconds - tol, "Lagrangian below the optimum");
+            let bound = a.seconds * (1.0 - a.gap);
+            assert!(
+                bound <= b.seconds + tol,
+                "mesh {mesh}, limit {limit:?}: Lagrangian bound {bound} s above the optimum {} s",
+                b.seconds
+            );
+            if let Some(l) = limit {
+                assert!(a.memory <= l * (1.0 + 1e-9), "Lagrangian pick over the limit");
+            }
+        }
+        (None, None) => {}
+        (a, b) => panic!(
+            "Lagrangian, mesh {mesh}: feasible {}, enumeration feasible {}",
+            a.is_some(),
+            b.is_some()
+        ),
+    }
+}
+
+/// `solver`'s optimum equals the enumeration's, fits the limit and keeps the annotations.
+fn against_enumeration(
+    solver: Solver,
+    g: &Graph,
+    mesh: &Mesh,
+    cluster: &Cluster,
+    ann: &[Annotation],
+    limit: Option<f64>,
+) {
+    let opts = |solver| AutoOptions {
+        solver,
+        memory_limit: limit,
+        ..AutoOptions::default()
+    };
+    let ilp = auto_shard(g, mesh, cluster, ann, &opts(solver)).unwrap();
     let all = auto_shard(g, mesh, cluster, ann, &opts(Solver::Exhaustive)).unwrap();
     match (ilp, all) {
         (Some(a), Some(b)) => {
             let tol = 1e-9 * b.seconds.max(1e-12) + 1e-12;
             assert!(
                 (a.seconds - b.seconds).abs() <= tol,
-                "mesh {mesh}, limit {limit:?}: ILP {} s, enumeration {} s",
+                "{solver:?}, mesh {mesh}, limit {limit:?}: {} s, enumeration {} s",
                 a.seconds,
                 b.seconds
             );
+            assert_eq!(a.gap, 0.0, "{solver:?} reports a gap on a small graph");
             if let Some(l) = limit {
                 assert!(
                     a.memory <= l * (1.0 + 1e-9),
@@ -129,7 +185,7 @@ fn both(g: &Graph, mesh: &Mesh, cluster: &Cluster, ann: &[Annotation], limit: Op
         }
         (None, None) => {}
         (a, b) => panic!(
-            "mesh {mesh}: ILP feasible {}, enumeration feasible {}",
+            "{solver:?}, mesh {mesh}: feasible {}, enumeration feasible {}",
             a.is_some(),
             b.is_some()
         ),

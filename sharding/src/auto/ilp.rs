@@ -32,6 +32,8 @@ pub struct IlpSize {
     pub edge_variables: usize,
     /// Values (classes) eliminated exactly before the ILP.
     pub eliminated: usize,
+    /// Entries of the largest table the elimination solver made (0: the ILP solved it).
+    pub largest_table: usize,
 }
 
 /// The objective and memory of one complete pick.
@@ -104,13 +106,11 @@ fn contradiction(value: String) -> ShardingError {
 /// difference that matters.
 const SCALE: f64 = 1e6;
 
-/// Solves the model exactly: the exact eliminations of `reduce`, then the ILP on what is left.
-/// `Ok(None)`: no pick fits the memory limit.
-pub(crate) fn solve(m: &Model) -> Result<(Option<Picked>, IlpSize)> {
-    let problem = Problem::of(m);
-    // Dead choices first, so that eliminations see only what can be picked.
+/// The model as the solvers see it: its tables, with the choices no neighbour allows made
+/// dead (infinite cost), so that eliminations see only what can be picked.
+pub(crate) fn prepared(m: &Model) -> Result<Problem> {
+    let mut problem = Problem::of(m);
     let alive = prune(&problem)?;
-    let mut problem = problem;
     for (v, a) in alive.iter().enumerate() {
         let keep: std::collections::BTreeSet<usize> = a.iter().copied().collect();
         for (i, c) in problem.cost[v].iter_mut().enumerate() {
@@ -119,7 +119,18 @@ pub(crate) fn solve(m: &Model) -> Result<(Option<Picked>, IlpSize)> {
             }
         }
     }
-    let reduced = eliminate(&problem);
+    Ok(problem)
+}
+
+/// Solves the model exactly: the exact eliminations of `reduce`, then the ILP on what is left.
+/// `Ok(None)`: no pick fits the memory limit.
+pub(crate) fn solve(m: &Model) -> Result<(Option<Picked>, IlpSize)> {
+    solve_prepared(m, &prepared(m)?)
+}
+
+/// [`solve`] of a [`prepared`] problem.
+pub(crate) fn solve_prepared(m: &Model, problem: &Problem) -> Result<(Option<Picked>, IlpSize)> {
+    let reduced = eliminate(problem);
     let (rest_pick, mut size) = if reduced.rest.cost.is_empty() {
         (Some(Vec::new()), IlpSize::default())
     } else {

@@ -8,7 +8,9 @@
 //! count, innermost axes inside a node), the ZeRO stage and the micro-batch count around it and
 //! returns a [`Plan`].
 
+mod bucket;
 mod cost;
+mod elimination;
 mod exhaustive;
 mod ilp;
 mod layers;
@@ -32,9 +34,16 @@ pub use search::{plan, plan_with, PlanOptions, PlanProgress, PlanTimings};
 /// Which exact method solves the model.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum Solver {
-    /// The ILP (good_lp + microlp).
+    /// Exact structural elimination (chains and leaves, then bucket elimination with a greedy
+    /// order), the ILP for a small core where the memory limit binds, Lagrangian relaxation
+    /// (with its gap reported) for a large one.
     #[default]
+    Elimination,
+    /// The ILP (good_lp + microlp) after the chain and leaf eliminations.
     Ilp,
+    /// [`Solver::Elimination`] with Lagrangian relaxation wherever the memory limit binds,
+    /// however small the core (to test and compare the relaxation).
+    Lagrangian,
     /// Enumeration of every pick with a bound (the reference the ILP is tested against; small
     /// graphs only).
     Exhaustive,
@@ -64,6 +73,9 @@ pub struct AutoSolution {
     pub memory: f64,
     /// The size of the ILP (zeros for the exhaustive solver).
     pub size: IlpSize,
+    /// Relative gap between `seconds` and a lower bound on the optimum: 0 when the solver is
+    /// exact, above 0 only for a Lagrangian pick under a binding memory limit.
+    pub gap: f64,
 }
 
 /// The cheapest sharding of every value of `graph` on `mesh` (annotations kept as given), or
@@ -84,15 +96,13 @@ pub fn auto_shard(
         memory_limit: opts.memory_limit,
     };
     let m = model::build(graph, &pricing, &fixed, &step, layers::classes(graph))?;
-    let (picked, size) = match opts.solver {
-        Solver::Ilp => ilp::solve(&m)?,
-        Solver::Exhaustive => (exhaustive::solve(&m)?, IlpSize::default()),
-    };
+    let (picked, size, gap) = elimination::run(opts.solver, &m)?;
     Ok(picked.map(|p| AutoSolution {
         assignment: m.assignment(&p.pick, mesh),
         seconds: p.seconds,
         memory: p.memory,
         size,
+        gap,
     }))
 }
 

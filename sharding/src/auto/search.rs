@@ -12,7 +12,7 @@ use super::cost::{step_estimate, Pricing};
 use super::layers::{self, Classes};
 use super::model::{self, kept_values, StepOptions};
 use super::plan::{Plan, PlanCluster, PlanCollective, PlanMemory, PlanValue, PLAN_FORMAT_VERSION};
-use super::{exhaustive, fixed_choices, ilp, words, IlpSize, Solver};
+use super::{fixed_choices, ilp, words, IlpSize, Solver};
 use crate::collectives::required_collectives;
 use crate::error::{Result, ShardingError};
 
@@ -58,6 +58,8 @@ pub struct PlanTimings {
     pub meshes: usize,
     pub solves: usize,
     pub largest: IlpSize,
+    /// The largest relative gap of a Lagrangian solve (0: every solve exact).
+    pub gap: f64,
 }
 
 /// Plans `graph` on `cluster`: the fastest predicted step that fits.
@@ -267,18 +269,13 @@ impl MeshSearch<'_> {
     fn pick(&self, m: &model::Model, t: &mut PlanTimings) -> Result<Option<ilp::Picked>> {
         let clock = Instant::now();
         t.solves += 1;
-        let picked = match self.solver {
-            Solver::Ilp => {
-                let (p, size) = ilp::solve(m)?;
-                if size.edge_variables + size.choice_variables
-                    > t.largest.edge_variables + t.largest.choice_variables
-                {
-                    t.largest = size;
-                }
-                p
-            }
-            Solver::Exhaustive => exhaustive::solve(m)?,
-        };
+        let (picked, size, gap) = super::elimination::run(self.solver, m)?;
+        if size.edge_variables + size.choice_variables + size.largest_table
+            > t.largest.edge_variables + t.largest.choice_variables + t.largest.largest_table
+        {
+            t.largest = size;
+        }
+        t.gap = t.gap.max(gap);
         t.solve_s += clock.elapsed().as_secs_f64();
         Ok(picked)
     }

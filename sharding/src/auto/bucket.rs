@@ -1,0 +1,320 @@
+//! Exact min-sum bucket elimination (Dechter, "Bucket elimination: a unifying framework for
+//! reasoning", AIJ 1999) over the model's pairwise factor graph, with tables over arbitrary
+//! scopes: Alpa's objective (REFERENCES.md) solved structurally instead of by the ILP.
+//!
+//! Eliminating a value replaces every table that mentions it by one table over its neighbours
+//! holding, for each pick of them, the least cost over the value's choices; the value's best
+//! choice given its neighbours is kept (an argmin table) to pick it back. The cost of a whole
+//! elimination is governed by the largest table it makes, which the order decides: the order is
+//! greedy, each step the value whose table would be smallest (weighted min-degree), so a
+//! training step's layer (a ladder of forward activations read by the backward, residual
+//! streams, parameters read three times) eliminates with tables of a few neighbours. When the
+//! order would make a table above [`MAX_TABLE`] entries, [`plan`] says so and the caller falls
+//! back to the ILP.
+//!
+//! The memory constraint is not part of this method: it minimises cost alone (or, under a
+//! Lagrange multiplier, cost + λ·memory, see `ilp::solve`).
+
+use super::reduce::Problem;
+
+/// The largest table one elimination may make (entries), and the most entries all argmin
+/// tables together may hold: 2^22 f64 and u32 entries are 48 MB, which keeps planning well
+/// within its 2 GiB.
+pub(crate) const MAX_TABLE: usize = 1 << 22;
+const MAX_TOTAL: usize = 1 << 24;
+
+/// A cost table over `scope` (ascending value indices), row-major: the last value of the
+/// scope varies fastest; indices are positions in each value's list of live choices.
+#[derive(Clone, Debug)]
+struct Table {
+    scope: Vec<usize>,
+    cost: Vec<f64>,
+}
+
+/// How one eliminated value is picked back: its best live choice (a position in `live`) for
+/// each pick of `scope`.
+struct Back {
+    v: usize,
+    scope: Vec<usize>,
+    argmin: Vec<u32>,
+}
+
+/// An elimination order that stays within the table limits, and its largest table.
+pub(crate) struct Order {
+    order: Vec<usize>,
+    /// Entries of the largest table it makes.
+    pub largest: usize,
+}
+
+/// The live choices of every value (finite unary cost).
+fn live_choices(p: &Problem) -> Vec<Vec<usize>> {
+    p.cost
+        .iter()
+        .map(|cs| (0..cs.len()).filter(|&i| cs[i].is_finite()).collect())
+        .collect()
+}
+
+/// The greedy elimination order of `p`, or `None` when it would make a table above
+/// [`MAX_TABLE`] entries (or more than `MAX_TOTAL` in all).
+pub(crate) fn plan(p: &Problem) -> Option<Order> {
+    let n = p.cost.len();
+    let live = live_choices(p);
+    let dom: Vec<usize> = live.iter().map(|l| l.len().max(1)).collect();
+    let mut adj: Vec<std::collections::BTreeSet<usize>> = vec![Default::default(); n];
+    for f in &p.factors {
+        adj[f.lo].insert(f.hi);
+        adj[f.hi].insert(f.lo);
+    }
+    let size = |v: usize, adj: &[std::collections::BTreeSet<usize>]| -> usize {
+        adj[v]
+            .iter()
+            .try_fold(1usize, |s, &u| s.checked_mul(dom[u]))
+            .unwrap_or(usize::MAX)
+    };
+    // (table size, value) of every value still there; the least is eliminated next.
+    let mut key: Vec<usize> = (0..n).map(|v| size(v, &adj)).collect();
+    let mut heap: std::collections::BTreeSet<(usize, usize)> =
+        (0..n).map(|v| (key[v], v)).collect();
+    let mut order = Vec::with_capacity(n);
+    let (mut largest, mut total) = (1usize, 0usize);
+    while let Some((s, v)) = heap.pop_first() {
+        if s > MAX_TABLE {
+            return None;
+        }
+        largest = largest.max(s);
+        total = total.saturating_add(s);
+        if total > MAX_TOTAL {
+            return None;
+        }
+        order.push(v);
+        let nbrs: Vec<usize> = std::mem::take(&mut adj[v]).into_iter().collect();
+        for &u in &nbrs {
+            adj[u].remove(&v);
+            for &w in &nbrs {
+                if w != u {
+                    adj[u].insert(w);
+                }
+            }
+        }
+        for &u in &nbrs {
+            heap.remove(&(key[u], u));
+            key[u] = size(u, &adj);
+            heap.insert((key[u], u));
+        }
+    }
+    Some(Order { order, largest })
+}
+
+/// The cheapest pick of every value of `p` (choice indices of `p`, memory ignored) and its
+/// cost, eliminating in `order`; `None` when no pick has a finite cost.
+pub(crate) fn solve(p: &Problem, order: &Order) -> Option<(Vec<usize>, f64)> {
+    let n = p.cost.len();
+    let live = live_choices(p);
+    if live.iter().any(Vec::is_empty) {
+        return None;
+    }
+    let dom: Vec<usize> = live.iter().map(Vec::len).collect();
+    let mut rank = vec![0usize; n];
+    for (k, &v) in order.order.iter().enumerate() {
+        rank[v] = k;
+    }
+    // Each table waits in the bucket of its scope's value eliminated first.
+    let mut buckets: Vec<Vec<Table>> = vec![Vec::new(); n];
+    for (v, cs) in p.cost.iter().enumerate() {
+        buckets[v].push(Table {
+            scope: vec![v],
+            cost: live[v].iter().map(|&i| cs[i]).collect(),
+        });
+    }
+    for f in &p.factors {
+        let (lo, hi) = (f.lo, f.hi);
+        let mut cost = Vec::with_capacity(dom[lo] * dom[hi]);
+        for &a in &live[lo] {
+            for &b in &live[hi] {
+                cost.push(f.cost[a * f.nb + b]);
+            }
+        }
+        let first = if rank[lo] < rank[hi] { lo } else { hi };
+        buckets[first].push(Table {
+            scope: vec![lo, hi],
+            cost,
+        });
+    }
+    let mut constant = 0.0;
+    let mut backs: Vec<Back> = Vec::with_capacity(n);
+    for &v in &order.order {
+        let tables = std::mem::take(&mut buckets[v]);
+        let (table, back) = eliminate(v, &tables, &dom);
+        backs.push(back);
+        match table.scope.iter().min_by_key(|&&u| rank[u]) {
+            Some(&u) => buckets[u].push(table),
+            None => constant += table.cost[0],
+        }
+    }
+    if !constant.is_finite() {
+        return None;
+    }
+    let mut pos = vec![0usize; n];
+    for b in backs.iter().rev() {
+        let mut idx = 0usize;
+        for &u in &b.scope {
+            idx = idx * dom[u] + pos[u];
+        }
+        pos[b.v] = b.argmin[idx] as usize;
+    }
+    let pick = (0..n).map(|v| live[v][pos[v]]).collect();
+    Some((pick, constant))
+}
+
+/// Eliminates `v` from the tables of its bucket: the table over their other values of the least
+/// sum over `v`'s choices, and the argmin.
+fn eliminate(v: usize, tables: &[Table], dom: &[usize]) -> (Table, Back) {
+    let mut scope: Vec<usize> = tables
+        .iter()
+        .flat_map(|t| t.scope.iter().copied())
+        .filter(|&u| u != v)
+        .collect();
+    scope.sort_unstable();
+    scope.dedup();
+    let size: usize = scope.iter().map(|&u| dom[u]).product();
+    // Per table, its stride for each value of `scope` and for `v` (0 where it lacks one).
+    let strides: Vec<(Vec<usize>, usize)> = tables
+        .iter()
+        .map(|t| {
+            let mut own = vec![0usize; t.scope.len()];
+            let mut s = 1;
+            for k in (0..t.scope.len()).rev() {
+                own[k] = s;
+                s *= dom[t.scope[k]];
+            }
+            let at = |u: usize| t.scope.iter().position(|&x| x == u).map_or(0, |k| own[k]);
+            (scope.iter().map(|&u| at(u)).collect(), at(v))
+        })
+        .collect();
+    let dv = dom[v];
+    let mut cost = vec![f64::INFINITY; size];
+    let mut argmin = vec![0u32; size];
+    let mut digit = vec![0usize; scope.len()];
+    let mut base = vec![0usize; tables.len()];
+    let mut sums = vec![0.0f64; dv];
+    for idx in 0..size {
+        sums.iter_mut().for_each(|s| *s = 0.0);
+        for (t, (tab, (_, sv))) in tables.iter().zip(&strides).enumerate() {
+            let b = base[t];
+            for (x, s) in sums.iter_mut().enumerate() {
+                *s += tab.cost[b + x * sv];
+            }
+        }
+        let (mut best, mut arg) = (f64::INFINITY, 0u32);
+        for (x, &s) in sums.iter().enumerate() {
+            if s < best {
+                best = s;
+                arg = x as u32;
+            }
+        }
+        cost[idx] = best;
+        argmin[idx] = arg;
+        // Next pick of `scope` (last value fastest), moving every table's offset with it.
+        for k in (0..scope.len()).rev() {
+            digit[k] += 1;
+            for (t, (sk, _)) in strides.iter().enumerate() {
+                base[t] += sk[k];
+            }
+            if digit[k] < dom[scope[k]] {
+                break;
+            }
+            for (t, (sk, _)) in strides.iter().enumerate() {
+                base[t] -= sk[k] * digit[k];
+            }
+            digit[k] = 0;
+        }
+    }
+    (
+        Table {
+            scope: scope.clone(),
+            cost,
+        },
+        Back { v, scope, argmin },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auto::reduce::Factor;
+
+    /// Every pick of a small problem, the cheapest.
+    fn brute(p: &Problem) -> f64 {
+        let n = p.cost.len();
+        let mut pick = vec![0usize; n];
+        let mut best = f64::INFINITY;
+        loop {
+            let mut c: f64 = (0..n).map(|v| p.cost[v][pick[v]]).sum();
+            for f in &p.factors {
+                c += f.cost[pick[f.lo] * f.nb + pick[f.hi]];
+            }
+            best = best.min(c);
+            let mut k = 0;
+            loop {
+                if k == n {
+                    return best;
+                }
+                pick[k] += 1;
+                if pick[k] < p.cost[k].len() {
+                    break;
+                }
+                pick[k] = 0;
+                k += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn elimination_equals_brute_force_on_a_dense_problem() {
+        // Six values, every pair a table (a clique: the largest table has five values), some
+        // choices dead.
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as f64 / (1u64 << 31) as f64
+        };
+        let doms = [3, 2, 4, 3, 2, 3];
+        let cost: Vec<Vec<f64>> = doms
+            .iter()
+            .map(|&d| {
+                (0..d)
+                    .map(|i| if i == 1 && d == 4 { f64::INFINITY } else { next() })
+                    .collect()
+            })
+            .collect();
+        let mut factors = Vec::new();
+        for lo in 0..doms.len() {
+            for hi in lo + 1..doms.len() {
+                let cost = (0..doms[lo] * doms[hi])
+                    .map(|k| if k % 7 == 3 { f64::INFINITY } else { next() })
+                    .collect();
+                factors.push(Factor {
+                    lo,
+                    hi,
+                    nb: doms[hi],
+                    cost,
+                });
+            }
+        }
+        let p = Problem {
+            memory: cost.iter().map(|c| vec![0.0; c.len()]).collect(),
+            cost,
+            factors,
+            memory_limit: None,
+        };
+        let order = plan(&p).expect("small tables");
+        let (pick, value) = solve(&p, &order).expect("feasible");
+        let mut again: f64 = (0..doms.len()).map(|v| p.cost[v][pick[v]]).sum();
+        for f in &p.factors {
+            again += f.cost[pick[f.lo] * f.nb + pick[f.hi]];
+        }
+        let want = brute(&p);
+        assert!((value - want).abs() < 1e-12, "{value} vs {want}");
+        assert!((again - want).abs() < 1e-12, "the pick costs {again}, not {want}");
+    }
+}
