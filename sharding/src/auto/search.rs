@@ -212,6 +212,7 @@ impl Candidate {
                 .collect(),
             collectives: self.collectives,
             pipeline: None,
+            allreduce: Default::default(),
         })
     }
 }
