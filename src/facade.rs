@@ -165,8 +165,11 @@ pub fn plan_with(
     progress: &mut dyn FnMut(PlanProgress),
 ) -> Result<(Plan, PlanTimings)> {
     shardc_ir::verify(g).map_err(|e| Error::new(Step::Verify, format!("graph `{}`", g.name), e))?;
-    shardc_sharding::auto::plan_with(g, cluster, opts, progress)
-        .map_err(|e| Error::new(Step::Plan, format!("graph `{}`", g.name), e))
+    let (mut plan, timings) = shardc_sharding::auto::plan_with(g, cluster, opts, progress)
+        .map_err(|e| Error::new(Step::Plan, format!("graph `{}`", g.name), e))?;
+    // With reducer nodes (`--cluster PRESET+R`), the gradient all-reduce the step is faster on.
+    plan.allreduce = crate::reduction::allreduce_choice(g, &plan, cluster)?;
+    Ok((plan, timings))
 }
 
 /// Plans a pipelined training step: (data, tensor, pipeline) degrees, micro-batches and
@@ -361,4 +364,41 @@ fn run_spmd_cuda(
         "--backend cuda: this shardc was built without the `cuda` feature (cargo build --features cuda)"
             .into(),
     ))
+}
+
+/// Runs `g` under `plan` on the global `inputs`: a plan within one stage is compiled
+/// ([`compile`]) and run ([`run_with`]); a pipelined plan (with a `pipeline` part) runs its
+/// stages, schedule and micro-batches ([`crate::compile_pipelined`], [`crate::run_pipelined`]).
+/// Either way the outputs are the step's, in `g.outputs` order. `opts.allreduce` left at the
+/// ring (the default) takes the plan's algorithm (`Plan::allreduce`: the Reduction Server with
+/// the plan's reducers, as threads or as extra MPI processes). Under MPI every process calls
+/// this; rank 0 gets the outputs and the others `None`.
+pub fn run_plan(
+    g: &Graph,
+    plan: &Plan,
+    inputs: &[Tensor],
+    opts: &RunOptions,
+) -> Result<Option<Vec<Tensor>>> {
+    let mut opts = *opts;
+    if opts.allreduce == AllReduceAlgorithm::Ring {
+        opts.allreduce = plan_allreduce(plan);
+    }
+    let opts = &opts;
+    if crate::pipelined::is_pipelined(plan) {
+        let p = crate::pipelined::compile_pipelined(g, plan)?;
+        return crate::pipelined::run_pipelined(&p, g, inputs, opts);
+    }
+    run_with(&compile(g, plan)?, inputs, opts)
+}
+
+/// The runtime algorithm of the plan's gradient all-reduce.
+pub fn plan_allreduce(plan: &Plan) -> AllReduceAlgorithm {
+    match plan.allreduce {
+        shardc_sharding::auto::PlanAllReduce::Ring => AllReduceAlgorithm::Ring,
+        shardc_sharding::auto::PlanAllReduce::ReductionServer { reducers, .. } => {
+            AllReduceAlgorithm::ReductionServer {
+                reducers: reducers as usize,
+            }
+        }
+    }
 }

@@ -39,6 +39,8 @@ pub use shardc_sharding as sharding;
 mod error;
 mod export;
 mod facade;
+mod pipelined;
+mod reduction;
 
 pub use error::{CliError, Error, Result, Step};
 pub use export::{export, ExportFormat};
@@ -47,4 +49,8 @@ pub use facade::{
     compile, compile_annotated, import, import_text, import_with, input_format, merge_annotations,
     plan, plan_with, propagate, run, run_with, Backend, Imported, InputFormat, Program, RunOptions,
 };
+pub use facade::{plan_allreduce, run_plan};
+pub use reduction::{allreduce_choice, allreduce_for};
+pub use pipelined::{compile_pipelined, is_pipelined, run_pipelined, PipelinedProgram};
 pub use shardc_sharding::auto::{Plan, PlanOptions, PlanProgress, PlanTimings};
+pub use shardc_sharding::auto::PlanAllReduce;

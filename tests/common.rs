@@ -44,3 +44,29 @@ pub const TINY_GPT: &[&str] = &[
     "gpt", "--layers", "2", "--hidden", "16", "--heads", "2", "--seq", "8", "--vocab", "32",
     "--batch", "2",
 ];
+
+/// Plans the zoo MLP's SGD step data-parallel over 4 single-GPU nodes with 2 reducer nodes
+/// (`--cluster a100-80gb:4x1+2`) and returns the step's and the plan's paths and the report.
+pub fn plan_with_reducers(name: &str) -> (String, String, String) {
+    let fwd = zoo(&format!("{name}.json"), &["mlp", "--batch", "8"]);
+    let step = scratch(&format!("{name}_step.json"));
+    let step = step.to_str().expect("UTF-8 scratch path").to_string();
+    shardc_ok(&["grad", &fwd, "-o", &step, "--optimizer", "sgd"]);
+    let plan = scratch(&format!("{name}.plan.json"));
+    let plan = plan.to_str().expect("UTF-8 scratch path").to_string();
+    let report = shardc_ok(&[
+        "plan",
+        &step,
+        "--cluster",
+        "a100-80gb:4x1+2",
+        "--mesh",
+        "dp=4",
+        "--shard",
+        "x=P('dp', None)",
+        "--shard",
+        "target=P('dp', None)",
+        "-o",
+        &plan,
+    ]);
+    (step, plan, report)
+}

@@ -16,4 +16,5 @@ mod reduction_server;
 mod run;
 mod run_check;
 mod run_oracle;
+mod run_pipelined;
 mod summaries;

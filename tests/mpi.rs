@@ -356,3 +356,66 @@ fn killing_one_rank_mid_run_ends_the_job_within_10_seconds() {
     assert!(text.contains("rank 1"), "{text}");
     assert!(took < Duration::from_secs(10), "took {took:?}:\n{text}");
 }
+
+/// A pipelined plan of a 4-layer GPT step (`shardc plan --mesh ..,pp=P --schedule S`), run
+/// with one MPI process per device of every stage's submesh: activations and gradients go
+/// point-to-point between the pipeline ranks' processes.
+fn pipelined(schedule: &str, mesh: &str, m: &str, ranks: usize) {
+    let step = zoo(
+        "mpi_pipe_gpt4.json",
+        &[
+            "gpt", "--layers", "4", "--hidden", "16", "--heads", "2", "--seq", "8", "--vocab",
+            "32", "--batch", "8", "--train",
+        ],
+    );
+    let plan = scratch(&format!("mpi_pipe_{schedule}_{ranks}.plan.json"));
+    let plan = plan.to_str().expect("UTF-8 scratch path").to_string();
+    let cluster = format!("a100-80gb:1x{ranks}");
+    shardc_ok(&[
+        "plan",
+        &step,
+        "--cluster",
+        &cluster,
+        "--mesh",
+        mesh,
+        "--schedule",
+        schedule,
+        "--micro-batches",
+        m,
+        "-o",
+        &plan,
+    ]);
+    let out = check_mpi(ranks, &step, &["--plan", &plan]);
+    assert!(out.contains(&format!("pipelined, {schedule}")), "{out}");
+}
+
+#[test]
+fn gpipe_and_1f1b_pipelined_plans_on_4_and_8_ranks() {
+    pipelined("GPipe", "dp=1,tp=1,pp=4", "4", 4);
+    pipelined("GPipe", "dp=1,tp=2,pp=4", "4", 8);
+    pipelined("1F1B", "dp=2,tp=1,pp=2", "2", 4);
+    pipelined("1F1B", "dp=2,tp=2,pp=2", "4", 8);
+}
+
+#[test]
+fn a_plan_that_picks_the_reduction_server_runs_it_with_reducer_processes() {
+    let (step, plan, _) = crate::common::plan_with_reducers("mpi_rs_plan_mlp");
+    // 4 devices and the plan's 2 reducers: 6 processes.
+    let out = mpirun(
+        6,
+        &[],
+        &[],
+        &["run", &step, "--plan", &plan, "--backend", "mpi", "--check"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("reduction server with 2 reducers"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("check passed"), "{stdout}");
+}

@@ -714,5 +714,6 @@ fn into_plan(
             })
             .collect(),
         pipeline: Some(pipeline),
+        allreduce: Default::default(),
     }
 }

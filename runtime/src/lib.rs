@@ -33,6 +33,8 @@ mod mesh;
 #[cfg(feature = "mpi")]
 mod mpi_backend;
 #[cfg(feature = "mpi")]
+mod mpi_pipeline;
+#[cfg(feature = "mpi")]
 mod mpi_reducer;
 mod npz;
 mod pipeline;
@@ -49,6 +51,8 @@ pub use mesh::{
 };
 #[cfg(feature = "mpi")]
 pub use mpi_backend::{run_spmd_mpi, MpiComm, MpiWorld};
+#[cfg(feature = "mpi")]
+pub use mpi_pipeline::run_pipeline_mpi;
 pub use npz::{
     bind_inputs, npy_bytes, npz_bytes, param_tensor, read_npy, read_npz, read_npz_bytes, write_npz,
 };

@@ -59,6 +59,11 @@ impl MpiWorld {
         self.universe.world().size() as usize
     }
 
+    /// The MPI universe (to attach a send buffer, or reach `MPI_COMM_WORLD`).
+    pub(crate) fn universe(&mut self) -> &mut Universe {
+        &mut self.universe
+    }
+
     /// Prints `message` with this rank and ends the whole job with exit status 1.
     pub fn abort(&self, message: &str) -> ! {
         eprintln!("shardc: MPI rank {}: {message}", self.rank());
@@ -75,6 +80,10 @@ pub struct MpiComm {
     /// linear index over those axes (the `Communicator` contract).
     groups: BTreeMap<Vec<String>, SimpleCommunicator>,
     server: Option<ServerLink>,
+    /// Point-to-point sends go through the buffer attached to the process (`MPI_Bsend`) and
+    /// return at once, as the `Communicator` contract says; set by the pipeline runner, which
+    /// attaches a buffer large enough for every send of its rank.
+    pub(crate) buffered: bool,
 }
 
 /// Every axis list the program's collectives run over, in a deterministic order (every rank
@@ -119,7 +128,7 @@ impl MpiComm {
 
     /// Builds the sub-communicators of `axis_lists` on `workers` (the devices' communicator,
     /// rank = mesh position). Collective over `workers`.
-    fn new(
+    pub(crate) fn new(
         workers: &SimpleCommunicator,
         mesh: &Mesh,
         lists: &[Vec<String>],
@@ -142,6 +151,7 @@ impl MpiComm {
             position,
             groups,
             server,
+            buffered: false,
         })
     }
 
@@ -373,7 +383,14 @@ impl Communicator for MpiComm {
         let peer = self.world.process_at_rank(to as i32);
         // A standard-mode send: small messages go eagerly, large ones wait for the matching
         // receive (MPI's rule); the pipeline's schedules post each receive in order.
-        let r = with_elem!(x.data(), T => flat::<T>(&x).map(|src| peer.send_with_tag(&src[..], user_tag(tag))));
+        let buffered = self.buffered;
+        let r = with_elem!(x.data(), T => flat::<T>(&x).map(|src| {
+            if buffered {
+                peer.buffered_send_with_tag(&src[..], user_tag(tag))
+            } else {
+                peer.send_with_tag(&src[..], user_tag(tag))
+            }
+        }));
         r.map_err(|m| self.err(&what, m))
     }
 

@@ -17,7 +17,7 @@ use shardc_pipeline::{Action, ActionKind as K, Schedule};
 
 use crate::error::RuntimeError;
 use crate::executor::run_graph;
-use crate::mesh::{launch, Communicator, MeshDevice, ThreadComm};
+use crate::mesh::{launch, Endpoint, MeshDevice};
 use crate::tensor::Tensor;
 
 /// One stage's programs and data (the layout of `codegen::StageProgram`).
@@ -82,18 +82,18 @@ pub struct PipelineResult {
 
 /// Per-rank state of a run: what arrived, what waits for a backward, what accumulates.
 #[derive(Default)]
-struct RankState {
+pub(crate) struct RankState {
     /// Boundary inputs of (stage, micro-batch), received or handed over.
-    acts: BTreeMap<(u32, u32), Vec<Tensor>>,
+    pub(crate) acts: BTreeMap<(u32, u32), Vec<Tensor>>,
     /// Forward outputs of (stage, micro-batch) waiting to be sent.
     outs: BTreeMap<(u32, u32), Vec<Tensor>>,
     /// Gradients of the boundary outputs of (stage, micro-batch), received or handed over.
     grads_in: BTreeMap<(u32, u32), Vec<Tensor>>,
     /// Boundary-input gradients of (stage, micro-batch) waiting to be sent.
     grads_out: BTreeMap<(u32, u32), Vec<Tensor>>,
-    losses: BTreeMap<u32, Tensor>,
+    pub(crate) losses: BTreeMap<u32, Tensor>,
     /// Per stage, the gradient sums.
-    sums: BTreeMap<u32, Vec<Vec<f64>>>,
+    pub(crate) sums: BTreeMap<u32, Vec<Vec<f64>>>,
 }
 
 /// Runs `schedule` with `stages[s]` on rank `schedule.stage_to_rank[s]`, one thread each.
@@ -189,7 +189,7 @@ pub fn run_pipeline_spmd(
 
 /// The stages fit the schedule and the submesh: one per schedule stage, inputs for every
 /// device and micro-batch, programs verified and written for the submesh's axes.
-fn check_stages(
+pub(crate) fn check_stages(
     schedule: &Schedule,
     mesh: &Mesh,
     stages: &[SpmdPipelineStage<'_>],
@@ -241,10 +241,10 @@ fn check_stages(
 }
 
 /// Runs one local program on this device, its collectives within the device's submesh.
-fn execute_on(
+fn execute_on<C: Endpoint>(
     program: &Graph,
     inputs: Vec<Tensor>,
-    comm: &mut ThreadComm<'_>,
+    comm: &mut C,
 ) -> Result<Vec<Tensor>, RuntimeError> {
     let mut dev = MeshDevice {
         comm,
@@ -272,11 +272,11 @@ fn take(
     })
 }
 
-fn perform(
+pub(crate) fn perform<C: Endpoint>(
     a: &Action,
     schedule: &Schedule,
     stages: &[SpmdPipelineStage<'_>],
-    comm: &mut ThreadComm<'_>,
+    comm: &mut C,
     st: &mut RankState,
 ) -> Result<(), RuntimeError> {
     let (s, mb) = (a.stage, a.mb());

@@ -65,9 +65,10 @@ pub struct RunArgs {
     #[arg(long = "dim", value_name = "NAME=SIZE")]
     pub dims: Vec<String>,
     /// The all-reduce algorithm: `ring`, or `reduction-server[:R]` with R reducers that hold no
-    /// device (threads beside the devices', or R extra MPI processes).
-    #[arg(long, default_value = "ring")]
-    pub allreduce: AllReduceAlgorithm,
+    /// device (threads beside the devices', or R extra MPI processes). Default: the plan's
+    /// (`--plan`), else `ring`.
+    #[arg(long)]
+    pub allreduce: Option<AllReduceAlgorithm>,
 }
 
 /// The runtime backend of `shardc run`, as the command line spells it.
@@ -231,9 +232,21 @@ fn print_gradient_norms(g: &Graph, outputs: &[Tensor]) {
 }
 
 /// Propagates, partitions and runs the graph on the threads backend; with `--check`, compares
-/// every output with the reference executor on the same random inputs.
+/// every output with the reference executor on the same random inputs. A pipelined plan runs
+/// its stages under its schedule ([`run_pipelined`]).
 fn run_partitioned(imp: &Imported, a: &RunArgs, inputs: &[Tensor]) -> Result<(), CliError> {
     let g = &imp.graph;
+    let plan = match &a.plan {
+        Some(path) => Some(super::input::read_plan(path, g)?),
+        None => None,
+    };
+    if let Some(plan) = plan.as_ref().filter(|p| shardc::is_pipelined(p)) {
+        return run_pipelined(g, a, plan, inputs);
+    }
+    let allreduce = a
+        .allreduce
+        .or(plan.as_ref().map(shardc::plan_allreduce))
+        .unwrap_or_default();
     let program = &program(
         imp,
         &a.file,
@@ -255,29 +268,14 @@ fn run_partitioned(imp: &Imported, a: &RunArgs, inputs: &[Tensor]) -> Result<(),
         &format!("the {devices} device programs"),
         input_bytes(g).saturating_add(devices.saturating_mul(device_peak_bytes(&program.graph))),
     )?;
-    if a.check {
-        let oracle = widen_to_f64(g)
-            .map(|w| peak_bytes(&w))
-            .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))?;
-        let outputs: u64 = g.outputs.iter().map(|&v| g.ty(v).size_bytes()).sum();
-        memory_guard(
-            a,
-            "the check (the reference executor, then the f64 oracle)",
-            input_bytes(g)
-                .saturating_add(outputs.saturating_mul(2))
-                .saturating_add(peak_bytes(g).max(oracle)),
-        )?;
-    }
+    check_guard(g, a)?;
     let spin = spinner(&format!(
         "running {} on {} devices",
         a.file.display(),
         mesh.num_devices()
     ));
     let backend = shardc::Backend::from(a.backend);
-    let opts = shardc::RunOptions {
-        backend,
-        allreduce: a.allreduce,
-    };
+    let opts = shardc::RunOptions { backend, allreduce };
     let got = shardc::run_with(program, inputs, &opts)
         .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())));
     spin.finish_and_clear();
@@ -290,22 +288,100 @@ fn run_partitioned(imp: &Imported, a: &RunArgs, inputs: &[Tensor]) -> Result<(),
         g.len(),
         mesh.num_devices(),
         backend.name(),
-        match a.allreduce {
+        match allreduce {
             AllReduceAlgorithm::Ring => String::new(),
             AllReduceAlgorithm::ReductionServer { reducers } =>
                 format!(", reduction server with {reducers} reducers"),
         },
         a.seed
     );
+    report(g, a, inputs, &got)
+}
+
+/// `--check`'s memory: the reference executor, then the f64 oracle, beside the outputs.
+fn check_guard(g: &Graph, a: &RunArgs) -> Result<(), CliError> {
     if !a.check {
-        for (v, t) in g.outputs.iter().zip(&got) {
+        return Ok(());
+    }
+    let oracle = widen_to_f64(g)
+        .map(|w| peak_bytes(&w))
+        .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))?;
+    let outputs: u64 = g.outputs.iter().map(|&v| g.ty(v).size_bytes()).sum();
+    memory_guard(
+        a,
+        "the check (the reference executor, then the f64 oracle)",
+        input_bytes(g)
+            .saturating_add(outputs.saturating_mul(2))
+            .saturating_add(peak_bytes(g).max(oracle)),
+    )
+}
+
+/// A pipelined plan's run: its stages on one submesh per pipeline rank under its schedule,
+/// the loss and gradients summed over its micro-batches and the update applied once.
+fn run_pipelined(
+    g: &Graph,
+    a: &RunArgs,
+    plan: &shardc::Plan,
+    inputs: &[Tensor],
+) -> Result<(), CliError> {
+    if a.mesh.is_some() || !a.shard.is_empty() {
+        return Err(CliError::Input(
+            "--plan: the plan fixes the mesh and every sharding; drop --mesh and --shard".into(),
+        ));
+    }
+    let p = shardc::compile_pipelined(g, plan)?;
+    let per_rank = p.submesh.num_devices();
+    let devices = per_rank * u64::from(p.schedule.ranks);
+    // Each device runs one stage program at a time; its peak bounds the device's values.
+    let peak = p.device_programs().map(device_peak_bytes).max().unwrap_or(0);
+    memory_guard(
+        a,
+        &format!("the {devices} devices' stage programs"),
+        input_bytes(g).saturating_add(devices.saturating_mul(peak)),
+    )?;
+    check_guard(g, a)?;
+    let backend = shardc::Backend::from(a.backend);
+    let opts = shardc::RunOptions {
+        backend,
+        allreduce: a.allreduce.unwrap_or_default(),
+    };
+    let spin = spinner(&format!(
+        "running {} pipelined on {devices} devices",
+        a.file.display()
+    ));
+    let got = shardc::run_pipelined(&p, g, inputs, &opts)
+        .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())));
+    spin.finish_and_clear();
+    let Some(got) = got? else { return Ok(()) };
+    write_outputs(g, a, &got)?;
+    let s = &p.schedule;
+    println!(
+        "graph {}: {} nodes pipelined, {} on {} ranks of submesh {} ({} stages, {} \
+         micro-batches; {devices} devices, {} backend), seed {}",
+        g.name,
+        g.len(),
+        s.kind.map_or("a schedule".to_string(), |k| k.to_string()),
+        s.ranks,
+        p.submesh,
+        s.stages,
+        s.microbatches,
+        backend.name(),
+        a.seed
+    );
+    report(g, a, inputs, &got)
+}
+
+/// Prints the outputs, or with `--check` judges them against the f64 oracle.
+fn report(g: &Graph, a: &RunArgs, inputs: &[Tensor], got: &[Tensor]) -> Result<(), CliError> {
+    if !a.check {
+        for (v, t) in g.outputs.iter().zip(got) {
             println!("{v} {}: {}", g.node(*v).name, t.summary());
         }
         return Ok(());
     }
-    let report = check_outputs(g, inputs, &got, a.tolerance)
+    let report = check_outputs(g, inputs, got, a.tolerance)
         .map_err(|e| CliError::Input(format!("{}: {e}", a.file.display())))?;
-    for (o, t) in report.outputs.iter().zip(&got) {
+    for (o, t) in report.outputs.iter().zip(got) {
         println!("{} {}: {} ({})", o.value, o.name, o.line(), t.summary());
     }
     match report.conclusion() {

@@ -15,7 +15,6 @@ pub use threads::{launch, launch_with, ThreadComm};
 
 #[cfg(feature = "mpi")]
 pub(crate) use collectives::{chunk, concat, flat_chunk, reduce_flat};
-#[cfg(feature = "mpi")]
 pub(crate) use executor::Endpoint;
 pub(crate) use executor::MeshDevice;
 #[cfg(feature = "mpi")]

@@ -8,6 +8,7 @@
 //! count, innermost axes inside a node), the ZeRO stage and the micro-batch count around it and
 //! returns a [`Plan`].
 
+mod allreduce;
 mod bucket;
 mod cost;
 mod elimination;
@@ -27,6 +28,7 @@ use shardc_ir::{Annotation, Graph, Mesh, ShardingAssignment};
 
 use crate::error::{Result, ShardingError};
 
+pub use allreduce::PlanAllReduce;
 pub use ilp::IlpSize;
 pub use plan::{Plan, PlanCluster, PlanCollective, PlanMemory, PlanValue, PLAN_FORMAT_VERSION};
 pub use search::{plan, plan_with, PlanOptions, PlanProgress, PlanTimings};

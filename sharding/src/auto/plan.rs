@@ -127,6 +127,9 @@ pub struct Plan {
     /// plan within one stage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<serde_json::Value>,
+    /// The gradient all-reduce algorithm (absent: the ring; `docs/plan-format.md`).
+    #[serde(default, skip_serializing_if = "super::PlanAllReduce::is_ring")]
+    pub allreduce: super::PlanAllReduce,
 }
 
 fn plan_err(message: String) -> ShardingError {
@@ -239,6 +242,9 @@ impl Plan {
             gb(m.activations),
             gb(m.transient)
         );
+        if let Some(line) = self.allreduce.report_line() {
+            let _ = writeln!(s, "{line}");
+        }
         let _ = writeln!(s, "collectives ({}):", self.collectives.len());
         let mut kinds: std::collections::BTreeMap<(String, String), (usize, f64, f64)> =
             Default::default();

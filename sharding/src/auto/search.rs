@@ -214,6 +214,7 @@ impl Candidate {
                 .collect(),
             collectives: self.collectives,
             pipeline: None,
+            allreduce: Default::default(),
         })
     }
 }
