@@ -5,12 +5,12 @@
 //! kernel (collectives, `axis_index`, send/recv) through [`DeviceOps`].
 
 use std::borrow::Cow;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use shardc_ir::{Graph, Node, Op, ValueId};
 
 use crate::error::RuntimeError;
-use crate::kernels;
+pub use crate::executor_plan::Prepared;
+use crate::executor_plan::Schedule;
 use crate::tensor::Tensor;
 
 /// What a device provides beyond the local kernels.
@@ -30,7 +30,7 @@ pub(crate) trait DeviceOps {
 }
 
 /// The single device: ops that need a mesh are errors.
-struct SingleDevice;
+pub(crate) struct SingleDevice;
 
 impl DeviceOps for SingleDevice {
     fn mesh_op(&mut self, node: &Node, _operands: Vec<Tensor>) -> Result<Tensor, RuntimeError> {
@@ -58,50 +58,13 @@ pub fn execute_values(
     inputs: &[Tensor],
     wanted: &[ValueId],
 ) -> Result<Vec<Tensor>, RuntimeError> {
-    shardc_ir::verify(g)?;
     // Borrowed, not copied: the caller keeps its inputs (a GPT-2's parameters are 500 MB).
-    run_graph(
-        g,
-        inputs.iter().map(Cow::Borrowed).collect(),
-        wanted,
-        &mut SingleDevice,
-    )
+    Prepared::for_values(g, wanted)?.run(inputs)
 }
 
 /// Whether a node is computed by the device rather than by a local kernel.
 pub(crate) fn is_mesh_op(op: &Op) -> bool {
     op.is_collective() || matches!(op, Op::AxisIndex { .. })
-}
-
-fn check_inputs(g: &Graph, inputs: &[Cow<'_, Tensor>]) -> Result<(), RuntimeError> {
-    let nodes: Vec<ValueId> = g.inputs().collect();
-    if nodes.len() != inputs.len() {
-        return Err(RuntimeError::Invalid(format!(
-            "graph `{}` has {} inputs, {} tensors were given",
-            g.name,
-            nodes.len(),
-            inputs.len()
-        )));
-    }
-    for (i, (&v, t)) in nodes.iter().zip(inputs).enumerate() {
-        if &t.ty() != g.ty(v) {
-            return Err(RuntimeError::Input {
-                index: i,
-                name: g.node(v).name.clone(),
-                message: format!("expected {}, got {}", g.ty(v), t.ty()),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
-    match p.downcast::<String>() {
-        Ok(s) => *s,
-        Err(p) => p
-            .downcast_ref::<&str>()
-            .map_or_else(|| "unknown panic".to_string(), |s| s.to_string()),
-    }
 }
 
 /// A device's own tensors as `run_graph` inputs.
@@ -111,105 +74,14 @@ pub(crate) fn owned(inputs: Vec<Tensor>) -> Vec<Cow<'static, Tensor>> {
 
 /// The node loop shared by the reference and mesh executors. `g` must be verified. Inputs may
 /// be borrowed (the reference executor) or owned (a device's shards, freed after last use).
+/// The schedule is made for this one run; [`Prepared`] keeps it for repeated runs.
 pub(crate) fn run_graph(
     g: &Graph,
     inputs: Vec<Cow<'_, Tensor>>,
     wanted: &[ValueId],
     dev: &mut dyn DeviceOps,
 ) -> Result<Vec<Tensor>, RuntimeError> {
-    let n = g.nodes.len();
-    if let Some(w) = wanted.iter().find(|w| w.index() >= n) {
-        return Err(RuntimeError::Invalid(format!(
-            "wanted value {w} does not exist (graph `{}` has {n} nodes)",
-            g.name
-        )));
-    }
-    check_inputs(g, &inputs)?;
-    let effects = dev.runs_all_effects();
-    let Lifetimes {
-        needed,
-        is_wanted,
-        last_use,
-    } = lifetimes(g, wanted, effects);
-    let mut values: Vec<Option<Cow<'_, Tensor>>> = vec![None; n];
-    let mut inputs = inputs.into_iter();
-    // The freed values' buffers serve this run only (also when it ends early with an error).
-    let pool_guard = kernels::pool::ClearOnDrop;
-    for (i, node) in g.nodes.iter().enumerate() {
-        let fed = match node.op {
-            // invariant: check_inputs matched the count with the input nodes.
-            Op::Input { .. } => Some(inputs.next().expect("invariant: one tensor per input")),
-            _ => None,
-        };
-        if !needed[i] {
-            continue;
-        }
-        let v = ValueId(i as u32);
-        dev.before_node(v, node)?;
-        let missing = |o: &ValueId| {
-            RuntimeError::node(
-                &node.name,
-                node.op.name(),
-                format!("operand {o} was freed or never computed (invariant)"),
-            )
-        };
-        let result = if let Some(t) = fed {
-            t
-        } else if is_mesh_op(&node.op) {
-            let mut owned = Vec::with_capacity(node.operands.len());
-            for o in &node.operands {
-                let last = last_use[o.index()] == Some(i)
-                    && !is_wanted[o.index()]
-                    && node.operands.iter().filter(|&p| p == o).count() == 1;
-                let t = if last {
-                    values[o.index()].take().map(Cow::into_owned)
-                } else {
-                    values[o.index()].as_deref().cloned()
-                };
-                owned.push(t.ok_or_else(|| missing(o))?);
-            }
-            Cow::Owned(dev.mesh_op(node, owned)?)
-        } else {
-            let operands: Vec<&Tensor> = node
-                .operands
-                .iter()
-                .map(|o| values[o.index()].as_deref().ok_or_else(|| missing(o)))
-                .collect::<Result<_, _>>()?;
-            Cow::Owned(
-                catch_unwind(AssertUnwindSafe(|| kernels::eval(node, &operands)))
-                    .unwrap_or_else(|p| Err(format!("kernel panicked: {}", panic_message(p))))
-                    .map_err(|m| RuntimeError::node(&node.name, node.op.name(), m))?,
-            )
-        };
-        if result.ty() != node.ty {
-            return Err(RuntimeError::node(
-                &node.name,
-                node.op.name(),
-                format!(
-                    "computed a value of type {}, the node declares {}",
-                    result.ty(),
-                    node.ty
-                ),
-            ));
-        }
-        values[i] = Some(result);
-        for o in &node.operands {
-            if last_use[o.index()] == Some(i) && !is_wanted[o.index()] {
-                if let Some(Cow::Owned(t)) = values[o.index()].take() {
-                    kernels::pool::recycle(t);
-                }
-            }
-        }
-    }
-    drop(pool_guard);
-    wanted
-        .iter()
-        .map(|w| {
-            values[w.index()].as_deref().cloned().ok_or_else(|| {
-                RuntimeError::Invalid(format!("value {w} was not computed (invariant)"))
-            })
-        })
-        .collect()
+    Schedule::new(g, wanted, dev.runs_all_effects())?.run(g, inputs, wanted, dev)
 }
 
 /// Which nodes a run computes and when each value is last read: what the executor frees by, and

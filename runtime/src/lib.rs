@@ -27,6 +27,7 @@ pub mod check;
 pub mod cuda;
 mod error;
 mod executor;
+mod executor_plan;
 mod kernels;
 pub mod memory;
 mod mesh;
@@ -43,7 +44,7 @@ mod tensor;
 
 pub use check::{check_outputs, CheckReport, OutputCheck, Verdict};
 pub use error::RuntimeError;
-pub use executor::{execute, execute_values};
+pub use executor::{execute, execute_values, Prepared};
 pub use memory::{device_peak_bytes, peak_bytes};
 pub use mesh::{
     launch, launch_with, run_mpmd, run_mpmd_with, run_spmd, run_spmd_per_device, run_spmd_with,

@@ -7,7 +7,7 @@
 use ndarray::{ArrayD, Zip};
 use shardc_ir::{BinaryFn, CompareDir, DType, TensorType, UnaryFn};
 
-use super::fast_math::{exp_for_f32, gelu_for_f32};
+use super::fast_math::{exp_for_f32, gelu_for_f32, powi_exact, tanh_for_f32};
 use super::{arr, par};
 use crate::tensor::{with_elem, Data, Elem, Tensor};
 
@@ -66,15 +66,57 @@ fn unary_int(f: UnaryFn) -> Result<fn(i64) -> i64, String> {
     })
 }
 
+/// Runs `$body` with `$g` an inlinable `Fn(f32) -> f32` computing `$f` for f32 storage (as the
+/// f64 function rounded to f32; `exp`, GELU and tanh through `fast_math`). Ops with no f32 form
+/// here go through the f64 function pointer; ops with no float form return the error.
+macro_rules! with_f32_unary {
+    ($f:expr, $g:ident => $body:expr) => {
+        match $f {
+            UnaryFn::Exp => {
+                let $g = |v: f32| exp_for_f32(v as f64) as f32;
+                $body
+            }
+            UnaryFn::Gelu => {
+                let $g = |v: f32| gelu_for_f32(v as f64) as f32;
+                $body
+            }
+            UnaryFn::Tanh => {
+                let $g = |v: f32| tanh_for_f32(v as f64) as f32;
+                $body
+            }
+            UnaryFn::Neg => {
+                let $g = |v: f32| -v;
+                $body
+            }
+            UnaryFn::Abs => {
+                let $g = |v: f32| v.abs();
+                $body
+            }
+            // Correctly rounded in f32 as in f64 (f64 has more than 2·24+2 bits).
+            UnaryFn::Sqrt => {
+                let $g = |v: f32| v.sqrt();
+                $body
+            }
+            UnaryFn::Rsqrt => {
+                let $g = |v: f32| (1.0 / (v as f64).sqrt()) as f32;
+                $body
+            }
+            UnaryFn::Relu => {
+                let $g = |v: f32| if v > 0.0 { v } else { 0.0 };
+                $body
+            }
+            f => {
+                let h = unary_float(f)?;
+                let $g = |v: f32| h(v as f64) as f32;
+                $body
+            }
+        }
+    };
+}
+
 pub(super) fn unary(f: UnaryFn, x: &Tensor, ty: &TensorType) -> Result<Tensor, String> {
     let data = match x.data() {
-        // The two that dominate a transformer, monomorphic so that their loops vectorize.
-        Data::F32(a) if f == UnaryFn::Exp => Data::F32(map(a, |v| exp_for_f32(v as f64) as f32)),
-        Data::F32(a) if f == UnaryFn::Gelu => Data::F32(map(a, |v| gelu_for_f32(v as f64) as f32)),
-        Data::F32(a) => {
-            let g = unary_float(f)?;
-            Data::F32(map(a, |v| g(v as f64) as f32))
-        }
+        Data::F32(a) => Data::F32(with_f32_unary!(f, g => map(a, g))),
         Data::F64(a) => Data::F64(map(a, unary_float(f)?)),
         // The bits of an i32, not of its sign extension.
         Data::I32(a) if f == UnaryFn::Popcnt => Data::I32(a.mapv(|v| v.count_ones() as i32)),
@@ -87,6 +129,30 @@ pub(super) fn unary(f: UnaryFn, x: &Tensor, ty: &TensorType) -> Result<Tensor, S
         Data::Bool(_) => return Err(format!("{} needs a numeric operand, got bool", f.name())),
     };
     Ok(Tensor::from_data(ty.dtype, data))
+}
+
+/// [`unary`] of an f32 operand the caller no longer needs, written over its storage. `None`
+/// (and `x` back) when `x` is not contiguous f32 storage of the result's dtype.
+pub(super) fn unary_in_place(
+    f: UnaryFn,
+    mut x: Tensor,
+    ty: &TensorType,
+) -> Result<Result<Tensor, Tensor>, String> {
+    if x.dtype() != ty.dtype {
+        return Ok(Err(x));
+    }
+    let Some(v) = f32_slice_mut(&mut x) else {
+        return Ok(Err(x));
+    };
+    with_f32_unary!(f, g => v.iter_mut().for_each(|e| *e = g(*e)));
+    Ok(Ok(Tensor::from_data(ty.dtype, x.into_data())))
+}
+
+fn f32_slice_mut(x: &mut Tensor) -> Option<&mut [f32]> {
+    match x.data_mut() {
+        Data::F32(a) => a.as_slice_mut(),
+        _ => None,
+    }
 }
 
 pub(super) fn binary_float(f: BinaryFn) -> Result<fn(f64, f64) -> f64, String> {
@@ -209,6 +275,97 @@ fn zip2<A: Copy + Sync, B: Elem>(
     Ok(Zip::from(a).and(b).map_collect(|&x, &y| f(x, y)))
 }
 
+/// Runs `$body` with `$g` an inlinable `Fn(f32, f32) -> f32` computing `$f` for f32 storage.
+/// +, -, ×, ÷ of two f32s rounded once equal the f64 result rounded to f32 (f64 has more than
+/// 2·24+2 bits), so these run in f32 in loops that vectorize; the rest through f64.
+macro_rules! with_f32_binary {
+    ($f:expr, $g:ident => $body:expr) => {
+        match $f {
+            BinaryFn::Add => {
+                let $g = |p: f32, q: f32| p + q;
+                $body
+            }
+            BinaryFn::Sub => {
+                let $g = |p: f32, q: f32| p - q;
+                $body
+            }
+            BinaryFn::Mul => {
+                let $g = |p: f32, q: f32| p * q;
+                $body
+            }
+            BinaryFn::Div => {
+                let $g = |p: f32, q: f32| p / q;
+                $body
+            }
+            f => {
+                let h = binary_float(f)?;
+                let $g = |p: f32, q: f32| h(p as f64, q as f64) as f32;
+                $body
+            }
+        }
+    };
+}
+
+/// The exponent when every element of `y` is the same small integer (GELU's `x^3`, squares in
+/// norms): then `pow` is `powi`, computed inline.
+fn uniform_small_exponent(s: &[f32]) -> Option<i32> {
+    let &e = s.first()?;
+    (e == e.trunc() && e.abs() <= 8.0 && s.iter().all(|&v| v == e)).then_some(e as i32)
+}
+
+fn binary_f32(f: BinaryFn, a: &ArrayD<f32>, b: &ArrayD<f32>) -> Result<ArrayD<f32>, String> {
+    if f == BinaryFn::Pow {
+        if let Some(n) = b.as_slice().and_then(uniform_small_exponent) {
+            if a.shape() == b.shape() {
+                return Ok(map(a, |p| powi_exact(p as f64, n) as f32));
+            }
+        }
+    }
+    with_f32_binary!(f, g => zip2(a, b, g))
+}
+
+/// [`binary`] of f32 operands where the caller no longer needs one of them (`x`, operand
+/// `x_pos` of the two), written over its storage; `x` back when the storage does not fit.
+pub(super) fn binary_in_place(
+    f: BinaryFn,
+    mut x: Tensor,
+    x_pos: usize,
+    other: &Tensor,
+    ty: &TensorType,
+) -> Result<Result<Tensor, Tensor>, String> {
+    let Data::F32(oa) = other.data() else {
+        return Ok(Err(x));
+    };
+    if x.dtype() != ty.dtype || x.shape() != oa.shape() {
+        return Ok(Err(x));
+    }
+    let (Some(o), Some(v)) = (oa.as_slice(), f32_slice_mut(&mut x)) else {
+        return Ok(Err(x));
+    };
+    // `x^n` with the exponents `n` the overwritten operand: the base is read from `o`.
+    let n = match f {
+        BinaryFn::Pow if x_pos == 0 => uniform_small_exponent(o),
+        BinaryFn::Pow => uniform_small_exponent(v),
+        _ => None,
+    };
+    match (n, x_pos) {
+        (Some(n), 0) => v
+            .iter_mut()
+            .for_each(|p| *p = powi_exact(*p as f64, n) as f32),
+        (Some(n), _) => v
+            .iter_mut()
+            .zip(o)
+            .for_each(|(q, &p)| *q = powi_exact(p as f64, n) as f32),
+        (None, 0) => {
+            with_f32_binary!(f, g => v.iter_mut().zip(o).for_each(|(p, &q)| *p = g(*p, q)))
+        }
+        (None, _) => {
+            with_f32_binary!(f, g => v.iter_mut().zip(o).for_each(|(q, &p)| *q = g(p, *q)))
+        }
+    }
+    Ok(Ok(Tensor::from_data(ty.dtype, x.into_data())))
+}
+
 pub(super) fn binary(
     f: BinaryFn,
     x: &Tensor,
@@ -216,16 +373,7 @@ pub(super) fn binary(
     ty: &TensorType,
 ) -> Result<Tensor, String> {
     let data = match (x.data(), y.data()) {
-        // +, -, ×, ÷ of two f32s rounded once equal the f64 result rounded to f32 (f64 has
-        // more than 2·24+2 bits), so these run in f32 in loops that vectorize.
-        (Data::F32(a), Data::F32(b)) if f == BinaryFn::Add => Data::F32(zip2(a, b, |p, q| p + q)?),
-        (Data::F32(a), Data::F32(b)) if f == BinaryFn::Sub => Data::F32(zip2(a, b, |p, q| p - q)?),
-        (Data::F32(a), Data::F32(b)) if f == BinaryFn::Mul => Data::F32(zip2(a, b, |p, q| p * q)?),
-        (Data::F32(a), Data::F32(b)) if f == BinaryFn::Div => Data::F32(zip2(a, b, |p, q| p / q)?),
-        (Data::F32(a), Data::F32(b)) => {
-            let g = binary_float(f)?;
-            Data::F32(zip2(a, b, |p, q| g(p as f64, q as f64) as f32)?)
-        }
+        (Data::F32(a), Data::F32(b)) => Data::F32(binary_f32(f, a, b)?),
         (Data::F64(a), Data::F64(b)) => Data::F64(zip2(a, b, binary_float(f)?)?),
         // Logical shifts of i32 and arithmetic ones of u32 (stored in i64) read 32 bits.
         (Data::I32(a), Data::I32(b)) if f == BinaryFn::ShiftRightLogical => {

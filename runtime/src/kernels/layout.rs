@@ -5,7 +5,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 use shardc_ir::TensorType;
 
 use super::{arr, par, scalar_index, std_owned};
-use crate::tensor::{usize_dims, with_elem, Elem, Tensor};
+use crate::tensor::{usize_dims, with_elem, Data, Elem, Tensor};
 
 fn dims_of(ty: &TensorType) -> Result<Vec<usize>, String> {
     usize_dims(ty).map_err(|e| e.to_string())
@@ -82,6 +82,36 @@ pub(super) fn reshape(x: &Tensor, ty: &TensorType) -> Result<Tensor, String> {
             .into_shape_with_order(IxDyn(&out))
             .map_err(|e| format!("cannot reshape {} to {ty}: {e}", x.ty()))?
     })
+}
+
+/// [`reshape`] of an operand the caller no longer needs: its storage relabelled when it is in
+/// row-major layout (no copy), else `x` back.
+pub(super) fn reshape_owned(x: Tensor, ty: &TensorType) -> Result<Result<Tensor, Tensor>, String> {
+    let out = dims_of(ty)?;
+    if x.dtype() != ty.dtype || x.len() != out.iter().product::<usize>() {
+        return Ok(Err(x));
+    }
+    let dtype = x.dtype();
+    macro_rules! relabel {
+        ($a:expr, $v:ident) => {
+            if $a.is_standard_layout() {
+                match $a.into_shape_with_order(IxDyn(&out)) {
+                    Ok(a) => Data::$v(a),
+                    Err(e) => return Err(format!("cannot reshape to {ty}: {e}")),
+                }
+            } else {
+                return Ok(Err(Tensor::from_data(dtype, Data::$v($a))));
+            }
+        };
+    }
+    let data = match x.into_data() {
+        Data::F32(a) => relabel!(a, F32),
+        Data::F64(a) => relabel!(a, F64),
+        Data::I32(a) => relabel!(a, I32),
+        Data::I64(a) => relabel!(a, I64),
+        Data::Bool(a) => relabel!(a, Bool),
+    };
+    Ok(Ok(Tensor::from_data(dtype, data)))
 }
 
 pub(super) fn reverse(x: &Tensor, dims: &[usize]) -> Result<Tensor, String> {

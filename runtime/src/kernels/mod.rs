@@ -119,6 +119,35 @@ pub(crate) fn eval(node: &Node, operands: &[&Tensor]) -> Result<Tensor, String> 
     }
 }
 
+/// Computes `node` when the value of its operand `pos` (`x`, given by value) dies here: over
+/// `x`'s storage where the kernel can (elementwise f32 ops, reshape, copy), so that no buffer is
+/// allocated. `Ok(Err(x))` gives `x` back when it cannot; the caller then runs [`eval`]. `others`
+/// are the node's operands with `x`'s position left out.
+pub(crate) fn eval_owned(
+    node: &Node,
+    x: Tensor,
+    pos: usize,
+    others: &[&Tensor],
+) -> Result<Result<Tensor, Tensor>, String> {
+    let ty = &node.ty;
+    match (&node.op, others) {
+        (Op::Unary { func }, []) => elementwise::unary_in_place(*func, x, ty),
+        (Op::Binary { func }, [y]) => elementwise::binary_in_place(*func, x, pos, y, ty),
+        (Op::Reshape, []) => layout::reshape_owned(x, ty),
+        (Op::Copy, []) => Ok(Ok(x)),
+        _ => Ok(Err(x)),
+    }
+}
+
+/// Whether [`eval_owned`] may compute `op` over an operand's storage (the executor plans which
+/// operand it hands over by value).
+pub(crate) fn overwrites_operand(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Unary { .. } | Op::Binary { .. } | Op::Reshape | Op::Copy
+    )
+}
+
 /// The storage of `t` as element type `T`.
 pub(crate) fn arr<T: Elem>(t: &Tensor) -> Result<&ArrayD<T>, String> {
     T::get(t.data()).ok_or_else(|| {

@@ -149,6 +149,11 @@ fn expand_into<T: Copy>(
 /// those are (slices and transposes that keep the last dim), else ndarray's element loop.
 pub(crate) fn to_standard<T: Elem>(v: ArrayViewD<'_, T>) -> ArrayD<T> {
     let n = v.len();
+    if !v.is_standard_layout() {
+        if let Some(out) = permuted_copy(&v) {
+            return out;
+        }
+    }
     let last = v.ndim().checked_sub(1);
     let rows_contiguous = last.is_some_and(|l| v.strides()[l] == 1 && v.shape()[l] >= 8);
     if !v.is_standard_layout() && !rows_contiguous {
@@ -175,4 +180,82 @@ pub(crate) fn to_standard<T: Elem>(v: ArrayViewD<'_, T>) -> ArrayD<T> {
     }
     // invariant: `out` holds the view's elements in row-major order.
     ArrayD::from_shape_vec(v.raw_dim(), out).expect("invariant: one element per position")
+}
+
+/// A row-major copy of a view whose elements fill its memory (a transpose of a whole array: the
+/// view's memory is one slice, every stride non-negative), by an index odometer over the outer
+/// dims and a loop over the last; `None` for other views. ndarray's lane iterator costs more per
+/// lane than a transpose of a small attention tensor's 8-element rows.
+fn permuted_copy<T: Elem>(v: &ArrayViewD<'_, T>) -> Option<ArrayD<T>> {
+    let mem = v.as_slice_memory_order()?;
+    let strides: Vec<usize> = v
+        .strides()
+        .iter()
+        .map(|&s| usize::try_from(s).ok())
+        .collect::<Option<_>>()?;
+    let shape = v.shape();
+    let rank = shape.len();
+    if rank == 0 || v.is_empty() {
+        return None;
+    }
+    let n = v.len();
+    let mut out = match pool::take(n) {
+        Some(mut b) => {
+            b.clear();
+            b
+        }
+        None => Vec::with_capacity(n),
+    };
+    let (inner, step) = (shape[rank - 1], strides[rank - 1]);
+    let mut index = vec![0usize; rank - 1];
+    let mut base = 0usize;
+    loop {
+        if step == 1 {
+            out.extend_from_slice(mem.get(base..base + inner)?);
+        } else {
+            out.extend((0..inner).map(|i| mem[base + i * step]));
+        }
+        // Advance the odometer over the outer dims, last fastest.
+        let mut d = rank - 1;
+        loop {
+            if d == 0 {
+                return ArrayD::from_shape_vec(v.raw_dim(), out).ok();
+            }
+            d -= 1;
+            index[d] += 1;
+            base += strides[d];
+            if index[d] < shape[d] {
+                break;
+            }
+            base -= strides[d] * shape[d];
+            index[d] = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permuted_copies_equal_ndarrays_standard_layout() {
+        let a =
+            ArrayD::from_shape_vec(IxDyn(&[2, 3, 4, 5]), (0..120).collect::<Vec<i64>>()).unwrap();
+        for perm in [
+            [0, 2, 1, 3],
+            [3, 2, 1, 0],
+            [1, 0, 3, 2],
+            [0, 1, 3, 2],
+            [2, 3, 0, 1],
+        ] {
+            let v = a.view().permuted_axes(perm.to_vec());
+            let want = v.as_standard_layout().into_owned();
+            assert_eq!(permuted_copy(&v).unwrap(), want, "perm {perm:?}");
+            assert_eq!(to_standard(v), want, "perm {perm:?}");
+        }
+        // A slice does not fill its memory: not this path, and the general copy still agrees.
+        let s = a.slice_each_axis(|ax| ndarray::Slice::from(0..ax.len.min(2)));
+        assert!(permuted_copy(&s).is_none());
+        assert_eq!(to_standard(s.clone()), s.as_standard_layout().into_owned());
+    }
 }
