@@ -333,6 +333,16 @@ def random_bits():
     return jax.random.bits(k1, (8, 4)), jax.random.uniform(k2, (8, 4))
 
 
+def rbg_bits():
+    """jax's `rbg` PRNG (XLA's `rng-bit-generator`, Philox on CPU): bits and a uniform draw from
+    a split key; and Threefry-algorithm bits of an odd shape (its halves are trimmed)."""
+    k1, k2 = jax.random.split(jax.random.key(7, impl="rbg"))
+    state = jnp.array([1, 2, 3, 4], dtype=jnp.uint32)
+    three_fry = jax.lax.RandomAlgorithm.RNG_THREE_FRY
+    _, odd = jax.lax.rng_bit_generator(state, (3, 5), dtype=jnp.uint32, algorithm=three_fry)
+    return jax.random.bits(k1, (8, 4)), jax.random.uniform(k2, (8, 4)), odd
+
+
 def _params_specs():
     shapes = gpt_params_shapes()
     return ({k: sds(s, f32) for k, (s, _) in shapes.items()}, {k: ns(*p) for k, (_, p) in shapes.items()})
@@ -388,6 +398,7 @@ PROGRAMS = {
         ns("dp", None),
     ),
     "random_bits": (random_bits, [], [], (ns("dp", None), ns("dp", None))),
+    "rbg_bits": (rbg_bits, [], [], (ns("dp", None), ns("dp", None), ns())),
     "softplus_cumsum": (
         softplus_cumsum,
         [sds((8, E), f32), sds((E, 8), f32)],

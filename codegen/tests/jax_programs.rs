@@ -244,21 +244,47 @@ fn random_bits_partitioned() {
     program("random_bits");
 }
 
+/// The outputs jax computed for a program without inputs (`NAME.expected.json`).
+fn expected_outputs(name: &str) -> Vec<Vec<f64>> {
+    read(&format!("{name}.expected.json"))
+        .trim()
+        .trim_start_matches("[[")
+        .trim_end_matches("]]")
+        .split("], [")
+        .map(|row| row.split(',').map(|x| x.trim().parse().unwrap()).collect())
+        .collect()
+}
+
+/// The reference executor's outputs of `imp` equal jax's, exactly.
+fn draws_what_jax_drew(name: &str, imp: &HloImport) {
+    let out = execute(&imp.graph, &[]).unwrap();
+    let expected = expected_outputs(name);
+    assert_eq!(out.len(), expected.len(), "{name}: outputs");
+    for (k, (o, e)) in out.iter().zip(&expected).enumerate() {
+        assert_eq!(&o.to_f64_vec(), e, "{name}: output {k}");
+    }
+}
+
 /// The reference executor draws jax's bits: threefry2x32 as jax lowers it (u32 arithmetic,
 /// shifts, xor, rotations in an unrolled `while`) and the float construction of `uniform`
 /// (`bitcast-convert` of mantissa bits), against the values jax computed.
 #[test]
 fn reference_executor_draws_the_bits_jax_drew() {
     let imp = import(&read("random_bits.hlo")).unwrap();
-    let out = execute(&imp.graph, &[]).unwrap();
-    let expected: Vec<Vec<f64>> = read("random_bits.expected.json")
-        .trim()
-        .trim_start_matches("[[")
-        .trim_end_matches("]]")
-        .split("], [")
-        .map(|row| row.split(',').map(|x| x.trim().parse().unwrap()).collect())
-        .collect();
-    assert_eq!(out.len(), 2);
-    assert_eq!(out[0].to_f64_vec(), expected[0], "random bits");
-    assert_eq!(out[1].to_f64_vec(), expected[1], "uniform draws");
+    draws_what_jax_drew("random_bits", &imp);
+}
+
+/// jax's `rbg` PRNG: `rng-bit-generator` (Philox by default on CPU, and the Threefry
+/// algorithm) lowered as XLA expands it, from both forms.
+#[test]
+fn rng_bit_generator_draws_the_bits_xla_drew() {
+    let imp = import(&read("rbg_bits.hlo")).unwrap();
+    draws_what_jax_drew("rbg_bits", &imp);
+    let mlir = stablehlo::import(&read("rbg_bits.mlir")).unwrap();
+    draws_what_jax_drew("rbg_bits", &mlir);
+}
+
+#[test]
+fn rng_bit_generator_partitioned() {
+    program("rbg_bits");
 }

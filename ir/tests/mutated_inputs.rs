@@ -1,6 +1,6 @@
 //! A seeded property test of every text reader (the cargo-fuzz targets under `fuzz/` run the
-//! same calls unseeded and longer): inputs mutated from real ones (jax's HLO, sharding
-//! notations, a graph's JSON) never panic and every read finishes (bounded by the suite's
+//! same calls unseeded and longer): inputs mutated from real ones (jax's HLO and StableHLO,
+//! sharding notations, a graph's JSON) never panic and every read finishes (bounded by the suite's
 //! time; the inputs are small, so a hang or a huge allocation would show as a timeout).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -53,6 +53,14 @@ const TOKENS: &[&str] = &[
     "devices=[2,1]0,1",
     "last_tile_dim_replicate",
     "{manual}",
+    "stablehlo.while",
+    "tensor<2x3xf32>",
+    "tensor<ui32>",
+    "%arg0",
+    "^bb0(",
+    "sdy.manual_computation",
+    "#sdy.sharding<@mesh, [{\"dp\"}]>",
+    "dense<1>",
     "P(",
     "'dp'",
     "None",
@@ -111,6 +119,12 @@ fn hlo(text: &str) {
     }
 }
 
+fn stablehlo(text: &str) {
+    if let Ok(imp) = shardc_ir::stablehlo::import(text) {
+        let _ = print_with_shardings(&imp, &imp.shardings);
+    }
+}
+
 fn notations(text: &str) {
     let mesh = Mesh::new(&[("dp", 2), ("tp", 4)]).unwrap();
     for rank in 0..4 {
@@ -149,6 +163,24 @@ fn mutated_hlo_never_panics() {
         let s = &seeds[(k as usize) % seeds.len()];
         let m = mutate(&mut rng, s);
         no_panic("hlo::import", k, &m, || hlo(&m));
+    }
+}
+
+#[test]
+fn mutated_stablehlo_never_panics() {
+    // Shardy (`sdy.mesh`, `#sdy.sharding`) and GSPMD (`mhlo.sharding`) forms; loops, threefry,
+    // top-k, reduce-window, and a `sdy.manual_computation`.
+    let seeds = [
+        read("moe_top2.mlir"),
+        read("softplus_cumsum.gspmd.mlir"),
+        read("mlp_dropout.mlir"),
+        read("shard_map_matmul.mlir"),
+    ];
+    let mut rng = Rng(0x5eed_0004);
+    for k in 0..1600u64 {
+        let s = &seeds[(k as usize) % seeds.len()];
+        let m = mutate(&mut rng, s);
+        no_panic("stablehlo::import", k, &m, || stablehlo(&m));
     }
 }
 

@@ -16,6 +16,7 @@ mod control;
 mod gather;
 mod misc;
 mod reduce;
+mod rng;
 mod sort;
 mod sort_comparator;
 mod window;
@@ -322,9 +323,16 @@ impl<'m> Lowering<'m> {
                     "{op_code} is unsupported (calls are inlined and while loops with a static trip count unrolled)"
                 ))
             }
-            "rng-bit-generator" | "rng" | "rng-get-and-update-state" => {
+            "rng-bit-generator" => {
+                let [state] = &operand_names[..] else {
+                    return Err("rng-bit-generator takes one operand, the state".into());
+                };
+                let state = self.operand(state)?;
+                return self.rng_bit_generator(inst, state);
+            }
+            "rng" | "rng-get-and-update-state" => {
                 return Err(format!(
-                    "{op_code} is unsupported: its bits are the backend's; jax's default threefry PRNG lowers to plain integer ops, which import"
+                    "{op_code} is unsupported: its bits are the backend's (rng-bit-generator and jax's threefry import)"
                 ))
             }
             _ => {}

@@ -436,6 +436,9 @@ impl Converter {
             ));
         }
         let shardings = value_sharding(st.attrs)?;
+        if names.is_empty() {
+            return Err("the op has no result".into());
+        }
         if let [one] = &names[..] {
             comp.push(one, results[0].hlo(), op);
             self.lines.insert(one.clone(), st.line);

@@ -192,6 +192,11 @@ pub(crate) fn convert(c: &mut Converter, comp: &mut Comp, st: &Statement) -> Res
     let ops = operands(st, comp);
     let args = ops.join(", ");
     let name = st.name;
+    // Operand `i`, or an error where the (mutated, truncated) text names fewer.
+    let op = |i: usize| {
+        ops.get(i)
+            .ok_or_else(|| format!("`{name}` needs operand {i}; the text names {}", ops.len()))
+    };
     // An op that changes nothing (XLA's translation drops it too) is its operand.
     let identity = matches!(
         name,
@@ -200,24 +205,25 @@ pub(crate) fn convert(c: &mut Converter, comp: &mut Comp, st: &Statement) -> Res
         && arg_tys.len() == 1
         && arg_tys == res_tys;
     if identity {
-        comp.set_alias(hname(&st.results[0]), ops[0].clone());
+        comp.set_alias(hname(&st.results[0]), op(0)?.clone());
         return Ok(());
     }
     if name == "stablehlo.select" && arg_tys.first().is_some_and(|p| p.dims.is_empty()) {
         if let Some(r) = res_tys.first().filter(|r| !r.dims.is_empty()) {
             // HLO's select takes a predicate of the result's shape: broadcast a scalar one.
-            let pred = format!("{}.pred", hname(&st.results[0]));
+            let result = st.results.first().ok_or("select without a result")?;
+            let pred = format!("{}.pred", hname(result));
             c.emit_helper(
                 comp,
                 &pred,
                 r.with_dtype("pred").hlo(),
-                format!("broadcast({}), dimensions={{}}", ops[0]),
+                format!("broadcast({}), dimensions={{}}", op(0)?),
             );
             c.emit(
                 comp,
                 st,
                 &res_tys,
-                format!("select({pred}, {}, {})", ops[1], ops[2]),
+                format!("select({pred}, {}, {})", op(1)?, op(2)?),
             )?;
             return Ok(());
         }
@@ -227,7 +233,7 @@ pub(crate) fn convert(c: &mut Converter, comp: &mut Comp, st: &Statement) -> Res
         return Ok(());
     }
     let res = res_tys.first().ok_or("the op has no result type")?;
-    let op = match name {
+    let text = match name {
         "stablehlo.constant" => constant(st.body, res)?,
         "stablehlo.iota" => {
             let d = int_list(st.body, "dim")?
@@ -237,12 +243,12 @@ pub(crate) fn convert(c: &mut Converter, comp: &mut Comp, st: &Statement) -> Res
         }
         "stablehlo.broadcast_in_dim" => {
             let d = int_list(st.body, "dims")?.ok_or("no dims")?;
-            format!("broadcast({}), dimensions={}", ops[0], braces(&d))
+            format!("broadcast({}), dimensions={}", op(0)?, braces(&d))
         }
         "stablehlo.transpose" | "stablehlo.reverse" => {
             let d = int_list(st.body, "dims")?.ok_or("no dims")?;
             let opcode = name.trim_start_matches("stablehlo.");
-            format!("{opcode}({}), dimensions={}", ops[0], braces(&d))
+            format!("{opcode}({}), dimensions={}", op(0)?, braces(&d))
         }
         "stablehlo.concatenate" => {
             let d = int_list(st.body, "dim")?.ok_or("no dim")?;
@@ -363,10 +369,10 @@ pub(crate) fn convert(c: &mut Converter, comp: &mut Comp, st: &Statement) -> Res
             let k = int_list(st.body, "k")?
                 .and_then(|k| k.first().copied())
                 .ok_or("no k")?;
-            format!("topk({}), k={k}, largest=true", ops[0])
+            format!("topk({}), k={k}, largest=true", op(0)?)
         }
-        "chlo.square" => format!("multiply({0}, {0})", ops[0]),
-        "chlo.erfc" => return erfc(c, comp, st, &ops[0], res),
+        "chlo.square" => format!("multiply({0}, {0})", op(0)?),
+        "chlo.erfc" => return erfc(c, comp, st, op(0)?, res),
         "stablehlo.custom_call" => {
             let target = st
                 .body
@@ -393,7 +399,7 @@ pub(crate) fn convert(c: &mut Converter, comp: &mut Comp, st: &Statement) -> Res
                 comp,
                 st,
                 &res_tys,
-                format!("custom-call({}), custom_call_target=\"Sharding\"", ops[0]),
+                format!("custom-call({}), custom_call_target=\"Sharding\"", op(0)?),
             )?;
             c.shard_value(comp, &names[0], t);
             return Ok(());
@@ -415,7 +421,7 @@ pub(crate) fn convert(c: &mut Converter, comp: &mut Comp, st: &Statement) -> Res
                 "PHILOX" => "rng_philox",
                 _ => "rng_default",
             };
-            format!("rng-bit-generator({}), algorithm={alg}", ops[0])
+            format!("rng-bit-generator({}), algorithm={alg}", op(0)?)
         }
         "sdy.manual_computation" => {
             return super::manual::manual_computation(c, comp, st, &res_tys)
@@ -428,7 +434,7 @@ pub(crate) fn convert(c: &mut Converter, comp: &mut Comp, st: &Statement) -> Res
         "stablehlo.optimization_barrier" => format!("opt-barrier({args})"),
         _ => return Err(format!("unsupported op `{name}` (`{}`)", short(st.body))),
     };
-    c.emit(comp, st, &res_tys, op)?;
+    c.emit(comp, st, &res_tys, text)?;
     Ok(())
 }
 
@@ -466,7 +472,8 @@ fn slice(st: &Statement, ops: &[String]) -> Result<String, String> {
         }
         (None, None) => return Err("a slice without its ranges".into()),
     };
-    Ok(format!("slice({}), slice={{{}}}", ops[0], parts.join(", ")))
+    let x = ops.first().ok_or("a slice without its operand")?;
+    Ok(format!("slice({x}), slice={{{}}}", parts.join(", ")))
 }
 
 /// `dot_general` with `batching_dims = [0] x [0], contracting_dims = [2] x [1]`.
@@ -670,7 +677,7 @@ fn while_loop(
         line(cond_end + 1 + do_at),
         true,
     )?;
-    let base = hname(&st.results[0]);
+    let base = hname(st.results.first().ok_or("while without a result")?);
     let init = format!("{base}.init");
     let tuple_ty = super::convert::hlo_types_tuple(res);
     c.emit_helper(

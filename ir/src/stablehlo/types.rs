@@ -54,7 +54,8 @@ impl TensorTy {
     }
 
     pub fn elements(&self) -> u64 {
-        self.dims.iter().product()
+        // Saturating: a (mutated) type of huge dims is refused by the size limits, not overflow.
+        self.dims.iter().fold(1, |n: u64, &d| n.saturating_mul(d))
     }
 }
 
