@@ -209,11 +209,14 @@ pub(crate) fn zoo_gpt_cost(
     if let Some(r) = zoo_flag("--recompute").filter(|r| *r != "none") {
         args.extend_from_slice(&["--recompute", r]);
     }
+    if let Some(p) = zoo_flag("--dropout") {
+        args.extend_from_slice(&["--dropout", p]);
+    }
     let path = zoo(file, &args);
     let mut all = vec!["cost", &path, "--mesh", mesh, "--format", "json"];
     let mut rest = cost.iter();
     while let Some(x) = rest.next() {
-        if *x == "--recompute" || *x == "--shardings" {
+        if *x == "--recompute" || *x == "--shardings" || *x == "--dropout" {
             rest.next();
         } else {
             all.push(x);
@@ -343,50 +346,66 @@ fn dropout_terms(s: f64, h: f64, a: f64, t: f64, sp: bool, rc: &str) -> f64 {
 
 #[test]
 fn graph_liveness_activation_memory_per_layer_matches_korthikanti() {
-    // The zoo's GPT has no dropout (the IR has no random-number op; masks as graph inputs
-    // would be kept by recomputation, which Megatron regenerates from the saved RNG state), so
-    // the graph is held to Korthikanti's formulas minus exactly their dropout terms. GPT-3's
-    // layer shape; the per-layer figure is the difference between 3 and 2 layers.
+    // With `--dropout 0.1` (Megatron's default) the graph is held to Korthikanti's formulas as
+    // written, masks included (1-byte bool inputs, kept unless a recomputed node draws them
+    // again); without dropout, to the formulas minus exactly their dropout terms. GPT-3's layer
+    // shape; the per-layer figure is the difference between 3 and 2 layers.
     let (s, h, a) = (2048.0, 12288.0, 96.0);
-    for t in [1u64, 8] {
-        let mesh = format!("dp=1,tp={t}");
-        let cluster = format!("a100-80gb:1x{t}");
-        for style in ["megatron", "megatron-sp"] {
-            let sp = style == "megatron-sp";
-            for rc in ["none", "selective", "full"] {
-                let act = |l: u64| {
-                    let e = zoo_gpt_cost(
-                        &format!("korthikanti_{t}_{style}_{rc}_{l}.json"),
-                        [l, 12288, 96, 2048, 51200],
-                        1,
-                        &mesh,
-                        &[
-                            "--cluster",
-                            &cluster,
-                            "--recompute",
-                            rc,
-                            "--shardings",
-                            style,
-                        ],
-                    );
-                    e["memory"]["activations"].as_f64().expect("activations")
-                };
-                let ours = act(3) - act(2);
-                let tf = t as f64;
-                let paper = korthikanti(s, h, a, tf, sp, rc);
-                let want = paper - dropout_terms(s, h, a, tf, sp, rc);
-                println!(
-                    "t={t} {style} {rc}: graph {:.3} sbh per layer, Korthikanti {:.3} sbh, \
-                     without its dropout terms {:.3} sbh",
-                    ours / (s * h),
-                    paper / (s * h),
-                    want / (s * h)
-                );
-                assert!(
-                    (ours / want - 1.0).abs() < 0.05,
-                    "t={t} {style} {rc}: {ours} vs {want}"
-                );
+    for dropout in [true, false] {
+        for t in [1u64, 8] {
+            for style in ["megatron", "megatron-sp"] {
+                for rc in ["none", "selective", "full"] {
+                    korthikanti_case(dropout, t, style, rc, (s, h, a));
+                }
             }
         }
     }
+}
+
+/// One case of [`graph_liveness_activation_memory_per_layer_matches_korthikanti`].
+fn korthikanti_case(dropout: bool, t: u64, style: &str, rc: &str, (s, h, a): (f64, f64, f64)) {
+    let mesh = format!("dp=1,tp={t}");
+    let cluster = format!("a100-80gb:1x{t}");
+    let sp = style == "megatron-sp";
+    let act = |l: u64| {
+        let mut cost = vec![
+            "--cluster",
+            &cluster,
+            "--recompute",
+            rc,
+            "--shardings",
+            style,
+        ];
+        if dropout {
+            cost.extend_from_slice(&["--dropout", "0.1"]);
+        }
+        let e = zoo_gpt_cost(
+            &format!("korthikanti_{dropout}_{t}_{style}_{rc}_{l}.json"),
+            [l, 12288, 96, 2048, 51200],
+            1,
+            &mesh,
+            &cost,
+        );
+        e["memory"]["activations"].as_f64().expect("activations")
+    };
+    let ours = act(3) - act(2);
+    let tf = t as f64;
+    let paper = korthikanti(s, h, a, tf, sp, rc);
+    let want = if dropout {
+        paper
+    } else {
+        paper - dropout_terms(s, h, a, tf, sp, rc)
+    };
+    println!(
+        "dropout {dropout} t={t} {style} {rc}: graph {:.3} sbh per layer, Korthikanti {:.3} sbh, \
+         held to {:.3} sbh, {:+.2}%",
+        ours / (s * h),
+        paper / (s * h),
+        want / (s * h),
+        100.0 * (ours / want - 1.0)
+    );
+    assert!(
+        (ours / want - 1.0).abs() < 0.05,
+        "dropout {dropout} t={t} {style} {rc}: {ours} vs {want}"
+    );
 }

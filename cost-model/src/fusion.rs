@@ -26,6 +26,16 @@
 //!   a kernel comes back deeper). Ops fuse only within one phase (forward, backward, update),
 //!   one recomputation flag and one pipeline stage: those run at different times.
 //!
+//! - **Attention dropout runs alone.** A dropout (a `select` on a mask that is a graph input: the
+//!   IR has no random-number op) inside an attention core (reached from a batched `dot_general`
+//!   and reaching one through fusible ops only: the forward's softmax-to-`probs·v` and the
+//!   backward's `dctx·vᵀ`-to-`dq`/`dk`) is a kernel of its own, fused with nothing. That is how
+//!   Megatron-LM ran it when Narayanan et al. SC21 measured it (`megatron/model/transformer.py`:
+//!   `FusedScaleMaskSoftmax`, then `self.attention_dropout(attention_probs)`, PyTorch's dropout,
+//!   under the RNG tracker's fork), forward and backward: the softmax writes its output, the
+//!   dropout reads it and writes its own, and the backward runs the two apart too. The residual
+//!   dropouts stay fused (Megatron's `bias_dropout_add_fused_train`).
+//!
 //! A region reads each value from outside it once and writes the values that something outside
 //! it in the same phase reads (or that are graph outputs); a fused value that only a later phase
 //! reads (the backward reading a forward intermediate) is not written but recomputed there from
@@ -118,15 +128,17 @@ impl FusionPlan {
                 .max()
                 .unwrap_or(0);
         }
+        let alone = attention_dropout(g, &kind, &root);
         let mut parent: Vec<u32> = (0..n as u32).collect();
         for (i, node) in g.nodes.iter().enumerate() {
-            if kind[i] != Fusion::Fusible {
+            if kind[i] != Fusion::Fusible || alone[i] {
                 continue;
             }
             for o in &node.operands {
                 let r = root[o.index()];
                 if r != NONE
                     && kind[r as usize] == Fusion::Fusible
+                    && !alone[r as usize]
                     && depth[r as usize] == depth[i]
                     && key[r as usize] == key[i]
                 {
@@ -197,6 +209,51 @@ impl FusionPlan {
     }
 }
 
+/// The dropouts of attention cores, which run as kernels of their own (the module's rules):
+/// `select`s whose predicate is a graph input, reached from a batched `dot_general` and reaching
+/// one through fusible ops and views only.
+fn attention_dropout(g: &Graph, kind: &[Fusion], root: &[u32]) -> Vec<bool> {
+    let n = g.len();
+    let batched = |i: usize| matches!(&g.nodes[i].op, Op::DotGeneral { lhs_batch, .. } if !lhs_batch.is_empty());
+    let masked = |i: usize| {
+        matches!(g.nodes[i].op, Op::Select)
+            && g.nodes[i].operands.first().is_some_and(|p| {
+                let r = root[p.index()];
+                r != NONE && matches!(g.nodes[r as usize].op, Op::Input { .. })
+            })
+    };
+    if !(0..n).any(masked) {
+        return vec![false; n];
+    }
+    // Reached from a batched matmul through fusible ops.
+    let mut from = vec![false; n];
+    for i in 0..n {
+        if kind[i] != Fusion::Fusible {
+            continue;
+        }
+        from[i] = g.nodes[i].operands.iter().any(|o| {
+            let r = root[o.index()];
+            r != NONE
+                && (batched(r as usize)
+                    || (kind[r as usize] == Fusion::Fusible && from[r as usize]))
+        });
+    }
+    // Reaching a batched matmul through fusible ops.
+    let mut to = vec![false; n];
+    for i in (0..n).rev() {
+        if !(batched(i) || (kind[i] == Fusion::Fusible && to[i])) {
+            continue;
+        }
+        for o in &g.nodes[i].operands {
+            let r = root[o.index()];
+            if r != NONE && kind[r as usize] == Fusion::Fusible {
+                to[r as usize] = true;
+            }
+        }
+    }
+    (0..n).map(|i| from[i] && to[i] && masked(i)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +267,79 @@ mod tests {
             Some(TensorType::new(DType::BF16, dims)),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn attention_dropout_between_batched_matmuls_runs_alone_and_a_residual_dropout_fuses() {
+        let mut g = Graph::new("attn");
+        let q = input(&mut g, "q", vec![2, 4, 8]);
+        let k = input(&mut g, "k", vec![2, 4, 8]);
+        let v = input(&mut g, "v", vec![2, 4, 8]);
+        let mask = |g: &mut Graph, name: &str, dims: Vec<u64>| {
+            g.push(
+                name,
+                Op::Input { init: None },
+                vec![],
+                Some(TensorType::new(DType::Bool, dims)),
+            )
+            .unwrap()
+        };
+        let keep = mask(&mut g, "keep", vec![2, 4, 4]);
+        let batched = |lc: usize, rc: usize| Op::DotGeneral {
+            lhs_batch: vec![0],
+            rhs_batch: vec![0],
+            lhs_contract: vec![lc],
+            rhs_contract: vec![rc],
+        };
+        let scores = g.push("scores", batched(2, 2), vec![q, k], None).unwrap();
+        let e = g
+            .push("e", Op::Unary { func: UnaryFn::Exp }, vec![scores], None)
+            .unwrap();
+        let zero = g
+            .push(
+                "zero",
+                Op::Constant {
+                    value: shardc_ir::Literal::Splat(0.0),
+                },
+                vec![],
+                Some(TensorType::new(DType::BF16, vec![2, 4, 4])),
+            )
+            .unwrap();
+        let dropped = g
+            .push("dropped", Op::Select, vec![keep, e, zero], None)
+            .unwrap();
+        let ctx = g
+            .push("ctx", batched(2, 1), vec![dropped, v], None)
+            .unwrap();
+        // A residual dropout after the context: fuses with its add.
+        let keep2 = mask(&mut g, "keep2", vec![2, 4, 8]);
+        let zero2 = g
+            .push(
+                "zero2",
+                Op::Constant {
+                    value: shardc_ir::Literal::Splat(0.0),
+                },
+                vec![],
+                Some(TensorType::new(DType::BF16, vec![2, 4, 8])),
+            )
+            .unwrap();
+        let d2 = g
+            .push("d2", Op::Select, vec![keep2, ctx, zero2], None)
+            .unwrap();
+        let add = Op::Binary {
+            func: BinaryFn::Add,
+        };
+        let res = g.push("res", add, vec![q, d2], None).unwrap();
+        g.outputs.push(res);
+        let plan = FusionPlan::new(&g, &vec![0; g.len()]);
+        let r = |v: ValueId| plan.region_of[v.index()];
+        // The softmax's exp writes its output; the dropout reads it and writes its own.
+        assert_ne!(r(e), r(dropped));
+        assert!(plan.materialized[e.index()] && plan.materialized[dropped.index()]);
+        assert_eq!(plan.regions[r(dropped) as usize], vec![dropped]);
+        // Bias-dropout-add style: the residual dropout and its add are one kernel.
+        assert_eq!(r(d2), r(res));
+        assert!(!plan.materialized[d2.index()]);
     }
 
     #[test]

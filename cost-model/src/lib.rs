@@ -19,7 +19,10 @@
 //!   read through); elementwise ops, transpose, slice, concatenate, pad, reverse and reductions
 //!   fuse with producers and consumers of the same kinds (XLA's loop and input fusion; Megatron's
 //!   fused bias-GeLU, scale-mask-softmax and bias-dropout-add; Apex's fused layer norm); matmuls,
-//!   convolutions, gathers, scatters, sorts, dynamic slices and collectives stay kernels. Only
+//!   convolutions, gathers, scatters, sorts, dynamic slices and collectives stay kernels; so
+//!   does the attention core's dropout (a `select` on an input mask between two batched
+//!   matmuls, forward and backward), which Megatron-LM 2021 ran as PyTorch's own dropout kernel
+//!   after its fused scale-mask-softmax (the residual dropouts stay in bias-dropout-add). Only
 //!   ops of equal *depth* (most kernels on a path from the inputs) fuse, so no region sits on a
 //!   cycle; fusion stays within one phase, recomputation flag and pipeline stage; a forward value
 //!   only a later phase reads is recomputed there, not written.
@@ -41,10 +44,13 @@
 //!   why leaving it out made every row of Megatron's Table 1 optimistic by about 3%.
 //! - **Memory** from the sharded graph's liveness, per stage and by category (weights,
 //!   gradients, optimizer state, activations kept for the backward, short-lived transient), under
-//!   the schedule's micro-batches in flight; [`graph_memory`] without a cluster. On the zoo's GPT
-//!   layers (t = 1 and 8, with and without sequence parallelism, every recomputation mode) it
-//!   equals Korthikanti et al.'s formulas minus exactly their dropout terms (the zoo's GPT has
-//!   dropout only on request, `--dropout`, with its masks as graph inputs).
+//!   the schedule's micro-batches in flight; [`graph_memory`] without a cluster. Dropout masks
+//!   (1-byte bool inputs: the IR has no random-number op) are kept when the backward reads
+//!   them, and drawn again, not kept, where a recomputed node reads them (Megatron-LM restores
+//!   the RNG state when it recomputes). On the zoo's GPT layers (t = 1 and 8, with and without
+//!   sequence parallelism, every recomputation mode) it equals Korthikanti et al.'s formulas
+//!   with `--dropout` (masks and all), and exactly their formulas minus the dropout terms
+//!   without it.
 //!
 //! # Queries for a planner
 //!

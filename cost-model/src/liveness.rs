@@ -70,10 +70,28 @@ pub(crate) fn stage_memory(g: &Graph, inp: &LivenessInput) -> Vec<StageMemory> {
         }
     }
 
+    // A bool graph input that a recomputed node reads is random data drawn in the layer (a
+    // dropout mask: the IR has no random-number op, so masks are inputs). Megatron-LM saves the RNG
+    // state and draws the mask again when it recomputes the layer (`checkpoint` with
+    // `CudaRNGStatesTracker`, `megatron/mpu/random.py`), so such a mask is not kept for the
+    // backward; masks no recomputed node reads are kept (PyTorch's dropout saves its 1-byte
+    // mask), as Korthikanti et al. count them.
+    let mut regenerated = vec![false; n];
+    for node in g.nodes.iter().filter(|x| x.recompute) {
+        for o in &node.operands {
+            let r = fusion.root[o.index()];
+            let mask = r != NONE
+                && matches!(g.nodes[r as usize].op, shardc_ir::Op::Input { .. })
+                && g.nodes[r as usize].ty.dtype == shardc_ir::DType::Bool;
+            if mask {
+                regenerated[r as usize] = true;
+            }
+        }
+    }
     // Kept activations: the smallest size any backward reader sees each at.
     let mut kept = vec![f64::INFINITY; n];
-    let keeps = |node: &shardc_ir::Node| {
-        node.phase == Phase::Forward && !node.recompute && !is_state(node.role)
+    let keeps = |node: &shardc_ir::Node, r: usize| {
+        node.phase == Phase::Forward && !node.recompute && !is_state(node.role) && !regenerated[r]
     };
     let keep = |kept: &mut Vec<f64>, r: usize, reader: usize| {
         let ty = g.ty(shardc_ir::ValueId(r as u32));
@@ -95,7 +113,7 @@ pub(crate) fn stage_memory(g: &Graph, inp: &LivenessInput) -> Vec<StageMemory> {
         stack.extend(node.operands.iter().map(|o| (o.index(), c)));
         while let Some((o, reader)) = stack.pop() {
             let r = fusion.root[o];
-            if r == NONE || !keeps(&g.nodes[r as usize]) {
+            if r == NONE || !keeps(&g.nodes[r as usize], r as usize) {
                 continue;
             }
             let r = r as usize;
