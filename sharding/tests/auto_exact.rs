@@ -133,7 +133,10 @@ fn lagrangian_bounds(
                 b.seconds
             );
             if let Some(l) = limit {
-                assert!(a.memory <= l * (1.0 + 1e-9), "Lagrangian pick over the limit");
+                assert!(
+                    a.memory <= l * (1.0 + 1e-9),
+                    "Lagrangian pick over the limit"
+                );
             }
         }
         (None, None) => {}

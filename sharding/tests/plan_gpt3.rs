@@ -12,8 +12,10 @@ use shardc_sharding::auto::{plan_with, PlanOptions};
 #[ignore = "a 55k-node graph: run by hand (see the module doc)"]
 fn plans_gpt3_175b_on_1024_a100_without_pipelining() {
     let clock = std::time::Instant::now();
+    let layers = std::env::var("GPT3_LAYERS").map_or(96, |s| s.parse().unwrap());
     let fwd = gpt(&GptConfig {
         dtype: DType::F32,
+        layers,
         ..GptConfig::gpt3_175b(1536)
     })
     .unwrap();

@@ -44,6 +44,8 @@ pub(crate) struct Order {
     order: Vec<usize>,
     /// Entries of the largest table it makes.
     pub largest: usize,
+    /// Entries of all its tables.
+    pub total: usize,
 }
 
 /// The live choices of every value (finite unary cost).
@@ -54,38 +56,63 @@ fn live_choices(p: &Problem) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// The greedy elimination order of `p`, or `None` when it would make a table above
-/// [`MAX_TABLE`] entries (or more than `MAX_TOTAL` in all).
+/// The better of two greedy elimination orders of `p` (each step the value whose table would be
+/// smallest, or whose elimination adds the fewest table entries between its neighbours:
+/// weighted min-fill), or `None` when both would make a table above [`MAX_TABLE`] entries (or
+/// more than `MAX_TOTAL` in all).
 pub(crate) fn plan(p: &Problem) -> Option<Order> {
+    let a = greedy(p, false);
+    let b = greedy(p, true);
+    let ok = |o: &Order| o.largest <= MAX_TABLE && o.total <= MAX_TOTAL;
+    match (ok(&a), ok(&b)) {
+        (true, true) if b.total < a.total => Some(b),
+        (true, _) => Some(a),
+        (false, true) => Some(b),
+        (false, false) => None,
+    }
+}
+
+/// One greedy order (see [`plan`]); `fill`: by weighted min-fill, else by table size.
+fn greedy(p: &Problem, fill: bool) -> Order {
+    use std::collections::BTreeSet;
     let n = p.cost.len();
     let live = live_choices(p);
     let dom: Vec<usize> = live.iter().map(|l| l.len().max(1)).collect();
-    let mut adj: Vec<std::collections::BTreeSet<usize>> = vec![Default::default(); n];
+    let mut adj: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
     for f in &p.factors {
         adj[f.lo].insert(f.hi);
         adj[f.hi].insert(f.lo);
     }
-    let size = |v: usize, adj: &[std::collections::BTreeSet<usize>]| -> usize {
+    let size = |v: usize, adj: &[BTreeSet<usize>]| -> usize {
         adj[v]
             .iter()
             .try_fold(1usize, |s, &u| s.checked_mul(dom[u]))
             .unwrap_or(usize::MAX)
     };
-    // (table size, value) of every value still there; the least is eliminated next.
-    let mut key: Vec<usize> = (0..n).map(|v| size(v, &adj)).collect();
-    let mut heap: std::collections::BTreeSet<(usize, usize)> =
-        (0..n).map(|v| (key[v], v)).collect();
+    let key_of = |v: usize, adj: &[BTreeSet<usize>]| -> (usize, usize) {
+        let s = size(v, adj);
+        if !fill {
+            return (s, 0);
+        }
+        let nb: Vec<usize> = adj[v].iter().copied().collect();
+        let mut added = 0usize;
+        for (i, &x) in nb.iter().enumerate() {
+            for &y in &nb[i + 1..] {
+                if !adj[x].contains(&y) {
+                    added = added.saturating_add(dom[x] * dom[y]);
+                }
+            }
+        }
+        (added, s)
+    };
+    let mut key: Vec<(usize, usize)> = (0..n).map(|v| key_of(v, &adj)).collect();
+    let mut heap: BTreeSet<((usize, usize), usize)> = (0..n).map(|v| (key[v], v)).collect();
     let mut order = Vec::with_capacity(n);
     let (mut largest, mut total) = (1usize, 0usize);
-    while let Some((s, v)) = heap.pop_first() {
-        if s > MAX_TABLE {
-            return None;
-        }
+    while let Some((_, v)) = heap.pop_first() {
+        let s = size(v, &adj);
         largest = largest.max(s);
         total = total.saturating_add(s);
-        if total > MAX_TOTAL {
-            return None;
-        }
         order.push(v);
         let nbrs: Vec<usize> = std::mem::take(&mut adj[v]).into_iter().collect();
         for &u in &nbrs {
@@ -96,13 +123,24 @@ pub(crate) fn plan(p: &Problem) -> Option<Order> {
                 }
             }
         }
-        for &u in &nbrs {
+        // Min-fill keys change for the neighbours' neighbours too.
+        let mut touched: BTreeSet<usize> = nbrs.iter().copied().collect();
+        if fill {
+            for &u in &nbrs {
+                touched.extend(adj[u].iter().copied());
+            }
+        }
+        for u in touched {
             heap.remove(&(key[u], u));
-            key[u] = size(u, &adj);
+            key[u] = key_of(u, &adj);
             heap.insert((key[u], u));
         }
     }
-    Some(Order { order, largest })
+    Order {
+        order,
+        largest,
+        total,
+    }
 }
 
 /// The cheapest pick of every value of `p` (choice indices of `p`, memory ignored) and its
@@ -275,7 +313,9 @@ mod tests {
         // choices dead.
         let mut seed = 7u64;
         let mut next = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 33) as f64 / (1u64 << 31) as f64
         };
         let doms = [3, 2, 4, 3, 2, 3];
@@ -283,7 +323,13 @@ mod tests {
             .iter()
             .map(|&d| {
                 (0..d)
-                    .map(|i| if i == 1 && d == 4 { f64::INFINITY } else { next() })
+                    .map(|i| {
+                        if i == 1 && d == 4 {
+                            f64::INFINITY
+                        } else {
+                            next()
+                        }
+                    })
                     .collect()
             })
             .collect();
@@ -315,6 +361,9 @@ mod tests {
         }
         let want = brute(&p);
         assert!((value - want).abs() < 1e-12, "{value} vs {want}");
-        assert!((again - want).abs() < 1e-12, "the pick costs {again}, not {want}");
+        assert!(
+            (again - want).abs() < 1e-12,
+            "the pick costs {again}, not {want}"
+        );
     }
 }
