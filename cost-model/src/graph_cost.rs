@@ -29,7 +29,7 @@ use crate::error::{CostError, Result};
 use crate::estimate::{estimate, CollectiveLine, Estimate, OpLine, Overlap, StepWork};
 use crate::fusion::{Fusion, FusionPlan, NONE};
 use crate::hardware::Precision;
-use crate::liveness::{stage_memory, LivenessInput};
+use crate::liveness::{saved_readers, stage_memory, LivenessInput};
 use crate::memory::{held_microbatches, MemoryBreakdown, Schedule, Zero};
 pub use crate::stages::pipeline_stages;
 
@@ -735,4 +735,21 @@ pub fn graph_memory(
         })
         .max_by(|a, b| a.total().total_cmp(&b.total()))
         .expect("invariant: at least one stage"))
+}
+
+/// Which values a (one-stage) step keeps from its forward pass for the backward pass, as the
+/// liveness pass behind [`graph_step`]'s memory counts them (fusion-aware: a fused
+/// intermediate's written sources are kept instead of it). It depends on the graph only, so
+/// a planner can count, per value, the bytes the estimate will report.
+pub fn saved_activations(g: &Graph) -> Vec<bool> {
+    let key: Vec<u64> = g
+        .nodes
+        .iter()
+        .map(|n| ((n.phase as u64) << 1) | n.recompute as u64)
+        .collect();
+    let fusion = FusionPlan::new(g, &key);
+    saved_readers(g, &fusion)
+        .iter()
+        .map(|r| !r.is_empty())
+        .collect()
 }

@@ -103,7 +103,9 @@ pub use compute::{
 };
 pub use error::{CostError, Result};
 pub use estimate::{estimate, CollectiveLine, Estimate, OpLine, Overlap, StepWork};
-pub use graph_cost::{estimate_graph, graph_memory, graph_step, pipeline_stages, GraphOptions};
+pub use graph_cost::{
+    estimate_graph, graph_memory, graph_step, pipeline_stages, saved_activations, GraphOptions,
+};
 pub use hardware::{
     Achievable, Catalog, ClusterPreset, Device, DeviceKind, Link, MatmulShapeCurve, Memory,
     Network, NodeLayout, PeakFlops, Precision, Reducers,

@@ -70,29 +70,8 @@ pub(crate) fn stage_memory(g: &Graph, inp: &LivenessInput) -> Vec<StageMemory> {
         }
     }
 
-    // A bool graph input that a recomputed node reads is random data drawn in the layer (a
-    // dropout mask: the IR has no random-number op, so masks are inputs). Megatron-LM saves the RNG
-    // state and draws the mask again when it recomputes the layer (`checkpoint` with
-    // `CudaRNGStatesTracker`, `megatron/mpu/random.py`), so such a mask is not kept for the
-    // backward; masks no recomputed node reads are kept (PyTorch's dropout saves its 1-byte
-    // mask), as Korthikanti et al. count them.
-    let mut regenerated = vec![false; n];
-    for node in g.nodes.iter().filter(|x| x.recompute) {
-        for o in &node.operands {
-            let r = fusion.root[o.index()];
-            let mask = r != NONE
-                && matches!(g.nodes[r as usize].op, shardc_ir::Op::Input { .. })
-                && g.nodes[r as usize].ty.dtype == shardc_ir::DType::Bool;
-            if mask {
-                regenerated[r as usize] = true;
-            }
-        }
-    }
     // Kept activations: the smallest size any backward reader sees each at.
     let mut kept = vec![f64::INFINITY; n];
-    let keeps = |node: &shardc_ir::Node, r: usize| {
-        node.phase == Phase::Forward && !node.recompute && !is_state(node.role) && !regenerated[r]
-    };
     let keep = |kept: &mut Vec<f64>, r: usize, reader: usize| {
         let ty = g.ty(shardc_ir::ValueId(r as u32));
         let mut b = own[r];
@@ -101,30 +80,9 @@ pub(crate) fn stage_memory(g: &Graph, inp: &LivenessInput) -> Vec<StageMemory> {
         }
         kept[r] = kept[r].min(b);
     };
-    // Fused intermediates already traced back to what they are recomputed from.
-    let mut traced = vec![false; n];
-    let mut stack: Vec<(usize, usize)> = Vec::new();
-    for (c, node) in g.nodes.iter().enumerate() {
-        let reads_forward =
-            matches!(node.phase, Phase::BackwardInput | Phase::BackwardWeight) || node.recompute;
-        if !reads_forward || matches!(fusion.kind[c], Fusion::View | Fusion::Generator) {
-            continue;
-        }
-        stack.extend(node.operands.iter().map(|o| (o.index(), c)));
-        while let Some((o, reader)) = stack.pop() {
-            let r = fusion.root[o];
-            if r == NONE || !keeps(&g.nodes[r as usize], r as usize) {
-                continue;
-            }
-            let r = r as usize;
-            if fusion.materialized[r] {
-                keep(&mut kept, r, reader);
-            } else if !traced[r] {
-                // A fused intermediate is recomputed from the written values it derives from
-                // (inside its region, or read by it).
-                traced[r] = true;
-                stack.extend(g.nodes[r].operands.iter().map(|x| (x.index(), r)));
-            }
+    for (r, readers) in saved_readers(g, fusion).iter().enumerate() {
+        for &reader in readers {
+            keep(&mut kept, r, reader);
         }
     }
     let m = inp.microbatches;
@@ -172,4 +130,61 @@ pub(crate) fn stage_memory(g: &Graph, inp: &LivenessInput) -> Vec<StageMemory> {
         *t = t.max(live);
     }
     out
+}
+
+/// Per value, the backward (or recomputed) readers through which the forward pass keeps it
+/// (empty: not kept): what a backward node reads, traced through views and through fused
+/// intermediates to the written values they are recomputed from (the module's doc). Which
+/// values are kept depends on the graph and its fusion only, not on the shardings.
+pub(crate) fn saved_readers(g: &Graph, fusion: &FusionPlan) -> Vec<Vec<usize>> {
+    let n = g.len();
+    // A bool graph input that a recomputed node reads is random data drawn in the layer (a
+    // dropout mask: the IR has no random-number op, so masks are inputs). Megatron-LM saves the RNG
+    // state and draws the mask again when it recomputes the layer (`checkpoint` with
+    // `CudaRNGStatesTracker`, `megatron/mpu/random.py`), so such a mask is not kept for the
+    // backward; masks no recomputed node reads are kept (PyTorch's dropout saves its 1-byte
+    // mask), as Korthikanti et al. count them.
+    let mut regenerated = vec![false; n];
+    for node in g.nodes.iter().filter(|x| x.recompute) {
+        for o in &node.operands {
+            let r = fusion.root[o.index()];
+            let mask = r != NONE
+                && matches!(g.nodes[r as usize].op, shardc_ir::Op::Input { .. })
+                && g.nodes[r as usize].ty.dtype == shardc_ir::DType::Bool;
+            if mask {
+                regenerated[r as usize] = true;
+            }
+        }
+    }
+    let keeps = |node: &shardc_ir::Node, r: usize| {
+        node.phase == Phase::Forward && !node.recompute && !is_state(node.role) && !regenerated[r]
+    };
+    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); n];
+    // Fused intermediates already traced back to what they are recomputed from.
+    let mut traced = vec![false; n];
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for (c, node) in g.nodes.iter().enumerate() {
+        let reads_forward =
+            matches!(node.phase, Phase::BackwardInput | Phase::BackwardWeight) || node.recompute;
+        if !reads_forward || matches!(fusion.kind[c], Fusion::View | Fusion::Generator) {
+            continue;
+        }
+        stack.extend(node.operands.iter().map(|o| (o.index(), c)));
+        while let Some((o, reader)) = stack.pop() {
+            let r = fusion.root[o];
+            if r == NONE || !keeps(&g.nodes[r as usize], r as usize) {
+                continue;
+            }
+            let r = r as usize;
+            if fusion.materialized[r] {
+                readers[r].push(reader);
+            } else if !traced[r] {
+                // A fused intermediate is recomputed from the written values it derives from
+                // (inside its region, or read by it).
+                traced[r] = true;
+                stack.extend(g.nodes[r].operands.iter().map(|x| (x.index(), r)));
+            }
+        }
+    }
+    readers
 }

@@ -19,6 +19,7 @@ mod model;
 mod plan;
 mod reduce;
 mod search;
+mod sweep;
 mod words;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ pub use allreduce::PlanAllReduce;
 pub use ilp::IlpSize;
 pub use plan::{Plan, PlanCluster, PlanCollective, PlanMemory, PlanValue, PLAN_FORMAT_VERSION};
 pub use search::{plan, plan_with, PlanOptions, PlanProgress, PlanTimings};
+pub use sweep::{best_fitting, megatron_sweep, MegatronConfig, SweepOptions, SweepPoint};
 
 /// Which exact method solves the model.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]

@@ -12,9 +12,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use shardc_cost_model::{local_bytes, Zero};
+use shardc_cost_model::{local_bytes, saved_activations, Zero};
 use shardc_ir::{
-    DimSharding, Factor, FactorKind, Graph, Mesh, Op, OpFactors, Phase, ReduceFn, Role, Sharding,
+    DimSharding, Factor, FactorKind, Graph, Mesh, Op, OpFactors, ReduceFn, Role, Sharding,
     ShardingAssignment, TensorType, ValueId,
 };
 
@@ -573,33 +573,22 @@ fn free_reshard(from: &Sharding, to: &Sharding) -> bool {
     })
 }
 
-/// Values the step keeps for its whole length: model state, and forward activations that the
-/// backward pass reads (every forward activation of an inference graph), as the cost model's
-/// graph path counts them.
+/// Values the step keeps for its whole length: model state, and the forward activations the
+/// cost model's liveness pass keeps for the backward pass ([`saved_activations`]: fusion-aware,
+/// so a fused intermediate's written sources rather than the intermediate), so that the ILP's
+/// memory constraint sums, per value, the bytes the whole-step estimate reports as weights,
+/// gradients, optimizer state and activations. The estimate's transient peak (and a saved
+/// value read at a smaller size than its own, a pending sum read reduce-scattered) is the only
+/// difference left; the search closes it by shifting the constraint's limit.
 pub(crate) fn kept_values(graph: &Graph) -> Vec<bool> {
-    let mut read_by_backward = vec![false; graph.len()];
-    let mut trains = false;
-    for n in &graph.nodes {
-        if matches!(n.phase, Phase::BackwardInput | Phase::BackwardWeight) {
-            trains = true;
-            for &o in &n.operands {
-                read_by_backward[o.index()] = true;
-            }
-        }
-    }
+    let saved = saved_activations(graph);
     graph
         .nodes
         .iter()
-        .enumerate()
-        .map(|(i, n)| match n.role {
+        .zip(saved)
+        .map(|(n, s)| match n.role {
             Role::Parameter | Role::Gradient | Role::OptimizerState => true,
-            Role::Activation => {
-                n.phase == Phase::Forward
-                    && !n.recompute
-                    && !n.op.is_source()
-                    && (!trains || read_by_backward[i])
-            }
-            _ => false,
+            _ => s,
         })
         .collect()
 }
