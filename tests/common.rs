@@ -45,10 +45,15 @@ pub const TINY_GPT: &[&str] = &[
     "--batch", "2",
 ];
 
-/// Plans the zoo MLP's SGD step data-parallel over 4 single-GPU nodes with 2 reducer nodes
-/// (`--cluster a100-80gb:4x1+2`) and returns the step's and the plan's paths and the report.
+/// Plans a zoo MLP's SGD step data-parallel over 4 single-GPU nodes of the Vertex AI preset
+/// (A100s, 100 Gb/s per node) with 2 reducer nodes (`--cluster
+/// a2-highgpu-8g-reduction-server:4x1+2`), its gradients kept whole (all-reduced, as DDP does),
+/// and returns the step's and the plan's paths and the report.
 pub fn plan_with_reducers(name: &str) -> (String, String, String) {
-    let fwd = zoo(&format!("{name}.json"), &["mlp", "--batch", "8"]);
+    let fwd = zoo(
+        &format!("{name}.json"),
+        &["mlp", "--batch", "8", "--sizes", "256,512,256"],
+    );
     let step = scratch(&format!("{name}_step.json"));
     let step = step.to_str().expect("UTF-8 scratch path").to_string();
     shardc_ok(&["grad", &fwd, "-o", &step, "--optimizer", "sgd"]);
@@ -58,13 +63,21 @@ pub fn plan_with_reducers(name: &str) -> (String, String, String) {
         "plan",
         &step,
         "--cluster",
-        "a100-80gb:4x1+2",
+        "a2-highgpu-8g-reduction-server:4x1+2",
         "--mesh",
         "dp=4",
         "--shard",
         "x=P('dp', None)",
         "--shard",
         "target=P('dp', None)",
+        "--shard",
+        "layers.0.weight.grad=P(None, None)",
+        "--shard",
+        "layers.1.weight.grad=P(None, None)",
+        "--shard",
+        "layers.0.bias.grad=P(None)",
+        "--shard",
+        "layers.1.bias.grad=P(None)",
         "-o",
         &plan,
     ]);

@@ -65,7 +65,15 @@ fn a_plan_on_a_cluster_with_reducers_picks_the_reduction_server_and_the_run_uses
     );
     assert!(server.contains("check passed"), "{server}");
     // The ring on the same plan gives the same numbers.
-    let ring = shardc_ok(&["run", &step, "--plan", &plan, "--check", "--allreduce", "ring"]);
+    let ring = shardc_ok(&[
+        "run",
+        &step,
+        "--plan",
+        &plan,
+        "--check",
+        "--allreduce",
+        "ring",
+    ]);
     assert!(!ring.contains("reduction server"), "{ring}");
     let body = |s: &str| s.lines().skip(1).map(str::to_string).collect::<Vec<_>>();
     assert_eq!(body(&ring), body(&server));
@@ -129,7 +137,10 @@ fn bert_large_on_8x8_a100s_with_20_reducers_plans_the_reduction_server() {
         panic!("the ring was chosen: {choice:?}")
     };
     assert_eq!(reducers, 20);
-    println!("BERT-large on 8x8 A100s, 20 reducers: predicted {:+.0}%", predicted_gain * 100.0);
+    println!(
+        "BERT-large on 8x8 A100s, 20 reducers: predicted {:+.0}%",
+        predicted_gain * 100.0
+    );
     // Of the order Google reports (+75% at most): between +20% and +150%.
     assert!((0.2..1.5).contains(&predicted_gain), "{predicted_gain}");
 }

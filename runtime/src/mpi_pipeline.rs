@@ -105,6 +105,13 @@ fn run_rank(
     let mut comm = MpiComm::new(&sub, mesh, &lists, None)?;
     comm.buffered = true;
     let buffer = send_bytes(stages, &comms[prank])?;
+    if buffer > i32::MAX as usize {
+        return Err(RuntimeError::Invalid(format!(
+            "pipeline rank {prank}'s sends need a {buffer}-byte buffer, over MPI's limit of \
+             {} bytes for buffered sends",
+            i32::MAX
+        )));
+    }
     world.universe().set_buffer_size(buffer.max(BSEND_OVERHEAD));
     let mut st = RankState::default();
     for a in &comms[prank] {

@@ -333,7 +333,11 @@ fn run_pipelined(
     let per_rank = p.submesh.num_devices();
     let devices = per_rank * u64::from(p.schedule.ranks);
     // Each device runs one stage program at a time; its peak bounds the device's values.
-    let peak = p.device_programs().map(device_peak_bytes).max().unwrap_or(0);
+    let peak = p
+        .device_programs()
+        .map(device_peak_bytes)
+        .max()
+        .unwrap_or(0);
     memory_guard(
         a,
         &format!("the {devices} devices' stage programs"),

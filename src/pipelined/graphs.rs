@@ -207,8 +207,9 @@ pub(crate) fn tail_of(step: &Graph, given: &[ValueId]) -> Result<(Graph, Vec<Val
 
 /// Each node's pipeline stage from the plan's layer counts: numbered layers (`layers.N`, in
 /// the order they first appear) fill the stages in order, `layers_per_stage[s]` each; a node
-/// outside the layers sits with the latest of its operands (stage 0 if it reads only inputs),
-/// so the embedding is on the first stage and the head and loss on the last.
+/// outside the layers sits with the layer before it in node order (stage 0 before the first),
+/// and no earlier than its operands, so the embedding is on the first stage and the head and
+/// loss on the last.
 pub(crate) fn stages_by_layer(
     g: &Graph,
     layers_per_stage: &[u64],
@@ -237,21 +238,24 @@ pub(crate) fn stages_by_layer(
         }
     }
     let mut stage = vec![0usize; g.len()];
+    let mut current = 0;
     let mut by_name = BTreeMap::new();
     for (i, n) in g.nodes.iter().enumerate() {
+        if matches!(n.op, Op::Input { .. }) {
+            // An input sits on every stage that reads it; it pulls no one along.
+            continue;
+        }
         stage[i] = match n.layer().and_then(|l| layer_stage.get(l)) {
-            Some(&s) => s,
+            Some(&s) => {
+                current = s;
+                s
+            }
             None => n
                 .operands
                 .iter()
                 .map(|o| stage[o.index()])
-                .max()
-                .unwrap_or(0),
+                .fold(current, usize::max),
         };
-        if matches!(n.op, Op::Input { .. }) {
-            // An input sits on every stage that reads it; it pulls no one along.
-            stage[i] = 0;
-        }
         by_name.insert(n.name.clone(), stage[i]);
     }
     Ok(by_name)

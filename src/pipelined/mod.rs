@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use shardc_codegen::{
-    cut_stages, partition_stages, shard_array, unshard_array, SpmdProgram, SpmdStage,
-    StageProgram,
+    cut_stages, partition_stages, shard_array, unshard_array, SpmdProgram, SpmdStage, StageProgram,
 };
 use shardc_ir::{Annotation, Graph, Mesh, ValueId};
 use shardc_pipeline::{Schedule, ScheduleKind};
@@ -135,8 +134,8 @@ pub fn compile_pipelined(g: &Graph, plan: &Plan) -> Result<PipelinedProgram> {
     let fwd = graphs::forward_of(g, loss).map_err(|m| plan_error(g, m))?;
     let (micro, slicer) = graphs::micro_batch_of(&fwd, u64::from(part.micro_batches))
         .map_err(|m| plan_error(g, m))?;
-    let by_name = graphs::stages_by_layer(&micro, &part.layers_per_stage)
-        .map_err(|m| plan_error(g, m))?;
+    let by_name =
+        graphs::stages_by_layer(&micro, &part.layers_per_stage).map_err(|m| plan_error(g, m))?;
     let micro_loss = micro.outputs[0];
     let stages = cut_stages(&micro, micro_loss, part.stages as usize, &|n| {
         by_name.get(&n.name).copied().unwrap_or(0)
