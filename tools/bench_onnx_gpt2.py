@@ -6,7 +6,9 @@
 
 The warm-run figure for shardc's reference executor alone (import and binding once, then one
 `execute` per iteration, as a warm onnxruntime session runs) is the criterion bench
-`cargo bench -p shardc-runtime --bench onnx_gpt2`; BENCHMARKS.md sets the two side by side.
+`cargo bench -p shardc-runtime --bench onnx_gpt2` (it prints the median of 2000 single runs),
+and `tools/bench_onnx_gpt2_warm.py` times onnxruntime's warm session run the same way;
+BENCHMARKS.md sets the two side by side.
 
 Both run the same file (`tests/data/onnx/gpt2.dynamo.onnx`) on the same inputs with the same
 thread count (onnxruntime's intra- and inter-op pools; shardc's reference executor is single

@@ -332,3 +332,135 @@ impl<'g> Prepared<'g> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use shardc_ir::{BinaryFn, DType, Literal, UnaryFn};
+
+    use super::*;
+    use crate::executor::{execute, execute_values};
+    use crate::random_inputs;
+
+    /// `reshape(pow(tanh(x) * c - x, 3) / x)`: every intermediate dies at its one user, so the
+    /// kernels overwrite their operands; `x` is the caller's and must stay as it was.
+    fn chain(dtype: DType) -> Graph {
+        let mut g = Graph::new("chain");
+        let ty = TensorType::new(dtype, vec![4, 6]);
+        let x = g
+            .push("x", Op::Input { init: None }, vec![], Some(ty.clone()))
+            .unwrap();
+        let c = g
+            .push(
+                "c",
+                Op::Constant {
+                    value: Literal::Splat(0.75),
+                },
+                vec![],
+                Some(ty.clone()),
+            )
+            .unwrap();
+        let three = g
+            .push(
+                "three",
+                Op::Constant {
+                    value: Literal::Splat(3.0),
+                },
+                vec![],
+                Some(ty),
+            )
+            .unwrap();
+        let t = g
+            .push(
+                "t",
+                Op::Unary {
+                    func: UnaryFn::Tanh,
+                },
+                vec![x],
+                None,
+            )
+            .unwrap();
+        let m = g
+            .push(
+                "m",
+                Op::Binary {
+                    func: BinaryFn::Mul,
+                },
+                vec![t, c],
+                None,
+            )
+            .unwrap();
+        let s = g
+            .push(
+                "s",
+                Op::Binary {
+                    func: BinaryFn::Sub,
+                },
+                vec![m, x],
+                None,
+            )
+            .unwrap();
+        let p = g
+            .push(
+                "p",
+                Op::Binary {
+                    func: BinaryFn::Pow,
+                },
+                vec![s, three],
+                None,
+            )
+            .unwrap();
+        let d = g
+            .push(
+                "d",
+                Op::Binary {
+                    func: BinaryFn::Div,
+                },
+                vec![p, x],
+                None,
+            )
+            .unwrap();
+        let out_ty = TensorType::new(dtype, vec![24]);
+        let r = g.push("r", Op::Reshape, vec![d], Some(out_ty)).unwrap();
+        g.outputs.push(r);
+        g
+    }
+
+    #[test]
+    fn in_place_kernels_give_the_values_of_the_out_of_place_ones() {
+        for dtype in [DType::F32, DType::F64, DType::BF16] {
+            let g = chain(dtype);
+            let inputs = random_inputs(&g, 7);
+            let kept = inputs.clone();
+            // Wanting every value keeps each alive: no operand is overwritten.
+            let all: Vec<ValueId> = g.ids().collect();
+            let reference = execute_values(&g, &inputs, &all).unwrap();
+            let out = execute(&g, &inputs).unwrap();
+            assert_eq!(out[0], *reference.last().unwrap(), "{dtype:?}");
+            assert_eq!(inputs, kept, "the caller's inputs are untouched");
+            let schedule = Schedule::new(&g, &g.outputs, false).unwrap();
+            let donors = schedule.steps.iter().filter(|s| s.donor.is_some()).count();
+            assert!(
+                donors >= 4,
+                "{dtype:?}: only {donors} steps overwrite an operand"
+            );
+        }
+    }
+
+    #[test]
+    fn a_prepared_graph_runs_repeatedly_and_checks_its_inputs() {
+        let g = chain(DType::F32);
+        let prepared = Prepared::new(&g).unwrap();
+        let inputs = random_inputs(&g, 3);
+        let first = prepared.run(&inputs).unwrap();
+        assert_eq!(prepared.run(&inputs).unwrap(), first);
+        assert_eq!(first, execute(&g, &inputs).unwrap());
+        let wrong = Tensor::full(&TensorType::new(DType::F32, vec![4, 5]), 1.0).unwrap();
+        let e = prepared.run(&[wrong]).unwrap_err().to_string();
+        assert!(e.contains("f32[4,6]") && e.contains("f32[4,5]"), "{e}");
+        assert!(prepared
+            .run(&[])
+            .unwrap_err()
+            .to_string()
+            .contains("1 inputs, 0"));
+    }
+}

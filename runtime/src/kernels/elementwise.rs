@@ -144,7 +144,7 @@ pub(super) fn unary_in_place(
     let Some(v) = f32_slice_mut(&mut x) else {
         return Ok(Err(x));
     };
-    with_f32_unary!(f, g => v.iter_mut().for_each(|e| *e = g(*e)));
+    with_f32_unary!(f, g => par::for_each_mut(v, |e| *e = g(*e)));
     Ok(Ok(Tensor::from_data(ty.dtype, x.into_data())))
 }
 
@@ -349,19 +349,10 @@ pub(super) fn binary_in_place(
         _ => None,
     };
     match (n, x_pos) {
-        (Some(n), 0) => v
-            .iter_mut()
-            .for_each(|p| *p = powi_exact(*p as f64, n) as f32),
-        (Some(n), _) => v
-            .iter_mut()
-            .zip(o)
-            .for_each(|(q, &p)| *q = powi_exact(p as f64, n) as f32),
-        (None, 0) => {
-            with_f32_binary!(f, g => v.iter_mut().zip(o).for_each(|(p, &q)| *p = g(*p, q)))
-        }
-        (None, _) => {
-            with_f32_binary!(f, g => v.iter_mut().zip(o).for_each(|(q, &p)| *q = g(p, *q)))
-        }
+        (Some(n), 0) => par::for_each_mut(v, |p| *p = powi_exact(*p as f64, n) as f32),
+        (Some(n), _) => par::zip_mut(v, o, |q, &p| *q = powi_exact(p as f64, n) as f32),
+        (None, 0) => with_f32_binary!(f, g => par::zip_mut(v, o, |p, &q| *p = g(*p, q))),
+        (None, _) => with_f32_binary!(f, g => par::zip_mut(v, o, |q, &p| *q = g(p, *q))),
     }
     Ok(Ok(Tensor::from_data(ty.dtype, x.into_data())))
 }

@@ -74,7 +74,8 @@ pub(crate) fn tanh_for_f32(x: f64) -> f64 {
     let series = x + x * x2 * p;
     // For large a, e^{2a} (clamped at e^709) makes 2/(e^{2a} + 1) vanish: exactly ±1.
     let t = (1.0 - 2.0 / (exp_for_f32(2.0 * a) + 1.0)).copysign(x);
-    let y = if a < 0.0625 { series } else { t };
+    // tanh is odd: the sign is x's (also -0 for -0, which the series' sum loses).
+    let y = if a < 0.0625 { series } else { t }.copysign(x);
     // NaN stays NaN (the comparison above is false for it, and `t` may have lost its payload).
     if x.is_nan() {
         x

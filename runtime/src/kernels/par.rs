@@ -67,6 +67,28 @@ where
     ArrayD::from_shape_vec(a.raw_dim(), out).ok()
 }
 
+/// `f` applied to every element of `v` in place, in pieces over the threads when `v` is large.
+pub(crate) fn for_each_mut<T: Send>(v: &mut [T], f: impl Fn(&mut T) + Sync) {
+    if v.len() <= GRAIN {
+        v.iter_mut().for_each(f);
+    } else {
+        v.par_chunks_mut(GRAIN)
+            .for_each(|c| c.iter_mut().for_each(&f));
+    }
+}
+
+/// `f(v_i, o_i)` for every pair of elements of `v` (written in place) and `o` (same length), in
+/// pieces over the threads when they are large.
+pub(crate) fn zip_mut<T: Send, U: Sync>(v: &mut [T], o: &[U], f: impl Fn(&mut T, &U) + Sync) {
+    if v.len() <= GRAIN {
+        v.iter_mut().zip(o).for_each(|(p, q)| f(p, q));
+    } else {
+        v.par_chunks_mut(GRAIN)
+            .zip(o.par_chunks(GRAIN))
+            .for_each(|(c, d)| c.iter_mut().zip(d).for_each(|(p, q)| f(p, q)));
+    }
+}
+
 /// One value per row of `inner` consecutive elements: `row(slice)` for each, rows spread over
 /// the threads. `None` when `a` is not contiguous.
 pub(crate) fn rows<A, B>(
