@@ -23,7 +23,21 @@ const CORPUS: [&str; 2] = [
 /// What an expectation's target became: one node, or a tuple's elements.
 fn target(imp: &HloImport, t: &Value) -> Option<Lowered> {
     if let Some(name) = t.get("name").and_then(Value::as_str) {
-        return imp.values.get(name.trim_start_matches('%')).cloned();
+        let name = name.trim_start_matches('%');
+        if let Some(l) = imp.values.get(name) {
+            return Some(l.clone());
+        }
+        // An instruction of a loop body (or a called computation) is a node in every
+        // unrolled iteration (`WHILE/ITER/INST`); XLA gives it one sharding for all of them,
+        // so each must have it.
+        let suffix = format!("/{name}");
+        let copies: Vec<Lowered> = imp
+            .graph
+            .ids()
+            .filter(|&v| imp.graph.node(v).name.ends_with(&suffix))
+            .map(Lowered::Node)
+            .collect();
+        return (!copies.is_empty()).then_some(Lowered::Tuple(copies));
     }
     let entry = imp.module.entry()?;
     if t.get("root").is_some() {

@@ -608,7 +608,7 @@ impl<'m> Lowering<'m> {
                 sizes: attrs::ints(req("dynamic_slice_sizes")?)?,
             },
             "dynamic-update-slice" => Op::DynamicUpdateSlice,
-            "bitcast-convert" => Op::BitcastConvert,
+            "bitcast-convert" => return self.bitcast_convert(inst, &operands, ty),
             "clamp" => return self.clamp(inst, &operands, ty),
             "is-finite" => {
                 let [x] = operands[..] else {

@@ -444,3 +444,77 @@ fn philox_bits(
     };
     Ok((advanced, g.reshape(flat, bt.dims())?))
 }
+
+impl Lowering<'_> {
+    /// `bitcast-convert(x)`: of one width, the op; between 32- and 64-bit integers (jax's
+    /// `u32[.., 2]` keys to rng-bit-generator's `u64[..]` state and back), the words joined or
+    /// split little-endian (element 0 the low word), as XLA's bitcast reads memory.
+    pub(super) fn bitcast_convert(
+        &mut self,
+        inst: &Instruction,
+        ops: &[ValueId],
+        ty: TensorType,
+    ) -> Result<Lowered, String> {
+        let [x] = ops[..] else {
+            return Err("bitcast-convert takes one operand".into());
+        };
+        let name = self.node_name(inst);
+        let xt = self.graph.ty(x).clone();
+        let widths = (xt.dtype.int_bits(), ty.dtype.int_bits());
+        let unsigned = |d: DType| {
+            if d.int_bits() == Some(64) {
+                DType::U64
+            } else {
+                DType::U32
+            }
+        };
+        let mut g = Gen {
+            l: self,
+            base: name.clone(),
+        };
+        let out = match widths {
+            (Some(32), Some(64)) => {
+                let (lead, last) = xt.dims().split_at(xt.rank().saturating_sub(1));
+                if last != [2] || lead != ty.dims() {
+                    return Err(format!(
+                        "bitcast-convert {xt} to {ty}: needs a last dim of 2 more"
+                    ));
+                }
+                let x = g.convert(x, DType::U32)?;
+                let d = xt.rank() - 1;
+                let lo = g.slice(x, d, 0, 1)?;
+                let lo = g.reshape(lo, lead)?;
+                let hi = g.slice(x, d, 1, 2)?;
+                let hi = g.reshape(hi, lead)?;
+                g.join(lo, hi)?
+            }
+            (Some(64), Some(32)) => {
+                let mut dims = xt.dims().to_vec();
+                dims.push(2);
+                if dims != ty.dims() {
+                    return Err(format!(
+                        "bitcast-convert {xt} to {ty}: needs a last dim of 2 more"
+                    ));
+                }
+                let x = g.convert(x, DType::U64)?;
+                let [lo, hi] = g.halves(x)?;
+                dims[xt.rank()] = 1;
+                let lo = g.reshape(lo, &dims)?;
+                let hi = g.reshape(hi, &dims)?;
+                g.concat(vec![lo, hi], xt.rank())?
+            }
+            _ => {
+                return self
+                    .push(&name, Op::BitcastConvert, vec![x], ty)
+                    .map(Lowered::Node)
+            }
+        };
+        // The words are unsigned; a signed result reads the same bits.
+        let op = if unsigned(ty.dtype) == ty.dtype {
+            Op::Copy
+        } else {
+            Op::Convert
+        };
+        self.push(&name, op, vec![out], ty).map(Lowered::Node)
+    }
+}
