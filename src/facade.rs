@@ -152,7 +152,8 @@ pub fn propagate(imp: &Imported, mesh: &Mesh, annotations: &[Annotation]) -> Res
 }
 
 /// Plans `g` on `cluster`: the mesh shape, every value's sharding, the ZeRO stage and the
-/// micro-batch count with the fastest predicted step that fits.
+/// micro-batch count with the fastest predicted step that fits, and (where the cluster has
+/// reducer nodes) the gradient all-reduce algorithm ([`crate::allreduce_choice`]).
 pub fn plan(g: &Graph, cluster: &Cluster, opts: &PlanOptions) -> Result<Plan> {
     plan_with(g, cluster, opts, &mut |_| {}).map(|(p, _)| p)
 }
