@@ -157,9 +157,11 @@ fn mutated_hlo_never_panics() {
         read("moe_top2.hlo"),
         read("softplus_cumsum.hlo"),
         read("shard_map_matmul.hlo"),
+        // rng-bit-generator (Philox, Threefry) and 32/64-bit bitcast-converts.
+        read("rbg_bits.hlo"),
     ];
     let mut rng = Rng(0x5eed_0001);
-    for k in 0..1600u64 {
+    for k in 0..2000u64 {
         let s = &seeds[(k as usize) % seeds.len()];
         let m = mutate(&mut rng, s);
         no_panic("hlo::import", k, &m, || hlo(&m));
@@ -175,9 +177,10 @@ fn mutated_stablehlo_never_panics() {
         read("softplus_cumsum.gspmd.mlir"),
         read("mlp_dropout.mlir"),
         read("shard_map_matmul.mlir"),
+        read("rbg_bits.mlir"),
     ];
     let mut rng = Rng(0x5eed_0004);
-    for k in 0..1600u64 {
+    for k in 0..2000u64 {
         let s = &seeds[(k as usize) % seeds.len()];
         let m = mutate(&mut rng, s);
         no_panic("stablehlo::import", k, &m, || stablehlo(&m));
