@@ -50,7 +50,7 @@ pub use facade::{
     plan, plan_with, propagate, run, run_with, Backend, Imported, InputFormat, Program, RunOptions,
 };
 pub use facade::{plan_allreduce, run_plan};
-pub use reduction::{allreduce_choice, allreduce_for};
 pub use pipelined::{compile_pipelined, is_pipelined, run_pipelined, PipelinedProgram};
-pub use shardc_sharding::auto::{Plan, PlanOptions, PlanProgress, PlanTimings};
+pub use reduction::{allreduce_choice, allreduce_for};
 pub use shardc_sharding::auto::PlanAllReduce;
+pub use shardc_sharding::auto::{Plan, PlanOptions, PlanProgress, PlanTimings};
