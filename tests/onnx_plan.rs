@@ -71,37 +71,25 @@ macro_rules! planned_fixtures {
     )*};
 }
 
-// Planning a 2-layer transformer fixture takes 16–41 s with today's planner (the ILP has
-// 45k–71k edge variables), too slow for CI: those run with `cargo test -- --ignored`.
+// The twelve transformer fixtures took 16–41 s each at load 14–18; on an idle 2-core machine
+// all twelve plan and run checked in 28 s together, so CI runs them.
 
 planned_fixtures! {
     planned_mlp_dynamo_runs_checked_on_8_devices: "mlp.dynamo";
     planned_mlp_torchscript_runs_checked_on_8_devices: "mlp.ts";
     planned_resnet18_dynamo_runs_checked_on_8_devices: "resnet18.dynamo";
     planned_resnet18_torchscript_runs_checked_on_8_devices: "resnet18.ts";
-    #[ignore = "slow: planning takes ~16 s"]
     planned_gpt2_dynamo_runs_checked_on_8_devices: "gpt2.dynamo";
-    #[ignore = "slow: planning takes ~16 s"]
     planned_gpt2_torchscript_runs_checked_on_8_devices: "gpt2.ts", "batch=2", "seq=8";
-    #[ignore = "slow: planning takes ~22 s"]
     planned_llama_dynamo_runs_checked_on_8_devices: "llama.dynamo";
-    #[ignore = "slow: planning takes ~25 s"]
     planned_llama_torchscript_runs_checked_on_8_devices: "llama.ts";
-    #[ignore = "slow: planning takes ~37 s"]
     planned_qwen2_dynamo_runs_checked_on_8_devices: "qwen2.dynamo";
-    #[ignore = "slow: planning takes ~28 s"]
     planned_qwen2_torchscript_runs_checked_on_8_devices: "qwen2.ts";
-    #[ignore = "slow: planning takes ~41 s"]
     planned_phi_dynamo_runs_checked_on_8_devices: "phi.dynamo";
-    #[ignore = "slow: planning takes ~26 s"]
     planned_phi_torchscript_runs_checked_on_8_devices: "phi.ts";
-    #[ignore = "slow: planning takes ~34 s"]
     planned_gpt_neox_dynamo_runs_checked_on_8_devices: "gpt_neox.dynamo";
-    #[ignore = "slow: planning takes ~26 s"]
     planned_gpt_neox_torchscript_runs_checked_on_8_devices: "gpt_neox.ts";
-    #[ignore = "slow: planning takes ~29 s"]
     planned_bert_dynamo_runs_checked_on_8_devices: "bert.dynamo";
-    #[ignore = "slow: planning takes ~31 s"]
     planned_bert_torchscript_runs_checked_on_8_devices: "bert.ts";
 }
 

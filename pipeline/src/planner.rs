@@ -98,7 +98,7 @@ pub struct PipelineTimings {
 /// The chosen plan with its schedule and simulation (for `--timeline`).
 #[derive(Clone, Debug)]
 pub struct PipelinePlan {
-    /// The plan; its `pipeline` part is [`PipelinePlan::pipeline_json`].
+    /// The plan; its `pipeline` part holds the chosen stages, schedule and micro-batches.
     pub plan: Plan,
     /// The chosen candidate.
     pub chosen: PipelineCandidate,
