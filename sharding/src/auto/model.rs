@@ -593,6 +593,21 @@ pub(crate) fn kept_values(graph: &Graph) -> Vec<bool> {
         .collect()
 }
 
+/// The seconds of every ZeRO-3 gather an assignment needs (the step estimate does not price
+/// them; the planner's candidates and the Megatron-style sweep add them the same way).
+pub(crate) fn zero3_gather_seconds(
+    graph: &Graph,
+    assignment: &ShardingAssignment,
+    pricing: &Pricing,
+    opts: &StepOptions,
+) -> Result<f64> {
+    let mut seconds = 0.0;
+    for v in graph.ids() {
+        seconds += zero3_gathers(graph, v, &assignment.shardings[v.index()], pricing, opts)?;
+    }
+    Ok(seconds)
+}
+
 /// ZeRO-3 gathers a parameter over the data axis before its forward and its backward use.
 pub(crate) fn zero3_gathers(
     graph: &Graph,

@@ -43,6 +43,19 @@ pub struct PlanMemory {
     pub capacity: f64,
 }
 
+impl From<&shardc_cost_model::MemoryBreakdown> for PlanMemory {
+    fn from(m: &shardc_cost_model::MemoryBreakdown) -> Self {
+        PlanMemory {
+            weights: m.weights,
+            gradients: m.gradients,
+            optimizer_state: m.optimizer_state,
+            activations: m.activations,
+            transient: m.transient,
+            capacity: m.capacity,
+        }
+    }
+}
+
 impl PlanMemory {
     /// Bytes in all categories.
     pub fn total(&self) -> f64 {

@@ -351,11 +351,7 @@ impl MeshSearch<'_> {
         let e = step_estimate(g, &assignment, &comms, self.cluster, &opts)?;
         let pricing = Pricing::new(self.cluster, self.mesh)?;
         let step = self.step(zero, m, None);
-        let mut gathers = 0.0;
-        for v in g.ids() {
-            gathers +=
-                model::zero3_gathers(g, v, &assignment.shardings[v.index()], &pricing, &step)?;
-        }
+        let gathers = model::zero3_gather_seconds(g, &assignment, &pricing, &step)?;
         let mut collectives = Vec::with_capacity(comms.len());
         for c in &comms {
             let place = pricing.placement(&c.op.collective_axes())?;
@@ -389,14 +385,7 @@ impl MeshSearch<'_> {
             step_time_s: step_time,
             model_tflops: e.model_tflops_per_device * scale,
             hardware_tflops: e.hardware_tflops_per_device * scale,
-            memory: PlanMemory {
-                weights: mem.weights,
-                gradients: mem.gradients,
-                optimizer_state: mem.optimizer_state,
-                activations: mem.activations,
-                transient: mem.transient,
-                capacity: mem.capacity,
-            },
+            memory: PlanMemory::from(mem),
             model_memory: 0.0,
             collectives,
             strategy,

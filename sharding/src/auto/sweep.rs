@@ -10,7 +10,7 @@ use shardc_ir::zoo::{gpt, GptConfig, GptShardings};
 use shardc_ir::{training_step, Graph, Mesh, TrainOptions};
 
 use super::cost::{step_estimate, Pricing};
-use super::model::{zero3_gathers, StepOptions};
+use super::model::{zero3_gather_seconds, StepOptions};
 use super::plan::PlanMemory;
 use crate::collectives::required_collectives;
 use crate::error::{Result, ShardingError};
@@ -169,11 +169,7 @@ pub fn megatron_sweep(
                     micro_batches: 1,
                     memory_limit: None,
                 };
-                let mut gathers = 0.0;
-                for v in g.ids() {
-                    gathers +=
-                        zero3_gathers(&g, v, &assignment.shardings[v.index()], &pricing, &step)?;
-                }
+                let gathers = zero3_gather_seconds(&g, &assignment, &pricing, &step)?;
                 for &b in &opts.micro_batch_sizes {
                     let per_rank = cfg.batch / dp;
                     if b == 0 || per_rank % b != 0 {
@@ -188,14 +184,7 @@ pub fn megatron_sweep(
                     };
                     let e = step_estimate(&g, &assignment, &comms, cluster, &gopts)?;
                     let mem = &e.memory;
-                    let memory = PlanMemory {
-                        weights: mem.weights,
-                        gradients: mem.gradients,
-                        optimizer_state: mem.optimizer_state,
-                        activations: mem.activations,
-                        transient: mem.transient,
-                        capacity: mem.capacity,
-                    };
+                    let memory = PlanMemory::from(mem);
                     let step_time_s = e.step_time_s + gathers;
                     let scale = if step_time_s > 0.0 {
                         e.step_time_s / step_time_s
