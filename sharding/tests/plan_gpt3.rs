@@ -6,7 +6,7 @@
 use shardc_cost_model::{Catalog, Cluster};
 use shardc_ir::zoo::{gpt, GptConfig};
 use shardc_ir::{training_step, DType, RecomputeMode, TrainOptions};
-use shardc_sharding::auto::{plan_with, PlanOptions};
+use shardc_sharding::auto::{plan_with, PlanOptions, Solver};
 
 #[test]
 #[ignore = "a 55k-node graph: run by hand (see the module doc)"]
@@ -31,7 +31,15 @@ fn plans_gpt3_175b_on_1024_a100_without_pipelining() {
     eprintln!("graph: {} nodes in {:.2?}", g.len(), clock.elapsed());
     let cluster = Cluster::parse("a100-80gb:128x8", &Catalog::builtin()).unwrap();
     let clock = std::time::Instant::now();
-    let (p, t) = plan_with(&g, &cluster, &PlanOptions::default(), &mut |_| {}).unwrap();
+    let opts = PlanOptions {
+        solver: match std::env::var("GPT3_SOLVER").as_deref() {
+            Ok("ilp") => Solver::Ilp,
+            Ok("elimination") => Solver::Elimination,
+            _ => Solver::default(),
+        },
+        ..PlanOptions::default()
+    };
+    let (p, t) = plan_with(&g, &cluster, &opts, &mut |_| {}).unwrap();
     eprintln!("planned in {:.2?}: {t:?}\n{}", clock.elapsed(), p.report());
     assert!(p.memory.total() <= 80e9, "the plan fits an A100-80GB");
 }

@@ -9,6 +9,7 @@ use good_lp::{
     SolverModel, Variable,
 };
 
+use super::dominance::prune_dominated;
 use super::model::Model;
 use super::reduce::{eliminate, Problem};
 use crate::error::{Result, ShardingError};
@@ -106,20 +107,26 @@ fn contradiction(value: String) -> ShardingError {
 /// difference that matters.
 const SCALE: f64 = 1e6;
 
-/// The model as the solvers see it: its tables, with the choices no neighbour allows made
-/// dead (infinite cost), so that eliminations see only what can be picked.
+/// The model as the solvers see it: its tables, with the choices no neighbour allows and the
+/// dominated ones made dead (infinite cost), so that eliminations see only what can be picked.
 pub(crate) fn prepared(m: &Model) -> Result<Problem> {
     let mut problem = Problem::of(m);
-    let alive = prune(&problem)?;
-    for (v, a) in alive.iter().enumerate() {
-        let keep: std::collections::BTreeSet<usize> = a.iter().copied().collect();
-        for (i, c) in problem.cost[v].iter_mut().enumerate() {
-            if !keep.contains(&i) {
-                *c = f64::INFINITY;
+    loop {
+        let alive = prune(&problem)?;
+        for (v, a) in alive.iter().enumerate() {
+            let keep: std::collections::BTreeSet<usize> = a.iter().copied().collect();
+            for (i, c) in problem.cost[v].iter_mut().enumerate() {
+                if !keep.contains(&i) {
+                    *c = f64::INFINITY;
+                }
             }
         }
+        // Dropping dominated choices (exact: `dominance`) can leave a neighbour's choice with
+        // no partner, and pruning that can make more choices dominated.
+        if prune_dominated(&mut problem) == 0 {
+            return Ok(problem);
+        }
     }
-    Ok(problem)
 }
 
 /// Solves the model exactly: the exact eliminations of `reduce`, then the ILP on what is left.

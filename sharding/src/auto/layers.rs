@@ -1,11 +1,10 @@
-//! Structurally identical layers solved once: nodes at the same position of layers with the
-//! same structure (names past the layer prefix, ops, types, roles, phases, and where each
-//! operand comes from) form one class that takes one choice, so the ILP of a 96-layer
-//! transformer is the size of its distinct layers (the first and last read from outside the
-//! stack, the middle ones all alike). PyTorch autoparallel's repeated-subgraph constraint
-//! (REFERENCES.md) is the same idea.
+//! Structurally identical layers solved once: nodes of different layers with the same
+//! signature (name past the layer prefix, op, types, role, phase, and which node of the layer
+//! each operand is, or the type of one from outside it) form one class that takes one choice, so
+//! the model of a 96-layer transformer is the size of one layer and its boundary. PyTorch
+//! autoparallel's repeated-subgraph constraint (REFERENCES.md) is the same idea.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use shardc_ir::{Graph, Op};
 
@@ -32,7 +31,12 @@ impl Classes {
 }
 
 /// The signature of one node within its layer: everything its choices and costs depend on.
-fn node_signature(g: &Graph, v: usize, layer: &str, pos: &[Option<(usize, usize)>]) -> String {
+/// An operand from inside the layer is named by its name past the layer prefix; one from
+/// outside (the previous layer's output, or the embedding's for the first layer; the next
+/// layer's gradient, or the head's for the last) by its type only: a node's choices depend on
+/// its op and types, not on where an operand comes from, and the edges from each producer class
+/// are priced apart (`model::build_edges`).
+fn node_signature(g: &Graph, v: usize, layer: &str) -> String {
     let n = &g.nodes[v];
     let suffix = n.name.strip_prefix(layer).unwrap_or(&n.name);
     // Constants' values do not change how they shard; their data can be large.
@@ -43,13 +47,12 @@ fn node_signature(g: &Graph, v: usize, layer: &str, pos: &[Option<(usize, usize)
     let operands: Vec<String> = n
         .operands
         .iter()
-        .map(|o| match pos[o.index()] {
-            Some((l, p)) if g.nodes[o.index()].layer() == Some(layer) => {
-                let _ = l;
-                format!("L{p}")
+        .map(|o| {
+            let on = &g.nodes[o.index()];
+            match on.name.strip_prefix(layer) {
+                Some(rest) if on.layer() == Some(layer) => format!("L{rest}"),
+                _ => format!("X{}", on.ty),
             }
-            Some((_, p)) => format!("P{p}"),
-            None => format!("N{}", o.index()),
         })
         .collect();
     format!(
@@ -63,53 +66,34 @@ fn node_signature(g: &Graph, v: usize, layer: &str, pos: &[Option<(usize, usize)
     )
 }
 
-/// Classes of the graph's nodes by layer structure.
+/// Classes of the graph's nodes by layer structure: nodes of different layers with one
+/// signature ([`node_signature`]) form one class. Tying node by node rather than layer by layer
+/// lets the first and last layers of a stack tie with the middle ones where only their boundary
+/// differs (the last layer's residual gradient has one term fewer to add: that node and its
+/// readers stay apart, the rest of the layer ties).
 pub(crate) fn classes(g: &Graph) -> Classes {
     let n = g.len();
-    // Layers in order of their first node, with their nodes in node order.
-    let mut layer_index: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut layers: Vec<(&str, Vec<usize>)> = Vec::new();
-    let mut pos: Vec<Option<(usize, usize)>> = vec![None; n];
-    for (v, node) in g.nodes.iter().enumerate() {
-        let Some(l) = node.layer() else { continue };
-        let k = *layer_index.entry(l).or_insert_with(|| {
-            layers.push((l, Vec::new()));
-            layers.len() - 1
-        });
-        pos[v] = Some((k, layers[k].1.len()));
-        layers[k].1.push(v);
-    }
+    let layers: BTreeSet<&str> = g.nodes.iter().filter_map(|x| x.layer()).collect();
     if layers.len() < 2 {
         return Classes::singletons(n);
     }
-    // Layers of one signature share the first one's classes.
-    let mut first_of: BTreeMap<Vec<String>, usize> = BTreeMap::new();
-    let mut rep_layer: Vec<usize> = Vec::with_capacity(layers.len());
-    for (k, (name, nodes)) in layers.iter().enumerate() {
-        let sig: Vec<String> = nodes
-            .iter()
-            .map(|&v| node_signature(g, v, name, &pos))
-            .collect();
-        rep_layer.push(*first_of.entry(sig).or_insert(k));
-    }
-    // Representatives first (in node order: a later layer's backward runs before an earlier
-    // one's), then the members that follow them.
-    let mut of = vec![usize::MAX; n];
+    // Classes in node order of their first member (a later layer's backward runs before an
+    // earlier one's, so the representative is the first in node order, whichever its layer).
+    let mut by_signature: BTreeMap<String, usize> = BTreeMap::new();
+    let mut of = Vec::with_capacity(n);
     let mut members: Vec<Vec<usize>> = Vec::new();
-    for v in 0..n {
-        if pos[v].map_or(true, |(k, _)| rep_layer[k] == k) {
-            of[v] = members.len();
-            members.push(vec![v]);
+    for (v, node) in g.nodes.iter().enumerate() {
+        let c = match node.layer() {
+            Some(l) => *by_signature
+                .entry(node_signature(g, v, l))
+                .or_insert(members.len()),
+            None => members.len(),
+        };
+        if c == members.len() {
+            members.push(Vec::new());
         }
-    }
-    for v in 0..n {
-        if let Some((k, p)) = pos[v] {
-            if rep_layer[k] != k {
-                let c = of[layers[rep_layer[k]].1[p]];
-                of[v] = c;
-                members[c].push(v);
-            }
-        }
+        members[c].push(v);
+        of.push(c);
     }
     Classes { of, members }
 }

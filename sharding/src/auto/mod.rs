@@ -11,6 +11,7 @@
 mod allreduce;
 mod bucket;
 mod cost;
+mod dominance;
 mod elimination;
 mod exhaustive;
 mod ilp;
