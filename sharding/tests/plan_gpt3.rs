@@ -12,11 +12,21 @@ use shardc_sharding::auto::{plan_with, PlanOptions, Solver};
 #[ignore = "a 55k-node graph: run by hand (see the module doc)"]
 fn plans_gpt3_175b_on_1024_a100_without_pipelining() {
     let clock = std::time::Instant::now();
-    let layers = std::env::var("GPT3_LAYERS").map_or(96, |s| s.parse().unwrap());
+    // Other shapes by hand: GPT3_LAYERS, GPT3_HIDDEN, GPT3_HEADS, GPT3_SEQ, GPT3_VOCAB,
+    // GPT3_BATCH, GPT3_CLUSTER (BERT-large on 64 A100s: 24, 1024, 16, 512, 30528, 512,
+    // a100-80gb:8x8).
+    let env =
+        |name: &str, default: u64| std::env::var(name).map_or(default, |s| s.parse().unwrap());
+    let base = GptConfig::gpt3_175b(1536);
     let fwd = gpt(&GptConfig {
         dtype: DType::F32,
-        layers,
-        ..GptConfig::gpt3_175b(1536)
+        layers: env("GPT3_LAYERS", base.layers),
+        hidden: env("GPT3_HIDDEN", base.hidden),
+        heads: env("GPT3_HEADS", base.heads),
+        seq: env("GPT3_SEQ", base.seq),
+        vocab: env("GPT3_VOCAB", base.vocab),
+        batch: env("GPT3_BATCH", base.batch),
+        ..base
     })
     .unwrap();
     let g = training_step(
@@ -29,7 +39,8 @@ fn plans_gpt3_175b_on_1024_a100_without_pipelining() {
     )
     .unwrap();
     eprintln!("graph: {} nodes in {:.2?}", g.len(), clock.elapsed());
-    let cluster = Cluster::parse("a100-80gb:128x8", &Catalog::builtin()).unwrap();
+    let spec = std::env::var("GPT3_CLUSTER").unwrap_or_else(|_| "a100-80gb:128x8".into());
+    let cluster = Cluster::parse(&spec, &Catalog::builtin()).unwrap();
     let clock = std::time::Instant::now();
     let opts = PlanOptions {
         solver: match std::env::var("GPT3_SOLVER").as_deref() {

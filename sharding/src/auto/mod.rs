@@ -41,14 +41,15 @@ pub use sweep::{best_fitting, megatron_sweep, MegatronConfig, SweepOptions, Swee
 pub enum Solver {
     /// Exact structural elimination (chains and leaves, then bucket elimination with a greedy
     /// order), the ILP for a small core where the memory limit binds, Lagrangian relaxation
-    /// (with its gap reported) for a large one.
+    /// (with its gap reported) for a large one; the ILP where the elimination's tables would
+    /// be too large. The default.
     ///
-    /// Not the default: on the MoE known answer (`tests/plan.rs`) it returns a pick 2% slower
-    /// than the ILP's (data instead of expert parallelism), so it is not yet exact on every
-    /// model although it equals enumeration on the random graphs of `auto_exact`.
+    /// (Its one disagreement with the ILP, on the MoE known answer of `tests/plan.rs`, was a
+    /// tie: data and expert parallelism priced the same in the model and each solver returned
+    /// a different one; ties now go to the pick of less memory, `reduce::TIE_SECONDS_PER_BYTE`.)
+    #[default]
     Elimination,
     /// The ILP (good_lp + microlp) after the chain and leaf eliminations.
-    #[default]
     Ilp,
     /// [`Solver::Elimination`] with Lagrangian relaxation wherever the memory limit binds,
     /// however small the core (to test and compare the relaxation).

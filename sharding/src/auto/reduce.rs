@@ -14,6 +14,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::Model;
 
+/// The tie-break between picks of equal modelled time: seconds per byte kept, far below any
+/// difference the model prices (a GB is a picosecond) yet above f64's rounding of a step's
+/// seconds. Without it the solvers return whichever of two tied picks they meet first: on the
+/// MoE known answer data and expert parallelism price the same in the model, and the one with
+/// the expert weights split (less memory, and faster in the whole-step estimate) was left to
+/// chance.
+pub(crate) const TIE_SECONDS_PER_BYTE: f64 = 1e-21;
+
 /// One pairwise cost table: `cost[a * nb + b]` for choice `a` of `lo` and `b` of `hi`
 /// (`lo < hi`).
 #[derive(Clone, Debug)]
@@ -47,11 +55,17 @@ pub(crate) struct Problem {
 
 impl Problem {
     /// The model's values, choices and edges (edges between the same two classes summed).
+    /// Each choice's cost carries [`TIE_SECONDS_PER_BYTE`] per byte it keeps, so that of two
+    /// picks the model prices the same, the solvers return the one of less memory.
     pub fn of(m: &Model) -> Problem {
         let cost: Vec<Vec<f64>> = m
             .choices
             .iter()
-            .map(|cs| cs.iter().map(|c| c.cost).collect())
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| c.cost + TIE_SECONDS_PER_BYTE * c.memory)
+                    .collect()
+            })
             .collect();
         let memory = m
             .choices

@@ -123,21 +123,26 @@ pub fn plan_with(
         };
         // The optimum without a memory limit is the optimum if it fits: ZeRO and more
         // micro-batches only save memory, never time.
-        let free = ctx.solve(Zero::None, mbs[0], None, &mut timings)?;
-        if let Some(c) = free.filter(|c| c.memory.total() <= limit) {
-            keep_best(&mut best, c);
+        let mut free = ctx.solve(Zero::None, mbs[0], None, &mut timings)?;
+        if free.as_ref().is_some_and(|c| c.memory.total() <= limit) {
+            keep_best(&mut best, free.take().expect("just checked"));
             continue;
         }
+        // By the same rule the optimum without a limit at a ZeRO stage and micro-batch count
+        // bounds every plan with that stage and more micro-batches: once it is no faster than
+        // the best plan found, the stage's search stops.
         for &zero in zeros {
-            let mut found = None;
             for &m in &mbs {
-                found = ctx.fitting(zero, m, limit, &mut timings)?;
-                if found.is_some() {
-                    break;
+                let first = free.take().filter(|_| zero == Zero::None && m == mbs[0]);
+                let bound = best.as_ref().map_or(f64::INFINITY, |b| b.step_time_s);
+                match ctx.fitting(zero, m, limit, bound, first, &mut timings)? {
+                    Fit::Found(c) => {
+                        keep_best(&mut best, c);
+                        break;
+                    }
+                    Fit::Bounded => break,
+                    Fit::None => {}
                 }
-            }
-            if let Some(c) = found {
-                keep_best(&mut best, c);
             }
         }
     }
@@ -159,6 +164,15 @@ pub fn plan_with(
     };
     timings.total_s = start.elapsed().as_secs_f64();
     Ok((best.into_plan(graph, cluster)?, timings))
+}
+
+/// What [`MeshSearch::fitting`] found.
+enum Fit {
+    Found(Candidate),
+    /// Nothing at this ZeRO stage and micro-batch count fits.
+    None,
+    /// Even the optimum without a limit is no faster than the best plan found.
+    Bounded,
 }
 
 /// One priced candidate.
@@ -304,31 +318,48 @@ impl MeshSearch<'_> {
     /// model's whole-step estimate differs from it: the constraint's limit starts from `limit`
     /// shifted by that difference on the unconstrained optimum, then is tightened by any
     /// overshoot the estimate finds.
+    ///
+    /// `free` is the optimum without a limit at `zero` and `m` when already solved; `bound` the
+    /// step time of the best plan found so far, which the optimum without a limit must beat.
+    #[allow(clippy::too_many_arguments)]
     fn fitting(
         &self,
         zero: Zero,
         m: u64,
         limit: f64,
+        bound: f64,
+        free: Option<Candidate>,
         t: &mut PlanTimings,
-    ) -> Result<Option<Candidate>> {
-        let Some(free) = self.solve(zero, m, None, t)? else {
-            return Ok(None);
+    ) -> Result<Fit> {
+        let free = match free {
+            Some(c) => c,
+            None => match self.solve(zero, m, None, t)? {
+                Some(c) => c,
+                None => return Ok(Fit::None),
+            },
         };
+        if free.step_time_s >= bound {
+            return Ok(Fit::Bounded);
+        }
         if free.memory.total() <= limit {
-            return Ok(Some(free));
+            return Ok(Fit::Found(free));
         }
         let mut kept_limit = limit + (free.model_memory - free.memory.total());
         for _ in 0..4 {
+            // No pick keeps a negative number of bytes: nothing to solve.
+            if kept_limit <= 0.0 {
+                return Ok(Fit::None);
+            }
             let Some(c) = self.solve(zero, m, Some(kept_limit), t)? else {
-                return Ok(None);
+                return Ok(Fit::None);
             };
             let total = c.memory.total();
             if total <= limit {
-                return Ok(Some(c));
+                return Ok(Fit::Found(c));
             }
             kept_limit -= (total - limit) * 1.01 + 1.0;
         }
-        Ok(None)
+        Ok(Fit::None)
     }
 
     /// The cost model's whole step for an assignment.
