@@ -240,14 +240,6 @@ pub(crate) fn step_bytes(kind: &ReshardKind, l: u64, mesh: &Mesh) -> u64 {
     }
 }
 
-/// The block of the value device `i` holds under `s`: per dim, its shard index.
-fn block(s: &Sharding, mesh: &Mesh, i: usize) -> Vec<u64> {
-    s.dims
-        .iter()
-        .map(|d| mesh.linear_index(i, &d.axes))
-        .collect()
-}
-
 /// One collective-permute from `cur` to `to`, if that is all it takes: the same pending sum and
 /// the same number of shards in every dim, so each device's block is whole on some device.
 pub(crate) fn permute(
@@ -277,27 +269,43 @@ pub(crate) fn permute(
         .filter(|a| involved.contains(a))
         .map(String::from)
         .collect();
-    // The devices of group 0: every other axis at coordinate 0, ordered by linear coordinate.
-    let group: Vec<usize> = (0..mesh.num_devices() as usize)
-        .filter(|&i| {
-            let c = mesh.coords(i);
-            mesh.axes
+    // The devices of group 0: every other axis at coordinate 0, ordered by linear coordinate
+    // (built from the involved axes' coordinates alone: on a thousand devices the planner asks
+    // for many permutes, and walking every device for each was most of its time).
+    let mut group: Vec<usize> = vec![0];
+    for a in &mesh.axes {
+        let size = a.size as usize;
+        group = if axes.contains(&a.name) {
+            group
                 .iter()
-                .zip(&c)
-                .all(|(a, &x)| x == 0 || axes.contains(&a.name))
+                .flat_map(|&g| (0..size).map(move |x| g * size + x))
+                .collect()
+        } else {
+            group.iter().map(|&g| g * size).collect()
+        };
+    }
+    let coords: BTreeMap<usize, Vec<u64>> = group.iter().map(|&i| (i, mesh.coords(i))).collect();
+    let along = |i: usize, on: &[String]| -> u64 {
+        let c = &coords[&i];
+        on.iter().fold(0, |acc, a| {
+            let k = mesh.axis_index(a).unwrap_or(0);
+            acc * mesh.axes[k].size + c[k]
         })
-        .collect();
-    let coord = |i: usize| mesh.linear_index(i, &axes);
+    };
+    let coord = |i: usize| along(i, &axes);
+    // The block of the value device `i` holds under `s`: per dim, its shard index.
+    let block =
+        |s: &Sharding, i: usize| -> Vec<u64> { s.dims.iter().map(|d| along(i, &d.axes)).collect() };
     // Receivers that already hold their block keep it; the others take the holders left over,
     // in order.
     let mut holders: BTreeMap<Vec<u64>, Vec<usize>> = BTreeMap::new();
     for &i in &group {
-        holders.entry(block(cur, mesh, i)).or_default().push(i);
+        holders.entry(block(cur, i)).or_default().push(i);
     }
     let mut pairs = Vec::new();
     let mut waiting = Vec::new();
     for &i in &group {
-        let want = block(to, mesh, i);
+        let want = block(to, i);
         let hs = holders.get_mut(&want)?;
         if let Some(k) = hs.iter().position(|&h| h == i) {
             hs.remove(k);
