@@ -3,6 +3,9 @@
 use serde_json::Value;
 
 use crate::common::{shardc, shardc_ok, zoo};
+use shardc::ir::zoo::{annotate_megatron_training, gpt, GptConfig, GptShardings};
+use shardc::ir::{training_step, DType, Mesh, RecomputeMode, TrainOptions};
+use shardc::sharding::{propagate, required_collectives};
 
 /// A small Megatron-annotated GPT in a scratch file of its own per test (tests run in parallel).
 fn megatron_gpt(file: &str) -> String {
@@ -232,16 +235,20 @@ fn the_graph_path_and_the_gpt_shape_path_agree_within_3_percent() {
         estimate_gpt, Catalog, Cluster, GptShape, GptTraining, Recompute, Schedule, Zero,
     };
     let mut worst = 0.0f64;
-    // (l, h, a, s, t, p, dp, micro-batches, recomputation)
-    for (i, (l, h, a, s, t, p, dp, m, rc)) in [
+    // (l, h, a, s, t, p, dp, micro-batches, recomputation, sequence parallel)
+    for (i, (l, h, a, s, t, p, dp, m, rc, sp)) in [
         (
-            4u64, 4096u64, 32u64, 2048u64, 1u64, 1u64, 1u64, 8u64, "none",
+            4u64, 4096u64, 32u64, 2048u64, 1u64, 1u64, 1u64, 8u64, "none", false,
         ),
-        (4, 4096, 32, 2048, 2, 1, 2, 8, "full"),
-        (4, 6144, 48, 2048, 8, 1, 1, 8, "selective"),
-        (8, 6144, 48, 2048, 4, 2, 1, 16, "full"),
-        (8, 4096, 32, 2048, 2, 2, 2, 8, "none"),
-        (4, 12288, 96, 2048, 8, 1, 2, 4, "full"),
+        (4, 4096, 32, 2048, 2, 1, 2, 8, "full", false),
+        (4, 6144, 48, 2048, 8, 1, 1, 8, "selective", false),
+        (8, 6144, 48, 2048, 4, 2, 1, 16, "full", false),
+        (8, 4096, 32, 2048, 2, 2, 2, 8, "none", false),
+        (4, 12288, 96, 2048, 8, 1, 2, 4, "full", false),
+        // Sequence parallelism (Korthikanti et al. 2022): the zoo's `megatron-sp` annotations.
+        (4, 6144, 48, 2048, 8, 1, 1, 8, "full", true),
+        (4, 4096, 32, 2048, 4, 1, 2, 8, "selective", true),
+        (8, 4096, 32, 2048, 2, 2, 1, 8, "none", true),
     ]
     .into_iter()
     .enumerate()
@@ -264,6 +271,9 @@ fn the_graph_path_and_the_gpt_shape_path_agree_within_3_percent() {
             "--no-overlap",
         ];
         cost.extend_from_slice(&["--recompute", rc]);
+        if sp {
+            cost.extend_from_slice(&["--shardings", "megatron-sp"]);
+        }
         let e = zoo_gpt_cost(
             &format!("agree_{i}.json"),
             [l, h, a, s, v],
@@ -285,7 +295,7 @@ fn the_graph_path_and_the_gpt_shape_path_agree_within_3_percent() {
             dp,
             tp: t,
             pp: p,
-            sequence_parallel: false,
+            sequence_parallel: sp,
             recompute: rc.parse::<Recompute>().expect("recompute"),
             schedule: Schedule::OneFOneB,
             zero: Zero::None,
@@ -306,7 +316,7 @@ fn the_graph_path_and_the_gpt_shape_path_agree_within_3_percent() {
             ae.bubble_s
         );
         let diff = graph / analytic - 1.0;
-        println!("l={l} h={h} t={t} p={p} m={m} {rc}: graph {graph:.4} s, shape {analytic:.4} s, {:+.2}%", 100.0 * diff);
+        println!("l={l} h={h} t={t} p={p} m={m} {rc} sp={sp}: graph {graph:.4} s, shape {analytic:.4} s, {:+.2}%", 100.0 * diff);
         worst = worst.max(diff.abs());
         let _ = i;
     }
@@ -408,4 +418,138 @@ fn korthikanti_case(dropout: bool, t: u64, style: &str, rc: &str, (s, h, a): (f6
         (ours / want - 1.0).abs() < 0.05,
         "dropout {dropout} t={t} {style} {rc}: {ours} vs {want}"
     );
+}
+
+/// The tensor-parallel collectives of a sequence-parallel GPT training step (library path, as
+/// `shardc zoo gpt --train --shardings megatron-sp` builds it), one line per collective:
+/// (layer or `-`, kind, value moved, local operand bytes, node).
+fn sequence_parallel_collectives(
+    recompute: Option<RecomputeMode>,
+    batch: u64,
+) -> Vec<(String, String, String, u64, String)> {
+    let mesh: Mesh = "dp=2,tp=4".parse().expect("mesh");
+    let cfg = GptConfig {
+        layers: 2,
+        hidden: 64,
+        heads: 4,
+        seq: 32,
+        vocab: 256,
+        batch,
+        dtype: DType::BF16,
+        shardings: GptShardings::MegatronSequenceParallel(mesh.clone()),
+    };
+    let fwd = gpt(&cfg).expect("gpt");
+    let opts = TrainOptions {
+        recompute,
+        ..TrainOptions::default()
+    };
+    let mut g = training_step(&fwd, &opts).expect("training step");
+    annotate_megatron_training(&mut g);
+    let sharded = propagate(&g, &mesh, &g.annotations).expect("propagate");
+    let comms = required_collectives(&g, &sharded.assignment).expect("collectives");
+    comms
+        .iter()
+        .filter(|c| c.op.collective_axes() == ["tp"])
+        .map(|c| {
+            let node = g.node(c.node).name.clone();
+            let layer = node
+                .strip_prefix("layers.")
+                .and_then(|r| r.split('.').next())
+                .map_or("-".to_string(), str::to_string);
+            // The value moved: the first backquoted name of the reason.
+            let value = c.reason.split('`').nth(1).unwrap_or("").to_string();
+            (
+                layer,
+                c.op.name().to_string(),
+                value,
+                c.local_operand.size_bytes(),
+                node,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn sequence_parallel_steps_have_exactly_megatrons_collectives_per_layer() {
+    // Korthikanti et al. 2022 §4.2.2 (Figure 5): per layer, forward `g` (all-gather over tp on
+    // the sequence) before qkv and fc1 and `ḡ` (reduce-scatter onto the sequence) after the
+    // attention projection and fc2; backward, `ḡ`'s all-gather of the residual gradient (once
+    // for both of the row-parallel matmul's gradients), the re-gather of each column-parallel
+    // matmul's input for its weight gradient, and `g`'s reduce-scatter of its input gradient.
+    // Full recomputation runs the forward's two of each again. No weight is gathered.
+    // A batch of 4 (2 per dp rank), and one of 64 whose activations outweigh the weights (the
+    // layouts must not depend on which is bigger).
+    let (s, h, t) = (32u64, 64u64, 4u64);
+    for (batch, recompute, extra) in [
+        (4u64, None, 0usize),
+        (4, Some(RecomputeMode::Full), 2),
+        (64, None, 0),
+    ] {
+        let b = batch / 2;
+        let gathered = b * (s / t) * h * 2; // bf16 [b, s/t, h] per device
+        let pending = b * s * h * 2; // bf16 [b, s, h] pending sum per device
+        let all = sequence_parallel_collectives(recompute, batch);
+        for line in &all {
+            println!("{recompute:?} {line:?}");
+        }
+        for layer in ["0", "1"] {
+            let of = |kind: &str| -> Vec<&(String, String, String, u64, String)> {
+                all.iter().filter(|c| c.0 == layer && c.1 == kind).collect()
+            };
+            let (ag, rs) = (of("all_gather"), of("reduce_scatter"));
+            let ag_values: Vec<&str> = ag.iter().map(|c| c.2.as_str()).collect();
+            let rs_values: Vec<&str> = rs.iter().map(|c| c.2.as_str()).collect();
+            let p = format!("layers.{layer}");
+            assert_eq!(
+                ag.len(),
+                6 + extra,
+                "layer {layer} all-gathers: {ag_values:?}"
+            );
+            assert_eq!(
+                rs.len(),
+                4 + extra,
+                "layer {layer} reduce-scatters: {rs_values:?}"
+            );
+            assert!(ag.iter().all(|c| c.3 == gathered), "{ag:?}");
+            assert!(rs.iter().all(|c| c.3 == pending), "{rs:?}");
+            let count = |vals: &[&str], want: &str| {
+                vals.iter()
+                    .filter(|v| v.trim_end_matches(".recompute") == want)
+                    .count()
+            };
+            for v in ["ln1.out", "ln2.out"] {
+                assert_eq!(
+                    count(&ag_values, &format!("{p}.{v}")),
+                    2 + extra / 2,
+                    "{v}: {ag_values:?}"
+                );
+            }
+            for v in ["attn_residual.grad", "mlp_residual.grad"] {
+                assert_eq!(
+                    count(&ag_values, &format!("{p}.{v}")),
+                    1,
+                    "{v}: {ag_values:?}"
+                );
+            }
+            for v in ["attn.out.matmul", "mlp.fc2.matmul"] {
+                assert_eq!(
+                    count(&rs_values, &format!("{p}.{v}")),
+                    1 + extra / 2,
+                    "{v}: {rs_values:?}"
+                );
+            }
+            for v in ["attn.qkv.matmul.grad_lhs", "mlp.fc1.matmul.grad_lhs"] {
+                assert_eq!(
+                    count(&rs_values, &format!("{p}.{v}")),
+                    1,
+                    "{v}: {rs_values:?}"
+                );
+            }
+            let other: Vec<_> = all
+                .iter()
+                .filter(|c| c.0 == layer && c.1 != "all_gather" && c.1 != "reduce_scatter")
+                .collect();
+            assert!(other.is_empty(), "layer {layer}: {other:?}");
+        }
+    }
 }

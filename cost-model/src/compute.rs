@@ -199,21 +199,30 @@ fn factor_axes<'a>(
     result: &'a Sharding,
 ) -> Vec<Vec<&'a str>> {
     let mut axes: Vec<Vec<&str>> = vec![Vec::new(); f.factors.len()];
-    let mut credit = |dims: &[Vec<usize>], s: &'a Sharding| {
+    // As the sharding crate's `op_needs` settles an op, the result's factors keep exactly the
+    // result's axes (an operand split where the result is whole is gathered first), the other
+    // factors follow the operands, and an axis splits at most one factor: a sequence-sharded
+    // activation times a row-split weight splits the work once over `tp`, not twice. (Where the
+    // partitioner takes the contraction first instead, the count is the same.)
+    let in_result: Vec<usize> = f.result.iter().flatten().copied().collect();
+    let mut credit = |dims: &[Vec<usize>], s: &'a Sharding, skip: &[usize]| {
         for (d, fs) in dims.iter().enumerate() {
             if let (Some(&first), Some(ds)) = (fs.first(), s.dims.get(d)) {
+                if skip.contains(&first) {
+                    continue;
+                }
                 for a in &ds.axes {
-                    if !axes[first].contains(&a.as_str()) {
+                    if !axes.iter().flatten().any(|x| x == a) {
                         axes[first].push(a);
                     }
                 }
             }
         }
     };
+    credit(&f.result, result, &[]);
     for (dims, s) in f.operands.iter().zip(operands) {
-        credit(dims, s);
+        credit(dims, s, &in_result);
     }
-    credit(&f.result, result);
     if let Some(r) = f
         .factors
         .iter()

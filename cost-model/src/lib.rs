@@ -11,7 +11,7 @@
 //! `ShardingAssignment` and the `CommUse`s the sharding crate reports): this is the model.
 //! [`gpt_step`] / [`estimate_gpt`] build the same step from a GPT's shape numbers and are kept as
 //! a cross-check: a test (`tests/cost.rs` of the `shardc` package) holds them within 3% of the
-//! graph path on six shapes; the published Megatron-LM figures (every row of Narayanan et al.
+//! graph path on nine shapes, three of them sequence-parallel; the published Megatron-LM figures (every row of Narayanan et al.
 //! SC21's Table 1, `tests/megatron.rs`) are checked through the graph path.
 //!
 //! - **Fusion.** Ops are grouped into fusion regions that cost their inputs and outputs once:
@@ -51,6 +51,21 @@
 //!   sequence parallelism, every recomputation mode) it equals Korthikanti et al.'s formulas
 //!   with `--dropout` (masks and all), and exactly their formulas minus the dropout terms
 //!   without it.
+//! - **Sequence parallelism** (Korthikanti et al. 2022 §4.2.2; the zoo's `megatron-sp`). The
+//!   graph path prices the collectives the sharding crate reports, which on the zoo's graphs are
+//!   exactly Megatron's per layer: forward an all-gather of `[b, s/t, h]` before qkv and fc1
+//!   and a reduce-scatter of `[b, s, h]` after the attention projection and fc2; backward an
+//!   all-gather of the residual gradient before each row-parallel matmul (one for both of its
+//!   gradients), a re-gather of each column-parallel matmul's input for its weight gradient and
+//!   a reduce-scatter of its input gradient (6 all-gathers and 4 reduce-scatters a layer, 8 and
+//!   6 with full recomputation; no weight is gathered; `tests/cost.rs` counts them). The shape
+//!   path counts the same, plus the output layer's and the embedding's and the all-reduce of
+//!   the gradients of parameters applied on the sequence-split stream. A matmul's FLOPs are
+//!   split once per mesh axis: an axis two tensors put on different factors (a sequence-split
+//!   activation and a row-split weight) is one split after resharding, as `op_needs` settles it.
+//!   Not modelled yet: Megatron's masked embedding lookup (the graph gathers the
+//!   vocabulary-split table for the lookup instead, priced per micro-batch at a fraction of its
+//!   size; the shape path leaves it out).
 //!
 //! # Queries for a planner
 //!

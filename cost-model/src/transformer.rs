@@ -268,6 +268,13 @@ impl GptTraining {
     }
 }
 
+fn reduce_op(axes: &[String]) -> Op {
+    Op::AllReduce {
+        axes: axes.to_vec(),
+        func: ReduceFn::Sum,
+    }
+}
+
 /// A collective described as the graph path describes it, priced by [`collective_time`].
 fn comm(op: Op, dims: Vec<u64>, mesh: &Mesh, cluster: &Cluster) -> Result<(CommUse, f64)> {
     let u = CommUse {
@@ -379,7 +386,15 @@ pub fn gpt_step(cfg: &GptTraining, cluster: &Cluster) -> Result<StepWork> {
 
     // Tensor-parallel collectives of one layer: 2 all-reduces of b·s·h in the forward pass and
     // 2 in the backward (Megatron §3); sequence parallelism turns each into an all-gather and a
-    // reduce-scatter (Korthikanti §4.2.2); recomputation repeats the forward ones.
+    // reduce-scatter (Korthikanti §4.2.2) and adds the backward's re-gather of each
+    // column-parallel matmul's input for its weight gradient (2 more all-gathers: Megatron keeps
+    // that input split on the sequence); recomputation repeats the forward ones. The output
+    // layer adds the all-reduce of its input gradient (with sequence parallelism: the final
+    // layer norm's output gathered for the logits and again for their weight gradient, and the
+    // input gradient reduce-scattered), and the embedding, with sequence parallelism, the
+    // gather of its output gradient (of its two summands, as the graph gathers them before
+    // adding); these are the graph path's collectives of the zoo's GPT
+    // (`tests/cost.rs` holds the two equal, and counts the graph's per layer).
     let mut lines = Vec::new();
     let mut stage_comm = 0.0;
     let rounds = 2 + match cfg.recompute {
@@ -390,40 +405,94 @@ pub fn gpt_step(cfg: &GptTraining, cluster: &Cluster) -> Result<StepWork> {
     if t > 1 {
         let tp = vec!["tp".to_string()];
         let tokens = b * g.seq;
-        let pairs: Vec<(&str, Op, Vec<u64>)> = if cfg.sequence_parallel {
+        let gather = Op::AllGather {
+            dim: 0,
+            axes: tp.clone(),
+        };
+        let scatter = Op::ReduceScatter {
+            dim: 0,
+            axes: tp.clone(),
+            func: ReduceFn::Sum,
+        };
+        let reduce = Op::AllReduce {
+            axes: tp.clone(),
+            func: ReduceFn::Sum,
+        };
+        // The output layer's and the embedding's are counted without pipelining only (with
+        // it, the stages hold them apart and the layers' dominate; the graph path agrees).
+        let (head, embedding) = if p == 1 { (1, 1) } else { (0, 0) };
+        let per_stage = per_stage as u64;
+        let pairs: Vec<(&str, Op, Vec<u64>, u64)> = if cfg.sequence_parallel {
             vec![
                 (
                     "sequence-parallel all-gather",
-                    Op::AllGather {
-                        dim: 0,
-                        axes: tp.clone(),
-                    },
+                    gather.clone(),
                     vec![tokens / t, g.hidden],
+                    layer_calls + 2 * per_stage,
                 ),
                 (
                     "sequence-parallel reduce-scatter",
-                    Op::ReduceScatter {
-                        dim: 0,
-                        axes: tp.clone(),
-                        func: ReduceFn::Sum,
-                    },
+                    scatter.clone(),
                     vec![tokens, g.hidden],
+                    layer_calls,
+                ),
+                (
+                    "output layer and embedding all-gathers",
+                    gather,
+                    vec![tokens / t, g.hidden],
+                    2 * head + 2 * embedding,
+                ),
+                (
+                    "output layer input-gradient reduce-scatter",
+                    scatter,
+                    vec![tokens, g.hidden],
+                    head,
                 ),
             ]
         } else {
-            vec![(
-                "tensor-parallel all-reduce",
-                Op::AllReduce {
-                    axes: tp.clone(),
-                    func: ReduceFn::Sum,
-                },
-                vec![tokens, g.hidden],
-            )]
+            vec![
+                (
+                    "tensor-parallel all-reduce",
+                    reduce.clone(),
+                    vec![tokens, g.hidden],
+                    layer_calls,
+                ),
+                (
+                    "output layer input-gradient all-reduce",
+                    reduce,
+                    vec![tokens, g.hidden],
+                    head,
+                ),
+            ]
         };
-        for (what, op, dims) in pairs {
+        let mut pairs = pairs;
+        // Also on the graph path without pipelining, per micro-batch: the vocabulary-parallel
+        // cross-entropy's five small all-reduces (its max, its sum of exponentials and their
+        // gradients). Not here: the graph path's gather of the vocabulary-split embedding
+        // table for the lookup, where Megatron does a masked lookup (an open difference).
+        if p == 1 {
+            pairs.push(("cross-entropy all-reduces", reduce_op(&tp), vec![tokens], 5));
+        }
+        for (what, op, dims, calls) in pairs.into_iter().filter(|x| x.3 > 0) {
             let (u, secs) = comm(op, dims, &mesh, cluster)?;
-            stage_comm += secs * layer_calls as f64;
-            lines.push(line(what, &u, &mesh, cluster, layer_calls * m)?);
+            stage_comm += secs * calls as f64;
+            lines.push(line(what, &u, &mesh, cluster, calls * m)?);
+        }
+        // Once per step with sequence parallelism: the gradients of the parameters applied on
+        // the sequence-split stream (layer norms' gains and biases, the row-parallel matmuls'
+        // biases; 6 per layer, 2 for the final layer norm) are partial over `tp` and
+        // all-reduced (Megatron all-reduces its sequence-parallel layer-norm gradients too).
+        if cfg.sequence_parallel {
+            let calls = 6 * per_stage + 2 * head;
+            let (u, secs) = comm(reduce_op(&tp), vec![g.hidden], &mesh, cluster)?;
+            stage_comm += secs * calls as f64 / m as f64;
+            lines.push(line(
+                "sequence-parallel parameter-gradient all-reduces",
+                &u,
+                &mesh,
+                cluster,
+                calls,
+            )?);
         }
     }
     // Pipeline: each tensor-parallel rank sends its 1/t slice of the boundary activation and the

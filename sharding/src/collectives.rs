@@ -119,6 +119,14 @@ fn needs_of(graph: &Graph, assignment: &ShardingAssignment) -> Result<Vec<Need>>
         push(&mut out, mesh, v, None, s, &target, graph.ty(v), why)?;
         reduced[v.index()] = target;
     }
+    // One reshard per value, target layout and pass (forward, backward, update): the consumers
+    // of one pass that need a value in one layout read one collective's result (the
+    // partitioner's e-graph merges identical collectives; Megatron's sequence-parallel backward
+    // gathers the output gradient once for both of its matmuls). The next pass does it again,
+    // as Megatron re-gathers in the backward rather than keeping the gathered activation
+    // (Korthikanti et al. 2022 §4.2.2).
+    let mut done: std::collections::BTreeSet<(ValueId, shardc_ir::Sharding, u8, bool)> =
+        std::collections::BTreeSet::new();
     for n in graph.ids() {
         let Some((f, need)) = &ops[n.index()] else {
             continue;
@@ -126,6 +134,20 @@ fn needs_of(graph: &Graph, assignment: &ShardingAssignment) -> Result<Vec<Need>>
         for (i, &o) in graph.node(n).operands.iter().enumerate() {
             let from = &reduced[o.index()];
             let to = &need.operands[i];
+            // Needs are closed shardings, so equal layouts are equal values.
+            let key = (
+                o,
+                to.clone(),
+                match graph.node(n).phase {
+                    shardc_ir::Phase::Forward => 0u8,
+                    shardc_ir::Phase::BackwardInput | shardc_ir::Phase::BackwardWeight => 1,
+                    shardc_ir::Phase::Update => 2,
+                },
+                graph.node(n).recompute,
+            );
+            if !same_layout(from, to) && !done.insert(key) {
+                continue;
+            }
             let why = format!(
                 "operand {i} `{}` of `{}`: {} to {}",
                 name(o),

@@ -7,6 +7,7 @@ use shardc_ir::{
     FactorKind, Graph, Op, OpFactors, ReduceFn, Sharding, ShardingAssignment, ValueId,
 };
 
+use crate::reshard::same_layout;
 use crate::rules::{self, Candidate, FactorShardings, Strategy};
 
 /// Whether node `v` has a usable sharding rule (collectives and send/recv of an input graph
@@ -27,18 +28,62 @@ pub(crate) struct OpNeeds {
 }
 
 /// The factors of the result keep exactly the result's axes; the other factors (contracted,
-/// reduced) follow the operands, by precedence in operand order.
+/// reduced) follow the operands, by precedence in operand order. Where an axis is wanted both by
+/// a result factor and by a contraction the operands are already split on, the other order
+/// (contraction first: a pending sum, then reduced straight into the result's sharding) is taken
+/// when it needs fewer collectives, counting the operands resharded and the result (GSPMD's dot
+/// handler partitions by its operands and reshards the result after; the rule does not depend on
+/// the batch, so micro-batching cannot flip it):
+/// Megatron's sequence-parallel input gradient of a column-parallel matmul is a
+/// reduce-scatter of its pending sum, not a gather of its weight (Korthikanti et al. 2022
+/// §4.2.2).
 pub(crate) fn op_needs(
     graph: &Graph,
     n: ValueId,
     f: &OpFactors,
     assignment: &ShardingAssignment,
 ) -> OpNeeds {
+    let result_first = needs_in_order(graph, n, f, assignment, false);
+    let reduction_first = needs_in_order(graph, n, f, assignment, true);
+    if reduction_first.factors.axes == result_first.factors.axes {
+        return result_first;
+    }
+    // Collectives of each order: operands resharded, and the result if it is computed in
+    // another layout than assigned.
+    let reshards = |need: &OpNeeds| {
+        let result = !same_layout(&need.natural, &assignment.shardings[n.index()]);
+        node_operands(graph, n)
+            .zip(&need.operands)
+            .filter(|(o, want)| !same_layout(&assignment.shardings[o.index()], want))
+            .count()
+            + usize::from(result)
+    };
+    if reshards(&reduction_first) < reshards(&result_first) {
+        reduction_first
+    } else {
+        result_first
+    }
+}
+
+fn node_operands(graph: &Graph, n: ValueId) -> impl Iterator<Item = ValueId> + '_ {
+    graph.node(n).operands.iter().copied()
+}
+
+/// [`op_needs`] in one order: the result's factors first (`reduction_first` false), or the
+/// operands' contracted factors first.
+fn needs_in_order(
+    graph: &Graph,
+    n: ValueId,
+    f: &OpFactors,
+    assignment: &ShardingAssignment,
+    reduction_first: bool,
+) -> OpNeeds {
     let node = graph.node(n);
     let mesh = &assignment.mesh;
     let in_result: BTreeSet<usize> = f.result.iter().flatten().copied().collect();
     let mut cands: Vec<Vec<Candidate>> = vec![Vec::new(); f.factors.len()];
     let result = node.operands.len();
+    let (result_priority, operand_priority) = if reduction_first { (1, 0) } else { (0, 1) };
     for (k, axes, _) in rules::project(
         &f.result,
         &f.factors,
@@ -47,7 +92,7 @@ pub(crate) fn op_needs(
     ) {
         cands[k].push(Candidate {
             axes,
-            priority: 0,
+            priority: result_priority,
             tensor: result,
             // An assignment closes every dim; here the result's factors simply take its axes.
             closed: false,
@@ -63,7 +108,7 @@ pub(crate) fn op_needs(
             if !in_result.contains(&k) {
                 cands[k].push(Candidate {
                     axes,
-                    priority: 1,
+                    priority: operand_priority,
                     tensor: t,
                     closed: false,
                 });

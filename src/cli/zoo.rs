@@ -221,7 +221,11 @@ pub fn run(a: ZooArgs) -> Result<(), CliError> {
             let bar = progress_bar(cfg.layers, "building layers");
             let g = zoo::gpt_with_dropout(&cfg, m.dropout, &mut |done, _| bar.set_position(done));
             bar.finish_and_clear();
-            (m.train.apply(g?)?, m.out)
+            let mut g = m.train.apply(g?)?;
+            // Megatron's backward and recomputation layouts (a no-op without annotations or
+            // without --train).
+            zoo::annotate_megatron_training(&mut g);
+            (g, m.out)
         }
         Model::Resnet(m) => {
             let cfg = ResNetConfig {

@@ -1,5 +1,7 @@
 //! A GPT-style decoder (GPT-2/GPT-3 architecture, as Megatron-LM lays it out).
 
+use std::collections::BTreeSet;
+
 use super::builder::Builder;
 use super::{mul, require_positive};
 use crate::dtype::DType;
@@ -404,12 +406,22 @@ fn annotate_megatron(g: &mut Graph, cfg: &GptConfig, mesh: &Mesh, sequence_paral
             } else {
                 &[]
             };
-            add("embed.out".into(), &[batch, &["tp"], &[]]);
+            let seq: &[&[&str]] = &[batch, &["tp"], &[]];
+            add("embed.out".into(), seq);
             for i in 0..cfg.layers {
-                for value in ["attn_residual", "mlp_residual"] {
-                    add(format!("layers.{i}.{value}"), &[batch, &["tp"], &[]]);
+                let p = format!("layers.{i}");
+                for value in ["attn_residual", "mlp_residual", "ln1.out", "ln2.out"] {
+                    add(format!("{p}.{value}"), seq);
+                }
+                // `g`: the column-parallel matmuls' results split on their columns, so their
+                // sequence-split input is all-gathered just before them.
+                for value in ["attn.qkv.matmul", "mlp.fc1.matmul"] {
+                    add(format!("{p}.{value}"), &[batch, &[], &["tp"]]);
                 }
             }
+            add("final_ln.out".into(), seq);
+            // The tied output layer is column-parallel over the vocabulary as without SP.
+            add("logits".into(), &[batch, &[], &["tp"]]);
         }
         for i in 0..cfg.layers {
             let p = format!("layers.{i}");
@@ -421,5 +433,117 @@ fn annotate_megatron(g: &mut Graph, cfg: &GptConfig, mesh: &Mesh, sequence_paral
             add(format!("{p}.mlp.fc2.weight"), &[&["tp"], &[]]);
         }
     }
+    if sequence_parallel && mesh.axis_size("tp").is_some() {
+        // `ḡ`: the row-parallel matmuls' results are pending sums over `tp`, reduced straight
+        // into the sequence split their consumers (bias, dropout, residual) run in: a
+        // reduce-scatter, with the weights never gathered.
+        let batch: &[&str] = if mesh.axis_size("dp").is_some() {
+            &["dp"]
+        } else {
+            &[]
+        };
+        for i in 0..cfg.layers {
+            for value in ["attn.out.matmul", "mlp.fc2.matmul"] {
+                g.annotations.push(Annotation {
+                    value: format!("layers.{i}.{value}"),
+                    sharding: pending_over_tp(batch),
+                    priority: 0,
+                });
+            }
+        }
+    }
     g.mesh = Some(mesh.clone());
+}
+
+/// `[batch, -, -]`, a pending sum over `tp`: a row-parallel matmul's result before its
+/// reduce-scatter (or a column-parallel input gradient's).
+fn pending_over_tp(batch: &[&str]) -> Sharding {
+    Sharding {
+        partial: vec!["tp".to_string()],
+        ..Sharding::from_dims(&[batch, &[], &[]])
+    }
+}
+
+/// Adds to a training step built from a GPT graph with Megatron annotations (the zoo's
+/// [`GptShardings`], after [`crate::training_step`]) what Megatron's schedule fixes in the
+/// backward and the recomputation, where a JAX user's `with_sharding_constraint`s would carry
+/// over by transposition and rematerialization:
+/// - every recomputed copy (`<name>.recompute`) of an annotated value gets its annotation;
+/// - under sequence parallelism (Korthikanti et al. 2022 §4.2.2, Figure 5), per layer, the
+///   gradients take the layouts of the values they are gradients of (as a JAX constraint's
+///   transpose constrains the cotangent): the column-parallel matmuls' input gradients
+///   (`attn.qkv.matmul.grad_lhs`, `mlp.fc1.matmul.grad_lhs`, and the logits') are split on the
+///   sequence like the layer norms' outputs, so each is computed as a pending sum over `tp` and
+///   reduce-scattered (the backward of `g`); the row-parallel matmuls' input gradients
+///   (`attn.out.matmul.grad_lhs`, `mlp.fc2.matmul.grad_lhs`) and the gradients between them stay
+///   split on heads or the MLP's columns, so the residual stream's gradient (split on the
+///   sequence) is all-gathered before them (the backward of `ḡ`); the embedding's output
+///   gradient is gathered before its scatter into the vocabulary-split table.
+///
+/// Values the graph does not have are skipped; annotations already there are kept. Idempotent.
+pub fn annotate_megatron_training(g: &mut Graph) {
+    let names: BTreeSet<&str> = g.nodes.iter().map(|n| n.name.as_str()).collect();
+    let mut annotated: BTreeSet<String> = g.annotations.iter().map(|a| a.value.clone()).collect();
+    let mut add: Vec<Annotation> = Vec::new();
+    let mut push = |a: Annotation, add: &mut Vec<Annotation>| {
+        if names.contains(a.value.as_str()) && annotated.insert(a.value.clone()) {
+            add.push(a);
+        }
+    };
+    for a in &g.annotations {
+        let copy = Annotation {
+            value: format!("{}.recompute", a.value),
+            ..a.clone()
+        };
+        push(copy, &mut add);
+    }
+    // Sequence parallelism shows in the row-parallel matmuls' pending annotations.
+    let layers: Vec<(String, Vec<String>)> = g
+        .annotations
+        .iter()
+        .filter(|a| a.value.ends_with(".attn.out.matmul") && !a.sharding.partial.is_empty())
+        .map(|a| {
+            let prefix = a.value.trim_end_matches(".attn.out.matmul").to_string();
+            (prefix, a.sharding.dims[0].axes.clone())
+        })
+        .collect();
+    for (p, batch) in &layers {
+        let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let split_last = Sharding::from_dims(&[&batch, &[], &["tp"]]);
+        let split_seq = Sharding::from_dims(&[&batch, &["tp"], &[]]);
+        let mut wants: Vec<(String, Sharding)> = Vec::new();
+        for v in ["attn.qkv.matmul.grad_lhs", "mlp.fc1.matmul.grad_lhs"] {
+            wants.push((format!("{p}.{v}"), split_seq.clone()));
+        }
+        for v in [
+            "attn.out.matmul.grad_lhs",
+            "mlp.fc2.matmul.grad_lhs",
+            "mlp.gelu.grad",
+            "attn.qkv.heads.grad.1",
+        ] {
+            wants.push((format!("{p}.{v}"), split_last.clone()));
+        }
+        for v in ["attn_residual.grad", "mlp_residual.grad"] {
+            wants.push((format!("{p}.{v}"), split_seq.clone()));
+        }
+        if p == &layers[0].0 {
+            wants.push(("logits.grad_lhs".into(), split_seq.clone()));
+            // The embedding's output gradient is gathered (the backward of the reduce-scatter
+            // after Megatron's masked lookup), so each rank adds its vocabulary rows locally
+            // rather than reduce-scattering a table-sized sum.
+            wants.push((
+                "embed.out.grad".into(),
+                Sharding::from_dims(&[&batch, &[], &[]]),
+            ));
+        }
+        for (value, sharding) in wants {
+            let a = Annotation {
+                value,
+                sharding,
+                priority: 0,
+            };
+            push(a, &mut add);
+        }
+    }
+    g.annotations.extend(add);
 }

@@ -21,7 +21,9 @@ mod mlp;
 mod moe;
 mod resnet;
 
-pub use gpt::{gpt, gpt_with_dropout, gpt_with_progress, GptConfig, GptShardings};
+pub use gpt::{
+    annotate_megatron_training, gpt, gpt_with_dropout, gpt_with_progress, GptConfig, GptShardings,
+};
 pub use mlp::{mlp, MlpConfig};
 pub use moe::{moe, MoeConfig};
 pub use resnet::{resnet, ResNetConfig};

@@ -207,7 +207,18 @@ fn sequence_parallel_shardings_split_the_residual_stream_on_the_sequence() {
         let a = g.annotations.iter().find(|a| a.value == v);
         assert_eq!(a.map(|a| &a.sharding), Some(&seq), "{v}");
     }
-    assert_eq!(g.annotations.len(), 2 + 1 + 6 * 2 + 1 + 2 * 2);
+    // Per layer also the layer norms' outputs (sequence-split), the column-parallel results
+    // (split on columns, so their inputs are gathered) and the row-parallel results (pending
+    // over tp, so they are reduce-scattered); the final layer norm's output and the logits.
+    for (v, pending) in [
+        ("layers.1.ln2.out", false),
+        ("layers.1.attn.qkv.matmul", false),
+        ("layers.1.mlp.fc2.matmul", true),
+    ] {
+        let a = g.annotations.iter().find(|a| a.value == v).expect(v);
+        assert_eq!(!a.sharding.partial.is_empty(), pending, "{v}");
+    }
+    assert_eq!(g.annotations.len(), 2 + 1 + 6 * 2 + 1 + 8 * 2 + 2);
     let no_tp = GptConfig {
         shardings: GptShardings::MegatronSequenceParallel("dp=2".parse().unwrap()),
         ..GptConfig::tiny()

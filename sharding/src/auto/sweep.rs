@@ -118,7 +118,9 @@ fn megatron_graph(
         ..cfg.clone()
     })
     .map_err(|e| invalid(e.to_string()))?;
-    training_step(&fwd, train).map_err(|e| invalid(e.to_string()))
+    let mut g = training_step(&fwd, train).map_err(|e| invalid(e.to_string()))?;
+    shardc_ir::zoo::annotate_megatron_training(&mut g);
+    Ok(g)
 }
 
 /// Prices every Megatron-style configuration of `cfg`'s training step (built with `train`) on
