@@ -24,13 +24,12 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use shardc_cost_model::{
-    estimate, graph_step, Cluster, CommUse, GraphOptions, Overlap, StepWork, Zero,
-};
+use shardc_cost_model::{estimate, Cluster, CommUse, GraphOptions, Overlap, StepWork, Zero};
 use shardc_ir::{Annotation, Graph, Mesh, Op, Role, Sharding, ShardingAssignment, ValueId};
 use shardc_sharding::auto::{Plan, PlanCluster, PlanCollective, PlanMemory, PlanValue};
 
 use crate::error::{Error, Result};
+use crate::pricing::Pricing;
 use crate::schedule::{Schedule, ScheduleKind};
 use crate::simulate::{simulate, Simulation, StageTimes};
 
@@ -93,6 +92,11 @@ pub struct PipelineTimings {
     pub meshes: usize,
     /// Candidates (mesh, micro-batches, schedule) simulated.
     pub candidates: usize,
+    /// Candidates not simulated: their lower bound was slower than the best few.
+    pub pruned: usize,
+    /// Whether meshes were priced on representative layers (`layers` module) rather than the
+    /// whole graph.
+    pub by_layer_classes: bool,
 }
 
 /// The chosen plan with its schedule and simulation (for `--timeline`).
@@ -159,22 +163,14 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
     let start = Instant::now();
     let mut timings = PipelineTimings::default();
     let shape = GraphShape::of(g)?;
-    let clock = Instant::now();
-    let base = megatron_assignment(g)?;
-    timings.propagate_s = clock.elapsed().as_secs_f64();
-    let clock = Instant::now();
-    let templates = CommTemplates::of(g, &base)?;
-    timings.collectives_s = clock.elapsed().as_secs_f64();
+    let (mut pricing, setup) = Pricing::of(g, false)?;
+    timings.propagate_s = setup.propagate_s;
+    timings.collectives_s = setup.collectives_s;
+    timings.by_layer_classes = pricing.by_classes();
     let capacity = cluster.device.memory.capacity_bytes as f64;
     let limit = opts.memory_limit.unwrap_or(capacity).min(capacity);
-    let mut priced = Vec::new();
-    let mut best: Option<(
-        PipelineCandidate,
-        Schedule,
-        Simulation,
-        StepWork,
-        ShardingAssignment,
-    )> = None;
+    // Every (mesh, micro-batch count) priced by the graph path.
+    let mut works: Vec<(u64, u64, u64, StepWork)> = Vec::new();
     for (dp, tp, pp) in candidate_meshes(cluster, &shape, opts)? {
         let mesh = Mesh::new(&[("pp", pp), ("dp", dp), ("tp", tp)])
             .map_err(|e| Error::Input(e.to_string()))?;
@@ -184,11 +180,7 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
             continue;
         }
         let clock = Instant::now();
-        let a = ShardingAssignment {
-            mesh: mesh.clone(),
-            shardings: base.shardings.clone(),
-        };
-        let comms = templates.on(g, &a)?;
+        let on = pricing.on(g, &mesh)?;
         timings.collectives_s += clock.elapsed().as_secs_f64();
         timings.meshes += 1;
         let per_replica = shape.batch / dp;
@@ -206,43 +198,67 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
                 },
                 ..GraphOptions::default()
             };
-            let w = graph_step(g, &a, &comms, cluster, &go)
-                .map_err(|e| Error::Input(format!("mesh {mesh}, {m} micro-batches: {e}")))?;
+            works.push((dp, tp, pp, on.step(cluster, &go)?));
             timings.price_s += clock.elapsed().as_secs_f64();
-            let clock = Instant::now();
-            for (kind, v) in schedule_kinds(opts.schedule) {
-                let stages = v * pp as u32;
-                if u64::from(stages) > shape.layers.max(1) {
-                    continue;
-                }
-                let Ok(schedule) = Schedule::generate(kind, stages, pp as u32, m as u32) else {
-                    continue;
-                };
-                let (sim, step, memory) = price_schedule(&schedule, &w, v)?;
-                timings.candidates += 1;
-                let c = PipelineCandidate {
-                    dp,
-                    tp,
-                    pp,
-                    micro_batches: m,
-                    kind,
-                    stages,
-                    step_time_s: step,
-                    memory_bytes: memory,
-                    fits: memory <= limit,
-                };
-                let better = best.as_ref().map_or(true, |(b, ..)| {
-                    (c.fits, -c.step_time_s) > (b.fits, -b.step_time_s)
-                });
-                if better {
-                    best = Some((c.clone(), schedule, sim, w.clone(), a.clone()));
-                }
-                priced.push(c);
-            }
-            timings.schedule_s += clock.elapsed().as_secs_f64();
         }
     }
-    let Some((chosen, schedule, simulation, w, a)) = best else {
+    // Schedules, simulated in the order of a lower bound on their step (every rank computes
+    // its stages' share of every micro-batch, and waits at least the schedule's closed-form
+    // bubble), until the bound passes the slowest of the best few that fit: those left
+    // cannot be chosen nor be among the report's runners-up.
+    let clock = Instant::now();
+    let mut queue = Vec::new();
+    for (k, (_, _, pp, w)) in works.iter().enumerate() {
+        for (kind, v) in schedule_kinds(opts.schedule) {
+            let stages = v * *pp as u32;
+            if u64::from(stages) > shape.layers.max(1) {
+                continue;
+            }
+            queue.push((lower_bound(w, kind, v), k, kind, v));
+        }
+    }
+    queue.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut priced: Vec<PipelineCandidate> = Vec::new();
+    let mut best: Option<(PipelineCandidate, Schedule, Simulation, usize)> = None;
+    let mut fitting: Vec<f64> = Vec::new();
+    for (bound, k, kind, v) in queue {
+        if fitting.len() >= KEPT && bound > fitting[KEPT - 1] {
+            timings.pruned += 1;
+            continue;
+        }
+        let (dp, tp, pp, w) = &works[k];
+        let stages = v * *pp as u32;
+        let Ok(schedule) = Schedule::generate(kind, stages, *pp as u32, w.microbatches as u32)
+        else {
+            continue;
+        };
+        let (sim, step, memory) = price_schedule(&schedule, w, v)?;
+        timings.candidates += 1;
+        let c = PipelineCandidate {
+            dp: *dp,
+            tp: *tp,
+            pp: *pp,
+            micro_batches: w.microbatches,
+            kind,
+            stages,
+            step_time_s: step,
+            memory_bytes: memory,
+            fits: memory <= limit,
+        };
+        if c.fits {
+            let at = fitting.partition_point(|&x| x <= step);
+            fitting.insert(at, step);
+        }
+        let better = best.as_ref().map_or(true, |(b, ..)| {
+            (c.fits, -c.step_time_s) > (b.fits, -b.step_time_s)
+        });
+        if better {
+            best = Some((c.clone(), schedule, sim, k));
+        }
+        priced.push(c);
+    }
+    timings.schedule_s = clock.elapsed().as_secs_f64();
+    let Some((chosen, schedule, simulation, k)) = best else {
         return Err(Error::Input(format!(
             "no pipelined plan of `{}` on {} devices: every (dp, tp, pp) was refused by the \
              options or needs more than {:.1} GB of model state per device",
@@ -274,7 +290,10 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
             .cmp(&!y.fits)
             .then(x.step_time_s.total_cmp(&y.step_time_s))
     });
-    let plan = into_plan(g, cluster, &chosen, &simulation, &w, &a, &shape);
+    let mesh = Mesh::new(&[("pp", chosen.pp), ("dp", chosen.dp), ("tp", chosen.tp)])
+        .map_err(|e| Error::Input(e.to_string()))?;
+    let a = pricing.full_assignment(&mesh);
+    let plan = into_plan(g, cluster, &chosen, &simulation, &works[k].3, &a, &shape);
     timings.total_s = start.elapsed().as_secs_f64();
     Ok(PipelinePlan {
         plan,
@@ -286,19 +305,40 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
     })
 }
 
+/// Candidates that fit kept exactly: the chosen one and the report's five runners-up.
+const KEPT: usize = 6;
+
+/// A lower bound on the step `price_schedule` gives: the busiest rank's compute for every
+/// micro-batch, the closed-form bubble of the schedule with equal stage times (REFERENCES.md;
+/// none for the zero-bubble ones) less a margin, and the cost model's terms outside the
+/// pipeline.
+fn lower_bound(w: &StepWork, kind: ScheduleKind, v: u32) -> f64 {
+    let m = w.microbatches.max(1) as f64;
+    let p = w.stages.max(1) as f64;
+    let per_mb = w.forward_s + w.backward_s + w.recompute_s + w.stage_comm_s;
+    let bubble = match kind {
+        ScheduleKind::GPipe | ScheduleKind::OneFOneB => (p - 1.0) * per_mb,
+        ScheduleKind::Interleaved1F1B | ScheduleKind::LoopedBfs => {
+            (p - 1.0) * per_mb / f64::from(v.max(1))
+        }
+        _ => 0.0,
+    };
+    m * per_mb + 0.9 * bubble + outside_pipeline(w)
+}
+
 /// The collectives the Megatron-style sharding needs, found once on the base mesh, each with the
 /// value whose local shard it starts from: on a candidate mesh the same collectives run (the
 /// shardings are the same; only the axis sizes differ) on that value's local shard under the
 /// candidate's sizes (over an axis of size 1 it stays, as `required_collectives` keeps it). A collective whose operand is no
 /// value's shard (a middle step of a multi-step resharding) makes every mesh take the exact,
 /// slower path (`required_collectives` per mesh).
-struct CommTemplates {
+pub(crate) struct CommTemplates {
     /// Each collective and the value it moves; `None` when the exact path is needed.
     uses: Option<Vec<(CommUse, ValueId)>>,
 }
 
 impl CommTemplates {
-    fn of(g: &Graph, base: &ShardingAssignment) -> Result<CommTemplates> {
+    pub(crate) fn of(g: &Graph, base: &ShardingAssignment) -> Result<CommTemplates> {
         let comms = shardc_sharding::required_collectives(g, base).map_err(|e| {
             Error::Input(format!("collectives of the Megatron-style sharding: {e}"))
         })?;
@@ -316,7 +356,7 @@ impl CommTemplates {
     }
 
     /// The collectives on `a`'s mesh.
-    fn on(&self, g: &Graph, a: &ShardingAssignment) -> Result<Vec<CommUse>> {
+    pub(crate) fn on(&self, g: &Graph, a: &ShardingAssignment) -> Result<Vec<CommUse>> {
         let Some(uses) = &self.uses else {
             return shardc_sharding::required_collectives(g, a)
                 .map_err(|e| Error::Input(format!("mesh {}: {e}", a.mesh)));
@@ -332,7 +372,7 @@ impl CommTemplates {
 }
 
 /// `v`'s local (per-device) type under `a`.
-fn local_type(g: &Graph, a: &ShardingAssignment, v: ValueId) -> shardc_ir::TensorType {
+pub(crate) fn local_type(g: &Graph, a: &ShardingAssignment, v: ValueId) -> shardc_ir::TensorType {
     let ty = g.ty(v);
     let s = &a.shardings[v.index()];
     let dims: Vec<u64> = ty
@@ -504,11 +544,7 @@ fn price_schedule(schedule: &Schedule, w: &StepWork, v: u32) -> Result<(Simulati
     let sim = simulate(schedule, &times)?;
     // The cost model's terms outside the pipeline (exposed gradient reduction, the update):
     // its step less its own pipeline time, (m + p − 1) micro-batch times under 1F1B.
-    let e = estimate(w);
-    let m = w.microbatches.max(1) as f64;
-    let p = w.stages.max(1) as f64;
-    let mb = w.forward_s + w.backward_s + w.recompute_s + w.stage_comm_s + w.p2p_s;
-    let outside = (e.step_time_s - (m + p - 1.0) * mb).max(0.0);
+    let outside = outside_pipeline(w);
     let activations = sim
         .peak_activation_bytes
         .iter()
@@ -517,6 +553,16 @@ fn price_schedule(schedule: &Schedule, w: &StepWork, v: u32) -> Result<(Simulati
     let mem = &w.memory;
     let memory = mem.weights + mem.gradients + mem.optimizer_state + activations + mem.transient;
     Ok((sim.clone(), sim.step_time + outside, memory))
+}
+
+/// The cost model's terms outside the pipeline (exposed gradient reduction, the update): its
+/// step less its own pipeline time, (m + p − 1) micro-batch times under 1F1B.
+fn outside_pipeline(w: &StepWork) -> f64 {
+    let e = estimate(w);
+    let m = w.microbatches.max(1) as f64;
+    let p = w.stages.max(1) as f64;
+    let mb = w.forward_s + w.backward_s + w.recompute_s + w.stage_comm_s + w.p2p_s;
+    (e.step_time_s - (m + p - 1.0) * mb).max(0.0)
 }
 
 /// Megatron-style shardings for every value (see the module docs), from one propagation on a

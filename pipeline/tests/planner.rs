@@ -1,10 +1,12 @@
 //! The pipelined planner: degrees, micro-batches and schedule chosen together and priced by the
 //! cost model's graph path; fixed choices kept; the quality bar of Megatron's 145.6B run.
 
-use shardc_cost_model::{Catalog, Cluster};
+use shardc_cost_model::{estimate, Catalog, Cluster, GraphOptions, Overlap};
 use shardc_ir::zoo::{gpt, GptConfig};
 use shardc_ir::{training_step, DType, Graph, RecomputeMode, TrainOptions};
-use shardc_pipeline::{megatron_collectives, plan_pipeline, PipelineOptions, ScheduleKind};
+use shardc_pipeline::{
+    megatron_collectives, plan_pipeline, step_work_both_ways, PipelineOptions, ScheduleKind,
+};
 
 /// A GPT training step as Megatron trains it: bf16 with f32 master weights, Adam, full
 /// recomputation.
@@ -95,7 +97,13 @@ fn fixed_degrees_micro_batches_and_schedule_are_kept_and_the_plan_carries_the_pi
     assert_eq!(back.pipeline, p.plan.pipeline);
     // Left free, the planner prices more than one candidate and takes the fastest that fits.
     let free = plan_pipeline(&g, &c, &PipelineOptions::default()).unwrap();
-    assert!(free.candidates.len() > 10, "{}", free.candidates.len());
+    // (Those whose lower bound is slower than the six best that fit are not simulated.)
+    let considered = free.candidates.len() + free.timings.pruned;
+    assert!(
+        considered > 10 && free.candidates.len() >= 6,
+        "{considered}"
+    );
+    assert!(free.timings.by_layer_classes);
     assert!(free
         .candidates
         .iter()
@@ -205,4 +213,99 @@ fn the_gpt3_175b_plan_on_1024_a100s_report() {
     )
     .unwrap();
     insta::assert_snapshot!("gpt3_175b_1024_a100", p.plan.report());
+}
+
+/// A model whose layers the planner prices by representatives: the whole graph's shardings
+/// derived from layer 1 equal one propagation over the whole graph.
+#[test]
+fn shardings_derived_from_representative_layers_equal_the_whole_graphs() {
+    let g = gpt8();
+    let (fast, exact) = shardc_pipeline::megatron_assignment_both_ways(&g).unwrap();
+    let fast = fast.expect("the GPT's layers are copies of one another");
+    assert_eq!(fast.shardings.len(), exact.shardings.len());
+    for (v, (f, e)) in fast.shardings.iter().zip(&exact.shardings).enumerate() {
+        assert_eq!(f, e, "{}", g.nodes[v].name);
+    }
+}
+
+/// The graph path on representative layers (a reduced graph of the first and last stages'
+/// layers, the dropped layers' FLOPs added back) against the whole graph, on meshes where
+/// layers are dropped (pp=4, pp=8 of 8 layers; 10 layers unevenly on 4 stages) and not (pp=2),
+/// several micro-batch counts, overlapped or not.
+#[test]
+fn pricing_by_representative_layers_equals_the_whole_graph() {
+    let g8 = gpt8();
+    let g10 = megatron_step(&GptConfig {
+        layers: 10,
+        hidden: 256,
+        heads: 4,
+        seq: 128,
+        vocab: 1024,
+        batch: 32,
+        dtype: DType::F32,
+        ..GptConfig::tiny()
+    });
+    let c = cluster("a100-80gb:2x4");
+    let close = |a: f64, b: f64, what: &str, case: &str| {
+        let tol = 1e-9 * a.abs().max(b.abs()).max(1e-30);
+        assert!((a - b).abs() <= tol, "{case}: {what}: {a} vs {b}");
+    };
+    let cases = [
+        (&g8, "pp=2,dp=2,tp=2", 4),
+        (&g8, "pp=4,dp=1,tp=2", 8),
+        (&g8, "pp=4,dp=2,tp=1", 4),
+        (&g8, "pp=8,dp=1,tp=1", 16),
+        (&g10, "pp=4,dp=1,tp=2", 8),
+    ];
+    for (g, mesh, m) in cases {
+        for overlap in [Overlap::ALL, Overlap::NONE] {
+            let go = GraphOptions {
+                micro_batches: m,
+                pipeline_axis: Some("pp".into()),
+                data_axis: Some("dp".into()),
+                overlap,
+                ..GraphOptions::default()
+            };
+            let (fast, exact) = step_work_both_ways(g, &mesh.parse().unwrap(), &c, &go).unwrap();
+            let fast = fast.expect("priced by representatives");
+            let case = format!("{} layers, {mesh}, m={m}, {overlap:?}", g.nodes.len());
+            let pairs = [
+                ("forward", fast.forward_s, exact.forward_s),
+                ("backward", fast.backward_s, exact.backward_s),
+                ("recompute", fast.recompute_s, exact.recompute_s),
+                ("stage comm", fast.stage_comm_s, exact.stage_comm_s),
+                ("p2p", fast.p2p_s, exact.p2p_s),
+                ("gradient comm", fast.gradient_comm_s, exact.gradient_comm_s),
+                ("optimizer", fast.optimizer_s, exact.optimizer_s),
+                ("hidden comm", fast.hidden_comm_s, exact.hidden_comm_s),
+                ("model flops", fast.model_flops, exact.model_flops),
+                ("hardware flops", fast.hardware_flops, exact.hardware_flops),
+                ("weights", fast.memory.weights, exact.memory.weights),
+                ("gradients", fast.memory.gradients, exact.memory.gradients),
+                (
+                    "optimizer state",
+                    fast.memory.optimizer_state,
+                    exact.memory.optimizer_state,
+                ),
+                (
+                    "activations",
+                    fast.memory.activations,
+                    exact.memory.activations,
+                ),
+                ("transient", fast.memory.transient, exact.memory.transient),
+            ];
+            for (what, a, b) in pairs {
+                close(a, b, what, &case);
+            }
+            let e = (estimate(&fast), estimate(&exact));
+            close(e.0.step_time_s, e.1.step_time_s, "step", &case);
+            let lines = |w: &shardc_cost_model::StepWork| {
+                w.collectives
+                    .iter()
+                    .map(|l| (l.kind, l.axes.clone(), l.bytes, l.count))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(lines(&fast), lines(&exact), "{case}");
+        }
+    }
 }

@@ -1,0 +1,240 @@
+//! The planner's graph-path pricing of one (mesh, micro-batch count): on a reduced graph of the
+//! layers that set the pace ([`crate::layers`]) when the model's layers are copies of one
+//! another, else on the whole graph.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use shardc_cost_model::{
+    graph_step, graph_step_staged, pipeline_stages, Cluster, CommUse, GraphOptions, StepWork,
+};
+use shardc_ir::{Graph, Mesh, ShardingAssignment};
+
+use crate::error::{Error, Result};
+use crate::layers::{reduce, LayerClasses, Reduced};
+use crate::planner::{megatron_assignment, CommTemplates};
+
+/// How the planner prices candidates.
+pub(crate) enum Pricing<'g> {
+    /// The whole graph, with the Megatron-style shardings and their collectives.
+    Whole {
+        base: ShardingAssignment,
+        templates: CommTemplates,
+    },
+    /// Representative layers; reduced graphs cached by pipeline size.
+    Classes {
+        classes: Box<LayerClasses<'g>>,
+        staged: BTreeMap<u64, Rc<Staged>>,
+    },
+}
+
+/// The reduced graph for one pipeline size.
+pub(crate) struct Staged {
+    reduced: Reduced,
+    /// Each of its nodes' stage in the whole pipeline.
+    stage_of: Vec<u32>,
+    /// Layers of the whole graph not in it.
+    dropped: u64,
+}
+
+/// One mesh's graph, shardings and collectives, ready to price at any micro-batch count.
+pub(crate) struct MeshPricing<'p> {
+    graph: &'p Graph,
+    staged: Option<Rc<Staged>>,
+    a: ShardingAssignment,
+    comms: Vec<CommUse>,
+    /// One middle layer's FLOPs (per device as run, model) on this mesh.
+    layer_flops: (f64, f64),
+}
+
+/// Seconds spent building the pricing, by phase.
+#[derive(Default)]
+pub(crate) struct Setup {
+    pub propagate_s: f64,
+    pub collectives_s: f64,
+}
+
+impl<'g> Pricing<'g> {
+    /// Layer classes where the layers allow it (unless `whole`), else the whole graph.
+    pub fn of(g: &'g Graph, whole: bool) -> Result<(Pricing<'g>, Setup)> {
+        let mut setup = Setup::default();
+        let clock = Instant::now();
+        if !whole {
+            if let Some(classes) = LayerClasses::of(g)? {
+                setup.propagate_s = classes.propagate_s;
+                setup.collectives_s = clock.elapsed().as_secs_f64() - classes.propagate_s;
+                return Ok((
+                    Pricing::Classes {
+                        classes: Box::new(classes),
+                        staged: BTreeMap::new(),
+                    },
+                    setup,
+                ));
+            }
+        }
+        let base = megatron_assignment(g)?;
+        setup.propagate_s = clock.elapsed().as_secs_f64();
+        let clock = Instant::now();
+        let templates = CommTemplates::of(g, &base)?;
+        setup.collectives_s = clock.elapsed().as_secs_f64();
+        Ok((Pricing::Whole { base, templates }, setup))
+    }
+
+    /// Whether candidates are priced on representative layers.
+    pub fn by_classes(&self) -> bool {
+        matches!(self, Pricing::Classes { .. })
+    }
+
+    /// The shardings and collectives on `mesh` (axes `pp`, `dp`, `tp`).
+    pub fn on<'p>(&'p mut self, g: &'p Graph, mesh: &Mesh) -> Result<MeshPricing<'p>> {
+        match self {
+            Pricing::Whole { base, templates } => {
+                let a = ShardingAssignment {
+                    mesh: mesh.clone(),
+                    shardings: base.shardings.clone(),
+                };
+                let comms = templates.on(g, &a)?;
+                Ok(MeshPricing {
+                    graph: g,
+                    staged: None,
+                    a,
+                    comms,
+                    layer_flops: (0.0, 0.0),
+                })
+            }
+            Pricing::Classes { classes, staged } => {
+                let pp = mesh.axis_size("pp").unwrap_or(1);
+                let st = match staged.get(&pp) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = Rc::new(stage(g, classes, pp)?);
+                        staged.insert(pp, s.clone());
+                        s
+                    }
+                };
+                let (a, comms) = classes.on(&st.reduced, mesh);
+                let layer_flops = classes.layer_flops(mesh)?;
+                Ok(MeshPricing {
+                    graph: g,
+                    staged: Some(st),
+                    a,
+                    comms,
+                    layer_flops,
+                })
+            }
+        }
+    }
+
+    /// The whole graph's shardings on `mesh`.
+    pub fn full_assignment(&self, mesh: &Mesh) -> ShardingAssignment {
+        match self {
+            Pricing::Whole { base, .. } => ShardingAssignment {
+                mesh: mesh.clone(),
+                shardings: base.shardings.clone(),
+            },
+            Pricing::Classes { classes, .. } => classes.full_assignment(mesh),
+        }
+    }
+}
+
+impl MeshPricing<'_> {
+    /// The graph path's step at `go`'s micro-batch count.
+    pub fn step(&self, cluster: &Cluster, go: &GraphOptions) -> Result<StepWork> {
+        let mesh = &self.a.mesh;
+        let err = |e: shardc_cost_model::CostError| {
+            Error::Input(format!(
+                "mesh {mesh}, {} micro-batches: {e}",
+                go.micro_batches
+            ))
+        };
+        let Some(st) = &self.staged else {
+            return graph_step(self.graph, &self.a, &self.comms, cluster, go).map_err(err);
+        };
+        let mut w = graph_step_staged(
+            &st.reduced.graph,
+            &self.a,
+            &self.comms,
+            cluster,
+            go,
+            &st.stage_of,
+        )
+        .map_err(err)?;
+        // The step's FLOP totals count every layer; the reduced graph lacks the dropped ones.
+        let (hw, model) = self.layer_flops;
+        let dropped = st.dropped as f64;
+        w.hardware_flops += dropped * hw / w.stages.max(1) as f64;
+        w.model_flops += dropped * model / mesh.num_devices() as f64;
+        Ok(w)
+    }
+}
+
+/// The reduced graph for `pp` stages: the layers of the first and last stage, and of the
+/// first middle stage with the most layers if that is more than the first stage's (with
+/// [`pipeline_stages`]' split the first stage has the most, so this is a safeguard).
+fn stage(g: &Graph, classes: &LayerClasses, pp: u64) -> Result<Staged> {
+    let stage_of = pipeline_stages(g, pp);
+    let layers = &classes.layers;
+    let mut layer_stage = vec![0u32; layers.len()];
+    for (i, &l) in layers.of.iter().enumerate() {
+        if (l as usize) < layers.len() {
+            layer_stage[l as usize] = stage_of[i];
+        }
+    }
+    let last = (pp.max(1) - 1) as u32;
+    let mut count = vec![0u64; pp.max(1) as usize];
+    for &s in &layer_stage {
+        count[s as usize] += 1;
+    }
+    let middle = (1..last)
+        .max_by_key(|&s| (count[s as usize], std::cmp::Reverse(s)))
+        .filter(|&s| count[s as usize] > count[0]);
+    let keep: Vec<bool> = layer_stage
+        .iter()
+        .map(|&s| s == 0 || s == last || Some(s) == middle)
+        .collect();
+    let reduced = reduce(g, layers, &classes.names, &keep).ok_or_else(|| {
+        Error::Input(format!(
+            "`{}`: the layers of {pp} pipeline stages could not be cut out of the graph",
+            g.name
+        ))
+    })?;
+    let dropped = keep.iter().filter(|k| !**k).count() as u64;
+    let stage_of = reduced.origin.iter().map(|o| stage_of[o.index()]).collect();
+    Ok(Staged {
+        reduced,
+        stage_of,
+        dropped,
+    })
+}
+
+/// The graph path's step of the Megatron-style sharding of `g` on `mesh` priced both ways:
+/// on representative layers (as the planner does) and on the whole graph. `None` for the
+/// first when the layers are not copies of one another. Tests compare the two.
+pub fn step_work_both_ways(
+    g: &Graph,
+    mesh: &Mesh,
+    cluster: &Cluster,
+    go: &GraphOptions,
+) -> Result<(Option<StepWork>, StepWork)> {
+    let (mut classes, _) = Pricing::of(g, false)?;
+    let fast = if classes.by_classes() {
+        Some(classes.on(g, mesh)?.step(cluster, go)?)
+    } else {
+        None
+    };
+    let (mut whole, _) = Pricing::of(g, true)?;
+    let exact = whole.on(g, mesh)?.step(cluster, go)?;
+    Ok((fast, exact))
+}
+
+/// The whole graph's Megatron-style shardings as the planner derives them from layer 1 of
+/// its class graph, and as one propagation over the whole graph gives them (tests compare the
+/// two). `None` for the first when the layers are not copies of one another.
+pub fn megatron_assignment_both_ways(
+    g: &Graph,
+) -> Result<(Option<ShardingAssignment>, ShardingAssignment)> {
+    let exact = megatron_assignment(g)?;
+    let fast = LayerClasses::of(g)?.map(|c| c.full_assignment(&exact.mesh));
+    Ok((fast, exact))
+}
