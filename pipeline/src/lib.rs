@@ -43,7 +43,7 @@ pub use planner::{
     PipelineCandidate, PipelineOptions, PipelinePlan, PipelineTimings, PIPELINE_FORMAT_VERSION,
 };
 pub use pricing::{megatron_assignment_both_ways, step_work_both_ways};
-pub use render::{chrome_trace, format_seconds, render_svg};
+pub use render::{chrome_trace, format_seconds, render_svg, render_svg_titled};
 pub use schedule::{format_table, stage_to_rank, Schedule, ScheduleKind};
 pub use select::{choose_schedule, Candidate, RankWork};
 pub use simulate::{simulate, Interval, Simulation, StageTimes};

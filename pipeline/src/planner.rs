@@ -117,6 +117,30 @@ pub struct PipelinePlan {
 }
 
 impl PipelinePlan {
+    /// The chosen schedule's Gantt chart ([`crate::render_svg_titled`]), titled with the mesh,
+    /// the plan's whole step (the simulated pipeline plus the terms outside it) and the bubble.
+    pub fn timeline_svg(&self) -> String {
+        let c = &self.chosen;
+        let sim = &self.simulation;
+        let title = format!(
+            "`{}` on {}: dp={} tp={} pp={}, {}, {} stages, {} micro-batches: step {} \
+             (pipeline {}), bubble {:.1}% ({:.1}% over ideal)",
+            self.plan.graph,
+            self.plan.cluster.device,
+            c.dp,
+            c.tp,
+            c.pp,
+            c.kind,
+            c.stages,
+            c.micro_batches,
+            crate::render::format_seconds(c.step_time_s),
+            crate::render::format_seconds(sim.step_time),
+            100.0 * sim.bubble_fraction,
+            100.0 * sim.bubble_over_ideal
+        );
+        crate::render::render_svg_titled(sim, &title)
+    }
+
     /// The plan's report, then the pipeline: schedule, stages, bubble, memory per rank and the
     /// runners-up.
     pub fn report(&self) -> String {
@@ -136,7 +160,12 @@ impl PipelinePlan {
             100.0 * sim.bubble_over_ideal,
             sim.peak_in_flight
         );
-        let _ = writeln!(s, "runners-up (of {} candidates):", self.candidates.len());
+        let _ = writeln!(
+            s,
+            "runners-up (of {} candidates simulated; {} more not, their lower bound slower):",
+            self.candidates.len(),
+            self.timings.pruned
+        );
         for r in self.candidates.iter().skip(1).take(5) {
             let _ = writeln!(
                 s,
@@ -233,6 +262,11 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
             continue;
         };
         let (sim, step, memory) = price_schedule(&schedule, w, v)?;
+        debug_assert!(
+            step >= bound * (1.0 - 1e-9),
+            "{kind} on pp={pp}, m={}: step {step} below its lower bound {bound}",
+            w.microbatches
+        );
         timings.candidates += 1;
         let c = PipelineCandidate {
             dp: *dp,

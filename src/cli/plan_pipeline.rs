@@ -71,7 +71,7 @@ pub fn run(a: PlanArgs) -> Result<(), CliError> {
         );
     }
     if let Some(path) = &a.timeline {
-        write_output(Some(path), &shardc::pipeline::render_svg(&p.simulation))?;
+        write_output(Some(path), &p.timeline_svg())?;
     }
     if let Some(out) = &a.out {
         write_output(Some(out), &p.plan.to_json())?;
