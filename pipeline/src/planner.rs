@@ -123,10 +123,12 @@ impl PipelinePlan {
         let c = &self.chosen;
         let sim = &self.simulation;
         let title = format!(
-            "`{}` on {}: dp={} tp={} pp={}, {}, {} stages, {} micro-batches: step {} \
+            "`{}` on {}:{}x{}: dp={} tp={} pp={}, {}, {} stages, {} micro-batches: step {} \
              (pipeline {}), bubble {:.1}% ({:.1}% over ideal)",
             self.plan.graph,
             self.plan.cluster.device,
+            self.plan.cluster.nodes,
+            self.plan.cluster.devices_per_node,
             c.dp,
             c.tp,
             c.pp,

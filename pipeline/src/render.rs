@@ -132,7 +132,8 @@ pub fn render_svg_titled(sim: &Simulation, title: &str) -> String {
         );
         let label = i.action.mb().to_string();
         let size = (w / (label.len() as f64 * 0.65)).min(12.0);
-        if size >= 5.0 {
+        // Smaller figures are unreadable clutter; the tooltip still names the action.
+        if size >= 8.0 {
             let _ = writeln!(
                 s,
                 r#"<text x="{:.2}" y="{:.1}" font-size="{size:.1}" fill="white" text-anchor="middle">{label}</text>"#,
@@ -172,6 +173,20 @@ pub fn render_svg_titled(sim: &Simulation, title: &str) -> String {
     s
 }
 
+/// An axis figure without trailing zeros (`5 s`, `250 ms`, `1.5 ms`).
+fn tick_label(t: f64) -> String {
+    let (v, unit) = if t >= 1.0 {
+        (t, "s")
+    } else if t >= 1e-3 {
+        (t * 1e3, "ms")
+    } else {
+        (t * 1e6, "µs")
+    };
+    let text = format!("{v:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text} {unit}")
+}
+
 /// A time axis from 0 to `step` at 1, 2 or 5 times a power of ten, about ten ticks.
 fn axis(s: &mut String, step: f64, scale: f64, y: f64) {
     if step <= 0.0 || !step.is_finite() {
@@ -208,7 +223,7 @@ fn axis(s: &mut String, step: f64, scale: f64, y: f64) {
             if k == 0 {
                 "0".to_string()
             } else {
-                format_seconds(t)
+                tick_label(t)
             }
         );
         k += 1;
