@@ -42,7 +42,7 @@ pub use planner::{
     megatron_annotations, megatron_assignment, megatron_collectives, plan_pipeline,
     PipelineCandidate, PipelineOptions, PipelinePlan, PipelineTimings, PIPELINE_FORMAT_VERSION,
 };
-pub use pricing::{megatron_assignment_both_ways, step_work_both_ways};
+pub use pricing::{megatron_assignment_both_ways, of_layer, step_work_both_ways};
 pub use render::{chrome_trace, format_seconds, render_svg, render_svg_titled};
 pub use schedule::{format_table, stage_to_rank, Schedule, ScheduleKind};
 pub use select::{choose_schedule, Candidate, RankWork};

@@ -20,6 +20,11 @@
 //! simulated pipeline plus the cost model's terms outside it. Memory per stage is the graph
 //! path's weights, gradients and optimizer state plus the schedule's peak in-flight
 //! activations (the simulator's count times the graph path's activations per micro-batch).
+//!
+//! Speed: a deep model's layers are priced by representatives (`crate::layers`: one
+//! propagation on a four-layer class graph, each mesh priced on the first and last stages'
+//! layers), equal to whole-graph pricing (tests); candidates are simulated in the order of a
+//! lower bound on their step and those that cannot be among the six best are skipped.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -80,9 +85,12 @@ pub struct PipelineCandidate {
 pub struct PipelineTimings {
     /// Propagating the Megatron-style annotations once.
     pub propagate_s: f64,
-    /// The collectives each candidate mesh's sharding needs (`required_collectives`).
+    /// The collectives each candidate mesh's sharding needs (`required_collectives` once, then
+    /// derived per mesh), with the class graph and each pipeline size's reduced graph when
+    /// layers are priced by representatives.
     pub collectives_s: f64,
-    /// The graph path over every candidate mesh and micro-batch count.
+    /// The graph path over every candidate mesh and micro-batch count (on the reduced graphs
+    /// when layers are priced by representatives).
     pub price_s: f64,
     /// Generating and simulating schedules.
     pub schedule_s: f64,

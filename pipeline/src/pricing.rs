@@ -26,6 +26,8 @@ pub(crate) enum Pricing<'g> {
     Classes {
         classes: Box<LayerClasses<'g>>,
         staged: BTreeMap<u64, Rc<Staged>>,
+        /// Each node's stage with one stage per layer (see [`stage`]), found once.
+        per_layer: Option<Vec<u32>>,
     },
 }
 
@@ -68,6 +70,7 @@ impl<'g> Pricing<'g> {
                     Pricing::Classes {
                         classes: Box::new(classes),
                         staged: BTreeMap::new(),
+                        per_layer: None,
                     },
                     setup,
                 ));
@@ -103,12 +106,18 @@ impl<'g> Pricing<'g> {
                     layer_flops: (0.0, 0.0),
                 })
             }
-            Pricing::Classes { classes, staged } => {
+            Pricing::Classes {
+                classes,
+                staged,
+                per_layer,
+            } => {
                 let pp = mesh.axis_size("pp").unwrap_or(1);
                 let st = match staged.get(&pp) {
                     Some(s) => s.clone(),
                     None => {
-                        let s = Rc::new(stage(g, classes, pp)?);
+                        let per_layer = per_layer
+                            .get_or_insert_with(|| pipeline_stages(g, classes.layers.len() as u64));
+                        let s = Rc::new(stage(g, classes, per_layer, pp)?);
                         staged.insert(pp, s.clone());
                         s
                     }
@@ -172,8 +181,18 @@ impl MeshPricing<'_> {
 /// The reduced graph for `pp` stages: the layers of the first and last stage, and of the
 /// first middle stage with the most layers if that is more than the first stage's (with
 /// [`pipeline_stages`]' split the first stage has the most, so this is a safeguard).
-fn stage(g: &Graph, classes: &LayerClasses, pp: u64) -> Result<Staged> {
-    let stage_of = pipeline_stages(g, pp);
+///
+/// Stages come from `per_layer`, [`pipeline_stages`] with one stage per layer: every rule
+/// there (a layer's stage; the min of users' or max of operands' stages; the stage of the
+/// forward node a name points to) commutes with the monotone map from layer `i` to stage
+/// `⌊i·pp/L⌋`, so mapping `per_layer` gives `pipeline_stages(g, pp)` without another pass over
+/// the whole graph (`tests/planner.rs` checks it).
+fn stage(g: &Graph, classes: &LayerClasses, per_layer: &[u32], pp: u64) -> Result<Staged> {
+    let l = classes.layers.len() as u64;
+    let stage_of: Vec<u32> = per_layer
+        .iter()
+        .map(|&i| of_layer(u64::from(i), pp, l))
+        .collect();
     let layers = &classes.layers;
     let mut layer_stage = vec![0u32; layers.len()];
     for (i, &l) in layers.of.iter().enumerate() {
@@ -237,4 +256,12 @@ pub fn megatron_assignment_both_ways(
     let exact = megatron_assignment(g)?;
     let fast = LayerClasses::of(g)?.map(|c| c.full_assignment(&exact.mesh));
     Ok((fast, exact))
+}
+
+/// Layer `i` of `l`'s stage among `p`, as [`pipeline_stages`] splits them.
+pub fn of_layer(i: u64, p: u64, l: u64) -> u32 {
+    if p <= 1 || l == 0 {
+        return 0;
+    }
+    (i * p / l).min(p - 1) as u32
 }

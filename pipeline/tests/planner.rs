@@ -339,3 +339,22 @@ fn the_gpt3_175b_chosen_mesh_priced_by_layers_equals_the_whole_graph() {
     assert!(rel(fast.memory.total(), exact.memory.total()) < 1e-9);
     assert!(rel(fast.hardware_flops, exact.hardware_flops) < 1e-9);
 }
+
+/// The planner maps each node's stage with one stage per layer to its stage among `p` rather
+/// than splitting the whole graph again for every pipeline size: the same stages.
+#[test]
+fn stages_for_any_pipeline_size_follow_from_one_stage_per_layer() {
+    use shardc_cost_model::pipeline_stages;
+    let g = megatron_step(&GptConfig {
+        layers: 12,
+        ..GptConfig::tiny()
+    });
+    let per_layer = pipeline_stages(&g, 12);
+    for p in [1, 2, 3, 4, 5, 6, 8, 12] {
+        let mapped: Vec<u32> = per_layer
+            .iter()
+            .map(|&i| shardc_pipeline::of_layer(u64::from(i), p, 12))
+            .collect();
+        assert_eq!(mapped, pipeline_stages(&g, p), "p={p}");
+    }
+}
