@@ -358,3 +358,24 @@ fn stages_for_any_pipeline_size_follow_from_one_stage_per_layer() {
         assert_eq!(mapped, pipeline_stages(&g, p), "p={p}");
     }
 }
+
+/// Stages given to the graph path must cover every node and stay below the pipeline's size.
+#[test]
+fn graph_step_staged_refuses_stages_that_do_not_fit_the_graph() {
+    let g = gpt8();
+    let a = shardc_pipeline::megatron_assignment(&g).unwrap();
+    let go = GraphOptions {
+        pipeline_axis: Some("pp".into()),
+        ..GraphOptions::default()
+    };
+    let c = cluster("a100-80gb:1x8");
+    let short = vec![0u32; g.len() - 1];
+    let e = shardc_cost_model::graph_step_staged(&g, &a, &[], &c, &go, &short).unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("for {} nodes", g.len())),
+        "{e}"
+    );
+    let beyond = vec![2u32; g.len()];
+    let e = shardc_cost_model::graph_step_staged(&g, &a, &[], &c, &go, &beyond).unwrap_err();
+    assert!(e.to_string().contains("below the 2 stages"), "{e}");
+}
