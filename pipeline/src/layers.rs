@@ -241,7 +241,7 @@ impl<'g> LayerClasses<'g> {
             let node = cg.node(c.node);
             let Some(k) = std::iter::once(c.node)
                 .chain(node.operands.iter().copied())
-                .position(|v| crate::planner::local_type(cg, &base, v) == c.local_operand)
+                .position(|v| crate::pricing::local_type(cg, &base, v) == c.local_operand)
             else {
                 return Ok(None);
             };
@@ -302,7 +302,7 @@ impl<'g> LayerClasses<'g> {
                 }
                 comms.push(CommUse {
                     node,
-                    local_operand: crate::planner::local_type(&r.graph, &a, value),
+                    local_operand: crate::pricing::local_type(&r.graph, &a, value),
                     reason,
                     ..c.clone()
                 });

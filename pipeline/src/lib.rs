@@ -39,10 +39,12 @@ pub use action::{parse_cell, Action, ActionKind};
 pub use csv::CsvFormat;
 pub use error::{Error, Result};
 pub use planner::{
-    megatron_annotations, megatron_assignment, megatron_collectives, plan_pipeline,
-    PipelineCandidate, PipelineOptions, PipelinePlan, PipelineTimings, PIPELINE_FORMAT_VERSION,
+    megatron_annotations, megatron_assignment, plan_pipeline, PipelineCandidate, PipelineOptions,
+    PipelinePlan, PipelineTimings, PIPELINE_FORMAT_VERSION,
 };
-pub use pricing::{megatron_assignment_both_ways, of_layer, step_work_both_ways};
+pub use pricing::{
+    megatron_assignment_both_ways, megatron_collectives, of_layer, step_work_both_ways,
+};
 pub use render::{chrome_trace, format_seconds, render_svg, render_svg_titled};
 pub use schedule::{format_table, stage_to_rank, Schedule, ScheduleKind};
 pub use select::{choose_schedule, Candidate, RankWork};

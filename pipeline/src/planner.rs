@@ -29,8 +29,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use shardc_cost_model::{estimate, Cluster, CommUse, GraphOptions, Overlap, StepWork, Zero};
-use shardc_ir::{Annotation, Graph, Mesh, Op, Role, Sharding, ShardingAssignment, ValueId};
+use shardc_cost_model::{estimate, Cluster, GraphOptions, Overlap, StepWork, Zero};
+use shardc_ir::{Annotation, Graph, Mesh, Op, Role, Sharding, ShardingAssignment};
 use shardc_sharding::auto::{Plan, PlanCluster, PlanCollective, PlanMemory, PlanValue};
 
 use crate::error::{Error, Result};
@@ -368,79 +368,6 @@ fn lower_bound(w: &StepWork, kind: ScheduleKind, v: u32) -> f64 {
         _ => 0.0,
     };
     m * per_mb + 0.9 * bubble + outside_pipeline(w)
-}
-
-/// The collectives the Megatron-style sharding needs, found once on the base mesh, each with the
-/// value whose local shard it starts from: on a candidate mesh the same collectives run (the
-/// shardings are the same; only the axis sizes differ) on that value's local shard under the
-/// candidate's sizes (over an axis of size 1 it stays, as `required_collectives` keeps it). A collective whose operand is no
-/// value's shard (a middle step of a multi-step resharding) makes every mesh take the exact,
-/// slower path (`required_collectives` per mesh).
-pub(crate) struct CommTemplates {
-    /// Each collective and the value it moves; `None` when the exact path is needed.
-    uses: Option<Vec<(CommUse, ValueId)>>,
-}
-
-impl CommTemplates {
-    pub(crate) fn of(g: &Graph, base: &ShardingAssignment) -> Result<CommTemplates> {
-        let comms = shardc_sharding::required_collectives(g, base).map_err(|e| {
-            Error::Input(format!("collectives of the Megatron-style sharding: {e}"))
-        })?;
-        let uses = comms
-            .into_iter()
-            .map(|c| {
-                let node = g.node(c.node);
-                let value = std::iter::once(c.node)
-                    .chain(node.operands.iter().copied())
-                    .find(|&v| local_type(g, base, v) == c.local_operand)?;
-                Some((c, value))
-            })
-            .collect();
-        Ok(CommTemplates { uses })
-    }
-
-    /// The collectives on `a`'s mesh.
-    pub(crate) fn on(&self, g: &Graph, a: &ShardingAssignment) -> Result<Vec<CommUse>> {
-        let Some(uses) = &self.uses else {
-            return shardc_sharding::required_collectives(g, a)
-                .map_err(|e| Error::Input(format!("mesh {}: {e}", a.mesh)));
-        };
-        Ok(uses
-            .iter()
-            .map(|(c, v)| CommUse {
-                local_operand: local_type(g, a, *v),
-                ..c.clone()
-            })
-            .collect())
-    }
-}
-
-/// `v`'s local (per-device) type under `a`.
-pub(crate) fn local_type(g: &Graph, a: &ShardingAssignment, v: ValueId) -> shardc_ir::TensorType {
-    let ty = g.ty(v);
-    let s = &a.shardings[v.index()];
-    let dims: Vec<u64> = ty
-        .dims()
-        .iter()
-        .enumerate()
-        .map(|(d, &n)| s.local_dim(&a.mesh, d, n))
-        .collect();
-    shardc_ir::TensorType::new(ty.dtype, dims)
-}
-
-/// The collectives of the Megatron-style sharding on `mesh` (axes `pp`, `dp`, `tp`) as the
-/// planner derives them from its base mesh, and as `required_collectives` finds them on that
-/// mesh directly (tests compare the two).
-pub fn megatron_collectives(g: &Graph, mesh: &Mesh) -> Result<(Vec<CommUse>, Vec<CommUse>)> {
-    let base = megatron_assignment(g)?;
-    let a = ShardingAssignment {
-        mesh: mesh.clone(),
-        shardings: base.shardings.clone(),
-    };
-    let derived = CommTemplates::of(g, &base)?.on(g, &a)?;
-    let exact = shardc_sharding::required_collectives(g, &a)
-        .map_err(|e| Error::Input(format!("mesh {mesh}: {e}")))?;
-    Ok((derived, exact))
 }
 
 /// What the search needs to know about the graph.
