@@ -26,7 +26,7 @@ use crate::compute::{
     gradient_accumulation, local_bytes, local_op, op_time_shaped, LocalOp, OpClass, OpWork,
 };
 use crate::error::{CostError, Result};
-use crate::estimate::{estimate, CollectiveLine, Estimate, OpLine, Overlap, StepWork};
+use crate::estimate::{estimate, CollectiveLine, Estimate, OpLine, Overlap, StageWork, StepWork};
 use crate::fusion::{Fusion, FusionPlan, NONE};
 use crate::hardware::Precision;
 use crate::liveness::{saved_readers, stage_memory, LivenessInput};
@@ -432,6 +432,25 @@ pub fn graph_step_staged(
         })
         .collect();
 
+    let per_stage = st
+        .iter()
+        .zip(&mem)
+        .map(|(s, m)| {
+            let (_, comm, p2p) = exposed_mb(s);
+            StageWork {
+                forward_s: s.fwd / mf,
+                backward_s: s.bwd / mf,
+                recompute_s: s.rec / mf,
+                stage_comm_s: comm,
+                p2p_s: p2p,
+                weights: m.weights,
+                gradients: m.gradients,
+                optimizer_state: m.optimizer_state,
+                activations_per_microbatch: m.saved_per_microbatch,
+                transient: m.transient_per_microbatch,
+            }
+        })
+        .collect();
     let gradient_comm = st.iter().map(|s| s.gradient_comm).fold(0.0, f64::max);
     let optimizer = st.iter().map(|s| s.update).fold(0.0, f64::max);
     Ok(StepWork {
@@ -455,6 +474,7 @@ pub fn graph_step_staged(
         precision,
         top_ops,
         warnings,
+        per_stage,
     })
 }
 

@@ -78,6 +78,9 @@ pub struct PipelineCandidate {
     pub memory_bytes: f64,
     /// Whether it fits the memory limit.
     pub fits: bool,
+    /// Numbered layers on each stage: the even split, or the stage-slicing DP's cuts
+    /// (`crate::cuts`) where they are predicted faster.
+    pub layers_per_stage: Vec<u64>,
 }
 
 /// Where the planner spent its time, seconds.
@@ -160,12 +163,13 @@ impl PipelinePlan {
         let sim = &self.simulation;
         let _ = writeln!(
             s,
-            "pipeline: {} on {} ranks, {} stages, {} micro-batches; bubble {:.1}% of the \
-             pipeline ({:.1}% over ideal); peak in flight per stage {:?}",
+            "pipeline: {} on {} ranks, {} stages, {} micro-batches; layers per stage {:?}; \
+             bubble {:.1}% of the pipeline ({:.1}% over ideal); peak in flight per stage {:?}",
             c.kind,
             c.pp,
             c.stages,
             c.micro_batches,
+            c.layers_per_stage,
             100.0 * sim.bubble_fraction,
             100.0 * sim.bubble_over_ideal,
             sim.peak_in_flight
@@ -208,8 +212,10 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
     timings.by_layer_classes = pricing.by_classes();
     let capacity = cluster.device.memory.capacity_bytes as f64;
     let limit = opts.memory_limit.unwrap_or(capacity).min(capacity);
-    // Every (mesh, micro-batch count) priced by the graph path.
+    // Every (mesh, micro-batch count) priced by the graph path, with the DP's uneven cuts and
+    // their step where they are predicted faster than the even split.
     let mut works: Vec<(u64, u64, u64, StepWork)> = Vec::new();
+    let mut uneven: Vec<Option<(Vec<u64>, StepWork)>> = Vec::new();
     for (dp, tp, pp) in candidate_meshes(cluster, &shape, opts)? {
         let mesh = Mesh::new(&[("pp", pp), ("dp", dp), ("tp", tp)])
             .map_err(|e| Error::Input(e.to_string()))?;
@@ -237,7 +243,9 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
                 },
                 ..GraphOptions::default()
             };
-            works.push((dp, tp, pp, on.step(cluster, &go)?));
+            let w = on.step(cluster, &go)?;
+            uneven.push(uneven_cuts(&on, cluster, &go, &w, shape.layers, limit)?);
+            works.push((dp, tp, pp, w));
             timings.price_s += clock.elapsed().as_secs_f64();
         }
     }
@@ -253,6 +261,11 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
             if u64::from(stages) > shape.layers.max(1) {
                 continue;
             }
+            // The DP's cuts are per pipeline rank: single-stage-per-rank schedules only.
+            let w = match &uneven[k] {
+                Some((_, u)) if v == 1 => u,
+                _ => w,
+            };
             queue.push((lower_bound(w, kind, v), k, kind, v));
         }
     }
@@ -267,6 +280,10 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
         }
         let (dp, tp, pp, w) = &works[k];
         let stages = v * *pp as u32;
+        let (w, layers_per_stage) = match &uneven[k] {
+            Some((cuts, u)) if v == 1 => (u, cuts.clone()),
+            _ => (w, even_cuts(shape.layers, u64::from(stages))),
+        };
         let Ok(schedule) = Schedule::generate(kind, stages, *pp as u32, w.microbatches as u32)
         else {
             continue;
@@ -288,6 +305,7 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
             step_time_s: step,
             memory_bytes: memory,
             fits: memory <= limit,
+            layers_per_stage,
         };
         if c.fits {
             let at = fitting.partition_point(|&x| x <= step);
@@ -337,7 +355,11 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
     let mesh = Mesh::new(&[("pp", chosen.pp), ("dp", chosen.dp), ("tp", chosen.tp)])
         .map_err(|e| Error::Input(e.to_string()))?;
     let a = pricing.full_assignment(&mesh);
-    let plan = into_plan(g, cluster, &chosen, &simulation, &works[k].3, &a, &shape);
+    let w = match &uneven[k] {
+        Some((_, u)) if chosen.stages as u64 == chosen.pp => u,
+        _ => &works[k].3,
+    };
+    let plan = into_plan(g, cluster, &chosen, &simulation, w, &a);
     timings.total_s = start.elapsed().as_secs_f64();
     Ok(PipelinePlan {
         plan,
@@ -347,6 +369,47 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
         candidates: priced,
         timings,
     })
+}
+
+/// `l` layers split evenly over `stages`, as [`shardc_cost_model::pipeline_stages`] does.
+fn even_cuts(l: u64, stages: u64) -> Vec<u64> {
+    (0..stages)
+        .map(|s| (s + 1) * l / stages - s * l / stages)
+        .collect()
+}
+
+/// The stage-slicing DP's cuts for `w`'s mesh and micro-batches and their step, where the
+/// DP's latency is below the even split's under the same per-layer costs; `None` otherwise
+/// (one stage, or per-stage figures missing). One more graph-path pricing: the even split
+/// with stage 0's last layer on stage 1 (`crate::cuts`).
+fn uneven_cuts(
+    on: &crate::pricing::MeshPricing,
+    cluster: &Cluster,
+    go: &GraphOptions,
+    w: &StepWork,
+    layers: u64,
+    limit: f64,
+) -> Result<Option<(Vec<u64>, StepWork)>> {
+    let p = w.stages;
+    if p < 2 || layers < p {
+        return Ok(None);
+    }
+    let even = even_cuts(layers, p);
+    let mut shifted = even.clone();
+    shifted[0] -= 1;
+    shifted[1] += 1;
+    let ws = on.step_cut(cluster, go, &shifted)?;
+    let Some(costs) = crate::cuts::LayerCosts::derive(w, &ws, &even) else {
+        return Ok(None);
+    };
+    let Ok((cuts, latency)) = costs.slice(layers as usize, limit) else {
+        return Ok(None);
+    };
+    if cuts == even || latency >= costs.latency(&even) * (1.0 - 1e-9) {
+        return Ok(None);
+    }
+    let step = costs.step(w, &cuts);
+    Ok(Some((cuts, step)))
 }
 
 /// Candidates that fit kept exactly: the chosen one and the report's five runners-up.
@@ -644,7 +707,6 @@ fn into_plan(
     sim: &Simulation,
     w: &StepWork,
     a: &ShardingAssignment,
-    shape: &GraphShape,
 ) -> Plan {
     let e = estimate(w);
     // TFLOP/s scale with the simulated step against the cost model's own.
@@ -665,13 +727,7 @@ fn into_plan(
         c.tp,
         c.dp
     );
-    let layers_per_stage: Vec<u64> = (0..u64::from(c.stages))
-        .map(|s| {
-            let l = shape.layers;
-            let st = u64::from(c.stages);
-            (s + 1) * l / st - s * l / st
-        })
-        .collect();
+    let layers_per_stage = &c.layers_per_stage;
     let pipeline = serde_json::json!({
         "format_version": PIPELINE_FORMAT_VERSION,
         "schedule": c.kind.to_string(),

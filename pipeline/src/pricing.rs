@@ -21,6 +21,8 @@ pub(crate) enum Pricing<'g> {
     Whole {
         base: ShardingAssignment,
         templates: CommTemplates,
+        /// Each node's stage with one stage per layer, found on first use.
+        per_layer: Option<Rc<Vec<u32>>>,
     },
     /// Representative layers; reduced graphs cached by pipeline size.
     Classes {
@@ -36,6 +38,8 @@ pub(crate) struct Staged {
     reduced: Reduced,
     /// Each of its nodes' stage in the whole pipeline.
     stage_of: Vec<u32>,
+    /// Each of its nodes' stage with one stage per layer (its layer's index).
+    layer_of: Vec<u32>,
     /// Layers of the whole graph not in it.
     dropped: u64,
 }
@@ -44,6 +48,10 @@ pub(crate) struct Staged {
 pub(crate) struct MeshPricing<'p> {
     graph: &'p Graph,
     staged: Option<Rc<Staged>>,
+    /// With the whole graph: each node's stage with one stage per layer.
+    per_layer: Option<Rc<Vec<u32>>>,
+    /// Numbered layers of the whole graph.
+    layers: u64,
     a: ShardingAssignment,
     comms: Vec<CommUse>,
     /// One middle layer's FLOPs (per device as run, model) on this mesh.
@@ -81,7 +89,14 @@ impl<'g> Pricing<'g> {
         let clock = Instant::now();
         let templates = CommTemplates::of(g, &base)?;
         setup.collectives_s = clock.elapsed().as_secs_f64();
-        Ok((Pricing::Whole { base, templates }, setup))
+        Ok((
+            Pricing::Whole {
+                base,
+                templates,
+                per_layer: None,
+            },
+            setup,
+        ))
     }
 
     /// Whether candidates are priced on representative layers.
@@ -92,15 +107,25 @@ impl<'g> Pricing<'g> {
     /// The shardings and collectives on `mesh` (axes `pp`, `dp`, `tp`).
     pub fn on<'p>(&'p mut self, g: &'p Graph, mesh: &Mesh) -> Result<MeshPricing<'p>> {
         match self {
-            Pricing::Whole { base, templates } => {
+            Pricing::Whole {
+                base,
+                templates,
+                per_layer,
+            } => {
                 let a = ShardingAssignment {
                     mesh: mesh.clone(),
                     shardings: base.shardings.clone(),
                 };
                 let comms = templates.on(g, &a)?;
+                let layers = layer_count(g);
+                let per_layer = per_layer
+                    .get_or_insert_with(|| Rc::new(pipeline_stages(g, layers)))
+                    .clone();
                 Ok(MeshPricing {
                     graph: g,
                     staged: None,
+                    per_layer: Some(per_layer),
+                    layers,
                     a,
                     comms,
                     layer_flops: (0.0, 0.0),
@@ -127,6 +152,8 @@ impl<'g> Pricing<'g> {
                 Ok(MeshPricing {
                     graph: g,
                     staged: Some(st),
+                    per_layer: None,
+                    layers: classes.layers.len() as u64,
                     a,
                     comms,
                     layer_flops,
@@ -178,6 +205,49 @@ impl MeshPricing<'_> {
     }
 }
 
+impl MeshPricing<'_> {
+    /// The graph path's step with `cuts[s]` layers on stage `s` (their sum the layer count)
+    /// instead of the even split; with representative layers only the stages whose layers
+    /// the reduced graph holds (the even split's first and last, whole) are priced as in the
+    /// whole graph. The stage of a node follows from its layer's by the monotone map of the
+    /// cuts, as [`stage`]'s even split does.
+    pub fn step_cut(&self, cluster: &Cluster, go: &GraphOptions, cuts: &[u64]) -> Result<StepWork> {
+        let mesh = &self.a.mesh;
+        if cuts.iter().sum::<u64>() != self.layers
+            || cuts.len() as u64 != mesh.axis_size("pp").unwrap_or(1)
+        {
+            return Err(Error::Input(format!(
+                "stage cuts {cuts:?} do not split {} layers over mesh {mesh}'s pp stages",
+                self.layers
+            )));
+        }
+        let mut of = Vec::with_capacity(self.layers as usize);
+        for (s, &n) in cuts.iter().enumerate() {
+            of.extend(std::iter::repeat(s as u32).take(n as usize));
+        }
+        let map = |l: &u32| of.get(*l as usize).copied().unwrap_or((cuts.len() - 1) as u32);
+        let err = |e: shardc_cost_model::CostError| {
+            Error::Input(format!("mesh {mesh}, cuts {cuts:?}: {e}"))
+        };
+        let (graph, layer_of) = match (&self.staged, &self.per_layer) {
+            (Some(st), _) => (&st.reduced.graph, &st.layer_of),
+            (None, Some(per_layer)) => (self.graph, &**per_layer),
+            (None, None) => return Err(Error::Input("no per-layer stages".into())),
+        };
+        let stage_of: Vec<u32> = layer_of.iter().map(map).collect();
+        graph_step_staged(graph, &self.a, &self.comms, cluster, go, &stage_of).map_err(err)
+    }
+}
+
+/// Numbered layers of `g` (`layers.N`).
+fn layer_count(g: &Graph) -> u64 {
+    g.nodes
+        .iter()
+        .filter_map(|n| n.layer())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as u64
+}
+
 /// The reduced graph for `pp` stages: the layers of the first and last stage, and of the
 /// first middle stage with the most layers if that is more than the first stage's (with
 /// [`pipeline_stages`]' split the first stage has the most, so this is a safeguard).
@@ -220,9 +290,11 @@ fn stage(g: &Graph, classes: &LayerClasses, per_layer: &[u32], pp: u64) -> Resul
     })?;
     let dropped = keep.iter().filter(|k| !**k).count() as u64;
     let stage_of = reduced.origin.iter().map(|o| stage_of[o.index()]).collect();
+    let layer_of = reduced.origin.iter().map(|o| per_layer[o.index()]).collect();
     Ok(Staged {
         reduced,
         stage_of,
+        layer_of,
         dropped,
     })
 }
@@ -245,6 +317,20 @@ pub fn step_work_both_ways(
     let (mut whole, _) = Pricing::of(g, true)?;
     let exact = whole.on(g, mesh)?.step(cluster, go)?;
     Ok((fast, exact))
+}
+
+/// The graph path's step of the Megatron-style sharding of the whole graph `g` on `mesh` with
+/// `cuts[s]` layers on pipeline stage `s`: what a planner's uneven cuts are checked against.
+pub fn step_work_with_cuts(
+    g: &Graph,
+    mesh: &Mesh,
+    cluster: &Cluster,
+    go: &GraphOptions,
+    cuts: &[u64],
+) -> Result<StepWork> {
+    let (mut whole, _) = Pricing::of(g, true)?;
+    let on = whole.on(g, mesh)?;
+    on.step_cut(cluster, go, cuts)
 }
 
 /// The whole graph's Megatron-style shardings as the planner derives them from layer 1 of
