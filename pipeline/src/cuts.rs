@@ -85,7 +85,8 @@ impl LayerCosts {
         let mut f: Figures = std::array::from_fn(|i| n * self.layer[i]);
         let (first, last) = (k == 0, end == layers);
         for i in 0..f.len() {
-            f[i] += if first { self.embedding[i] } else { 0.0 } + if last { self.head[i] } else { 0.0 };
+            f[i] +=
+                if first { self.embedding[i] } else { 0.0 } + if last { self.head[i] } else { 0.0 };
         }
         let p2p = match (first, last) {
             (true, false) => self.p2p_first,

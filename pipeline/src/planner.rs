@@ -125,6 +125,10 @@ pub struct PipelinePlan {
     pub candidates: Vec<PipelineCandidate>,
     /// Where the time went.
     pub timings: PipelineTimings,
+    /// Each stage's predicted seconds per micro-batch under the chosen cuts when they are the
+    /// stage-slicing DP's (uneven), from the per-layer costs (`crate::cuts`); `None` with the
+    /// even split.
+    pub stage_times_s: Option<Vec<f64>>,
 }
 
 impl PipelinePlan {
@@ -215,7 +219,7 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
     // Every (mesh, micro-batch count) priced by the graph path, with the DP's uneven cuts and
     // their step where they are predicted faster than the even split.
     let mut works: Vec<(u64, u64, u64, StepWork)> = Vec::new();
-    let mut uneven: Vec<Option<(Vec<u64>, StepWork)>> = Vec::new();
+    let mut uneven: Vec<Option<(Vec<u64>, StepWork, Vec<f64>)>> = Vec::new();
     for (dp, tp, pp) in candidate_meshes(cluster, &shape, opts)? {
         let mesh = Mesh::new(&[("pp", pp), ("dp", dp), ("tp", tp)])
             .map_err(|e| Error::Input(e.to_string()))?;
@@ -263,7 +267,7 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
             }
             // The DP's cuts are per pipeline rank: single-stage-per-rank schedules only.
             let w = match &uneven[k] {
-                Some((_, u)) if v == 1 => u,
+                Some((_, u, _)) if v == 1 => u,
                 _ => w,
             };
             queue.push((lower_bound(w, kind, v), k, kind, v));
@@ -281,7 +285,7 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
         let (dp, tp, pp, w) = &works[k];
         let stages = v * *pp as u32;
         let (w, layers_per_stage) = match &uneven[k] {
-            Some((cuts, u)) if v == 1 => (u, cuts.clone()),
+            Some((cuts, u, _)) if v == 1 => (u, cuts.clone()),
             _ => (w, even_cuts(shape.layers, u64::from(stages))),
         };
         let Ok(schedule) = Schedule::generate(kind, stages, *pp as u32, w.microbatches as u32)
@@ -355,9 +359,9 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
     let mesh = Mesh::new(&[("pp", chosen.pp), ("dp", chosen.dp), ("tp", chosen.tp)])
         .map_err(|e| Error::Input(e.to_string()))?;
     let a = pricing.full_assignment(&mesh);
-    let w = match &uneven[k] {
-        Some((_, u)) if chosen.stages as u64 == chosen.pp => u,
-        _ => &works[k].3,
+    let (w, stage_times_s) = match &uneven[k] {
+        Some((_, u, t)) if chosen.stages as u64 == chosen.pp => (u, Some(t.clone())),
+        _ => (&works[k].3, None),
     };
     let plan = into_plan(g, cluster, &chosen, &simulation, w, &a);
     timings.total_s = start.elapsed().as_secs_f64();
@@ -368,6 +372,7 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
         simulation,
         candidates: priced,
         timings,
+        stage_times_s,
     })
 }
 
@@ -389,7 +394,7 @@ fn uneven_cuts(
     w: &StepWork,
     layers: u64,
     limit: f64,
-) -> Result<Option<(Vec<u64>, StepWork)>> {
+) -> Result<Option<(Vec<u64>, StepWork, Vec<f64>)>> {
     let p = w.stages;
     if p < 2 || layers < p {
         return Ok(None);
@@ -409,7 +414,8 @@ fn uneven_cuts(
         return Ok(None);
     }
     let step = costs.step(w, &cuts);
-    Ok(Some((cuts, step)))
+    let times = costs.stage_times(&cuts);
+    Ok(Some((cuts, step, times)))
 }
 
 /// Candidates that fit kept exactly: the chosen one and the report's five runners-up.
