@@ -225,7 +225,11 @@ impl MeshPricing<'_> {
         for (s, &n) in cuts.iter().enumerate() {
             of.extend(std::iter::repeat(s as u32).take(n as usize));
         }
-        let map = |l: &u32| of.get(*l as usize).copied().unwrap_or((cuts.len() - 1) as u32);
+        let map = |l: &u32| {
+            of.get(*l as usize)
+                .copied()
+                .unwrap_or((cuts.len() - 1) as u32)
+        };
         let err = |e: shardc_cost_model::CostError| {
             Error::Input(format!("mesh {mesh}, cuts {cuts:?}: {e}"))
         };
@@ -290,7 +294,11 @@ fn stage(g: &Graph, classes: &LayerClasses, per_layer: &[u32], pp: u64) -> Resul
     })?;
     let dropped = keep.iter().filter(|k| !**k).count() as u64;
     let stage_of = reduced.origin.iter().map(|o| stage_of[o.index()]).collect();
-    let layer_of = reduced.origin.iter().map(|o| per_layer[o.index()]).collect();
+    let layer_of = reduced
+        .origin
+        .iter()
+        .map(|o| per_layer[o.index()])
+        .collect();
     Ok(Staged {
         reduced,
         stage_of,

@@ -369,7 +369,10 @@ pub fn slice_fixed(
     };
     let mut best: Option<(f64, Vec<usize>)> = None;
     for &t_max in &candidates {
-        if best.as_ref().is_some_and(|(lat, _)| sum_min + b * t_max >= *lat) {
+        if best
+            .as_ref()
+            .is_some_and(|(lat, _)| sum_min + b * t_max >= *lat)
+        {
             break;
         }
         if let Some((sum, cuts)) = fixed_dp(&table, layers, t_max) {
