@@ -21,6 +21,11 @@
 //! path's weights, gradients and optimizer state plus the schedule's peak in-flight
 //! activations (the simulator's count times the graph path's activations per micro-batch).
 //!
+//! Stage cuts: for each (mesh, micro-batch count) the per-layer, embedding and LM-head costs
+//! follow from the graph path's per-stage figures and one more pricing with a layer moved
+//! (`crate::cuts`), and Alpa's DP ([`crate::slice_fixed`]) chooses the layers per stage; its
+//! cuts replace the even split where predicted faster, for schedules with one stage per rank.
+//!
 //! Speed: a deep model's layers are priced by representatives (`crate::layers`: one
 //! propagation on a four-layer class graph, each mesh priced on the first and last stages'
 //! layers), equal to whole-graph pricing (tests); candidates are simulated in the order of a
