@@ -11,7 +11,7 @@
 //! activation bytes). A stage's pipeline sends are the first stage's (outbound), the last's
 //! (inbound), or both in between.
 
-use shardc_cost_model::{MemoryBreakdown, StageWork, StepWork};
+use shardc_cost_model::{Cluster, GraphOptions, MemoryBreakdown, StageWork, StepWork};
 
 use crate::error::Result;
 use crate::slicing::{slice_fixed, StageEstimate};
@@ -174,4 +174,46 @@ impl LayerCosts {
         }
         w
     }
+}
+
+/// `l` layers split evenly over `stages`, as [`shardc_cost_model::pipeline_stages`] does.
+pub(crate) fn even_cuts(l: u64, stages: u64) -> Vec<u64> {
+    (0..stages)
+        .map(|s| (s + 1) * l / stages - s * l / stages)
+        .collect()
+}
+
+/// The stage-slicing DP's cuts for `w`'s mesh and micro-batches and their step, where the
+/// DP's latency is below the even split's under the same per-layer costs; `None` otherwise
+/// (one stage, or per-stage figures missing). One more graph-path pricing: the even split
+/// with stage 0's last layer on stage 1 (`crate::cuts`).
+pub(crate) fn uneven_cuts(
+    on: &crate::pricing::MeshPricing,
+    cluster: &Cluster,
+    go: &GraphOptions,
+    w: &StepWork,
+    layers: u64,
+    limit: f64,
+) -> Result<Option<(Vec<u64>, StepWork, Vec<f64>)>> {
+    let p = w.stages;
+    if p < 2 || layers < p {
+        return Ok(None);
+    }
+    let even = even_cuts(layers, p);
+    let mut shifted = even.clone();
+    shifted[0] -= 1;
+    shifted[1] += 1;
+    let ws = on.step_cut(cluster, go, &shifted)?;
+    let Some(costs) = LayerCosts::derive(w, &ws, &even) else {
+        return Ok(None);
+    };
+    let Ok((cuts, latency)) = costs.slice(layers as usize, limit) else {
+        return Ok(None);
+    };
+    if cuts == even || latency >= costs.latency(&even) * (1.0 - 1e-9) {
+        return Ok(None);
+    }
+    let step = costs.step(w, &cuts);
+    let times = costs.stage_times(&cuts);
+    Ok(Some((cuts, step, times)))
 }

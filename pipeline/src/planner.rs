@@ -253,7 +253,14 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
                 ..GraphOptions::default()
             };
             let w = on.step(cluster, &go)?;
-            uneven.push(uneven_cuts(&on, cluster, &go, &w, shape.layers, limit)?);
+            uneven.push(crate::cuts::uneven_cuts(
+                &on,
+                cluster,
+                &go,
+                &w,
+                shape.layers,
+                limit,
+            )?);
             works.push((dp, tp, pp, w));
             timings.price_s += clock.elapsed().as_secs_f64();
         }
@@ -291,7 +298,7 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
         let stages = v * *pp as u32;
         let (w, layers_per_stage) = match &uneven[k] {
             Some((cuts, u, _)) if v == 1 => (u, cuts.clone()),
-            _ => (w, even_cuts(shape.layers, u64::from(stages))),
+            _ => (w, crate::cuts::even_cuts(shape.layers, u64::from(stages))),
         };
         let Ok(schedule) = Schedule::generate(kind, stages, *pp as u32, w.microbatches as u32)
         else {
@@ -379,48 +386,6 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
         timings,
         stage_times_s,
     })
-}
-
-/// `l` layers split evenly over `stages`, as [`shardc_cost_model::pipeline_stages`] does.
-fn even_cuts(l: u64, stages: u64) -> Vec<u64> {
-    (0..stages)
-        .map(|s| (s + 1) * l / stages - s * l / stages)
-        .collect()
-}
-
-/// The stage-slicing DP's cuts for `w`'s mesh and micro-batches and their step, where the
-/// DP's latency is below the even split's under the same per-layer costs; `None` otherwise
-/// (one stage, or per-stage figures missing). One more graph-path pricing: the even split
-/// with stage 0's last layer on stage 1 (`crate::cuts`).
-fn uneven_cuts(
-    on: &crate::pricing::MeshPricing,
-    cluster: &Cluster,
-    go: &GraphOptions,
-    w: &StepWork,
-    layers: u64,
-    limit: f64,
-) -> Result<Option<(Vec<u64>, StepWork, Vec<f64>)>> {
-    let p = w.stages;
-    if p < 2 || layers < p {
-        return Ok(None);
-    }
-    let even = even_cuts(layers, p);
-    let mut shifted = even.clone();
-    shifted[0] -= 1;
-    shifted[1] += 1;
-    let ws = on.step_cut(cluster, go, &shifted)?;
-    let Some(costs) = crate::cuts::LayerCosts::derive(w, &ws, &even) else {
-        return Ok(None);
-    };
-    let Ok((cuts, latency)) = costs.slice(layers as usize, limit) else {
-        return Ok(None);
-    };
-    if cuts == even || latency >= costs.latency(&even) * (1.0 - 1e-9) {
-        return Ok(None);
-    }
-    let step = costs.step(w, &cuts);
-    let times = costs.stage_times(&cuts);
-    Ok(Some((cuts, step, times)))
 }
 
 /// Candidates that fit kept exactly: the chosen one and the report's five runners-up.
