@@ -126,3 +126,32 @@ fn a_pipelined_plan_with_an_unknown_schedule_is_refused_with_the_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("NoSuchSchedule"), "{err}");
 }
+
+/// A vocabulary large enough that the LM head costs many blocks: the planner's stage-slicing
+/// DP gives the last stage fewer layers (uneven cuts in the plan), and that plan runs checked.
+#[test]
+fn a_pipelined_plan_with_uneven_stage_cuts_runs_checked() {
+    let step = zoo(
+        "run_pipelined_gpt4_vocab.json",
+        &[
+            "gpt", "--layers", "4", "--hidden", "16", "--heads", "2", "--seq", "8", "--vocab",
+            "4096", "--batch", "8", "--train",
+        ],
+    );
+    let plan = plan(
+        &step,
+        "run_pipelined_uneven.plan.json",
+        "a100-80gb:1x2",
+        "dp=1,tp=1,pp=2",
+        "1F1B",
+        "2",
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let cuts = json["pipeline"]["layers_per_stage"].clone();
+    assert_eq!(cuts, serde_json::json!([3, 1]), "{json}");
+    let out = shardc_ok(&["run", &step, "--plan", &plan, "--check"]);
+    assert!(out.contains("pipelined"), "{out}");
+    assert!(out.contains("check passed"), "{out}");
+    assert!(out.matches(".grad").count() > 10, "{out}");
+}

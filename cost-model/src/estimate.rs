@@ -133,6 +133,30 @@ pub struct StepWork {
     pub top_ops: Vec<OpLine>,
     /// Things a reader should know about the estimate (an f32 graph on a bf16 device).
     pub warnings: Vec<String>,
+    /// Every pipeline stage's figures (the graph path; empty from the analytic path), so a
+    /// pipelined planner can price stage cuts other than the one priced.
+    #[serde(default)]
+    pub per_stage: Vec<StageWork>,
+}
+
+/// One pipeline stage's work on one of its devices, per micro-batch unless said.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StageWork {
+    pub forward_s: f64,
+    pub backward_s: f64,
+    pub recompute_s: f64,
+    /// Collectives inside the stage, exposed.
+    pub stage_comm_s: f64,
+    /// Pipeline sends and receives, exposed.
+    pub p2p_s: f64,
+    /// Bytes held for the whole step.
+    pub weights: f64,
+    pub gradients: f64,
+    pub optimizer_state: f64,
+    /// Bytes saved for the backward pass per micro-batch in flight.
+    pub activations_per_microbatch: f64,
+    /// The largest short-lived buffer, bytes.
+    pub transient: f64,
 }
 
 /// What a step costs.
@@ -327,6 +351,7 @@ mod tests {
             precision: None,
             top_ops: vec![],
             warnings: vec![],
+            per_stage: vec![],
         }
     }
 

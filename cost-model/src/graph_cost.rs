@@ -26,7 +26,7 @@ use crate::compute::{
     gradient_accumulation, local_bytes, local_op, op_time_shaped, LocalOp, OpClass, OpWork,
 };
 use crate::error::{CostError, Result};
-use crate::estimate::{estimate, CollectiveLine, Estimate, OpLine, Overlap, StepWork};
+use crate::estimate::{estimate, CollectiveLine, Estimate, OpLine, Overlap, StageWork, StepWork};
 use crate::fusion::{Fusion, FusionPlan, NONE};
 use crate::hardware::Precision;
 use crate::liveness::{saved_readers, stage_memory, LivenessInput};
@@ -224,6 +224,21 @@ pub fn graph_step(
     cluster: &Cluster,
     opts: &GraphOptions,
 ) -> Result<StepWork> {
+    let p = axis_size(assignment, &opts.pipeline_axis, "pipeline")?;
+    graph_step_staged(g, assignment, comms, cluster, opts, &pipeline_stages(g, p))
+}
+
+/// [`graph_step`] with each node's pipeline stage given (`stage_of[v] < p`, the pipeline axis's
+/// size) instead of [`pipeline_stages`]' even split: the pipelined planner prices a graph of a
+/// few representative layers placed on the stages the whole graph's layers would sit on.
+pub fn graph_step_staged(
+    g: &Graph,
+    assignment: &ShardingAssignment,
+    comms: &[CommUse],
+    cluster: &Cluster,
+    opts: &GraphOptions,
+    stage_of: &[u32],
+) -> Result<StepWork> {
     if assignment.shardings.len() != g.len() {
         return Err(CostError::Mismatch(format!(
             "the sharding assignment has {} entries, graph `{}` has {} nodes",
@@ -249,15 +264,22 @@ pub fn graph_step(
         .ids()
         .map(|v| local_op(g, v, assignment))
         .collect::<Result<_>>()?;
-    let stage_of = pipeline_stages(g, p);
+    if stage_of.len() != g.len() || stage_of.iter().any(|&s| u64::from(s) >= p) {
+        return Err(CostError::Mismatch(format!(
+            "graph `{}`: {} stage entries for {} nodes, each below the {p} stages expected",
+            g.name,
+            stage_of.len(),
+            g.len()
+        )));
+    }
     let key: Vec<u64> = g
         .nodes
         .iter()
-        .zip(&stage_of)
+        .zip(stage_of)
         .map(|(n, &s)| ((s as u64) << 8) | ((n.phase as u64) << 1) | n.recompute as u64)
         .collect();
     let fusion = FusionPlan::new(g, &key);
-    let items = price_items(g, &ops, &fusion, &stage_of, assignment, cluster, mf);
+    let items = price_items(g, &ops, &fusion, stage_of, assignment, cluster, mf);
 
     let mut st = vec![StageTotals::default(); p as usize];
     for it in &items {
@@ -281,9 +303,9 @@ pub fn graph_step(
         }
     }
 
-    let mut lines = price_collectives(g, comms, assignment, cluster, opts, &stage_of, &mut st)?;
+    let mut lines = price_collectives(g, comms, assignment, cluster, opts, stage_of, &mut st)?;
     pipeline_sends(
-        g, assignment, cluster, &stage_of, &fusion, mf, &mut st, &mut lines,
+        g, assignment, cluster, stage_of, &fusion, mf, &mut st, &mut lines,
     )?;
 
     // Memory per stage; ZeRO shards model state over the data axis unless the assignment does.
@@ -314,7 +336,7 @@ pub fn graph_step(
         &LivenessInput {
             assignment,
             fusion: &fusion,
-            stage_of: &stage_of,
+            stage_of: stage_of,
             stages: p as usize,
             microbatches: mf,
             state_split: &state_split,
@@ -410,6 +432,25 @@ pub fn graph_step(
         })
         .collect();
 
+    let per_stage = st
+        .iter()
+        .zip(&mem)
+        .map(|(s, m)| {
+            let (_, comm, p2p) = exposed_mb(s);
+            StageWork {
+                forward_s: s.fwd / mf,
+                backward_s: s.bwd / mf,
+                recompute_s: s.rec / mf,
+                stage_comm_s: comm,
+                p2p_s: p2p,
+                weights: m.weights,
+                gradients: m.gradients,
+                optimizer_state: m.optimizer_state,
+                activations_per_microbatch: m.saved_per_microbatch,
+                transient: m.transient_per_microbatch,
+            }
+        })
+        .collect();
     let gradient_comm = st.iter().map(|s| s.gradient_comm).fold(0.0, f64::max);
     let optimizer = st.iter().map(|s| s.update).fold(0.0, f64::max);
     Ok(StepWork {
@@ -433,6 +474,7 @@ pub fn graph_step(
         precision,
         top_ops,
         warnings,
+        per_stage,
     })
 }
 

@@ -663,6 +663,7 @@ pub fn gpt_step(cfg: &GptTraining, cluster: &Cluster) -> Result<StepWork> {
         precision: Some(Precision::Bf16),
         top_ops: Vec::new(),
         warnings: Vec::new(),
+        per_stage: Vec::new(),
     })
 }
 

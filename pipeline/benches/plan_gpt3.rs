@@ -24,13 +24,15 @@ fn bench(c: &mut Criterion) {
     .expect("training step");
     let cluster = Cluster::parse("a100-80gb:128x8", &Catalog::builtin()).expect("cluster");
     let opts = PipelineOptions::default();
+    let cpu = cpu_seconds();
     let p = plan_pipeline(&g, &cluster, &opts).expect("a plan");
+    let cpu = cpu_seconds().zip(cpu).map(|(b, a)| b - a);
     eprintln!(
-        "{} nodes; chosen {:?}\n{:?}\n{}",
+        "{} nodes; chosen {:?}\n{:?}\nCPU seconds of that plan: {cpu:?}\n{}",
         g.len(),
         p.chosen,
         p.timings,
-        p.plan.report()
+        p.report()
     );
     let mut group = c.benchmark_group("plan_pipeline");
     group.sample_size(10);
@@ -42,3 +44,13 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
+
+/// This process's user + system CPU seconds (Linux `/proc/self/stat`, 100 ticks a second),
+/// which on a loaded machine says what the wall time would be on an idle one.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit_once(") ")?.1;
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}

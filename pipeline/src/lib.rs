@@ -23,9 +23,12 @@
 mod action;
 mod comms;
 mod csv;
+mod cuts;
 mod error;
 mod generate;
+mod layers;
 mod planner;
+mod pricing;
 mod render;
 mod schedule;
 mod select;
@@ -37,15 +40,19 @@ pub use action::{parse_cell, Action, ActionKind};
 pub use csv::CsvFormat;
 pub use error::{Error, Result};
 pub use planner::{
-    megatron_annotations, megatron_assignment, megatron_collectives, plan_pipeline,
-    PipelineCandidate, PipelineOptions, PipelinePlan, PipelineTimings, PIPELINE_FORMAT_VERSION,
+    megatron_annotations, megatron_assignment, plan_pipeline, PipelineCandidate, PipelineOptions,
+    PipelinePlan, PipelineTimings, PIPELINE_FORMAT_VERSION,
 };
-pub use render::{chrome_trace, format_seconds, render_svg};
+pub use pricing::{
+    megatron_assignment_both_ways, megatron_collectives, of_layer, step_work_both_ways,
+    step_work_with_cuts,
+};
+pub use render::{chrome_trace, format_seconds, render_svg, render_svg_titled};
 pub use schedule::{format_table, stage_to_rank, Schedule, ScheduleKind};
 pub use select::{choose_schedule, Candidate, RankWork};
 pub use simulate::{simulate, Interval, Simulation, StageTimes};
 pub use slicing::{
-    slice_stages, submesh_shapes, GptStageCost, SliceOptions, SlicePlan, StageCost, StageEstimate,
+    slice_fixed, slice_stages, submesh_shapes, GptStageCost, SliceOptions, SlicePlan, StageCost, StageEstimate,
     StagePlan, Submesh,
 };
 pub use validate::dry_run;

@@ -20,17 +20,26 @@
 //! simulated pipeline plus the cost model's terms outside it. Memory per stage is the graph
 //! path's weights, gradients and optimizer state plus the schedule's peak in-flight
 //! activations (the simulator's count times the graph path's activations per micro-batch).
+//!
+//! Stage cuts: for each (mesh, micro-batch count) the per-layer, embedding and LM-head costs
+//! follow from the graph path's per-stage figures and one more pricing with a layer moved
+//! (`crate::cuts`), and Alpa's DP ([`crate::slice_fixed`]) chooses the layers per stage; its
+//! cuts replace the even split where predicted faster, for schedules with one stage per rank.
+//!
+//! Speed: a deep model's layers are priced by representatives (`crate::layers`: one
+//! propagation on a four-layer class graph, each mesh priced on the first and last stages'
+//! layers), equal to whole-graph pricing (tests); candidates are simulated in the order of a
+//! lower bound on their step and those that cannot be among the six best are skipped.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use shardc_cost_model::{
-    estimate, graph_step, Cluster, CommUse, GraphOptions, Overlap, StepWork, Zero,
-};
-use shardc_ir::{Annotation, Graph, Mesh, Op, Role, Sharding, ShardingAssignment, ValueId};
+use shardc_cost_model::{estimate, Cluster, GraphOptions, Overlap, StepWork, Zero};
+use shardc_ir::{Annotation, Graph, Mesh, Op, Role, Sharding, ShardingAssignment};
 use shardc_sharding::auto::{Plan, PlanCluster, PlanCollective, PlanMemory, PlanValue};
 
 use crate::error::{Error, Result};
+use crate::pricing::Pricing;
 use crate::schedule::{Schedule, ScheduleKind};
 use crate::simulate::{simulate, Simulation, StageTimes};
 
@@ -74,6 +83,9 @@ pub struct PipelineCandidate {
     pub memory_bytes: f64,
     /// Whether it fits the memory limit.
     pub fits: bool,
+    /// Numbered layers on each stage: the even split, or the stage-slicing DP's cuts
+    /// (`crate::cuts`) where they are predicted faster.
+    pub layers_per_stage: Vec<u64>,
 }
 
 /// Where the planner spent its time, seconds.
@@ -81,9 +93,12 @@ pub struct PipelineCandidate {
 pub struct PipelineTimings {
     /// Propagating the Megatron-style annotations once.
     pub propagate_s: f64,
-    /// The collectives each candidate mesh's sharding needs (`required_collectives`).
+    /// The collectives each candidate mesh's sharding needs (`required_collectives` once, then
+    /// derived per mesh), with the class graph and each pipeline size's reduced graph when
+    /// layers are priced by representatives.
     pub collectives_s: f64,
-    /// The graph path over every candidate mesh and micro-batch count.
+    /// The graph path over every candidate mesh and micro-batch count (on the reduced graphs
+    /// when layers are priced by representatives).
     pub price_s: f64,
     /// Generating and simulating schedules.
     pub schedule_s: f64,
@@ -93,6 +108,11 @@ pub struct PipelineTimings {
     pub meshes: usize,
     /// Candidates (mesh, micro-batches, schedule) simulated.
     pub candidates: usize,
+    /// Candidates not simulated: their lower bound was slower than the best few.
+    pub pruned: usize,
+    /// Whether meshes were priced on representative layers (`layers` module) rather than the
+    /// whole graph.
+    pub by_layer_classes: bool,
 }
 
 /// The chosen plan with its schedule and simulation (for `--timeline`).
@@ -110,9 +130,39 @@ pub struct PipelinePlan {
     pub candidates: Vec<PipelineCandidate>,
     /// Where the time went.
     pub timings: PipelineTimings,
+    /// Each stage's predicted seconds per micro-batch under the chosen cuts when they are the
+    /// stage-slicing DP's (uneven), from the per-layer costs (`crate::cuts`); `None` with the
+    /// even split.
+    pub stage_times_s: Option<Vec<f64>>,
 }
 
 impl PipelinePlan {
+    /// The chosen schedule's Gantt chart ([`crate::render_svg_titled`]), titled with the mesh,
+    /// the plan's whole step (the simulated pipeline plus the terms outside it) and the bubble.
+    pub fn timeline_svg(&self) -> String {
+        let c = &self.chosen;
+        let sim = &self.simulation;
+        let title = format!(
+            "`{}` on {}:{}x{}: dp={} tp={} pp={}, {}, {} stages, {} micro-batches: step {} \
+             (pipeline {}), bubble {:.1}% ({:.1}% over ideal)",
+            self.plan.graph,
+            self.plan.cluster.device,
+            self.plan.cluster.nodes,
+            self.plan.cluster.devices_per_node,
+            c.dp,
+            c.tp,
+            c.pp,
+            c.kind,
+            c.stages,
+            c.micro_batches,
+            crate::render::format_seconds(c.step_time_s),
+            crate::render::format_seconds(sim.step_time),
+            100.0 * sim.bubble_fraction,
+            100.0 * sim.bubble_over_ideal
+        );
+        crate::render::render_svg_titled(sim, &title)
+    }
+
     /// The plan's report, then the pipeline: schedule, stages, bubble, memory per rank and the
     /// runners-up.
     pub fn report(&self) -> String {
@@ -122,17 +172,23 @@ impl PipelinePlan {
         let sim = &self.simulation;
         let _ = writeln!(
             s,
-            "pipeline: {} on {} ranks, {} stages, {} micro-batches; bubble {:.1}% of the \
-             pipeline ({:.1}% over ideal); peak in flight per stage {:?}",
+            "pipeline: {} on {} ranks, {} stages, {} micro-batches; layers per stage {:?}; \
+             bubble {:.1}% of the pipeline ({:.1}% over ideal); peak in flight per stage {:?}",
             c.kind,
             c.pp,
             c.stages,
             c.micro_batches,
+            c.layers_per_stage,
             100.0 * sim.bubble_fraction,
             100.0 * sim.bubble_over_ideal,
             sim.peak_in_flight
         );
-        let _ = writeln!(s, "runners-up (of {} candidates):", self.candidates.len());
+        let _ = writeln!(
+            s,
+            "runners-up (of {} candidates simulated; {} more not, their lower bound slower):",
+            self.candidates.len(),
+            self.timings.pruned
+        );
         for r in self.candidates.iter().skip(1).take(5) {
             let _ = writeln!(
                 s,
@@ -159,22 +215,16 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
     let start = Instant::now();
     let mut timings = PipelineTimings::default();
     let shape = GraphShape::of(g)?;
-    let clock = Instant::now();
-    let base = megatron_assignment(g)?;
-    timings.propagate_s = clock.elapsed().as_secs_f64();
-    let clock = Instant::now();
-    let templates = CommTemplates::of(g, &base)?;
-    timings.collectives_s = clock.elapsed().as_secs_f64();
+    let (mut pricing, setup) = Pricing::of(g, false)?;
+    timings.propagate_s = setup.propagate_s;
+    timings.collectives_s = setup.collectives_s;
+    timings.by_layer_classes = pricing.by_classes();
     let capacity = cluster.device.memory.capacity_bytes as f64;
     let limit = opts.memory_limit.unwrap_or(capacity).min(capacity);
-    let mut priced = Vec::new();
-    let mut best: Option<(
-        PipelineCandidate,
-        Schedule,
-        Simulation,
-        StepWork,
-        ShardingAssignment,
-    )> = None;
+    // Every (mesh, micro-batch count) priced by the graph path, with the DP's uneven cuts and
+    // their step where they are predicted faster than the even split.
+    let mut works: Vec<(u64, u64, u64, StepWork)> = Vec::new();
+    let mut uneven: Vec<Option<(Vec<u64>, StepWork, Vec<f64>)>> = Vec::new();
     for (dp, tp, pp) in candidate_meshes(cluster, &shape, opts)? {
         let mesh = Mesh::new(&[("pp", pp), ("dp", dp), ("tp", tp)])
             .map_err(|e| Error::Input(e.to_string()))?;
@@ -184,11 +234,7 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
             continue;
         }
         let clock = Instant::now();
-        let a = ShardingAssignment {
-            mesh: mesh.clone(),
-            shardings: base.shardings.clone(),
-        };
-        let comms = templates.on(g, &a)?;
+        let on = pricing.on(g, &mesh)?;
         timings.collectives_s += clock.elapsed().as_secs_f64();
         timings.meshes += 1;
         let per_replica = shape.batch / dp;
@@ -206,43 +252,91 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
                 },
                 ..GraphOptions::default()
             };
-            let w = graph_step(g, &a, &comms, cluster, &go)
-                .map_err(|e| Error::Input(format!("mesh {mesh}, {m} micro-batches: {e}")))?;
+            let w = on.step(cluster, &go)?;
+            uneven.push(crate::cuts::uneven_cuts(
+                &on,
+                cluster,
+                &go,
+                &w,
+                shape.layers,
+                limit,
+            )?);
+            works.push((dp, tp, pp, w));
             timings.price_s += clock.elapsed().as_secs_f64();
-            let clock = Instant::now();
-            for (kind, v) in schedule_kinds(opts.schedule) {
-                let stages = v * pp as u32;
-                if u64::from(stages) > shape.layers.max(1) {
-                    continue;
-                }
-                let Ok(schedule) = Schedule::generate(kind, stages, pp as u32, m as u32) else {
-                    continue;
-                };
-                let (sim, step, memory) = price_schedule(&schedule, &w, v)?;
-                timings.candidates += 1;
-                let c = PipelineCandidate {
-                    dp,
-                    tp,
-                    pp,
-                    micro_batches: m,
-                    kind,
-                    stages,
-                    step_time_s: step,
-                    memory_bytes: memory,
-                    fits: memory <= limit,
-                };
-                let better = best.as_ref().map_or(true, |(b, ..)| {
-                    (c.fits, -c.step_time_s) > (b.fits, -b.step_time_s)
-                });
-                if better {
-                    best = Some((c.clone(), schedule, sim, w.clone(), a.clone()));
-                }
-                priced.push(c);
-            }
-            timings.schedule_s += clock.elapsed().as_secs_f64();
         }
     }
-    let Some((chosen, schedule, simulation, w, a)) = best else {
+    // Schedules, simulated in the order of a lower bound on their step (every rank computes
+    // its stages' share of every micro-batch, and waits at least the schedule's closed-form
+    // bubble), until the bound passes the slowest of the best few that fit: those left
+    // cannot be chosen nor be among the report's runners-up.
+    let clock = Instant::now();
+    let mut queue = Vec::new();
+    for (k, (_, _, pp, w)) in works.iter().enumerate() {
+        for (kind, v) in schedule_kinds(opts.schedule) {
+            let stages = v * *pp as u32;
+            if u64::from(stages) > shape.layers.max(1) {
+                continue;
+            }
+            // The DP's cuts are per pipeline rank: single-stage-per-rank schedules only.
+            let w = match &uneven[k] {
+                Some((_, u, _)) if v == 1 => u,
+                _ => w,
+            };
+            queue.push((lower_bound(w, kind, v), k, kind, v));
+        }
+    }
+    queue.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut priced: Vec<PipelineCandidate> = Vec::new();
+    let mut best: Option<(PipelineCandidate, Schedule, Simulation, usize)> = None;
+    let mut fitting: Vec<f64> = Vec::new();
+    for (bound, k, kind, v) in queue {
+        if fitting.len() >= KEPT && bound > fitting[KEPT - 1] {
+            timings.pruned += 1;
+            continue;
+        }
+        let (dp, tp, pp, w) = &works[k];
+        let stages = v * *pp as u32;
+        let (w, layers_per_stage) = match &uneven[k] {
+            Some((cuts, u, _)) if v == 1 => (u, cuts.clone()),
+            _ => (w, crate::cuts::even_cuts(shape.layers, u64::from(stages))),
+        };
+        let Ok(schedule) = Schedule::generate(kind, stages, *pp as u32, w.microbatches as u32)
+        else {
+            continue;
+        };
+        let (sim, step, memory) = price_schedule(&schedule, w, v)?;
+        debug_assert!(
+            step >= bound * (1.0 - 1e-9),
+            "{kind} on pp={pp}, m={}: step {step} below its lower bound {bound}",
+            w.microbatches
+        );
+        timings.candidates += 1;
+        let c = PipelineCandidate {
+            dp: *dp,
+            tp: *tp,
+            pp: *pp,
+            micro_batches: w.microbatches,
+            kind,
+            stages,
+            step_time_s: step,
+            memory_bytes: memory,
+            fits: memory <= limit,
+            layers_per_stage,
+        };
+        if c.fits {
+            let at = fitting.partition_point(|&x| x <= step);
+            fitting.insert(at, step);
+        }
+        let better = best.as_ref().map_or(true, |(b, ..)| {
+            (c.fits, -c.step_time_s) > (b.fits, -b.step_time_s)
+        });
+        if better {
+            best = Some((c.clone(), schedule, sim, k));
+        }
+        priced.push(c);
+    }
+    timings.schedule_s = clock.elapsed().as_secs_f64();
+    let Some((chosen, schedule, simulation, k)) = best else {
         return Err(Error::Input(format!(
             "no pipelined plan of `{}` on {} devices: every (dp, tp, pp) was refused by the \
              options or needs more than {:.1} GB of model state per device",
@@ -274,7 +368,14 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
             .cmp(&!y.fits)
             .then(x.step_time_s.total_cmp(&y.step_time_s))
     });
-    let plan = into_plan(g, cluster, &chosen, &simulation, &w, &a, &shape);
+    let mesh = Mesh::new(&[("pp", chosen.pp), ("dp", chosen.dp), ("tp", chosen.tp)])
+        .map_err(|e| Error::Input(e.to_string()))?;
+    let a = pricing.full_assignment(&mesh);
+    let (w, stage_times_s) = match &uneven[k] {
+        Some((_, u, t)) if chosen.stages as u64 == chosen.pp => (u, Some(t.clone())),
+        _ => (&works[k].3, None),
+    };
+    let plan = into_plan(g, cluster, &chosen, &simulation, w, &a);
     timings.total_s = start.elapsed().as_secs_f64();
     Ok(PipelinePlan {
         plan,
@@ -283,80 +384,29 @@ pub fn plan_pipeline(g: &Graph, cluster: &Cluster, opts: &PipelineOptions) -> Re
         simulation,
         candidates: priced,
         timings,
+        stage_times_s,
     })
 }
 
-/// The collectives the Megatron-style sharding needs, found once on the base mesh, each with the
-/// value whose local shard it starts from: on a candidate mesh the same collectives run (the
-/// shardings are the same; only the axis sizes differ) on that value's local shard under the
-/// candidate's sizes (over an axis of size 1 it stays, as `required_collectives` keeps it). A collective whose operand is no
-/// value's shard (a middle step of a multi-step resharding) makes every mesh take the exact,
-/// slower path (`required_collectives` per mesh).
-struct CommTemplates {
-    /// Each collective and the value it moves; `None` when the exact path is needed.
-    uses: Option<Vec<(CommUse, ValueId)>>,
-}
+/// Candidates that fit kept exactly: the chosen one and the report's five runners-up.
+const KEPT: usize = 6;
 
-impl CommTemplates {
-    fn of(g: &Graph, base: &ShardingAssignment) -> Result<CommTemplates> {
-        let comms = shardc_sharding::required_collectives(g, base).map_err(|e| {
-            Error::Input(format!("collectives of the Megatron-style sharding: {e}"))
-        })?;
-        let uses = comms
-            .into_iter()
-            .map(|c| {
-                let node = g.node(c.node);
-                let value = std::iter::once(c.node)
-                    .chain(node.operands.iter().copied())
-                    .find(|&v| local_type(g, base, v) == c.local_operand)?;
-                Some((c, value))
-            })
-            .collect();
-        Ok(CommTemplates { uses })
-    }
-
-    /// The collectives on `a`'s mesh.
-    fn on(&self, g: &Graph, a: &ShardingAssignment) -> Result<Vec<CommUse>> {
-        let Some(uses) = &self.uses else {
-            return shardc_sharding::required_collectives(g, a)
-                .map_err(|e| Error::Input(format!("mesh {}: {e}", a.mesh)));
-        };
-        Ok(uses
-            .iter()
-            .map(|(c, v)| CommUse {
-                local_operand: local_type(g, a, *v),
-                ..c.clone()
-            })
-            .collect())
-    }
-}
-
-/// `v`'s local (per-device) type under `a`.
-fn local_type(g: &Graph, a: &ShardingAssignment, v: ValueId) -> shardc_ir::TensorType {
-    let ty = g.ty(v);
-    let s = &a.shardings[v.index()];
-    let dims: Vec<u64> = ty
-        .dims()
-        .iter()
-        .enumerate()
-        .map(|(d, &n)| s.local_dim(&a.mesh, d, n))
-        .collect();
-    shardc_ir::TensorType::new(ty.dtype, dims)
-}
-
-/// The collectives of the Megatron-style sharding on `mesh` (axes `pp`, `dp`, `tp`) as the
-/// planner derives them from its base mesh, and as `required_collectives` finds them on that
-/// mesh directly (tests compare the two).
-pub fn megatron_collectives(g: &Graph, mesh: &Mesh) -> Result<(Vec<CommUse>, Vec<CommUse>)> {
-    let base = megatron_assignment(g)?;
-    let a = ShardingAssignment {
-        mesh: mesh.clone(),
-        shardings: base.shardings.clone(),
+/// A lower bound on the step `price_schedule` gives: the busiest rank's compute for every
+/// micro-batch, the closed-form bubble of the schedule with equal stage times (REFERENCES.md;
+/// none for the zero-bubble ones) less a margin, and the cost model's terms outside the
+/// pipeline.
+fn lower_bound(w: &StepWork, kind: ScheduleKind, v: u32) -> f64 {
+    let m = w.microbatches.max(1) as f64;
+    let p = w.stages.max(1) as f64;
+    let per_mb = w.forward_s + w.backward_s + w.recompute_s + w.stage_comm_s;
+    let bubble = match kind {
+        ScheduleKind::GPipe | ScheduleKind::OneFOneB => (p - 1.0) * per_mb,
+        ScheduleKind::Interleaved1F1B | ScheduleKind::LoopedBfs => {
+            (p - 1.0) * per_mb / f64::from(v.max(1))
+        }
+        _ => 0.0,
     };
-    let derived = CommTemplates::of(g, &base)?.on(g, &a)?;
-    let exact = shardc_sharding::required_collectives(g, &a)
-        .map_err(|e| Error::Input(format!("mesh {mesh}: {e}")))?;
-    Ok((derived, exact))
+    m * per_mb + 0.9 * bubble + outside_pipeline(w)
 }
 
 /// What the search needs to know about the graph.
@@ -504,11 +554,7 @@ fn price_schedule(schedule: &Schedule, w: &StepWork, v: u32) -> Result<(Simulati
     let sim = simulate(schedule, &times)?;
     // The cost model's terms outside the pipeline (exposed gradient reduction, the update):
     // its step less its own pipeline time, (m + p − 1) micro-batch times under 1F1B.
-    let e = estimate(w);
-    let m = w.microbatches.max(1) as f64;
-    let p = w.stages.max(1) as f64;
-    let mb = w.forward_s + w.backward_s + w.recompute_s + w.stage_comm_s + w.p2p_s;
-    let outside = (e.step_time_s - (m + p - 1.0) * mb).max(0.0);
+    let outside = outside_pipeline(w);
     let activations = sim
         .peak_activation_bytes
         .iter()
@@ -517,6 +563,16 @@ fn price_schedule(schedule: &Schedule, w: &StepWork, v: u32) -> Result<(Simulati
     let mem = &w.memory;
     let memory = mem.weights + mem.gradients + mem.optimizer_state + activations + mem.transient;
     Ok((sim.clone(), sim.step_time + outside, memory))
+}
+
+/// The cost model's terms outside the pipeline (exposed gradient reduction, the update): its
+/// step less its own pipeline time, (m + p − 1) micro-batch times under 1F1B.
+fn outside_pipeline(w: &StepWork) -> f64 {
+    let e = estimate(w);
+    let m = w.microbatches.max(1) as f64;
+    let p = w.stages.max(1) as f64;
+    let mb = w.forward_s + w.backward_s + w.recompute_s + w.stage_comm_s + w.p2p_s;
+    (e.step_time_s - (m + p - 1.0) * mb).max(0.0)
 }
 
 /// Megatron-style shardings for every value (see the module docs), from one propagation on a
@@ -627,7 +683,6 @@ fn into_plan(
     sim: &Simulation,
     w: &StepWork,
     a: &ShardingAssignment,
-    shape: &GraphShape,
 ) -> Plan {
     let e = estimate(w);
     // TFLOP/s scale with the simulated step against the cost model's own.
@@ -648,13 +703,7 @@ fn into_plan(
         c.tp,
         c.dp
     );
-    let layers_per_stage: Vec<u64> = (0..u64::from(c.stages))
-        .map(|s| {
-            let l = shape.layers;
-            let st = u64::from(c.stages);
-            (s + 1) * l / st - s * l / st
-        })
-        .collect();
+    let layers_per_stage = &c.layers_per_stage;
     let pipeline = serde_json::json!({
         "format_version": PIPELINE_FORMAT_VERSION,
         "schedule": c.kind.to_string(),

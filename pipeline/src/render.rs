@@ -41,21 +41,9 @@ fn escape(s: &str) -> String {
 }
 
 /// The Gantt chart as an SVG document. Boxes of a rank's later local stages (interleaved and V
-/// schedules) are drawn lighter; each box's tooltip is its action (`2F0`).
+/// schedules) are drawn lighter; each box's tooltip is its action (`2F0`). The title gives the
+/// simulated step and bubble share.
 pub fn render_svg(sim: &Simulation) -> String {
-    let ranks = sim.ranks.max(1) as usize;
-    let height = TOP + ROW * ranks as f64 + 40.0;
-    let scale = if sim.step_time > 0.0 {
-        (WIDTH - LEFT - 10.0) / sim.step_time
-    } else {
-        0.0
-    };
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let title = format!(
         "{} ({} stages, {} ranks, {} micro-batches): step {}, bubble {:.1}% ({:.1}% over ideal)",
         sim.name,
@@ -66,10 +54,43 @@ pub fn render_svg(sim: &Simulation) -> String {
         sim.bubble_fraction * 100.0,
         sim.bubble_over_ideal * 100.0
     );
+    render_svg_titled(sim, &title)
+}
+
+/// [`render_svg`] with the caller's title (the planner's names the mesh and its whole step).
+/// The chart widens with the actions per rank (up to 4000 px) so that boxes stay visible, and
+/// a time axis runs under the rows.
+pub fn render_svg_titled(sim: &Simulation, title: &str) -> String {
+    let ranks = sim.ranks.max(1) as usize;
+    let mut per_rank = vec![0usize; ranks];
+    for i in &sim.intervals {
+        per_rank[i.rank as usize] += 1;
+    }
+    let most = per_rank.iter().copied().max().unwrap_or(0) as f64;
+    // At least 3 px per box on the busiest rank, and room for the title.
+    let title_px = 7.5 * title.chars().count() as f64;
+    let width = (LEFT + 10.0 + (3.0 * most).max(WIDTH - LEFT - 10.0))
+        .max(LEFT + title_px)
+        .min(4000.0)
+        .round();
+    let plot = width - LEFT - 10.0;
+    let axis_y = TOP + ROW * ranks as f64 + 4.0;
+    let height = axis_y + 60.0;
+    let scale = if sim.step_time > 0.0 {
+        plot / sim.step_time
+    } else {
+        0.0
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         s,
         r#"<text x="{LEFT}" y="20" font-size="13" font-weight="bold">{}</text>"#,
-        escape(&title)
+        escape(title)
     );
     for r in 0..ranks {
         let y = TOP + ROW * r as f64;
@@ -80,7 +101,7 @@ pub fn render_svg(sim: &Simulation) -> String {
         );
         let _ = writeln!(
             s,
-            r##"<rect class="track" x="{LEFT}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#eeeeee"/>"##,
+            r##"<rect class="track" x="{LEFT}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#dddddd"/>"##,
             y + 2.0,
             sim.step_time * scale,
             ROW - 4.0
@@ -95,17 +116,24 @@ pub fn render_svg(sim: &Simulation) -> String {
         let (x, w) = (LEFT + i.start * scale, (i.end - i.start) * scale);
         let y = TOP + ROW * i.rank as f64 + 2.0;
         let lighter = i.action.stage != first_stage[i.rank as usize];
+        // A white edge separates wide boxes; on thin ones it would wash the colour out.
+        let edge = if w >= 4.0 {
+            r#" stroke="white" stroke-width="0.5""#
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
-            r#"<rect class="action" data-action="{a}" x="{x:.2}" y="{y:.1}" width="{w:.2}" height="{h:.1}" fill="{c}" fill-opacity="{o}" stroke="white" stroke-width="0.5"><title>{a}</title></rect>"#,
+            r#"<rect class="action" data-action="{a}" x="{x:.2}" y="{y:.1}" width="{w:.2}" height="{h:.1}" fill="{c}" fill-opacity="{o}"{edge}><title>{a}</title></rect>"#,
             a = i.action,
             h = ROW - 4.0,
             c = colour(i.action.kind),
-            o = if lighter { 0.6 } else { 1.0 }
+            o = if lighter { 0.65 } else { 1.0 }
         );
         let label = i.action.mb().to_string();
         let size = (w / (label.len() as f64 * 0.65)).min(12.0);
-        if size >= 5.0 {
+        // Smaller figures are unreadable clutter; the tooltip still names the action.
+        if size >= 8.0 {
             let _ = writeln!(
                 s,
                 r#"<text x="{:.2}" y="{:.1}" font-size="{size:.1}" fill="white" text-anchor="middle">{label}</text>"#,
@@ -114,7 +142,8 @@ pub fn render_svg(sim: &Simulation) -> String {
             );
         }
     }
-    let ly = TOP + ROW * ranks as f64 + 22.0;
+    axis(&mut s, sim.step_time, scale, axis_y);
+    let ly = axis_y + 48.0;
     let legend = [
         (K::Forward, "F forward"),
         (K::FullBackward, "B backward"),
@@ -137,11 +166,68 @@ pub fn render_svg(sim: &Simulation) -> String {
     }
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="{ly:.1}" font-size="12">grey: idle</text>"#,
+        r#"<text x="{}" y="{ly:.1}" font-size="12">grey: idle; lighter: a rank's second stage</text>"#,
         LEFT + 600.0
     );
     s.push_str("</svg>\n");
     s
+}
+
+/// An axis figure without trailing zeros (`5 s`, `250 ms`, `1.5 ms`).
+fn tick_label(t: f64) -> String {
+    let (v, unit) = if t >= 1.0 {
+        (t, "s")
+    } else if t >= 1e-3 {
+        (t * 1e3, "ms")
+    } else {
+        (t * 1e6, "µs")
+    };
+    let text = format!("{v:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text} {unit}")
+}
+
+/// A time axis from 0 to `step` at 1, 2 or 5 times a power of ten, about ten ticks.
+fn axis(s: &mut String, step: f64, scale: f64, y: f64) {
+    if step <= 0.0 || !step.is_finite() {
+        return;
+    }
+    let raw = step / 10.0;
+    let pow = 10f64.powf(raw.log10().floor());
+    let tick = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|k| k * pow)
+        .find(|&t| t >= raw)
+        .unwrap_or(10.0 * pow);
+    let _ = writeln!(
+        s,
+        r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#333333"/>"##,
+        LEFT + step * scale
+    );
+    let mut k = 0u32;
+    loop {
+        let t = tick * f64::from(k);
+        if t > step * (1.0 + 1e-9) {
+            break;
+        }
+        let x = LEFT + t * scale;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" y1="{y:.1}" x2="{x:.1}" y2="{:.1}" stroke="#333333"/>"##,
+            y + 5.0
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{x:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"#,
+            y + 18.0,
+            if k == 0 {
+                "0".to_string()
+            } else {
+                tick_label(t)
+            }
+        );
+        k += 1;
+    }
 }
 
 /// Chrome trace events: one complete event (`ph: "X"`, times in µs) per action, one thread per

@@ -311,3 +311,117 @@ impl StageCost for GptStageCost {
         })
     }
 }
+
+/// Alpa's DP ([`slice_stages`]) for the pipelined planner's case: exactly `stages` stages,
+/// each on the same submesh (the planner's (dp, tp) replica of a mesh), over `layers` layers;
+/// `cost(range, held)` prices layers `range` as one stage holding `held` micro-batches of
+/// activations (`min(stages − j, B)` for stage `j`, 1F1B; its `activation_bytes` are for all
+/// of them, held against `memory_limit` with `static_bytes`), `None` where it cannot run. Every
+/// stage gets at least one layer. Minimises `Σ t_i + (B − 1)·max t_j` over the maximum
+/// stage times `t_max` in increasing order, stopping once `Σ_min + (B − 1)·t_max` (`Σ_min` the
+/// least `Σ t` of any slicing) reaches the best found. Returns the layers per stage and the
+/// latency.
+pub fn slice_fixed(
+    cost: &dyn Fn(Range<usize>, usize) -> Option<StageEstimate>,
+    layers: usize,
+    stages: usize,
+    microbatches: u32,
+    memory_limit: f64,
+) -> Result<(Vec<usize>, f64)> {
+    if stages == 0 || layers < stages || microbatches == 0 {
+        return Err(Error::Input(format!(
+            "slicing {layers} layers into {stages} non-empty stages with {microbatches} \
+             micro-batches is impossible"
+        )));
+    }
+    // A stage of `stages − j` from the end holds this many micro-batches.
+    let held = |j: usize| (stages - j).min(microbatches as usize);
+    // table[j][k][n]: stage j holding layers k..k+n+1, where every other stage can still get
+    // one layer (j ≤ k, k + n + 1 ≤ layers − (stages − j − 1)).
+    let span = layers - stages + 1;
+    let mut table = vec![vec![vec![None; span]; layers]; stages];
+    let mut candidates = Vec::new();
+    for (j, row) in table.iter_mut().enumerate() {
+        for k in j..=j + layers - stages {
+            for n in 0..span {
+                let end = k + n + 1;
+                if end > layers - (stages - j - 1) {
+                    break;
+                }
+                let e = cost(k..end, held(j)).filter(|e| e.time.is_finite());
+                if let Some(e) = e {
+                    if e.static_bytes + e.activation_bytes <= memory_limit {
+                        candidates.push(e.time);
+                        row[k][n] = Some(e);
+                    }
+                }
+            }
+        }
+    }
+    candidates.sort_by(f64::total_cmp);
+    candidates.dedup();
+    let b = f64::from(microbatches) - 1.0;
+    let Some((sum_min, _)) = fixed_dp(&table, layers, f64::INFINITY) else {
+        return Err(Error::Input(format!(
+            "no slicing of {layers} layers into {stages} stages fits {:.3} GB per device",
+            memory_limit / 1e9
+        )));
+    };
+    let mut best: Option<(f64, Vec<usize>)> = None;
+    for &t_max in &candidates {
+        if best
+            .as_ref()
+            .is_some_and(|(lat, _)| sum_min + b * t_max >= *lat)
+        {
+            break;
+        }
+        if let Some((sum, cuts)) = fixed_dp(&table, layers, t_max) {
+            let lat = sum + b * t_max;
+            if best.as_ref().map_or(true, |(bl, _)| lat < *bl) {
+                best = Some((lat, cuts));
+            }
+        }
+    }
+    let (lat, cuts) =
+        best.ok_or_else(|| Error::Input("stage slicing: no maximum stage time admitted".into()))?;
+    Ok((cuts, lat))
+}
+
+/// `F(j, k)`: least `Σ t` slicing layers `k..` into stages `j..`, each stage's time at most
+/// `t_max`; the layers per stage of the best slicing from `(0, 0)`.
+fn fixed_dp(
+    table: &[Vec<Vec<Option<StageEstimate>>>],
+    layers: usize,
+    t_max: f64,
+) -> Option<(f64, Vec<usize>)> {
+    let stages = table.len();
+    let mut f = vec![vec![(f64::INFINITY, 0usize); layers + 1]; stages + 1];
+    f[stages][layers].0 = 0.0;
+    for j in (0..stages).rev() {
+        for k in j..=j + layers - stages {
+            let mut cell = (f64::INFINITY, 0);
+            for (n, e) in table[j][k].iter().enumerate() {
+                let Some(e) = e else { continue };
+                let end = k + n + 1;
+                if e.time > t_max || end > layers {
+                    continue;
+                }
+                let v = e.time + f[j + 1][end].0;
+                if v < cell.0 {
+                    cell = (v, n + 1);
+                }
+            }
+            f[j][k] = cell;
+        }
+    }
+    if !f[0][0].0.is_finite() {
+        return None;
+    }
+    let (mut k, mut cuts) = (0, Vec::with_capacity(stages));
+    for row in f.iter().take(stages) {
+        let n = row[k].1;
+        cuts.push(n);
+        k += n;
+    }
+    Some((f[0][0].0, cuts))
+}

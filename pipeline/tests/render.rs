@@ -81,3 +81,35 @@ fn chrome_trace_has_complete_events_in_microseconds_and_thread_names() {
         .iter()
         .any(|e| e["ph"] == "M" && e["name"] == "thread_name" && e["args"]["name"] == "rank 1"));
 }
+
+#[test]
+fn a_long_schedule_widens_the_chart_keeps_boxes_visible_and_has_a_time_axis() {
+    let s = Schedule::generate(S::ZbVZeroBubble, 16, 8, 64).unwrap();
+    let sim = simulate(&s, &StageTimes::uniform(16, 1e-3, 1e-3, 1e-3, 0.0)).unwrap();
+    let svg = shardc_pipeline::render_svg_titled(&sim, "my title");
+    assert!(svg.contains(">my title</text>"));
+    let width: f64 = svg
+        .split("width=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(width > 1000.0 && width <= 4000.0, "{width}");
+    let boxes: Vec<_> = rects(&svg)
+        .into_iter()
+        .filter(|r| attr(r, "class") == Some("action"))
+        .collect();
+    assert_eq!(boxes.len(), 16 * 64 * 3);
+    for b in &boxes {
+        let w: f64 = attr(b, "width").unwrap().parse().unwrap();
+        assert!(w >= 2.0, "{w}");
+        // Thin boxes have no white edge that would wash them out.
+        assert_eq!(attr(b, "stroke").is_some(), w >= 4.0);
+    }
+    // Axis ticks from 0, labelled without trailing zeros.
+    assert!(svg.contains(">0</text>") && svg.contains(" ms</text>"));
+    assert!(!svg.contains(".000 ms</text>"));
+}

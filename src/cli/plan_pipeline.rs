@@ -60,18 +60,25 @@ pub fn run(a: PlanArgs) -> Result<(), CliError> {
         let t = &p.timings;
         eprintln!(
             "timings: propagation {:.3} s, collectives {:.3} s and graph path {:.3} s over {} \
-             meshes, schedules {:.3} s over {} candidates, total {:.3} s",
+             meshes{}, schedules {:.3} s over {} candidates ({} more skipped by their lower \
+             bound), total {:.3} s",
             t.propagate_s,
             t.collectives_s,
             t.price_s,
             t.meshes,
+            if t.by_layer_classes {
+                " (layers priced by representatives)"
+            } else {
+                ""
+            },
             t.schedule_s,
             t.candidates,
+            t.pruned,
             t.total_s
         );
     }
     if let Some(path) = &a.timeline {
-        write_output(Some(path), &shardc::pipeline::render_svg(&p.simulation))?;
+        write_output(Some(path), &p.timeline_svg())?;
     }
     if let Some(out) = &a.out {
         write_output(Some(out), &p.plan.to_json())?;
