@@ -265,9 +265,19 @@ impl Communicator for MpiComm {
             if matches!(x.dtype(), DType::Bool) {
                 Err("cannot reduce bool tensors".to_string())
             } else {
-                flat::<T>(&x).and_then(|src| {
+                arr::<T>(&x).and_then(|a| {
+                    // A contiguous tensor is sent from its own buffer; only a strided view is
+                    // copied out first.
+                    let copy;
+                    let src = match a.as_slice() {
+                        Some(s) => s,
+                        None => {
+                            copy = flat::<T>(&x)?;
+                            &copy[..]
+                        }
+                    };
                     let mut out = vec![T::default(); src.len()];
-                    comm.all_reduce_into(&src[..], &mut out[..], op(func));
+                    comm.all_reduce_into(src, &mut out[..], op(func));
                     tensor_of(x.dtype(), x.shape(), out)
                 })
             }
