@@ -115,6 +115,20 @@ fn data_parallel_mlp_step_on_4_and_8_ranks() {
 }
 
 #[test]
+fn repeated_large_all_reduces_receive_into_earlier_buffers_and_pass_the_check() {
+    // Two 256x1024 f32 weight gradients of 1 MiB each (not bucketed): the second all-reduce
+    // receives into the first one's input buffer.
+    let fwd = zoo(
+        "mpi_mlp_1mib.json",
+        &["mlp", "--batch", "8", "--sizes", "256,1024,256"],
+    );
+    let step = scratch("mpi_mlp_1mib_step.json");
+    let step = step.to_str().expect("UTF-8 scratch path").to_string();
+    shardc_ok(&["grad", &fwd, "-o", &step, "--optimizer", "sgd"]);
+    check_mpi(4, &step, DP4);
+}
+
+#[test]
 fn megatron_tensor_parallel_gpt_step_on_4_and_8_ranks() {
     check_mpi(4, &gpt_step("mpi_gpt_tp4.json", 4, "tp=4"), &[]);
     check_mpi(8, &gpt_step("mpi_gpt_tp8.json", 8, "tp=8"), &[]);

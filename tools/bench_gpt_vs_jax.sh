@@ -8,6 +8,7 @@
 #   tools/bench_gpt_vs_jax.sh                      # GPT-2 small: l=12 h=768 a=12 s=256 V=50304 B=4
 #   SHARDC_BENCH_GPT=2,256,4,128,8192,2 tools/bench_gpt_vs_jax.sh   # a quick smaller model
 #   ROUNDS=5 SHARDC_BENCH_FEATURES=mpi tools/bench_gpt_vs_jax.sh    # reuse a --features mpi build
+#   SHARDC_BENCH_BIN=target/release/deps/gpt_forward-HASH tools/bench_gpt_vs_jax.sh  # no cargo
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IFS=, read -r L H A S V B <<<"${SHARDC_BENCH_GPT:-12,768,12,256,50304,4}"
@@ -15,9 +16,13 @@ export SHARDC_BENCH_GPT="$L,$H,$A,$S,$V,$B"
 rounds="${ROUNDS:-3}"
 features=()
 if [ -n "${SHARDC_BENCH_FEATURES:-}" ]; then features=(--features "$SHARDC_BENCH_FEATURES"); fi
-bench=(cargo bench -p shardc-runtime "${features[@]}" --bench gpt_forward)
-# Build first, so no round times the compiler.
-"${bench[@]}" --no-run >/dev/null 2>&1
+if [ -n "${SHARDC_BENCH_BIN:-}" ]; then
+  bench=("$SHARDC_BENCH_BIN" --bench)
+else
+  bench=(cargo bench -p shardc-runtime "${features[@]}" --bench gpt_forward)
+  # Build first, so no round times the compiler.
+  "${bench[@]}" --no-run >/dev/null 2>&1
+fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 for r in $(seq "$rounds"); do
@@ -25,7 +30,7 @@ for r in $(seq "$rounds"); do
   j="$(python3 tools/jax_gpt_forward.py --layers "$L" --hidden "$H" --heads "$A" --seq "$S" \
     --vocab "$V" --batch "$B" --repeats 5)"
   echo "jax $j" | tee -a "$log"
-  "${bench[@]}" -- --sample-size 10 2>&1 | grep -E 'time:' | sed 's/^ */ours /' | tee -a "$log"
+  "${bench[@]}" $([ -z "${SHARDC_BENCH_BIN:-}" ] && echo --) --sample-size 10 2>&1 | grep -E 'time:' | sed 's/^ */ours /' | tee -a "$log"
 done
 echo "load $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$log" <<'EOF'
