@@ -91,8 +91,8 @@ pub fn carry_seconds(g: &Graph, a: &ShardingAssignment, cluster: &Cluster) -> Re
         if shardc_sharding::same_layout(from, to) {
             continue;
         }
-        let steps = shardc_sharding::reshard(from, to, g.ty(new), &a.mesh)
-            .map_err(|e| fail(e.into()))?;
+        let steps =
+            shardc_sharding::reshard(from, to, g.ty(new), &a.mesh).map_err(|e| fail(e.into()))?;
         for step in steps {
             let Some(op) = step.collective() else {
                 continue;
@@ -114,7 +114,7 @@ pub fn carry_seconds(g: &Graph, a: &ShardingAssignment, cluster: &Cluster) -> Re
     Ok(total)
 }
 
-/// `first`'s step time plus the gathers it defers to the next step ([`carry_seconds`]).
+/// `plan`'s step time plus the gathers it defers to the next step ([`carry_seconds`]).
 fn loop_seconds(g: &Graph, plan: &Plan, cluster: &Cluster) -> Result<f64> {
     let a = plan
         .assignment(g)

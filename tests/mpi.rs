@@ -349,7 +349,10 @@ fn difference(a: &Tensor, b: &Tensor) -> (f64, bool) {
     let (a, b) = (a.to_f64_vec(), b.to_f64_vec());
     assert_eq!(a.len(), b.len());
     let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-    let diff = a.iter().zip(&b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
     let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
     (if scale > 0.0 { diff / scale } else { diff }, same)
 }
@@ -385,7 +388,10 @@ fn reduction_server_with_2_reducer_processes_equals_the_ring_output_for_output()
         let (_, to_threads) = difference(t, s);
         println!("{name}: reduction server vs MPI ring {to_ring:.2e} relative; bit-identical to the threads ring: {to_threads}");
         assert!(to_ring <= f64::powi(2.0, -20), "{name}: {to_ring:e}");
-        assert!(to_threads, "{name}: the server differs from the threads ring");
+        assert!(
+            to_threads,
+            "{name}: the server differs from the threads ring"
+        );
     }
 }
 

@@ -47,7 +47,11 @@ fn main() {
     let raw = median_of_10(|| wc.all_reduce_into(&src[..], &mut dst[..], SystemOperation::sum()));
     if world.rank() == 0 {
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+        let load = load
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ");
         for (what, times) in [("communicator", ours), ("MPI_Allreduce alone", raw)] {
             let t = times[times.len() / 2];
             let algbw = BYTES as f64 / t / 1e9;

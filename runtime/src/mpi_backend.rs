@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mpi::collective::SystemOperation;
+use mpi::datatype::Equivalence;
 use mpi::environment::Universe;
 use mpi::topology::{Color, SimpleCommunicator};
 use mpi::traits::Communicator as _;
-use mpi::datatype::Equivalence;
 use mpi::traits::*;
 use ndarray::{ArrayD, IxDyn};
 use shardc_ir::{DType, Graph, Mesh, Node, Op, ReduceFn, TensorType, ValueId};
