@@ -166,11 +166,11 @@ pub fn plan_with(
     progress: &mut dyn FnMut(PlanProgress),
 ) -> Result<(Plan, PlanTimings)> {
     shardc_ir::verify(g).map_err(|e| Error::new(Step::Verify, format!("graph `{}`", g.name), e))?;
-    let (mut plan, timings) = shardc_sharding::auto::plan_with(g, cluster, opts, progress)
+    let first = shardc_sharding::auto::plan_with(g, cluster, opts, progress)
         .map_err(|e| Error::new(Step::Plan, format!("graph `{}`", g.name), e))?;
-    // With reducer nodes (`--cluster PRESET+R`), the gradient all-reduce the step is faster on.
-    plan.allreduce = crate::reduction::allreduce_choice(g, &plan, cluster)?;
-    Ok((plan, timings))
+    // With reducer nodes (`--cluster PRESET+R`), the Reduction Server weighed against
+    // reduce-scattered gradients, and the gradient all-reduce the step is faster on.
+    crate::reduction::plan_with_reducers(g, cluster, opts, progress, first)
 }
 
 /// Plans a pipelined training step: (data, tensor, pipeline) degrees, micro-batches and

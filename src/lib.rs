@@ -51,6 +51,6 @@ pub use facade::{
 };
 pub use facade::{plan_allreduce, run_plan};
 pub use pipelined::{compile_pipelined, is_pipelined, run_pipelined, PipelinedProgram};
-pub use reduction::{allreduce_choice, allreduce_for};
+pub use reduction::{allreduce_choice, allreduce_for, carry_seconds};
 pub use shardc_sharding::auto::PlanAllReduce;
 pub use shardc_sharding::auto::{Plan, PlanOptions, PlanProgress, PlanTimings};

@@ -47,7 +47,8 @@ pub const TINY_GPT: &[&str] = &[
 
 /// Plans a zoo MLP's SGD step data-parallel over 4 single-GPU nodes of the Vertex AI preset
 /// (A100s, 100 Gb/s per node) with 2 reducer nodes (`--cluster
-/// a2-highgpu-8g-reduction-server:4x1+2`), its gradients kept whole (all-reduced, as DDP does),
+/// a2-highgpu-8g-reduction-server:4x1+2`), the batch split and every other sharding the
+/// planner's (it weighs the Reduction Server's all-reduce against reduce-scattered gradients),
 /// and returns the step's and the plan's paths and the report.
 pub fn plan_with_reducers(name: &str) -> (String, String, String) {
     let fwd = zoo(
@@ -70,14 +71,6 @@ pub fn plan_with_reducers(name: &str) -> (String, String, String) {
         "x=P('dp', None)",
         "--shard",
         "target=P('dp', None)",
-        "--shard",
-        "layers.0.weight.grad=P(None, None)",
-        "--shard",
-        "layers.1.weight.grad=P(None, None)",
-        "--shard",
-        "layers.0.bias.grad=P(None)",
-        "--shard",
-        "layers.1.bias.grad=P(None)",
         "-o",
         &plan,
     ]);

@@ -8,6 +8,8 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use shardc::runtime::Tensor;
+
 use crate::common::{scratch, shardc_ok, zoo};
 
 /// Runs `mpirun -n n shardc ARGS`, with `mca` (`--mca KEY VALUE` pairs) and `env` extra.
@@ -110,6 +112,20 @@ fn data_parallel(n: usize) {
 fn data_parallel_mlp_step_on_4_and_8_ranks() {
     data_parallel(4);
     data_parallel(8);
+}
+
+#[test]
+fn repeated_large_all_reduces_receive_into_earlier_buffers_and_pass_the_check() {
+    // Two 256x1024 f32 weight gradients of 1 MiB each (not bucketed): the second all-reduce
+    // receives into the first one's input buffer.
+    let fwd = zoo(
+        "mpi_mlp_1mib.json",
+        &["mlp", "--batch", "8", "--sizes", "256,1024,256"],
+    );
+    let step = scratch("mpi_mlp_1mib_step.json");
+    let step = step.to_str().expect("UTF-8 scratch path").to_string();
+    shardc_ok(&["grad", &fwd, "-o", &step, "--optimizer", "sgd"]);
+    check_mpi(4, &step, DP4);
 }
 
 #[test]
@@ -279,32 +295,104 @@ fn the_tcp_transport_runs_the_same_check_on_loopback() {
     assert!(stdout.contains("check passed"), "{stdout}");
 }
 
-#[test]
-fn reduction_server_with_2_reducer_processes_matches_the_reference() {
-    // 4 devices and 2 reducers: 6 processes.
-    let g = mlp_step(8);
+/// Runs `mpirun -n n shardc run STEP --backend mpi --check` data-parallel over 4 devices with
+/// `--allreduce allreduce`, writing the outputs to a scratch `.npz`; returns the per-output
+/// lines and the outputs.
+fn dp4_outputs(
+    n: usize,
+    step: &str,
+    allreduce: &str,
+    name: &str,
+) -> (Vec<String>, Vec<(String, Tensor)>) {
+    let npz = scratch(name);
+    let npz = npz.to_str().expect("UTF-8 scratch path").to_string();
     let mut args = vec![
         "run",
-        &g,
+        step,
         "--backend",
         "mpi",
         "--check",
         "--allreduce",
-        "reduction-server:2",
+        allreduce,
+        "--outputs",
+        &npz,
     ];
     args.extend_from_slice(DP4);
-    let out = mpirun(6, &[], &[], &args);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = mpirun(n, &[], &[], &args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        stdout.contains("reduction server with 2 reducers"),
-        "{stdout}"
-    );
     assert!(stdout.contains("check passed"), "{stdout}");
+    let server = stdout.contains("reduction server with 2 reducers");
+    assert_eq!(server, allreduce != "ring", "{stdout}");
+    let lines = stdout.lines().skip(1).map(str::to_string).collect();
+    let outputs = shardc::runtime::read_npz(std::path::Path::new(&npz)).expect("the outputs");
+    (lines, outputs)
+}
+
+/// A `--check` line without its error figures (the part the summation order moves).
+fn without_error(line: &str) -> String {
+    if line.starts_with("check passed") {
+        return "check passed".into();
+    }
+    match (line.find(": max relative error"), line.rfind(") ")) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &line[..a], &line[b..]),
+        _ => line.to_string(),
+    }
+}
+
+/// The largest |a − b| over `a`'s largest |value|, and whether every value is bit-identical.
+fn difference(a: &Tensor, b: &Tensor) -> (f64, bool) {
+    let (a, b) = (a.to_f64_vec(), b.to_f64_vec());
+    assert_eq!(a.len(), b.len());
+    let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+    (if scale > 0.0 { diff / scale } else { diff }, same)
+}
+
+#[test]
+fn reduction_server_with_2_reducer_processes_equals_the_ring_output_for_output() {
+    // The same SGD step on 4 devices: the ring (MPI_Allreduce among 4 processes) and the
+    // Reduction Server (4 devices and 2 reducers: 6 processes).
+    let g = mlp_step(8);
+    let (ring_lines, ring) = dp4_outputs(4, &g, "ring", "mpi_rs_cmp_ring.npz");
+    let (rs_lines, rs) = dp4_outputs(6, &g, "reduction-server:2", "mpi_rs_cmp_rs.npz");
+    // Every output's line but its error against the f64 oracle: the same value, verdict and
+    // summary (7 digits of min, max, mean and L2 norm).
+    assert_eq!(ring_lines.len(), rs_lines.len());
+    for (r, s) in ring_lines.iter().zip(&rs_lines) {
+        assert_eq!(without_error(r), without_error(s), "\n{r}\n{s}");
+    }
+    assert_eq!(ring.len(), rs.len());
+    // The reducers sum each element over the members in rank order, as the threads backend
+    // does, so the server equals the threads ring bit for bit. Open MPI's MPI_Allreduce picks
+    // its own order per message size (recursive doubling, ring, Rabenseifner), so the MPI
+    // ring may differ from both in the last bits of a 4-term f32 sum: each order is within
+    // 3 roundings of the exact sum, so within 8 ulp (2^-20) of the output's largest value.
+    let threads = scratch("mpi_rs_cmp_threads.npz");
+    let threads_path = threads.to_str().expect("UTF-8 scratch path");
+    let mut args = vec!["run", &g, "--allreduce", "ring", "--outputs", threads_path];
+    args.extend_from_slice(DP4);
+    shardc_ok(&args);
+    let threads = shardc::runtime::read_npz(&threads).expect("the outputs");
+    for (((name, r), (name_rs, s)), (_, t)) in ring.iter().zip(&rs).zip(&threads) {
+        assert_eq!(name, name_rs);
+        let (to_ring, _) = difference(r, s);
+        let (_, to_threads) = difference(t, s);
+        println!("{name}: reduction server vs MPI ring {to_ring:.2e} relative; bit-identical to the threads ring: {to_threads}");
+        assert!(to_ring <= f64::powi(2.0, -20), "{name}: {to_ring:e}");
+        assert!(
+            to_threads,
+            "{name}: the server differs from the threads ring"
+        );
+    }
 }
 
 #[test]

@@ -96,19 +96,10 @@ fn a_plan_on_a_cluster_with_reducers_picks_the_reduction_server_and_the_run_uses
 }
 
 /// BERT-large fine-tuning (REFERENCES.md, Vertex AI Reduction Server: 24 layers, h=1024, 16
-/// heads, s=512, WordPiece vocabulary 30522) data-parallel over 8 nodes of 8 A100s, with 20
-/// reducer nodes: the plan's all-reduce choice, priced by the graph path on the step's own
-/// graph, is the Reduction Server with a gain of the order Google reports (up to +75%).
-#[test]
-fn bert_large_on_8x8_a100s_with_20_reducers_plans_the_reduction_server() {
-    use shardc::cost_model::{Catalog, Cluster, Zero};
+/// heads, s=512, WordPiece vocabulary 30522; 2 sequences per GPU, fine-tuning's small batches,
+/// where the gradient traffic weighs most) as the zoo's f32 training step with Adam.
+fn bert_large_step() -> shardc::ir::Graph {
     use shardc::ir::zoo::{gpt, GptConfig};
-    use shardc::ir::{DType, Mesh, ShardingAssignment};
-    let catalog = Catalog::builtin();
-    let cluster = Cluster::parse("a2-highgpu-8g-reduction-server", &catalog).unwrap();
-    assert_eq!(cluster.reducers.as_ref().map(|r| r.nodes), Some(20));
-    assert_eq!(cluster.num_devices(), 64);
-    // 2 sequences per GPU: fine-tuning's small batches, where the gradient traffic weighs most.
     let fwd = gpt(&GptConfig {
         layers: 24,
         hidden: 1024,
@@ -116,31 +107,81 @@ fn bert_large_on_8x8_a100s_with_20_reducers_plans_the_reduction_server() {
         seq: 512,
         vocab: 30522,
         batch: 128,
-        dtype: DType::F32,
+        dtype: shardc::ir::DType::F32,
         ..GptConfig::tiny()
     })
     .unwrap();
-    let step = shardc::ir::training_step(&fwd, &Default::default()).unwrap();
-    // Data parallel 64, as Google ran it: the batch split, every weight replicated.
-    let base = shardc::pipeline::megatron_assignment(&step).unwrap();
-    let mesh: Mesh = "pp=1,dp=64,tp=1".parse().unwrap();
-    let a = ShardingAssignment {
-        mesh,
-        shardings: base.shardings,
+    shardc::ir::training_step(&fwd, &Default::default()).unwrap()
+}
+
+/// Plans [`bert_large_step`] on 8 a2-highgpu-8g nodes (64 A100s, 100 Gb/s per node) with the
+/// preset's 20 reducer nodes, under `opts`; checks that the plan all-reduces the gradients on
+/// the Reduction Server with a gain of the order Google reports (up to +75%), and returns it.
+fn plan_bert_large(opts: &shardc::PlanOptions) -> shardc::Plan {
+    use shardc::cost_model::{Catalog, Cluster};
+    let cluster = Cluster::parse("a2-highgpu-8g-reduction-server", &Catalog::builtin()).unwrap();
+    assert_eq!(cluster.reducers.as_ref().map(|r| r.nodes), Some(20));
+    assert_eq!(cluster.num_devices(), 64);
+    let step = bert_large_step();
+    let start = std::time::Instant::now();
+    let mut progress = |p: shardc::PlanProgress| {
+        eprintln!(
+            "{:7.1} s: mesh {}/{} {}",
+            start.elapsed().as_secs_f64(),
+            p.done,
+            p.total,
+            p.mesh
+        )
     };
-    let choice = shardc::allreduce_for(&step, &a, 1, Zero::None, &cluster).unwrap();
+    let (plan, t) = shardc::plan_with(&step, &cluster, opts, &mut progress).unwrap();
+    println!(
+        "planned in {:.1} s (enumeration {:.1} s, solve {:.1} s in {} solves, estimates {:.1} s, \
+         {} meshes): {} on {}, step {:.1} ms, {:?}",
+        t.total_s,
+        t.enumerate_s,
+        t.solve_s,
+        t.solves,
+        t.estimate_s,
+        t.meshes,
+        plan.strategy,
+        plan.mesh,
+        plan.step_time_s * 1e3,
+        plan.allreduce
+    );
     let shardc::PlanAllReduce::ReductionServer {
         reducers,
         predicted_gain,
-    } = choice
+    } = plan.allreduce
     else {
-        panic!("the ring was chosen: {choice:?}")
+        panic!("the ring was chosen: {}", plan.strategy)
     };
     assert_eq!(reducers, 20);
-    println!(
-        "BERT-large on 8x8 A100s, 20 reducers: predicted {:+.0}%",
-        predicted_gain * 100.0
-    );
     // Of the order Google reports (+75% at most): between +20% and +150%.
     assert!((0.2..1.5).contains(&predicted_gain), "{predicted_gain}");
+    plan
+}
+
+/// Data parallel over the 64 GPUs, as Google ran it (`shardc plan --mesh dp=64`): the planner
+/// chooses every sharding; left to reduce-scatter the gradients it would defer the weights'
+/// gather to the next step, so it all-reduces them on the reducers instead.
+#[test]
+fn bert_large_on_8x8_a100s_with_20_reducers_plans_the_reduction_server() {
+    let opts = shardc::PlanOptions {
+        mesh: Some(vec![("dp".to_string(), 64)]),
+        ..Default::default()
+    };
+    let plan = plan_bert_large(&opts);
+    assert!(
+        plan.collectives.iter().all(|c| c.kind == "all_reduce"),
+        "{:?}",
+        plan.collectives
+    );
+}
+
+/// The same with nothing fixed: the planner searches the meshes too.
+#[test]
+#[ignore = "4018 s wall, 9.3 min CPU at load 10-14, test profile (ILP 92%): passes, dp=32,tp=2 \
+            with the Reduction Server at +59%; run with --ignored once the faster solver lands"]
+fn bert_large_on_8x8_a100s_with_20_reducers_the_planner_picks_the_reduction_server() {
+    plan_bert_large(&Default::default());
 }

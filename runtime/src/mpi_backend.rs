@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mpi::collective::SystemOperation;
+use mpi::datatype::Equivalence;
 use mpi::environment::Universe;
 use mpi::topology::{Color, SimpleCommunicator};
 use mpi::traits::Communicator as _;
@@ -84,6 +85,9 @@ pub struct MpiComm {
     /// return at once, as the `Communicator` contract says; set by the pipeline runner, which
     /// attaches a buffer large enough for every send of its rank.
     pub(crate) buffered: bool,
+    /// The input of the last large all-reduce, whose buffer the next one of its dtype and
+    /// length receives into ([`SPARE_MIN_BYTES`]).
+    spare: Option<Tensor>,
 }
 
 /// Every axis list the program's collectives run over, in a deterministic order (every rank
@@ -152,6 +156,7 @@ impl MpiComm {
             groups,
             server,
             buffered: false,
+            spare: None,
         })
     }
 
@@ -216,6 +221,48 @@ fn join_blocks<T: Elem>(
     crate::mesh::concat(&blocks.iter().collect::<Vec<_>>(), dim)
 }
 
+/// All-reduces at least this large keep their input's buffer for the next one's result: a
+/// fresh 64 MiB result costs more page faults than the all-reduce itself on a loaded VM
+/// (BENCHMARKS.md, MPI all-reduce).
+const SPARE_MIN_BYTES: u64 = 1 << 20;
+
+/// `MPI_Allreduce` of `x` over `comm`: sent from `x`'s own buffer when it is contiguous, and
+/// received into `spare`'s (an earlier all-reduce's input) when that has `x`'s dtype and
+/// length, so that a training loop's repeated all-reduces allocate nothing.
+fn ring_all_reduce<T: Elem + Equivalence>(
+    comm: &SimpleCommunicator,
+    x: &Tensor,
+    spare: Option<Tensor>,
+    func: ReduceFn,
+) -> Result<Tensor, String> {
+    let a = arr::<T>(x)?;
+    let copy;
+    let src = match a.as_slice() {
+        Some(s) => s,
+        None => {
+            copy = flat::<T>(x)?;
+            &copy[..]
+        }
+    };
+    let mut out = spare_vec::<T>(spare, x.dtype(), src.len())
+        .unwrap_or_else(|| vec![T::default(); src.len()]);
+    comm.all_reduce_into(src, &mut out[..], op(func));
+    tensor_of(x.dtype(), x.shape(), out)
+}
+
+/// `spare`'s storage as a vector of `len` elements, if it is of `dtype`, that long and
+/// contiguous from its start.
+fn spare_vec<T: Elem>(spare: Option<Tensor>, dtype: DType, len: usize) -> Option<Vec<T>> {
+    let s = spare.filter(|s| s.dtype() == dtype && s.len() == len)?;
+    let mut data = s.into_data();
+    let a = std::mem::take(T::get_mut(&mut data)?);
+    if !a.is_standard_layout() {
+        return None;
+    }
+    let (v, offset) = a.into_raw_vec_and_offset();
+    (v.len() == len && offset.unwrap_or(0) == 0).then_some(v)
+}
+
 fn op(func: ReduceFn) -> SystemOperation {
     match func {
         ReduceFn::Sum => SystemOperation::sum(),
@@ -260,19 +307,21 @@ impl Communicator for MpiComm {
             };
             return r.map_err(|m| self.err(&what, m));
         }
+        let spare = self.spare.take();
         let comm = self.comm(axes, &what)?;
         let r = with_elem!(x.data(), T => {
             if matches!(x.dtype(), DType::Bool) {
                 Err("cannot reduce bool tensors".to_string())
             } else {
-                flat::<T>(&x).and_then(|src| {
-                    let mut out = vec![T::default(); src.len()];
-                    comm.all_reduce_into(&src[..], &mut out[..], op(func));
-                    tensor_of(x.dtype(), x.shape(), out)
-                })
+                ring_all_reduce::<T>(comm, &x, spare, func)
             }
         });
-        r.map_err(|m| self.err(&what, m))
+        let y = r.map_err(|m| self.err(&what, m))?;
+        // `x`'s buffer is nobody's now: the next large all-reduce receives into it.
+        if x.ty().size_bytes() >= SPARE_MIN_BYTES {
+            self.spare = Some(x);
+        }
+        Ok(y)
     }
 
     fn all_gather(
@@ -599,5 +648,21 @@ impl DeviceOps for Killed<'_, '_> {
 
     fn runs_all_effects(&self) -> bool {
         self.dev.runs_all_effects()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spare_buffer_is_reused_only_for_its_dtype_and_length() {
+        let spare = || Tensor::from_f32_vec(&[2, 3], vec![1.0; 6]).unwrap();
+        let v = spare_vec::<f32>(Some(spare()), DType::F32, 6).expect("reused");
+        assert_eq!(v.len(), 6);
+        assert!(spare_vec::<f32>(Some(spare()), DType::F32, 5).is_none());
+        assert!(spare_vec::<f32>(Some(spare()), DType::BF16, 6).is_none());
+        assert!(spare_vec::<f64>(Some(spare()), DType::F32, 6).is_none());
+        assert!(spare_vec::<f32>(None, DType::F32, 6).is_none());
     }
 }
