@@ -172,9 +172,18 @@ impl Lowering<'_> {
                 },
                 "all-to-all" => {
                     let d = dim()?;
+                    // HLO's array all-to-all splits and concatenates one dim; the StableHLO
+                    // reader writes StableHLO's concat dim when it differs.
+                    let concat_dim = match inst.attr("concat_dimension") {
+                        Some(k) => k
+                            .trim()
+                            .parse()
+                            .map_err(|_| format!("bad concat_dimension `{k}`"))?,
+                        None => d,
+                    };
                     Op::AllToAll {
                         split_dim: d,
-                        concat_dim: d,
+                        concat_dim,
                         axes,
                     }
                 }
