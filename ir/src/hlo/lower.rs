@@ -322,7 +322,14 @@ impl<'m> Lowering<'m> {
             // Calls (tuple-valued ones too) are inlined, static loops unrolled.
             "call" => return self.inline_call(inst, &operand_names),
             "while" => return self.while_loop(inst, &operand_names),
-            "conditional" | "async-start" | "call-start" => {
+            "call-start" => return self.call_start(inst, &operand_names),
+            "call-done" => {
+                return match operand_names.first().and_then(|o| self.values.get(o)) {
+                    Some(Lowered::Tuple(parts)) if parts.len() == 3 => Ok(parts[1].clone()),
+                    _ => Err("call-done takes the tuple of a call-start".into()),
+                }
+            }
+            "conditional" | "async-start" => {
                 return Err(format!(
                     "{op_code} is unsupported (calls are inlined and while loops with a static trip count unrolled)"
                 ))

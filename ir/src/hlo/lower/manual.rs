@@ -30,6 +30,8 @@ pub(crate) enum Fixup {
     Pairs(Vec<(u32, u32)>),
     /// `partition-id`: an `axis_index` over every mesh axis (the next node converts it).
     AllAxes,
+    /// Nothing to fill in (a region over no axes).
+    Keep,
 }
 
 impl Lowering<'_> {
@@ -109,8 +111,48 @@ impl Lowering<'_> {
         let op = Op::FullToShard {
             dims: vec![Vec::new(); ty.rank()],
         };
-        let v = self.push(&n, op, vec![x], ty.clone())?;
+        let v = self.push_unresolved(&n, op, vec![x], ty.clone(), Fixup::Keep);
         Ok(Lowered::Node(v))
+    }
+
+    /// `call-start` (an asynchronous call): the callee inlined, as XLA's async tuple
+    /// `((operands), (results), context)`; the context is a u32 scalar, per-device when an
+    /// operand is. `call-done` gives the results.
+    pub(super) fn call_start(
+        &mut self,
+        inst: &Instruction,
+        operand_names: &[String],
+    ) -> Result<Lowered, String> {
+        let args: Vec<Lowered> = operand_names
+            .iter()
+            .map(|o| {
+                self.values
+                    .get(o)
+                    .cloned()
+                    .ok_or_else(|| format!("operand `{o}` is not defined"))
+            })
+            .collect::<Result<_, _>>()?;
+        let results = self.inline_call(inst, operand_names)?;
+        let name = self.node_name(inst);
+        let u32s = TensorType::scalar(crate::dtype::DType::U32);
+        let ctx_name = self.fresh_name(&format!("{name}.context"));
+        let zero = crate::op::Literal::Splat(0.0);
+        let mut ctx = self.push(&ctx_name, Op::Constant { value: zero }, vec![], u32s.clone())?;
+        let mut leaves = Vec::new();
+        for a in &args {
+            super::flatten(a, &mut leaves);
+        }
+        let manual = crate::manual::manual_values(&self.graph);
+        if leaves.iter().any(|v| manual.get(v.index()).copied().unwrap_or(false)) {
+            let n = self.fresh_name(&format!("{name}.context.manual"));
+            let op = Op::FullToShard { dims: Vec::new() };
+            ctx = self.push_unresolved(&n, op, vec![ctx], u32s, Fixup::Keep);
+        }
+        Ok(Lowered::Tuple(vec![
+            Lowered::Tuple(args),
+            results,
+            Lowered::Node(ctx),
+        ]))
     }
 
     /// A collective of a region's per-device code, or `partition-id`.
