@@ -114,11 +114,7 @@ pub fn group_axes(mesh: &Mesh, groups: &[Vec<u32>]) -> Result<Vec<String>, Strin
         groups
     };
     let shown = || {
-        let gs: Vec<String> = groups
-            .iter()
-            .take(8)
-            .map(|g| format!("{g:?}"))
-            .collect();
+        let gs: Vec<String> = groups.iter().take(8).map(|g| format!("{g:?}")).collect();
         format!("replica groups {}", gs.join(", "))
     };
     let mut seen = BTreeSet::new();
@@ -511,8 +507,18 @@ pub fn expand(g: &Graph) -> Result<(Graph, Vec<ValueId>), IrError> {
     let m = |v: &ValueId| map[v.index()];
     e.out.outputs = g.outputs.iter().map(m).collect();
     e.out.training.loss = g.training.loss.as_ref().map(m);
-    e.out.training.gradients = g.training.gradients.iter().map(|(a, b)| (m(a), m(b))).collect();
-    e.out.training.updates = g.training.updates.iter().map(|(a, b)| (m(a), m(b))).collect();
+    e.out.training.gradients = g
+        .training
+        .gradients
+        .iter()
+        .map(|(a, b)| (m(a), m(b)))
+        .collect();
+    e.out.training.updates = g
+        .training
+        .updates
+        .iter()
+        .map(|(a, b)| (m(a), m(b)))
+        .collect();
     crate::verify::verify(&e.out)?;
     Ok((e.out, map))
 }
@@ -529,7 +535,10 @@ mod tests {
     fn replica_groups_become_mesh_axes() {
         let m = mesh();
         let g = |v: &[&[u32]]| v.iter().map(|g| g.to_vec()).collect::<Vec<_>>();
-        assert_eq!(group_axes(&m, &g(&[&[0, 1, 2, 3], &[4, 5, 6, 7]])).unwrap(), ["tp"]);
+        assert_eq!(
+            group_axes(&m, &g(&[&[0, 1, 2, 3], &[4, 5, 6, 7]])).unwrap(),
+            ["tp"]
+        );
         assert_eq!(
             group_axes(&m, &g(&[&[0, 4], &[1, 5], &[2, 6], &[3, 7]])).unwrap(),
             ["dp"]
@@ -550,7 +559,16 @@ mod tests {
     fn permute_pairs_become_mesh_axes() {
         let m = mesh();
         // A ring along tp in both dp rows.
-        let pairs = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4)];
+        let pairs = [
+            (0, 1),
+            (1, 2),
+            (2, 3),
+            (3, 0),
+            (4, 5),
+            (5, 6),
+            (6, 7),
+            (7, 4),
+        ];
         let (axes, p) = permute_axes(&m, &pairs).unwrap();
         assert_eq!(axes, ["tp"]);
         assert_eq!(p, [(0, 1), (1, 2), (2, 3), (3, 0)]);

@@ -4,9 +4,9 @@
 
 use super::{with_declared_dtype_check, TypeCtx};
 use crate::autodiff::{GradCtx, Grads};
+use crate::dtype::DType;
 use crate::error::Result;
 use crate::factors::{FactorKind, OpFactors};
-use crate::dtype::DType;
 use crate::op::{CompareDir, Op, ReduceFn};
 use crate::types::TensorType;
 
@@ -108,8 +108,17 @@ pub(super) fn grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
         }
         _ => {
             let y_ty = cx.ty(cx.x(0));
-            let block = if unused.is_empty() { "grad" } else { "grad.block" };
-            let b = cx.emit(block, Op::FullToShard { dims }, vec![dy], Some(y_ty.clone()))?;
+            let block = if unused.is_empty() {
+                "grad"
+            } else {
+                "grad.block"
+            };
+            let b = cx.emit(
+                block,
+                Op::FullToShard { dims },
+                vec![dy],
+                Some(y_ty.clone()),
+            )?;
             if unused.is_empty() {
                 b
             } else {

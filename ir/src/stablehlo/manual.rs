@@ -49,7 +49,9 @@ pub(crate) fn manual_computation(
         .into_iter()
         .map(parse)
         .collect::<Result<_, _>>()?;
-    let axes_at = b.find("manual_axes={").ok_or("expected `manual_axes={..}`")?;
+    let axes_at = b
+        .find("manual_axes={")
+        .ok_or("expected `manual_axes={..}`")?;
     let axes_open = axes_at + "manual_axes=".len();
     let axes_close = matching(b, axes_open).ok_or("unbalanced manual_axes")?;
     let manual: Vec<String> = split_top(&b[axes_open + 1..axes_close], ',')
@@ -67,10 +69,15 @@ pub(crate) fn manual_computation(
         args.push((hname(n.trim()), TensorTy::parse(t.trim())?));
     }
     let after = &rest[args_close + 1..];
-    let body_open = after.find('{').ok_or("the manual computation has no body")?;
+    let body_open = after
+        .find('{')
+        .ok_or("the manual computation has no body")?;
     let body_close = matching(after, body_open).ok_or("unbalanced body")?;
     let body = &after[body_open + 1..body_close];
-    let body_line = st.line + b[..axes_close + 1 + args_close + 1 + body_open].matches('\n').count();
+    let body_line = st.line
+        + b[..axes_close + 1 + args_close + 1 + body_open]
+            .matches('\n')
+            .count();
     if ins.len() != operands.len() || args.len() != operands.len() {
         return Err(format!(
             "{} operands, {} in_shardings, {} body arguments",
@@ -91,7 +98,10 @@ pub(crate) fn manual_computation(
         }
     }
     for (i, ((x, sharding), (arg, ty))) in operands.iter().zip(ins).zip(&args).enumerate() {
-        let whole = format!("{}.in{i}", hname(&st.results.first().cloned().unwrap_or_default()));
+        let whole = format!(
+            "{}.in{i}",
+            hname(&st.results.first().cloned().unwrap_or_default())
+        );
         let whole_ty = comp_type(comp, x).ok_or_else(|| format!("operand `{x}` has no type"))?;
         c.emit_helper(
             comp,
@@ -120,7 +130,9 @@ pub(crate) fn manual_computation(
             res.len()
         ));
     }
-    for ((name, (r, _)), (sharding, ty)) in names.iter().zip(&returned).zip(outs.into_iter().zip(res)) {
+    for ((name, (r, _)), (sharding, ty)) in
+        names.iter().zip(&returned).zip(outs.into_iter().zip(res))
+    {
         c.emit_sharded(
             comp,
             name,
@@ -186,7 +198,10 @@ pub(crate) fn collective(c: &mut Converter, st: &Statement, args: &str) -> Resul
     Ok(match st.name {
         "stablehlo.all_reduce" => {
             let f = reducer(c)?;
-            format!("all-reduce({args}), replica_groups={}, to_apply={f}", groups()?)
+            format!(
+                "all-reduce({args}), replica_groups={}, to_apply={f}",
+                groups()?
+            )
         }
         "stablehlo.reduce_scatter" => {
             let d = int_prop(p, "scatter_dimension")?;
@@ -198,7 +213,10 @@ pub(crate) fn collective(c: &mut Converter, st: &Statement, args: &str) -> Resul
         }
         "stablehlo.all_gather" => {
             let d = int_prop(p, "all_gather_dim")?;
-            format!("all-gather({args}), dimensions={{{d}}}, replica_groups={}", groups()?)
+            format!(
+                "all-gather({args}), dimensions={{{d}}}, replica_groups={}",
+                groups()?
+            )
         }
         "stablehlo.all_to_all" => {
             let s = int_prop(p, "split_dimension")?;

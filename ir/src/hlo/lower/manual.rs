@@ -137,13 +137,21 @@ impl Lowering<'_> {
         let u32s = TensorType::scalar(crate::dtype::DType::U32);
         let ctx_name = self.fresh_name(&format!("{name}.context"));
         let zero = crate::op::Literal::Splat(0.0);
-        let mut ctx = self.push(&ctx_name, Op::Constant { value: zero }, vec![], u32s.clone())?;
+        let mut ctx = self.push(
+            &ctx_name,
+            Op::Constant { value: zero },
+            vec![],
+            u32s.clone(),
+        )?;
         let mut leaves = Vec::new();
         for a in &args {
             super::flatten(a, &mut leaves);
         }
         let manual = crate::manual::manual_values(&self.graph);
-        if leaves.iter().any(|v| manual.get(v.index()).copied().unwrap_or(false)) {
+        if leaves
+            .iter()
+            .any(|v| manual.get(v.index()).copied().unwrap_or(false))
+        {
             let n = self.fresh_name(&format!("{name}.context.manual"));
             let op = Op::FullToShard { dims: Vec::new() };
             ctx = self.push_unresolved(&n, op, vec![ctx], u32s, Fixup::Keep);
@@ -169,7 +177,9 @@ impl Lowering<'_> {
             let idx = self.fresh_name(&format!("{name}.index"));
             let op = Op::AxisIndex { axes: Vec::new() };
             let i = self.push_unresolved(&idx, op, vec![], i32s, Fixup::AllAxes);
-            return self.push(&name, Op::Convert, vec![i], ty).map(Lowered::Node);
+            return self
+                .push(&name, Op::Convert, vec![i], ty)
+                .map(Lowered::Node);
         }
         let [x] = operands[..] else {
             return Err(format!(
@@ -178,7 +188,12 @@ impl Lowering<'_> {
             ));
         };
         let dim = || -> Result<usize, String> {
-            match inst.attr("dimensions").map(attrs::dims).transpose()?.as_deref() {
+            match inst
+                .attr("dimensions")
+                .map(attrs::dims)
+                .transpose()?
+                .as_deref()
+            {
                 Some([d]) => Ok(*d),
                 _ => Err(format!("{op_code} needs `dimensions={{D}}` of one dim")),
             }
@@ -205,7 +220,10 @@ impl Lowering<'_> {
             let groups = replica_groups(inst.attr("replica_groups").unwrap_or("{}"))?;
             let axes = Vec::new();
             let op = match op_code {
-                "all-reduce" => Op::AllReduce { axes, func: func()? },
+                "all-reduce" => Op::AllReduce {
+                    axes,
+                    func: func()?,
+                },
                 "all-gather" => Op::AllGather { dim: dim()?, axes },
                 "reduce-scatter" => Op::ReduceScatter {
                     dim: dim()?,
@@ -258,7 +276,10 @@ fn device_lists(s: &str) -> Result<Vec<Vec<u32>>, String> {
             .split(',')
             .map(str::trim)
             .filter(|x| !x.is_empty())
-            .map(|x| x.parse().map_err(|_| format!("bad device id `{x}` in `{t}`")))
+            .map(|x| {
+                x.parse()
+                    .map_err(|_| format!("bad device id `{x}` in `{t}`"))
+            })
             .collect::<Result<_, _>>()?;
         out.push(ids);
     }
@@ -282,7 +303,10 @@ fn replica_groups(s: &str) -> Result<Vec<Vec<u32>>, String> {
         ));
     };
     let ids = tiled.devices.expand();
-    Ok(ids.chunks(size.max(1) as usize).map(<[u32]>::to_vec).collect())
+    Ok(ids
+        .chunks(size.max(1) as usize)
+        .map(<[u32]>::to_vec)
+        .collect())
 }
 
 /// Fills in the mesh axes of the manual nodes of `graph` (its mesh and annotations set).
@@ -318,7 +342,12 @@ pub(crate) fn resolve(graph: &mut Graph, fixups: &[(ValueId, Fixup)]) -> Result<
                 dims: annotated(*v)?,
             },
             (Fixup::AllAxes, _) => {
-                if mesh.devices.iter().enumerate().any(|(i, &d)| d as usize != i) {
+                if mesh
+                    .devices
+                    .iter()
+                    .enumerate()
+                    .any(|(i, &d)| d as usize != i)
+                {
                     return Err(err(format!(
                         "partition-id on the mesh {mesh} whose devices {:?} are not in order",
                         mesh.devices
@@ -361,7 +390,11 @@ pub(crate) fn resolve(graph: &mut Graph, fixups: &[(ValueId, Fixup)]) -> Result<
         graph
             .annotations
             .iter()
-            .map(|a| index.get(a.value.as_str()).is_none_or(|v| !manual[v.index()]))
+            .map(|a| {
+                index
+                    .get(a.value.as_str())
+                    .is_none_or(|v| !manual[v.index()])
+            })
             .collect()
     };
     let mut k = keep.into_iter();
