@@ -32,6 +32,8 @@ pub fn partition(graph: &Graph, assignment: &ShardingAssignment) -> Result<SpmdP
         resharded: HashMap::new(),
     };
     let mut inputs = Vec::new();
+    // Manual regions (shard_map) are per-device code already: emitted as written.
+    let manual = shardc_ir::manual::manual_values(graph);
     for v in graph.ids() {
         let node = graph.node(v);
         b.origin = node.name.clone();
@@ -72,6 +74,12 @@ pub fn partition(graph: &Graph, assignment: &ShardingAssignment) -> Result<SpmdP
                 )?
             }
             Op::Iota { dim } => lower_iota(&mut b, node, *dim, target)?,
+            Op::FullToShard { .. } | Op::ShardToFull { .. } => {
+                lower_manual(&mut b, graph, v, &mut vals, assignment, &manual)?
+            }
+            _ if manual[v.index()] => {
+                lower_manual(&mut b, graph, v, &mut vals, assignment, &manual)?
+            }
             op if op.is_collective() || matches!(op, Op::AxisIndex { .. }) => {
                 return Err(CodegenError::sharding(
                     &node.name,
@@ -194,6 +202,63 @@ fn check_assignment(graph: &Graph, a: &ShardingAssignment) -> Result<()> {
             .map_err(|m| CodegenError::sharding(&n.name, m))?;
     }
     Ok(())
+}
+
+/// A manual region's boundary or per-device node (see `shardc_ir::manual`). Per-device
+/// values are assigned replicated (each device holds its whole local value); the whole value
+/// entering a region is resharded to the region's split, whose local block is the region's
+/// value, and the value leaving it is that split of the devices' values.
+fn lower_manual(
+    b: &mut LocalBuilder,
+    graph: &Graph,
+    v: ValueId,
+    vals: &mut Values,
+    assignment: &ShardingAssignment,
+    manual: &[bool],
+) -> Result<ValueId> {
+    let node = graph.node(v);
+    let shardings = &assignment.shardings;
+    let mesh = &assignment.mesh;
+    let split = |dims: &[Vec<String>]| {
+        let mut s = Sharding::replicated(dims.len());
+        for (d, axes) in s.dims.iter_mut().zip(dims) {
+            d.axes = axes.clone();
+        }
+        s
+    };
+    let target = &shardings[v.index()];
+    let per_device = manual[v.index()];
+    if per_device && !unpartial(target).is_replicated() {
+        return Err(CodegenError::sharding(
+            &node.name,
+            format!(
+                "a per-device value of a manual region must be assigned replicated, not {:?}",
+                target.dims
+            ),
+        ));
+    }
+    let replicated = |o: ValueId| Sharding::replicated(graph.ty(o).rank());
+    match &node.op {
+        Op::FullToShard { dims } => {
+            let x = vals.get(b, graph, shardings, node.operands[0], &split(dims))?;
+            b.push_named(&node.name, Op::Copy, vec![x], Some(node.ty.clone()))
+        }
+        Op::ShardToFull { dims } => {
+            let o = node.operands[0];
+            let x = vals.get(b, graph, shardings, o, &replicated(o))?;
+            let s = split(dims);
+            let ty = local_type(&node.ty, &s, mesh);
+            let y = b.push_named(&node.name, Op::Copy, vec![x], Some(ty))?;
+            reshard(b, y, &s, target, &node.ty)
+        }
+        op => {
+            let mut xs = Vec::with_capacity(node.operands.len());
+            for &o in &node.operands {
+                xs.push(vals.get(b, graph, shardings, o, &replicated(o))?);
+            }
+            b.push_named(&node.name, op.clone(), xs, Some(node.ty.clone()))
+        }
+    }
 }
 
 /// `iota` along a sharded dim counts from this device's offset.

@@ -5,7 +5,8 @@
 //! after-propagation dump says on at least 90% of the instructions both modules name, and runs
 //! partitioned on 8 thread devices equal to the reference executor; the same again from the
 //! StableHLO text jax prints (`lowered.as_text()`, Shardy shardings). `random_bits` checks that
-//! the reference executor draws the bits jax drew.
+//! the reference executor draws the bits jax drew. `shard_map_matmul` is a manual region
+//! (`shard_map` with a `psum`).
 
 mod common;
 
@@ -55,6 +56,8 @@ fn propagation_against(
         .clone()
         .expect("the programs carry shardings");
     let sharded = propagate(&imp.graph, &mesh, &imp.graph.annotations).unwrap();
+    // A manual region's per-device values are XLA's `{manual}`.
+    let manual = shardc_ir::manual::manual_values(&imp.graph);
     let (mut compared, mut equal) = (0, 0);
     for v in imp.graph.ids() {
         let Some(expected) = expected[v.index()].as_ref() else {
@@ -65,7 +68,11 @@ fn propagation_against(
             partial: Vec::new(),
             ..sharded.sharding(v).clone()
         };
-        let ours = HloSharding::from_sharding(&ours, &mesh).unwrap();
+        let ours = if manual[v.index()] {
+            HloSharding::Manual
+        } else {
+            HloSharding::from_sharding(&ours, &mesh).unwrap()
+        };
         compared += 1;
         if ours.equivalent(expected) {
             equal += 1;
@@ -103,7 +110,14 @@ fn structural_keys(imp: &HloImport) -> Vec<u64> {
         match (&param[v.index()], shape_only) {
             (Some(p), _) => ("parameter", p).hash(&mut h),
             (None, true) => ("shape", source[node.operands[0].index()]).hash(&mut h),
-            (None, false) => format!("{:?}", node.op).hash(&mut h),
+            (None, false) => {
+                // Mesh axes by position: the HLO form names them x0, x1; Shardy the user's.
+                let mut op = format!("{:?}", node.op);
+                for (k, a) in imp.graph.mesh.iter().flat_map(|m| m.axes.iter().enumerate()) {
+                    op = op.replace(&format!("\"{}\"", a.name), &format!("\"#{k}\""));
+                }
+                op.hash(&mut h)
+            }
         }
         node.ty.to_string().hash(&mut h);
         if !shape_only {
@@ -287,4 +301,62 @@ fn rng_bit_generator_draws_the_bits_xla_drew() {
 #[test]
 fn rng_bit_generator_partitioned() {
     program("rbg_bits");
+}
+
+/// `shard_map` of a matmul with a `psum` over `tp`: a manual region whose body runs as
+/// written on every device; the reference executor writes it out per device.
+#[test]
+fn shard_map_matmul_with_a_psum() {
+    program("shard_map_matmul");
+}
+
+/// Every collective inside a manual region, as XLA writes them (replica groups as lists and in
+/// the iota form, source-target pairs, `partition-id`): the partitioned run on 8 thread
+/// devices (the runtime's collectives) equals the reference executor (the region written out
+/// per device, its collectives as sums, concatenations and slices).
+#[test]
+fn collectives_in_a_manual_region_run_as_the_reference_says() {
+    let hlo = r#"HloModule m, num_partitions=8
+
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT s = f32[] add(a, b)
+}
+
+ENTRY e {
+  x = f32[8,16] parameter(0), sharding={devices=[2,4]<=[8]}
+  xs = f32[8,16] custom-call(x), custom_call_target="Sharding", sharding={devices=[2,4]<=[8]}
+  local = f32[4,4] custom-call(xs), custom_call_target="SPMDFullToShardShape", sharding={manual}
+  ag = f32[4,16] all-gather(local), dimensions={1}, replica_groups={{0,1,2,3},{4,5,6,7}}, use_global_device_ids=true, channel_id=1
+  sq = f32[4,16] multiply(ag, ag)
+  rs = f32[4,4] reduce-scatter(sq), dimensions={1}, replica_groups=[2,4]<=[8], use_global_device_ids=true, channel_id=2, to_apply=add
+  a2a = f32[4,4] all-to-all(rs), dimensions={0}, replica_groups={{0,1,2,3},{4,5,6,7}}, channel_id=3
+  cp = f32[4,4] collective-permute(a2a), source_target_pairs={{0,1},{1,2},{2,3},{3,0},{4,5},{5,6},{6,7},{7,4}}, channel_id=4
+  ar = f32[4,4] all-reduce(cp), replica_groups={{0,4},{1,5},{2,6},{3,7}}, use_global_device_ids=true, channel_id=5, to_apply=add
+  pid = u32[] partition-id()
+  pf = f32[] convert(pid)
+  pb = f32[4,4] broadcast(pf), dimensions={}
+  out = f32[4,4] add(ar, pb)
+  whole = f32[8,16] custom-call(out), custom_call_target="SPMDShardToFullShape", sharding={devices=[2,4]<=[8]}
+  ROOT r = f32[8,16] negate(whole)
+}
+"#;
+    let imp = import(hlo).unwrap();
+    let g = &imp.graph;
+    let kinds: Vec<&str> = g.nodes.iter().map(|n| n.op.name()).collect();
+    for k in [
+        "all_gather",
+        "reduce_scatter",
+        "all_to_all",
+        "collective_permute",
+        "all_reduce",
+        "axis_index",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing: {kinds:?}");
+    }
+    let mesh = g.mesh.clone().unwrap();
+    assert_eq!(mesh.num_devices(), 8);
+    let sharded = propagate(g, &mesh, &g.annotations).unwrap();
+    check(g, &sharded.assignment, false);
 }

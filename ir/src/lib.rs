@@ -26,6 +26,7 @@ mod factors;
 mod graph;
 pub mod hlo;
 mod json;
+pub mod manual;
 mod mesh;
 pub mod onnx;
 mod op;

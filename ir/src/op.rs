@@ -510,6 +510,16 @@ pub enum Op {
     Send { to_stage: u32, tag: String },
     /// Receives the value of the node's type sent under `tag` from `from_stage`. Operands: none.
     Recv { from_stage: u32, tag: String },
+    /// Enters a manual region (jax's `shard_map`, XLA's `SPMDFullToShardShape`): the result is
+    /// this device's block of `x` when dim `d` is split over mesh axes `dims[d]` (major first),
+    /// the local shape the region's per-device code works on. The region is manual over every
+    /// mesh axis; values computed from the result up to a [`Op::ShardToFull`] are per-device
+    /// values (see [`crate::manual`]). Operands: `x`.
+    FullToShard { dims: Vec<Vec<String>> },
+    /// Leaves a manual region (`SPMDShardToFullShape`): the whole value whose block on each
+    /// device is that device's `x`, dim `d` split over `dims[d]`; over axes no dim names, the
+    /// device at coordinate 0 gives the block. Operands: `x` (a per-device value).
+    ShardToFull { dims: Vec<Vec<String>> },
 }
 
 impl Op {
@@ -553,6 +563,8 @@ impl Op {
             Op::CollectivePermute { .. } => "collective_permute",
             Op::Send { .. } => "send",
             Op::Recv { .. } => "recv",
+            Op::FullToShard { .. } => "full_to_shard",
+            Op::ShardToFull { .. } => "shard_to_full",
         }
     }
 

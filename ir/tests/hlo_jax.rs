@@ -190,3 +190,66 @@ fn truncated_or_mangled_text_gives_errors_not_panics() {
         let _ = Sharding::parse_jax(&format!("{}\u{a0}é{}", &s[..i], &s[i..]), 2);
     }
 }
+
+/// `shard_map`: the region's boundary becomes `full_to_shard`/`shard_to_full` on the mesh
+/// axes the boundary shardings name, the body (a called computation) is inlined on local
+/// shapes, and the `psum`'s replica groups `{0,1,2,3},{4,5,6,7}` become the `tp` axis (x1).
+#[test]
+fn shard_map_becomes_a_manual_region() {
+    use shardc_ir::manual::manual_values;
+    for file in ["shard_map_matmul.hlo", "shard_map_matmul.after_propagation.hlo"] {
+        let imp = load(file);
+        let g = &imp.graph;
+        assert_eq!(g.mesh.as_ref().unwrap().to_string(), "x0=2,x1=4", "{file}");
+        let x = imp.value("shard_map.8").unwrap();
+        assert_eq!(
+            g.node(x).op,
+            Op::FullToShard {
+                dims: vec![vec!["x0".into()], vec!["x1".into()]]
+            },
+            "{file}"
+        );
+        assert_eq!(g.ty(x).to_string(), "f32[4,4]");
+        let w = imp.value("shard_map.10").unwrap();
+        assert_eq!(
+            g.node(w).op,
+            Op::FullToShard {
+                dims: vec![vec!["x1".into()], vec![]]
+            }
+        );
+        let out = imp.value("shard_map.13").unwrap();
+        assert_eq!(
+            g.node(out).op,
+            Op::ShardToFull {
+                dims: vec![vec!["x0".into()], vec![]]
+            }
+        );
+        let psum = g
+            .ids()
+            .find(|&v| matches!(g.node(v).op, Op::AllReduce { .. }))
+            .unwrap();
+        assert_eq!(
+            g.node(psum).op,
+            Op::AllReduce {
+                axes: vec!["x1".into()],
+                func: shardc_ir::ReduceFn::Sum
+            }
+        );
+        let m = manual_values(g);
+        assert!(m[x.index()] && m[w.index()] && m[psum.index()] && !m[out.index()]);
+    }
+}
+
+/// Groups that are not the devices of a set of mesh axes are refused, naming them.
+#[test]
+fn replica_groups_off_the_mesh_axes_are_refused() {
+    let text = read("shard_map_matmul.hlo").replace(
+        "replica_groups={{0,1,2,3},{4,5,6,7}}",
+        "replica_groups={{0,1,4,5},{2,3,6,7}}",
+    );
+    let e = import(&text).unwrap_err().to_string();
+    assert!(
+        e.contains("not the devices of a set of mesh axes") && e.contains("[0, 1, 4, 5]"),
+        "{e}"
+    );
+}

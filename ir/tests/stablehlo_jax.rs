@@ -115,8 +115,36 @@ fn every_program_imports_from_stablehlo_as_from_hlo() {
             mlir.graph.annotations.len()
         );
     }
-    // shard_map (manual regions) is not read yet: refused, naming the line and the op.
-    assert_eq!(failures.len(), 2, "{}", failures.join("\n"));
-    assert!(failures[0].starts_with("shard_map_matmul.mlir: line 4: `sdy.manual_computation`"));
-    assert!(failures[1].starts_with("shard_map_matmul.gspmd.mlir: line 14: `stablehlo.all_reduce`"));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `sdy.manual_computation` (shard_map) becomes the manual region the HLO form gives, on the
+/// user's axis names: the same boundary splits and the `psum` over `tp`.
+#[test]
+fn shard_map_reads_as_a_manual_region_with_the_users_axes() {
+    use shardc_ir::Op;
+    let imp = shardc_ir::stablehlo::import(&read("shard_map_matmul.mlir")).unwrap();
+    let g = &imp.graph;
+    let ops: Vec<&Op> = g.nodes.iter().map(|n| &n.op).collect();
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    assert!(ops.contains(&&Op::FullToShard {
+        dims: vec![s(&["dp"]), s(&["tp"])]
+    }));
+    assert!(ops.contains(&&Op::FullToShard {
+        dims: vec![s(&["tp"]), vec![]]
+    }));
+    assert!(ops.contains(&&Op::ShardToFull {
+        dims: vec![s(&["dp"]), vec![]]
+    }));
+    assert!(ops.contains(&&Op::AllReduce {
+        axes: s(&["tp"]),
+        func: shardc_ir::ReduceFn::Sum
+    }));
+    // A region manual over some axes only is refused, naming the line.
+    let partial = read("shard_map_matmul.mlir").replace(
+        "manual_axes={\"dp\", \"tp\"}",
+        "manual_axes={\"tp\"}",
+    );
+    let e = shardc_ir::stablehlo::import(&partial).unwrap_err().to_string();
+    assert!(e.contains("line 4") && e.contains("not every axis"), "{e}");
 }

@@ -58,6 +58,16 @@ pub fn execute_values(
     inputs: &[Tensor],
     wanted: &[ValueId],
 ) -> Result<Vec<Tensor>, RuntimeError> {
+    // A manual region (shard_map) is per-device code: written out once per device, with its
+    // collectives as the sums and concatenations they compute, it runs on one device.
+    if shardc_ir::manual::has_manual(g) {
+        let (expanded, map) = shardc_ir::manual::expand(g)?;
+        let wanted: Vec<ValueId> = wanted
+            .iter()
+            .map(|w| map.get(w.index()).copied().unwrap_or(*w))
+            .collect();
+        return Prepared::for_values(&expanded, &wanted)?.run(inputs);
+    }
     // Borrowed, not copied: the caller keeps its inputs (a GPT-2's parameters are 500 MB).
     Prepared::for_values(g, wanted)?.run(inputs)
 }

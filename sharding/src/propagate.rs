@@ -139,6 +139,7 @@ pub fn propagate_with(
             });
         }
     }
+    manual_region_constraints(graph, &mut opened);
     let mut annotated: Vec<Option<&Annotation>> = vec![None; graph.len()];
     for a in &opened {
         let v = id(&a.value)?;
@@ -207,6 +208,41 @@ pub fn propagate_with(
         engine.even_interface(v);
     }
     engine.finish()
+}
+
+/// Propagation does not enter a manual region (shard_map, see `shardc_ir::manual`): its
+/// per-device values stay replicated (each device keeps its own whole local value), and the
+/// whole values at its boundary take the region's split, unless annotated otherwise.
+fn manual_region_constraints(graph: &Graph, opened: &mut Vec<Annotation>) {
+    let manual = shardc_ir::manual::manual_values(graph);
+    let fixed = |v: ValueId, sharding: Sharding, opened: &mut Vec<Annotation>| {
+        let name = &graph.node(v).name;
+        if !opened.iter().any(|a| &a.value == name) {
+            opened.push(Annotation {
+                value: name.clone(),
+                sharding,
+                priority: 0,
+            });
+        }
+    };
+    let split = |dims: &[Vec<String>]| {
+        let mut s = Sharding::replicated(dims.len());
+        for (d, axes) in s.dims.iter_mut().zip(dims) {
+            d.axes = axes.clone();
+        }
+        s
+    };
+    for v in graph.ids() {
+        let node = graph.node(v);
+        match &node.op {
+            Op::FullToShard { dims } => fixed(node.operands[0], split(dims), opened),
+            Op::ShardToFull { dims } => fixed(v, split(dims), opened),
+            _ => {}
+        }
+        if manual[v.index()] {
+            fixed(v, Sharding::replicated(node.ty.rank()), opened);
+        }
+    }
 }
 
 struct Engine<'a> {

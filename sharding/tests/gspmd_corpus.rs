@@ -223,6 +223,8 @@ fn gspmd_corpus_expectations_are_met() {
             continue;
         };
         handled += 1;
+        // A manual region's per-device values are XLA's `{manual}`.
+        let manual = shardc_ir::manual::manual_values(&imp.graph);
         for e in case["expectations"].as_array().into_iter().flatten() {
             // XLA's "no sharding" leaves the value to be replicated when partitioned; every
             // value gets a sharding here, so the counterpart is replicated.
@@ -257,7 +259,12 @@ fn gspmd_corpus_expectations_are_met() {
                     partial: Vec::new(),
                     ..sg.sharding(v).clone()
                 };
-                match HloSharding::from_sharding(&ours, &mesh) {
+                let ours = if manual[v.index()] {
+                    Ok(HloSharding::Manual)
+                } else {
+                    HloSharding::from_sharding(&ours, &mesh)
+                };
+                match ours {
                     Ok(h) if h.equivalent(want) => {}
                     Ok(h) => {
                         ok = false;
@@ -298,5 +305,12 @@ fn gspmd_corpus_expectations_are_met() {
         handled > 0 && share >= 0.80,
         "{:.1}% of expectations met",
         share * 100.0
+    );
+    // Issue 13's bar over every is_spmd case, refused ones counted as misses (each refused
+    // case is listed with why in docs/gspmd-differences.md).
+    assert!(
+        overall >= 0.90,
+        "{:.1}% of all expectations met",
+        overall * 100.0
     );
 }

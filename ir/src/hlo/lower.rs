@@ -14,6 +14,7 @@ use super::text::{Computation, HloModule, HloType, Instruction};
 
 mod control;
 mod gather;
+mod manual;
 mod misc;
 mod reduce;
 mod rng;
@@ -40,6 +41,8 @@ pub(crate) struct Lowering<'m> {
     pub open_dims: BTreeMap<String, Vec<usize>>,
     /// `ShardBarrierFrom`/`ShardBarrierTo` custom-calls (copies), by node name.
     pub barriers: Vec<(String, AllowedDirection)>,
+    /// Manual-region nodes whose mesh axes are filled in once the mesh is known.
+    pub manual: Vec<(ValueId, manual::Fixup)>,
     names: BTreeSet<String>,
     /// Scalar nodes whose value constants fix (for loop conditions), see `control.rs`.
     scalars: BTreeMap<ValueId, f64>,
@@ -127,6 +130,7 @@ impl<'m> Lowering<'m> {
             shardings: BTreeMap::new(),
             open_dims: BTreeMap::new(),
             barriers: Vec::new(),
+            manual: Vec::new(),
             names,
             scalars: BTreeMap::new(),
             prefix: String::new(),
@@ -318,7 +322,14 @@ impl<'m> Lowering<'m> {
             // Calls (tuple-valued ones too) are inlined, static loops unrolled.
             "call" => return self.inline_call(inst, &operand_names),
             "while" => return self.while_loop(inst, &operand_names),
-            "conditional" | "async-start" | "call-start" => {
+            "call-start" => return self.call_start(inst, &operand_names),
+            "call-done" => {
+                return match operand_names.first().and_then(|o| self.values.get(o)) {
+                    Some(Lowered::Tuple(parts)) if parts.len() == 3 => Ok(parts[1].clone()),
+                    _ => Err("call-done takes the tuple of a call-start".into()),
+                }
+            }
+            "conditional" | "async-start" => {
                 return Err(format!(
                     "{op_code} is unsupported (calls are inlined and while loops with a static trip count unrolled)"
                 ))
@@ -392,6 +403,28 @@ impl<'m> Lowering<'m> {
             inst.attr(k)
                 .ok_or_else(|| format!("expected attribute `{k}=`"))
         };
+        match op_code {
+            "all-reduce" | "all-gather" | "reduce-scatter" | "all-to-all"
+            | "collective-permute" | "partition-id" => {
+                return self.collective(inst, &operands, ty)
+            }
+            "custom-call" => {
+                match inst.attr("custom_call_target").map(|t| t.trim_matches('"')) {
+                    Some("SPMDFullToShardShape") => {
+                        return self.manual_boundary(inst, true, &operands, ty)
+                    }
+                    Some("SPMDShardToFullShape") => {
+                        return self.manual_boundary(inst, false, &operands, ty)
+                    }
+                    _ => {}
+                }
+            }
+            "parameter" if inst.attr("sharding").map(str::trim) == Some("{manual}") => {
+                let name = self.node_name(inst);
+                return self.manual_parameter(&name, &ty);
+            }
+            _ => {}
+        }
         let node_name = self.node_name(inst);
         let name = node_name.as_str();
         let op = match op_code {
@@ -781,6 +814,8 @@ fn strip_comments(s: &str) -> std::borrow::Cow<'_, str> {
     out.push_str(rest);
     out.into()
 }
+
+pub(crate) use manual::{resolve as resolve_manual, Fixup};
 
 pub(crate) fn flatten(l: &Lowered, out: &mut Vec<ValueId>) {
     match l {

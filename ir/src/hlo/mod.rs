@@ -32,6 +32,7 @@ use crate::verify::verify;
 
 pub use emit::print_graph;
 pub use lower::Lowered;
+use lower::Fixup;
 pub use print::print_with_shardings;
 pub use text::{parse_module, Computation, HloModule, HloType, Instruction};
 
@@ -80,6 +81,20 @@ pub fn import(text: &str) -> Result<HloImport, IrError> {
 /// Imports a parsed HLO module (what [`import`] does after parsing; the StableHLO reader
 /// builds the module itself).
 pub fn import_module(module: HloModule) -> Result<HloImport, IrError> {
+    let (mut imp, fixups) = import_unresolved(module)?;
+    finish_manual(&mut imp, &fixups)?;
+    Ok(imp)
+}
+
+/// Fills in the mesh axes of the module's manual regions (once the mesh and annotations are
+/// final) and verifies the graph.
+pub(crate) fn finish_manual(imp: &mut HloImport, fixups: &[(ValueId, Fixup)]) -> Result<(), IrError> {
+    lower::resolve_manual(&mut imp.graph, fixups)?;
+    verify(&imp.graph)
+}
+
+/// [`import_module`] up to the manual regions' axes; the graph is not verified yet.
+pub(crate) fn import_unresolved(module: HloModule) -> Result<(HloImport, Vec<(ValueId, Fixup)>), IrError> {
     let name = module
         .header
         .trim_start_matches("HloModule")
@@ -126,8 +141,8 @@ pub fn import_module(module: HloModule) -> Result<HloImport, IrError> {
     }
     let devices = num_partitions(&module.header);
     let notes = annotate(&mut graph, &shardings, &tuple_shardings, &open, devices);
-    verify(&graph)?;
-    Ok(HloImport {
+    let fixups = l.manual;
+    let imp = HloImport {
         graph,
         shardings,
         module,
@@ -136,7 +151,8 @@ pub fn import_module(module: HloModule) -> Result<HloImport, IrError> {
         notes,
         shard_groups: groups.into_values().collect(),
         barriers,
-    })
+    };
+    Ok((imp, fixups))
 }
 
 /// The module's `num_partitions=N` (1 when the header does not say).

@@ -6,6 +6,7 @@ mod dot;
 mod elementwise;
 mod gather;
 mod layout;
+mod manual;
 mod reduce;
 mod sort;
 mod source;
@@ -76,6 +77,7 @@ enum Family<'a> {
     Sort,
     Collective,
     Window,
+    Manual,
 }
 
 fn family(op: &Op) -> Family<'_> {
@@ -114,6 +116,7 @@ fn family(op: &Op) -> Family<'_> {
         | Op::AllToAll { .. }
         | Op::CollectivePermute { .. }
         | Op::Send { .. } => Family::Collective,
+        Op::FullToShard { .. } | Op::ShardToFull { .. } => Family::Manual,
     }
 }
 
@@ -132,6 +135,7 @@ pub(crate) fn infer_type(op: &Op, cx: &TypeCtx) -> std::result::Result<TensorTyp
         Family::Sort => sort::infer(op, cx),
         Family::Collective => collective::infer(op, cx),
         Family::Window => window::infer(op, cx),
+        Family::Manual => manual::infer(op, cx),
     }
 }
 
@@ -153,6 +157,7 @@ pub fn op_factors(op: &Op, operands: &[&TensorType], result: &TensorType) -> OpF
         Family::Sort => sort::factors(op, operands),
         Family::Collective => collective::factors(operands, result),
         Family::Window => window::factors(op, operands, result),
+        Family::Manual => manual::factors(operands, result),
     }
 }
 
@@ -171,6 +176,7 @@ pub(crate) fn op_grad(op: &Op, cx: &mut GradCtx) -> Result<Grads> {
         Family::Sort => sort::grad(op, cx),
         Family::Collective => collective::grad(op, cx),
         Family::Window => window::grad(op, cx),
+        Family::Manual => manual::grad(op, cx),
     }
 }
 

@@ -54,8 +54,31 @@ pub fn factor_mesh_axes(graph: &mut Graph) -> bool {
         }
         a.sharding.partial = split(&a.sharding.partial);
     }
+    for n in &mut graph.nodes {
+        split_op_axes(&mut n.op, &split);
+    }
     graph.mesh = Some(factored);
     true
+}
+
+/// The mesh axes an op names (collectives, `axis_index`, a manual region's boundary), each
+/// replaced by its prime parts: a linear index over the parts is the one over the axis.
+fn split_op_axes(op: &mut crate::op::Op, split: &dyn Fn(&[String]) -> Vec<String>) {
+    use crate::op::Op;
+    match op {
+        Op::AxisIndex { axes }
+        | Op::AllReduce { axes, .. }
+        | Op::AllGather { axes, .. }
+        | Op::ReduceScatter { axes, .. }
+        | Op::AllToAll { axes, .. }
+        | Op::CollectivePermute { axes, .. } => *axes = split(axes),
+        Op::FullToShard { dims } | Op::ShardToFull { dims } => {
+            for d in dims.iter_mut() {
+                *d = split(d);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The prime factors of `n`, smallest first (none for 1).

@@ -48,6 +48,15 @@ impl Comp {
         }
     }
 
+    /// The HLO type text of instruction `name`, if the computation defines it.
+    pub(crate) fn type_of(&self, name: &str) -> Option<String> {
+        self.insts
+            .iter()
+            .rev()
+            .find(|i| i.name == name)
+            .map(|i| i.ty.clone())
+    }
+
     /// The value `name` stands for.
     pub(crate) fn resolve(&self, name: String) -> String {
         match self.alias.get(&name) {
@@ -315,7 +324,7 @@ impl Converter {
     }
 
     /// Converts the statements of a block; returns the `return`ed values (HLO name, type).
-    fn block(
+    pub(crate) fn block(
         &mut self,
         comp: &mut Comp,
         text: &str,
@@ -464,10 +473,25 @@ impl Converter {
     pub(crate) fn emit_helper(&mut self, comp: &mut Comp, name: &str, ty: String, op: String) {
         comp.push(name, ty, op);
     }
+
+    /// Defines instruction `name` (an MLIR value of line `line`) with an HLO sharding.
+    pub(crate) fn emit_sharded(
+        &mut self,
+        comp: &mut Comp,
+        name: &str,
+        ty: String,
+        op: String,
+        hlo_sharding: &str,
+        line: usize,
+    ) {
+        comp.push(name, ty, op);
+        comp.set_sharding(name, hlo_sharding.to_string());
+        self.lines.insert(name.to_string(), line);
+    }
 }
 
 /// The HLO names of a statement's results.
-fn result_names(st: &Statement) -> Vec<String> {
+pub(crate) fn result_names(st: &Statement) -> Vec<String> {
     if st.results.len() == 1 && st.count > 1 {
         (0..st.count)
             .map(|i| hname(&format!("{}#{i}", st.results[0])))

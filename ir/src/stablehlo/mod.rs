@@ -28,7 +28,7 @@ mod parse;
 mod types;
 
 use crate::error::IrError;
-use crate::hlo::{import_module, parse_module, HloImport};
+use crate::hlo::{finish_manual, import_unresolved, parse_module, HloImport};
 use crate::mesh::Mesh;
 use crate::sharding::{Annotation, HloSharding};
 
@@ -54,10 +54,11 @@ pub fn import(text: &str) -> Result<HloImport, IrError> {
             }
         }
     }
-    let mut imp = import_module(module)?;
+    let (mut imp, fixups) = import_unresolved(module)?;
     if !conv.sdy.is_empty() {
         shardy_annotations(&mut imp, &conv)?;
     }
+    finish_manual(&mut imp, &fixups)?;
     Ok(imp)
 }
 

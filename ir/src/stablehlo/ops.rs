@@ -82,7 +82,7 @@ fn operands(st: &Statement, comp: &Comp) -> Vec<String> {
 }
 
 /// The properties `<{...}>` of a generic op.
-fn props<'a>(st: &Statement<'a>) -> &'a str {
+pub(crate) fn props<'a>(st: &Statement<'a>) -> &'a str {
     let b = st.body;
     match b.find("<{") {
         Some(i) => match matching(b, i) {
@@ -94,7 +94,7 @@ fn props<'a>(st: &Statement<'a>) -> &'a str {
 }
 
 /// The regions `({...}, {...})` of a generic op, with the line each starts on.
-fn regions<'a>(st: &Statement<'a>) -> Vec<(&'a str, usize)> {
+pub(crate) fn regions<'a>(st: &Statement<'a>) -> Vec<(&'a str, usize)> {
     let b = st.body;
     let Some(i) = b.find("({") else {
         return Vec::new();
@@ -113,7 +113,7 @@ fn regions<'a>(st: &Statement<'a>) -> Vec<(&'a str, usize)> {
 }
 
 /// `key = value` in a comma-separated text (`<{..}>` properties, `#stablehlo.gather<..>`).
-fn prop<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn prop<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     split_top(text, ',').into_iter().find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         (k.trim() == key).then(|| v.trim())

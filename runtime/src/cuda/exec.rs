@@ -323,6 +323,10 @@ pub(crate) fn gpu_support(
             "{} runs through the mesh, not a kernel",
             node.op.name()
         ))),
+        Op::FullToShard { .. } | Op::ShardToFull { .. } => Err(Unsupported(format!(
+            "{} (a manual region's boundary) has no kernel: partition the graph first",
+            node.op.name()
+        ))),
     }
 }
 

@@ -116,6 +116,13 @@ pub(crate) fn eval(node: &Node, operands: &[&Tensor]) -> Result<Tensor, String> 
             "{} needs the mesh executor (run_spmd), not the single-device reference executor",
             node.op.name()
         )),
+        // The reference executor writes manual regions out per device (`ir::manual::expand`)
+        // and the partitioner emits their boundary as local copies, so no kernel sees these.
+        Op::FullToShard { .. } | Op::ShardToFull { .. } => Err(format!(
+            "{} (a manual region's boundary) runs through `execute`, which expands the region \
+             per device, or through a partitioned program",
+            node.op.name()
+        )),
     }
 }
 

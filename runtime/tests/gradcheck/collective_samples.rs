@@ -165,6 +165,55 @@ fn two_devices() -> Mesh {
     Mesh::new(&[("x", 2)]).unwrap()
 }
 
+/// A `shard_map` region on a 2x2 mesh, run by the reference executor (which writes the
+/// region out per device): rows split over `x` and replicated over `y`, each device's block
+/// scaled by its coordinate, summed over `y` inside, and put back together.
+pub(super) fn manual_region() -> Vec<Sample> {
+    let mesh = Mesh::new(&[("x", 2), ("y", 2)]).unwrap();
+    let mut b = B::new();
+    b.g.mesh = Some(mesh);
+    let x = b.p(&[4, 3]);
+    let dims = vec![vec!["x".to_string()], vec![]];
+    let blk = b.op(Op::FullToShard { dims: dims.clone() }, vec![x], None);
+    let i = b.op(
+        Op::AxisIndex {
+            axes: vec!["x".into(), "y".into()],
+        },
+        vec![],
+        Some(TensorType::scalar(DType::I32)),
+    );
+    let f = b.op(Op::Convert, vec![i], Some(B::f64t(&[])));
+    let f = b.op(Op::Broadcast { dims: vec![] }, vec![f], Some(B::f64t(&[2, 3])));
+    let sq = b.op(
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![blk, blk],
+        None,
+    );
+    let y = b.op(
+        Op::Binary {
+            func: BinaryFn::Mul,
+        },
+        vec![sq, f],
+        None,
+    );
+    let y = b.op(
+        Op::AllReduce {
+            axes: vec!["y".into()],
+            func: ReduceFn::Sum,
+        },
+        vec![y],
+        None,
+    );
+    let whole = b.op(Op::ShardToFull { dims }, vec![y], None);
+    vec![Sample {
+        what: "shard_map region (full_to_shard, shard_to_full)".into(),
+        programs: vec![b.finish(whole)],
+        place: Place::Single,
+    }]
+}
+
 fn mesh_builder() -> B {
     let mut b = B::new();
     b.g.mesh = Some(two_devices());

@@ -553,6 +553,7 @@ pub(crate) fn samples(op: &Op) -> Vec<Sample> {
         | Op::CollectivePermute { .. }
         | Op::Send { .. }
         | Op::Recv { .. } => collective_samples::collective_samples(op),
+        Op::FullToShard { .. } | Op::ShardToFull { .. } => collective_samples::manual_region(),
     }
 }
 
@@ -670,6 +671,8 @@ pub(crate) fn prototypes() -> Vec<Op> {
             from_stage: 0,
             tag: String::new(),
         },
+        Op::FullToShard { dims: vec![] },
+        Op::ShardToFull { dims: vec![] },
     ];
     ops.extend(UnaryFn::ALL.map(|func| Op::Unary { func }));
     ops.extend(BinaryFn::ALL.map(|func| Op::Binary { func }));
