@@ -175,7 +175,8 @@ fn bert_large_on_8x8_a100s_with_20_reducers_plans_the_reduction_server() {
     // LM head, is the exception: the planner reduce-scatters its gradient, runs its Adam step
     // sharded and all-gathers the step, because its first solve does not weigh the reducers
     // (on the ring that costs the same bytes as the all-reduce and 1/64 of the update's work).
-    let table = |op: &str| op.starts_with("embed.") || op.starts_with("logits.") || op == "loss.total";
+    let table =
+        |op: &str| op.starts_with("embed.") || op.starts_with("logits.") || op == "loss.total";
     let others: Vec<_> = plan
         .collectives
         .iter()

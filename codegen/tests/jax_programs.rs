@@ -113,7 +113,12 @@ fn structural_keys(imp: &HloImport) -> Vec<u64> {
             (None, false) => {
                 // Mesh axes by position: the HLO form names them x0, x1; Shardy the user's.
                 let mut op = format!("{:?}", node.op);
-                for (k, a) in imp.graph.mesh.iter().flat_map(|m| m.axes.iter().enumerate()) {
+                for (k, a) in imp
+                    .graph
+                    .mesh
+                    .iter()
+                    .flat_map(|m| m.axes.iter().enumerate())
+                {
                     op = op.replace(&format!("\"{}\"", a.name), &format!("\"#{k}\""));
                 }
                 op.hash(&mut h)

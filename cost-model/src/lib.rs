@@ -119,8 +119,8 @@ pub use compute::{
 pub use error::{CostError, Result};
 pub use estimate::{estimate, CollectiveLine, Estimate, OpLine, Overlap, StageWork, StepWork};
 pub use graph_cost::{
-    estimate_graph, graph_memory, graph_step, graph_step_staged, pipeline_stages, saved_activations,
-    GraphOptions,
+    estimate_graph, graph_memory, graph_step, graph_step_staged, pipeline_stages,
+    saved_activations, GraphOptions,
 };
 pub use hardware::{
     Achievable, Catalog, ClusterPreset, Device, DeviceKind, Link, MatmulShapeCurve, Memory,

@@ -197,7 +197,10 @@ fn truncated_or_mangled_text_gives_errors_not_panics() {
 #[test]
 fn shard_map_becomes_a_manual_region() {
     use shardc_ir::manual::manual_values;
-    for file in ["shard_map_matmul.hlo", "shard_map_matmul.after_propagation.hlo"] {
+    for file in [
+        "shard_map_matmul.hlo",
+        "shard_map_matmul.after_propagation.hlo",
+    ] {
         let imp = load(file);
         let g = &imp.graph;
         assert_eq!(g.mesh.as_ref().unwrap().to_string(), "x0=2,x1=4", "{file}");

@@ -141,10 +141,10 @@ fn shard_map_reads_as_a_manual_region_with_the_users_axes() {
         func: shardc_ir::ReduceFn::Sum
     }));
     // A region manual over some axes only is refused, naming the line.
-    let partial = read("shard_map_matmul.mlir").replace(
-        "manual_axes={\"dp\", \"tp\"}",
-        "manual_axes={\"tp\"}",
-    );
-    let e = shardc_ir::stablehlo::import(&partial).unwrap_err().to_string();
+    let partial = read("shard_map_matmul.mlir")
+        .replace("manual_axes={\"dp\", \"tp\"}", "manual_axes={\"tp\"}");
+    let e = shardc_ir::stablehlo::import(&partial)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("line 4") && e.contains("not every axis"), "{e}");
 }

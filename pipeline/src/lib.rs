@@ -52,7 +52,7 @@ pub use schedule::{format_table, stage_to_rank, Schedule, ScheduleKind};
 pub use select::{choose_schedule, Candidate, RankWork};
 pub use simulate::{simulate, Interval, Simulation, StageTimes};
 pub use slicing::{
-    slice_fixed, slice_stages, submesh_shapes, GptStageCost, SliceOptions, SlicePlan, StageCost, StageEstimate,
-    StagePlan, Submesh,
+    slice_fixed, slice_stages, submesh_shapes, GptStageCost, SliceOptions, SlicePlan, StageCost,
+    StageEstimate, StagePlan, Submesh,
 };
 pub use validate::dry_run;

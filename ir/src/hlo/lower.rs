@@ -405,20 +405,16 @@ impl<'m> Lowering<'m> {
         };
         match op_code {
             "all-reduce" | "all-gather" | "reduce-scatter" | "all-to-all"
-            | "collective-permute" | "partition-id" => {
-                return self.collective(inst, &operands, ty)
-            }
-            "custom-call" => {
-                match inst.attr("custom_call_target").map(|t| t.trim_matches('"')) {
-                    Some("SPMDFullToShardShape") => {
-                        return self.manual_boundary(inst, true, &operands, ty)
-                    }
-                    Some("SPMDShardToFullShape") => {
-                        return self.manual_boundary(inst, false, &operands, ty)
-                    }
-                    _ => {}
+            | "collective-permute" | "partition-id" => return self.collective(inst, &operands, ty),
+            "custom-call" => match inst.attr("custom_call_target").map(|t| t.trim_matches('"')) {
+                Some("SPMDFullToShardShape") => {
+                    return self.manual_boundary(inst, true, &operands, ty)
                 }
-            }
+                Some("SPMDShardToFullShape") => {
+                    return self.manual_boundary(inst, false, &operands, ty)
+                }
+                _ => {}
+            },
             "parameter" if inst.attr("sharding").map(str::trim) == Some("{manual}") => {
                 let name = self.node_name(inst);
                 return self.manual_parameter(&name, &ty);

@@ -31,8 +31,8 @@ use crate::sharding::{common_mesh, AllowedDirection, Annotation, HloSharding};
 use crate::verify::verify;
 
 pub use emit::print_graph;
-pub use lower::Lowered;
 use lower::Fixup;
+pub use lower::Lowered;
 pub use print::print_with_shardings;
 pub use text::{parse_module, Computation, HloModule, HloType, Instruction};
 
@@ -88,13 +88,18 @@ pub fn import_module(module: HloModule) -> Result<HloImport, IrError> {
 
 /// Fills in the mesh axes of the module's manual regions (once the mesh and annotations are
 /// final) and verifies the graph.
-pub(crate) fn finish_manual(imp: &mut HloImport, fixups: &[(ValueId, Fixup)]) -> Result<(), IrError> {
+pub(crate) fn finish_manual(
+    imp: &mut HloImport,
+    fixups: &[(ValueId, Fixup)],
+) -> Result<(), IrError> {
     lower::resolve_manual(&mut imp.graph, fixups)?;
     verify(&imp.graph)
 }
 
 /// [`import_module`] up to the manual regions' axes; the graph is not verified yet.
-pub(crate) fn import_unresolved(module: HloModule) -> Result<(HloImport, Vec<(ValueId, Fixup)>), IrError> {
+pub(crate) fn import_unresolved(
+    module: HloModule,
+) -> Result<(HloImport, Vec<(ValueId, Fixup)>), IrError> {
     let name = module
         .header
         .trim_start_matches("HloModule")

@@ -183,7 +183,11 @@ pub(super) fn manual_region() -> Vec<Sample> {
         Some(TensorType::scalar(DType::I32)),
     );
     let f = b.op(Op::Convert, vec![i], Some(B::f64t(&[])));
-    let f = b.op(Op::Broadcast { dims: vec![] }, vec![f], Some(B::f64t(&[2, 3])));
+    let f = b.op(
+        Op::Broadcast { dims: vec![] },
+        vec![f],
+        Some(B::f64t(&[2, 3])),
+    );
     let sq = b.op(
         Op::Binary {
             func: BinaryFn::Mul,
