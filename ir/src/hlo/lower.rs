@@ -186,15 +186,7 @@ impl<'m> Lowering<'m> {
         if self.depth >= MAX_CALL_DEPTH {
             return Err(format!("calls nest deeper than {MAX_CALL_DEPTH}"));
         }
-        let args: Vec<Lowered> = operand_names
-            .iter()
-            .map(|o| {
-                self.values
-                    .get(o)
-                    .cloned()
-                    .ok_or_else(|| format!("operand `{o}` is not defined"))
-            })
-            .collect::<Result<_, _>>()?;
+        let args = self.lowered_operands(operand_names)?;
         self.inline_scoped(&inst.name, callee, &args)
     }
 
@@ -221,6 +213,19 @@ impl<'m> Lowering<'m> {
         }
         let root = callee.root().ok_or("the called computation is empty")?;
         Ok(self.values[&root.name].clone())
+    }
+
+    /// The lowered values (tensors or tuples) of the named operands.
+    fn lowered_operands(&self, names: &[String]) -> Result<Vec<Lowered>, String> {
+        names
+            .iter()
+            .map(|o| {
+                self.values
+                    .get(o)
+                    .cloned()
+                    .ok_or_else(|| format!("operand `{o}` is not defined"))
+            })
+            .collect()
     }
 
     fn operand(&self, name: &str) -> Result<ValueId, String> {
@@ -297,16 +302,7 @@ impl<'m> Lowering<'m> {
             inst.operands()
         };
         if op_code == "tuple" {
-            return operand_names
-                .iter()
-                .map(|o| {
-                    self.values
-                        .get(o)
-                        .cloned()
-                        .ok_or_else(|| format!("operand `{o}` is not defined"))
-                })
-                .collect::<Result<_, _>>()
-                .map(Lowered::Tuple);
+            return self.lowered_operands(&operand_names).map(Lowered::Tuple);
         }
         if op_code == "get-tuple-element" {
             let idx: usize = inst

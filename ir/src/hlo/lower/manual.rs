@@ -123,15 +123,7 @@ impl Lowering<'_> {
         inst: &Instruction,
         operand_names: &[String],
     ) -> Result<Lowered, String> {
-        let args: Vec<Lowered> = operand_names
-            .iter()
-            .map(|o| {
-                self.values
-                    .get(o)
-                    .cloned()
-                    .ok_or_else(|| format!("operand `{o}` is not defined"))
-            })
-            .collect::<Result<_, _>>()?;
+        let args = self.lowered_operands(operand_names)?;
         let results = self.inline_call(inst, operand_names)?;
         let name = self.node_name(inst);
         let u32s = TensorType::scalar(crate::dtype::DType::U32);
