@@ -248,6 +248,25 @@ pub(crate) fn permute(
     global: &TensorType,
     mesh: &Mesh,
 ) -> Option<ReshardStep> {
+    let mut step = permute_unpaired(cur, to, global, mesh)?;
+    let ReshardKind::CollectivePermute { axes, pairs } = &mut step.kind else {
+        unreachable!("permute_unpaired gives a collective-permute")
+    };
+    *pairs = permute_pairs(cur, to, axes, mesh)?;
+    Some(step)
+}
+
+/// [`permute`] without its source-target pairs (left empty), for pricing: what a permute sends
+/// does not depend on them. Whenever the two layouts differ in axes of size above 1 and keep
+/// every dim's shard count, some device's block changes owner, and every block is held by as many devices under `cur`
+/// as want it under `to` (each dim's shard index is a mixed-radix number over the same
+/// involved axes' coordinates), so [`permute_pairs`] always finds the pairs.
+pub(crate) fn permute_unpaired(
+    cur: &Sharding,
+    to: &Sharding,
+    global: &TensorType,
+    mesh: &Mesh,
+) -> Option<ReshardStep> {
     let pending = |s: &Sharding| s.partial.iter().cloned().collect::<BTreeSet<_>>();
     if same_layout(cur, to)
         || pending(cur) != pending(to)
@@ -259,16 +278,49 @@ pub(crate) fn permute(
     // The axes that split a dim in either layout, in mesh order; the permutation is the same in
     // every group of devices that differ only along the others.
     let involved: BTreeSet<&str> = used(cur).union(&used(to)).copied().collect();
-    let involved: BTreeSet<&str> = involved
-        .into_iter()
-        .filter(|a| !cur.partial.iter().any(|p| p == a))
-        .collect();
     let axes: Vec<String> = mesh
         .axis_names()
         .into_iter()
-        .filter(|a| involved.contains(a))
+        .filter(|a| involved.contains(a) && !cur.partial.iter().any(|p| p == a))
         .map(String::from)
         .collect();
+    let local = local_type(cur, global, mesh);
+    // Layouts that differ only by axes of size 1 hold the same blocks on the same devices.
+    let real = |s: &Sharding| -> Vec<Vec<String>> {
+        let keep = |a: &&String| mesh.axis_size(a).unwrap_or(1) > 1;
+        s.dims
+            .iter()
+            .map(|d| d.axes.iter().filter(keep).cloned().collect())
+            .collect()
+    };
+    let moves = real(cur) != real(to);
+    Some(ReshardStep {
+        kind: ReshardKind::CollectivePermute {
+            axes,
+            pairs: Vec::new(),
+        },
+        bytes_per_device: if moves { local.size_bytes() } else { 0 },
+        local_operand: local,
+        after: Sharding {
+            dims: to
+                .dims
+                .iter()
+                .map(|d| DimSharding::on(&d.axes.iter().map(String::as_str).collect::<Vec<_>>()))
+                .collect(),
+            partial: cur.partial.clone(),
+            partial_fn: cur.partial_fn,
+        },
+    })
+}
+
+/// The (source, target) pairs of the permute from `cur` to `to` over `axes` (coordinates along
+/// `axes`, sorted by target).
+pub(crate) fn permute_pairs(
+    cur: &Sharding,
+    to: &Sharding,
+    axes: &[String],
+    mesh: &Mesh,
+) -> Option<Vec<(u64, u64)>> {
     // The devices of group 0: every other axis at coordinate 0, ordered by linear coordinate
     // (built from the involved axes' coordinates alone: on a thousand devices the planner asks
     // for many permutes, and walking every device for each was most of its time).
@@ -323,22 +375,7 @@ pub(crate) fn permute(
         pairs.push((coord(h), coord(i)));
     }
     pairs.sort_unstable_by_key(|&(_, t)| t);
-    let local = local_type(cur, global, mesh);
-    let moves = pairs.iter().any(|(s, t)| s != t);
-    Some(ReshardStep {
-        kind: ReshardKind::CollectivePermute { axes, pairs },
-        bytes_per_device: if moves { local.size_bytes() } else { 0 },
-        local_operand: local,
-        after: Sharding {
-            dims: to
-                .dims
-                .iter()
-                .map(|d| DimSharding::on(&d.axes.iter().map(String::as_str).collect::<Vec<_>>()))
-                .collect(),
-            partial: cur.partial.clone(),
-            partial_fn: cur.partial_fn,
-        },
-    })
+    Some(pairs)
 }
 
 pub(crate) fn used(s: &Sharding) -> BTreeSet<&str> {

@@ -18,7 +18,8 @@ use std::sync::{Mutex, OnceLock};
 use shardc_ir::{DimSharding, Mesh, Sharding, TensorType};
 
 use crate::reshard::{
-    apply, local_type, permute, same_layout, step_bytes, ReshardKind, ReshardStep,
+    apply, local_type, permute_pairs, permute_unpaired, same_layout, step_bytes, ReshardKind,
+    ReshardStep,
 };
 
 /// Layouts explored before giving up (then the one-step-at-a-time plan stands). A 4-axis mesh
@@ -105,7 +106,12 @@ fn search(
             let mut plan = Vec::new();
             let mut at = k;
             while let Some((p, step)) = parent.get(&at) {
-                plan.push(step.clone());
+                let mut step = step.clone();
+                // Moves are priced without their pairs; the chosen ones get them.
+                if let ReshardKind::CollectivePermute { axes, pairs } = &mut step.kind {
+                    *pairs = permute_pairs(&layouts[p], &step.after, axes, mesh)?;
+                }
+                plan.push(step);
                 at = p.clone();
             }
             plan.reverse();
@@ -210,7 +216,7 @@ fn moves(
         })
         .collect();
     for t in permute_targets(s, to, involved, mesh) {
-        if let Some(p) = permute(s, &t, global, mesh) {
+        if let Some(p) = permute_unpaired(s, &t, global, mesh) {
             out.push(p);
         }
     }
