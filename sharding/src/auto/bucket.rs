@@ -279,88 +279,27 @@ fn eliminate(v: usize, tables: &[Table], dom: &[usize]) -> (Table, Back) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auto::reduce::Factor;
-
-    /// Every pick of a small problem, the cheapest.
-    fn brute(p: &Problem) -> f64 {
-        let n = p.cost.len();
-        let mut pick = vec![0usize; n];
-        let mut best = f64::INFINITY;
-        loop {
-            let mut c: f64 = (0..n).map(|v| p.cost[v][pick[v]]).sum();
-            for f in &p.factors {
-                c += f.cost[pick[f.lo] * f.nb + pick[f.hi]];
-            }
-            best = best.min(c);
-            let mut k = 0;
-            loop {
-                if k == n {
-                    return best;
-                }
-                pick[k] += 1;
-                if pick[k] < p.cost[k].len() {
-                    break;
-                }
-                pick[k] = 0;
-                k += 1;
-            }
-        }
-    }
+    use crate::auto::testutil::{brute, cost_of, random, Rng};
 
     #[test]
     fn elimination_equals_brute_force_on_a_dense_problem() {
         // Six values, every pair a table (a clique: the largest table has five values), some
         // choices dead.
-        let mut seed = 7u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as f64 / (1u64 << 31) as f64
-        };
+        let mut rng = Rng(7);
         let doms = [3, 2, 4, 3, 2, 3];
-        let cost: Vec<Vec<f64>> = doms
-            .iter()
-            .map(|&d| {
-                (0..d)
-                    .map(|i| {
-                        if i == 1 && d == 4 {
-                            f64::INFINITY
-                        } else {
-                            next()
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut factors = Vec::new();
+        let mut edges = Vec::new();
         for lo in 0..doms.len() {
             for hi in lo + 1..doms.len() {
-                let cost = (0..doms[lo] * doms[hi])
-                    .map(|k| if k % 7 == 3 { f64::INFINITY } else { next() })
-                    .collect();
-                factors.push(Factor {
-                    lo,
-                    hi,
-                    nb: doms[hi],
-                    cost,
-                });
+                edges.push((lo, hi));
             }
         }
-        let p = Problem {
-            memory: cost.iter().map(|c| vec![0.0; c.len()]).collect(),
-            cost,
-            factors,
-            memory_limit: None,
-        };
+        let mut p = random(&mut rng, &doms, &edges, 7);
+        p.cost[2][1] = f64::INFINITY;
         let order = plan(&p).expect("small tables");
         let (pick, value) = solve(&p, &order).expect("feasible");
-        let mut again: f64 = (0..doms.len()).map(|v| p.cost[v][pick[v]]).sum();
-        for f in &p.factors {
-            again += f.cost[pick[f.lo] * f.nb + pick[f.hi]];
-        }
-        let want = brute(&p);
+        let want = brute(&p).0;
         assert!((value - want).abs() < 1e-12, "{value} vs {want}");
+        let again = cost_of(&p, &pick);
         assert!(
             (again - want).abs() < 1e-12,
             "the pick costs {again}, not {want}"

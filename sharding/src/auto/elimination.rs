@@ -14,11 +14,14 @@
 //!    pick (found exactly) exceeds has no plan.
 //!
 //! When bucket elimination would make a table above `bucket::MAX_TABLE` entries, the ILP
-//! solves the model as before.
+//! solves the model as before; should microlp fail on it (a singular basis), trivial ops are
+//! merged into their operands (`follow`, Alpa's merging) and the smaller model is solved by
+//! elimination: a plan, though not a proven optimum (`IlpSize::merged` counts the merged ops).
 
 use super::bucket;
 use super::exhaustive;
-use super::ilp::{self, evaluate, prepared, IlpSize, Picked};
+use super::follow;
+use super::ilp::{self, evaluate, prepared, pruned, IlpSize, Picked};
 use super::model::Model;
 use super::reduce::{eliminate, Problem};
 use super::Solver;
@@ -80,28 +83,86 @@ fn free_values(p: &Problem) -> usize {
 /// `ilp_core` free values.
 pub(crate) fn solve(m: &Model, ilp_core: usize) -> Result<Solved> {
     let problem = prepared(m)?;
-    let Some(free) = min_cost(&problem) else {
-        return ilp::solve_prepared(m, &problem).map(|(p, s)| (p, s, 0.0));
-    };
-    let Some((pick, size)) = free else {
-        return Ok((None, IlpSize::default(), 0.0));
-    };
-    let (seconds, memory) = evaluate(m, &pick);
-    let fits = |mem: f64| m.memory_limit.map_or(true, |l| mem <= l * (1.0 + 1e-9));
-    if fits(memory) {
-        let picked = seconds.is_finite().then_some(Picked {
-            pick,
-            seconds,
-            memory,
-        });
-        return Ok((picked, size, 0.0));
+    if let Some(free) = min_cost(&problem) {
+        let exact = Solving { m, expand: &|p| p };
+        return exact.solve(&problem, free, ilp_core);
     }
-    let limit = m.memory_limit.expect("a limit the free pick exceeds");
-    let core = eliminate(&problem);
-    if free_values(&core.rest) <= ilp_core {
-        return ilp::solve_prepared(m, &problem).map(|(p, s)| (p, s, 0.0));
+    match ilp::solve_prepared(m, &problem) {
+        Ok((p, s)) => Ok((p, s, 0.0)),
+        Err(e) => merged(m, &problem, ilp_core).unwrap_or(Err(e)),
     }
-    lagrangian(m, &problem, limit, size, (seconds, memory))
+}
+
+/// Where the ILP fails (microlp can stop on a singular basis), the model with trivial ops
+/// merged into their operands (`follow`), solved by elimination: a plan, not a proven optimum
+/// (`IlpSize::merged` says how many ops were merged). `None` when even that problem's tables
+/// are too large.
+fn merged(m: &Model, problem: &Problem, ilp_core: usize) -> Option<Result<Solved>> {
+    let same = |v: usize, b: usize, u: usize, a: usize| {
+        crate::reshard::same_layout(&m.choices[v][b].result, &m.choices[u][a].result)
+    };
+    let merged = follow::merge(problem, &m.leaders, &same);
+    let smaller = match pruned(merged.problem.clone()) {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
+    };
+    let free = min_cost(&smaller)?;
+    let expand = |p: Vec<usize>| merged.expand(&p);
+    let view = Solving { m, expand: &expand };
+    Some(
+        view.solve(&smaller, free, ilp_core)
+            .map(|(picked, mut size, gap)| {
+                size.merged = merged.merged;
+                (picked, size, gap)
+            }),
+    )
+}
+
+/// A problem's solve, its picks turned into the model's by `expand`.
+struct Solving<'a> {
+    m: &'a Model,
+    expand: &'a dyn Fn(Vec<usize>) -> Vec<usize>,
+}
+
+impl Solving<'_> {
+    fn evaluate(&self, pick: &[usize]) -> (Vec<usize>, f64, f64) {
+        let full = (self.expand)(pick.to_vec());
+        let (s, mem) = evaluate(self.m, &full);
+        (full, s, mem)
+    }
+
+    fn ilp(&self, problem: &Problem) -> Result<Solved> {
+        ilp::solve_expanded(self.m, problem, self.expand).map(|(p, s)| (p, s, 0.0))
+    }
+
+    /// Steps 1 to 3 of the module doc, `free` being `problem`'s minimum without its limit.
+    fn solve(
+        &self,
+        problem: &Problem,
+        free: Option<(Vec<usize>, IlpSize)>,
+        ilp_core: usize,
+    ) -> Result<Solved> {
+        let m = self.m;
+        let Some((pick, size)) = free else {
+            return Ok((None, IlpSize::default(), 0.0));
+        };
+        let (pick, seconds, memory) = self.evaluate(&pick);
+        let fits = |mem: f64| m.memory_limit.map_or(true, |l| mem <= l * (1.0 + 1e-9));
+        if fits(memory) {
+            let picked = seconds.is_finite().then_some(Picked {
+                pick,
+                seconds,
+                memory,
+            });
+            return Ok((picked, size, 0.0));
+        }
+        let limit = m.memory_limit.expect("a limit the free pick exceeds");
+        let core = eliminate(problem);
+        if free_values(&core.rest) <= ilp_core {
+            return self.ilp(problem);
+        }
+        self.lagrangian(problem, limit, size, (seconds, memory))
+    }
 }
 
 /// `p` with every live choice's cost `cost + λ·memory`, no memory limit.
@@ -149,75 +210,77 @@ fn memory_only(p: &Problem) -> Problem {
     }
 }
 
-/// Case 3 of the module doc: `free` is the unconstrained optimum (seconds, memory) that does not
-/// fit `limit`.
-fn lagrangian(
-    m: &Model,
-    problem: &Problem,
-    limit: f64,
-    size: IlpSize,
-    free: (f64, f64),
-) -> Result<Solved> {
-    let fits = |mem: f64| mem <= limit * (1.0 + 1e-9);
-    let Some(Some((least, _))) = min_cost(&memory_only(problem)) else {
-        return ilp::solve_prepared(m, problem).map(|(p, s)| (p, s, 0.0));
-    };
-    let (ls, lm) = evaluate(m, &least);
-    if !fits(lm) || !ls.is_finite() {
-        return Ok((None, size, 0.0));
-    }
-    let mut best = Picked {
-        pick: least,
-        seconds: ls,
-        memory: lm,
-    };
-    // λ = 0 is the free optimum: a lower bound.
-    let mut bound = free.0;
-    // Try λ, keeping the best pick that fits and the best bound; whether it fits.
-    let at = |lambda: f64, best: &mut Picked, bound: &mut f64| -> Option<bool> {
-        let (pick, _) = min_cost(&priced(problem, lambda))??;
-        let (s, mem) = evaluate(m, &pick);
-        *bound = bound.max(s + lambda * (mem - limit));
-        if fits(mem) && s < best.seconds {
-            *best = Picked {
-                pick,
-                seconds: s,
-                memory: mem,
-            };
+impl Solving<'_> {
+    /// Case 3 of the module doc: `free` is the unconstrained optimum (seconds, memory) that does not
+    /// fit `limit`.
+    fn lagrangian(
+        &self,
+        problem: &Problem,
+        limit: f64,
+        size: IlpSize,
+        free: (f64, f64),
+    ) -> Result<Solved> {
+        let fits = |mem: f64| mem <= limit * (1.0 + 1e-9);
+        let Some(Some((least, _))) = min_cost(&memory_only(problem)) else {
+            return self.ilp(problem);
+        };
+        let (least, ls, lm) = self.evaluate(&least);
+        if !fits(lm) || !ls.is_finite() {
+            return Ok((None, size, 0.0));
         }
-        Some(fits(mem))
-    };
-    // Seconds per byte at which the free pick's memory costs as much as its time.
-    let mut hi = (free.0 / free.1.max(1.0)).max(1e-30);
-    let mut lo = 0.0;
-    let mut bracketed = false;
-    for _ in 0..80 {
-        match at(hi, &mut best, &mut bound) {
-            Some(true) => {
-                bracketed = true;
-                break;
+        let mut best = Picked {
+            pick: least,
+            seconds: ls,
+            memory: lm,
+        };
+        // λ = 0 is the free optimum: a lower bound.
+        let mut bound = free.0;
+        // Try λ, keeping the best pick that fits and the best bound; whether it fits.
+        let at = |lambda: f64, best: &mut Picked, bound: &mut f64| -> Option<bool> {
+            let (pick, _) = min_cost(&priced(problem, lambda))??;
+            let (pick, s, mem) = self.evaluate(&pick);
+            *bound = bound.max(s + lambda * (mem - limit));
+            if fits(mem) && s < best.seconds {
+                *best = Picked {
+                    pick,
+                    seconds: s,
+                    memory: mem,
+                };
             }
-            Some(false) => {
-                lo = hi;
-                hi *= 2.0;
-            }
-            None => break,
-        }
-    }
-    if bracketed {
-        for _ in 0..LAGRANGE_STEPS {
-            let mid = 0.5 * (lo + hi);
-            match at(mid, &mut best, &mut bound) {
-                Some(true) => hi = mid,
-                Some(false) => lo = mid,
+            Some(fits(mem))
+        };
+        // Seconds per byte at which the free pick's memory costs as much as its time.
+        let mut hi = (free.0 / free.1.max(1.0)).max(1e-30);
+        let mut lo = 0.0;
+        let mut bracketed = false;
+        for _ in 0..80 {
+            match at(hi, &mut best, &mut bound) {
+                Some(true) => {
+                    bracketed = true;
+                    break;
+                }
+                Some(false) => {
+                    lo = hi;
+                    hi *= 2.0;
+                }
                 None => break,
             }
         }
+        if bracketed {
+            for _ in 0..LAGRANGE_STEPS {
+                let mid = 0.5 * (lo + hi);
+                match at(mid, &mut best, &mut bound) {
+                    Some(true) => hi = mid,
+                    Some(false) => lo = mid,
+                    None => break,
+                }
+            }
+        }
+        let gap = if best.seconds > 0.0 {
+            ((best.seconds - bound) / best.seconds).max(0.0)
+        } else {
+            0.0
+        };
+        Ok((Some(best), size, gap))
     }
-    let gap = if best.seconds > 0.0 {
-        ((best.seconds - bound) / best.seconds).max(0.0)
-    } else {
-        0.0
-    };
-    Ok((Some(best), size, gap))
 }

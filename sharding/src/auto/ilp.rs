@@ -35,6 +35,10 @@ pub struct IlpSize {
     pub eliminated: usize,
     /// Entries of the largest table the elimination solver made (0: the ILP solved it).
     pub largest_table: usize,
+    /// Trivial ops merged into their operands before solving (Alpa's merging, only where exact
+    /// elimination's tables would be too large): when above 0, the pick is optimal among the
+    /// picks where each merged op takes its best response to its operand, not among all.
+    pub merged: usize,
 }
 
 /// The objective and memory of one complete pick.
@@ -103,14 +107,35 @@ fn contradiction(value: String) -> ShardingError {
     }
 }
 
-/// Scale of the objective: microseconds, so that the solver's tolerances sit far below a
-/// difference that matters.
-const SCALE: f64 = 1e6;
+/// The objective's largest coefficient once scaled: the solver's tolerances are absolute, so
+/// the objective is scaled to a fixed range, whatever the graph's size (a 96-layer model's
+/// costs, summed over its tied layers, put microsecond-scaled coefficients near 1e8, where
+/// microlp's basis went singular).
+const LARGEST: f64 = 1e4;
+
+/// The factor that scales `p`'s largest finite cost to [`LARGEST`].
+fn scale_of(p: &Problem) -> f64 {
+    let unary = p.cost.iter().flatten();
+    let pairs = p.factors.iter().flat_map(|f| f.cost.iter());
+    let most = unary
+        .chain(pairs)
+        .filter(|c| c.is_finite())
+        .fold(0.0f64, |m, c| m.max(c.abs()));
+    if most > 0.0 {
+        LARGEST / most
+    } else {
+        1.0
+    }
+}
 
 /// The model as the solvers see it: its tables, with the choices no neighbour allows and the
 /// dominated ones made dead (infinite cost), so that eliminations see only what can be picked.
 pub(crate) fn prepared(m: &Model) -> Result<Problem> {
-    let mut problem = Problem::of(m);
+    pruned(Problem::of(m))
+}
+
+/// `problem` with the choices no neighbour allows and the dominated ones made dead.
+pub(crate) fn pruned(mut problem: Problem) -> Result<Problem> {
     loop {
         let alive = prune(&problem)?;
         for (v, a) in alive.iter().enumerate() {
@@ -137,6 +162,15 @@ pub(crate) fn solve(m: &Model) -> Result<(Option<Picked>, IlpSize)> {
 
 /// [`solve`] of a [`prepared`] problem.
 pub(crate) fn solve_prepared(m: &Model, problem: &Problem) -> Result<(Option<Picked>, IlpSize)> {
+    solve_expanded(m, problem, &|p| p)
+}
+
+/// [`solve_prepared`] of a problem whose picks `expand` turns into picks of `m`.
+pub(crate) fn solve_expanded(
+    m: &Model,
+    problem: &Problem,
+    expand: &dyn Fn(Vec<usize>) -> Vec<usize>,
+) -> Result<(Option<Picked>, IlpSize)> {
     let reduced = eliminate(problem);
     let (rest_pick, mut size) = if reduced.rest.cost.is_empty() {
         (Some(Vec::new()), IlpSize::default())
@@ -152,11 +186,11 @@ pub(crate) fn solve_prepared(m: &Model, problem: &Problem) -> Result<(Option<Pic
             e => e,
         })?
     };
-    size.eliminated = m.choices.len() - reduced.kept.len();
+    size.eliminated = problem.cost.len() - reduced.kept.len();
     let Some(rest_pick) = rest_pick else {
         return Ok((None, size));
     };
-    let pick = reduced.pick(&rest_pick, m.choices.len());
+    let pick = expand(reduced.pick(&rest_pick, problem.cost.len()));
     let (seconds, memory) = evaluate(m, &pick);
     if !seconds.is_finite() || m.memory_limit.is_some_and(|l| memory > l * (1.0 + 1e-9)) {
         // The eliminations are exact, so this is a solver tolerance at the limit.
@@ -175,6 +209,9 @@ pub(crate) fn solve_prepared(m: &Model, problem: &Problem) -> Result<(Option<Pic
 /// The ILP of one (reduced) problem: the pick of every value, `None` when nothing fits.
 fn solve_problem(p: &Problem) -> Result<(Option<Vec<usize>>, IlpSize)> {
     let alive = prune(p)?;
+    let scale = scale_of(p);
+    // The memory row in units of the limit, for the same reason.
+    let per_byte = p.memory_limit.filter(|&l| l > 0.0).map_or(1.0, |l| 1.0 / l);
     let mut vars = ProblemVariables::new();
     let mut size = IlpSize::default();
     // x[v][k]: the k-th alive choice of v (None where only one is alive: a constant).
@@ -198,14 +235,14 @@ fn solve_problem(p: &Problem) -> Result<(Option<Vec<usize>>, IlpSize)> {
     for (v, a) in alive.iter().enumerate() {
         match &x[v] {
             None => {
-                objective += p.cost[v][a[0]] * SCALE;
-                memory += p.memory[v][a[0]];
+                objective += p.cost[v][a[0]] * scale;
+                memory += p.memory[v][a[0]] * per_byte;
             }
             Some(xs) => {
                 let mut one = Expression::from(0.0);
                 for (k, &i) in a.iter().enumerate() {
-                    objective += p.cost[v][i] * SCALE * xs[k];
-                    memory += p.memory[v][i] * xs[k];
+                    objective += p.cost[v][i] * scale * xs[k];
+                    memory += p.memory[v][i] * per_byte * xs[k];
                     one += xs[k];
                 }
                 constraints.push(constraint!(one == 1.0));
@@ -216,16 +253,16 @@ fn solve_problem(p: &Problem) -> Result<(Option<Vec<usize>>, IlpSize)> {
         let (au, av) = (&alive[f.lo], &alive[f.hi]);
         let c = |a: usize, b: usize| f.cost[a * f.nb + b];
         match (&x[f.lo], &x[f.hi]) {
-            (None, None) => objective += c(au[0], av[0]) * SCALE,
+            (None, None) => objective += c(au[0], av[0]) * scale,
             (None, Some(xv)) => {
                 for (k, &b) in av.iter().enumerate() {
                     // Pruning left only finite entries against a constant side.
-                    objective += c(au[0], b) * SCALE * xv[k];
+                    objective += c(au[0], b) * scale * xv[k];
                 }
             }
             (Some(xu), None) => {
                 for (k, &a) in au.iter().enumerate() {
-                    objective += c(a, av[0]) * SCALE * xu[k];
+                    objective += c(a, av[0]) * scale * xu[k];
                 }
             }
             (Some(xu), Some(xv)) => {
@@ -239,7 +276,7 @@ fn solve_problem(p: &Problem) -> Result<(Option<Vec<usize>>, IlpSize)> {
                         }
                         let ev = vars.add(variable().min(0.0).max(1.0));
                         size.edge_variables += 1;
-                        objective += cost * SCALE * ev;
+                        objective += cost * scale * ev;
                         rows[ka] += ev;
                         cols[kb] += ev;
                     }
@@ -254,7 +291,7 @@ fn solve_problem(p: &Problem) -> Result<(Option<Vec<usize>>, IlpSize)> {
         }
     }
     if let Some(limit) = p.memory_limit {
-        constraints.push(constraint!(memory <= limit));
+        constraints.push(constraint!(memory <= limit * per_byte));
     }
     let mut problem = vars.minimise(objective).using(microlp);
     for c in constraints {

@@ -14,6 +14,7 @@ mod cost;
 mod dominance;
 mod elimination;
 mod exhaustive;
+mod follow;
 mod ilp;
 mod layers;
 mod model;
@@ -21,6 +22,8 @@ mod plan;
 mod reduce;
 mod search;
 mod sweep;
+#[cfg(test)]
+mod testutil;
 mod words;
 
 use std::collections::BTreeMap;

@@ -68,6 +68,9 @@ pub(crate) struct Model {
     pub classes: Classes,
     /// The role of each class's values.
     pub roles: Vec<Role>,
+    /// The class each class follows where the solver merges trivial ops into their operands
+    /// (`follow`): a class whose op passes every factor through follows its largest operand's.
+    pub leaders: Vec<Option<usize>>,
 }
 
 impl Model {
@@ -218,6 +221,30 @@ pub(crate) fn closed_copy(s: &Sharding) -> Sharding {
     }
 }
 
+/// The operand a trivial op follows (Alpa's merging): for an op that passes every factor
+/// through (elementwise, broadcast, transpose), its operand of most elements, the first of
+/// those.
+fn leader(graph: &Graph, v: ValueId) -> Option<ValueId> {
+    let node = graph.node(v);
+    if node.op.is_source() || node.operands.is_empty() {
+        return None;
+    }
+    let f = graph.factors(v);
+    if !needs::usable(graph, v, &f) || f.factors.iter().any(|x| x.kind != FactorKind::PassThrough) {
+        return None;
+    }
+    let mut best: Option<ValueId> = None;
+    for &o in &node.operands {
+        if best.map_or(true, |b| {
+            graph.ty(o).shape.elements() > graph.ty(b).shape.elements()
+        }) {
+            best = Some(o);
+        }
+    }
+    // A broadcast's choice answers to its consumers, not to the smaller value it widens.
+    best.filter(|&b| graph.ty(b).shape.elements() == node.ty.shape.elements())
+}
+
 /// Builds the model of `graph` on `pricing`'s mesh; `fixed[v]` pins a value's sharding, and
 /// the values of one class (`classes`) take one choice.
 pub(crate) fn build(
@@ -277,12 +304,20 @@ pub(crate) fn build(
     let roles = (0..classes.members.len())
         .map(|c| graph.nodes[classes.rep(c)].role)
         .collect();
+    let leaders = (0..classes.members.len())
+        .map(|c| {
+            leader(graph, ValueId(classes.rep(c) as u32))
+                .map(|o| classes.of[o.index()])
+                .filter(|&u| u != c)
+        })
+        .collect();
     let mut model = Model {
         choices,
         edges,
         memory_limit: opts.memory_limit,
         classes,
         roles,
+        leaders,
     };
     model.set_step(opts, mesh);
     Ok(model)

@@ -114,6 +114,8 @@ impl Problem {
 /// How one eliminated value is picked back.
 #[derive(Clone, Debug)]
 enum Step {
+    /// One live choice (its tables folded into its neighbours).
+    Fixed { v: usize, choice: usize },
     /// No neighbours left: its cheapest choice.
     Alone { v: usize, cost: Vec<f64> },
     /// One neighbour `u`: cheapest given `u`'s pick.
@@ -155,6 +157,7 @@ impl Eliminated {
         };
         for s in self.steps.iter().rev() {
             match s {
+                Step::Fixed { v, choice } => pick[*v] = *choice,
                 Step::Alone { v, cost } => pick[*v] = argmin(&|b| cost[b], cost.len()),
                 Step::Leaf { v, u, cost, f } => {
                     let a = pick[*u];
@@ -206,10 +209,41 @@ pub(crate) fn eliminate(p: &Problem) -> Eliminated {
         p.memory_limit.is_none() || constant_memory(&cost[v], &p.memory[v])
     };
     let mut gone = vec![false; n];
-    let mut queue: BTreeSet<usize> = (0..n).filter(|&v| adj[v].len() <= 2).collect();
+    // A value with one live choice is a constant whatever its degree: its tables become its
+    // neighbours' unary costs. (Adam's bias corrections are scalars every parameter's update
+    // reads: left in, they tie all the updates into one core.)
+    let single = |cs: &[f64]| cs.iter().filter(|c| c.is_finite()).count() == 1;
+    let mut queue: BTreeSet<usize> = (0..n)
+        .filter(|&v| adj[v].len() <= 2 || single(&cost[v]))
+        .collect();
     let mut steps = Vec::new();
     while let Some(v) = queue.pop_first() {
-        if gone[v] || adj[v].len() > 2 || !eligible(v, &cost) {
+        if gone[v] || !eligible(v, &cost) {
+            continue;
+        }
+        if adj[v].len() > 2 {
+            if !single(&cost[v]) {
+                continue;
+            }
+            gone[v] = true;
+            let b = cost[v]
+                .iter()
+                .position(|c| c.is_finite())
+                .expect("one live choice");
+            if p.memory_limit.is_some() {
+                memory_offset += p.memory[v][b];
+            }
+            let nbrs: Vec<(usize, usize)> = std::mem::take(&mut adj[v]).into_iter().collect();
+            for (i, &(u, k)) in nbrs.iter().enumerate() {
+                adj[u].remove(&v);
+                let f = factors[k].take().expect("invariant: a live factor");
+                let constant = if i == 0 { cost[v][b] } else { 0.0 };
+                for a in 0..cost[u].len() {
+                    cost[u][a] += f.at(v, b, a) + constant;
+                }
+                queue.insert(u);
+            }
+            steps.push(Step::Fixed { v, choice: b });
             continue;
         }
         gone[v] = true;
@@ -317,4 +351,43 @@ pub(crate) fn eliminate(p: &Problem) -> Eliminated {
         memory_limit: p.memory_limit.map(|l| l - memory_offset),
     };
     Eliminated { kept, rest, steps }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auto::testutil::{brute, cost_of, random, Rng};
+
+    #[test]
+    fn a_value_with_one_live_choice_is_eliminated_whatever_its_degree() {
+        // A hub (value 0, like Adam's bias corrections) read by five values that form a ring
+        // with a chord among themselves.
+        let doms = [3, 3, 2, 4, 3, 2];
+        let edges = [
+            (0, 1),
+            (0, 2),
+            (0, 3),
+            (0, 4),
+            (0, 5),
+            (1, 2),
+            (2, 3),
+            (3, 4),
+            (4, 5),
+            (1, 5),
+            (1, 3),
+        ];
+        for seed in 1..20 {
+            let mut p = random(&mut Rng(seed), &doms, &edges, 0);
+            p.cost[0][0] = f64::INFINITY;
+            p.cost[0][2] = f64::INFINITY;
+            let r = eliminate(&p);
+            assert!(!r.kept.contains(&0), "seed {seed}: the hub is left");
+            let (_, rest) = brute(&r.rest);
+            let pick = r.pick(&rest, p.cost.len());
+            assert_eq!(pick[0], 1, "seed {seed}: the hub's one live choice");
+            let (want, _) = brute(&p);
+            let got = cost_of(&p, &pick);
+            assert!((got - want).abs() < 1e-12, "seed {seed}: {got} vs {want}");
+        }
+    }
 }
