@@ -684,7 +684,7 @@ fn build_edges(
             groups.entry(key).or_insert((0.0, o, v)).0 += 1.0;
         }
     }
-    let mut edges = Vec::new();
+    let mut edges = carry_edges(graph, pricing, choices, classes)?;
     for ((cu, cv, i), (count, o, v)) in groups {
         let cost = edge_costs(
             graph,
@@ -712,6 +712,58 @@ fn build_edges(
         });
     }
     Ok(edges)
+}
+
+/// A training step's loop-carried edges: the next step reads each updated value (`new`) in its
+/// state's sharding, so an update left sharded unlike its input is resharded back (a sharded
+/// optimizer step's all-gather, deferred to the next step but paid all the same). Per pair of
+/// classes, the resharding cost of every pair of choices times the updates it stands for.
+fn carry_edges(
+    graph: &Graph,
+    pricing: &Pricing,
+    choices: &[Vec<Choice>],
+    classes: &Classes,
+) -> Result<Vec<Edge>> {
+    let mut groups: BTreeMap<(usize, usize), (f64, ValueId)> = BTreeMap::new();
+    for &(state, new) in &graph.training.updates {
+        let key = (classes.of[new.index()], classes.of[state.index()]);
+        groups.entry(key).or_insert((0.0, new)).0 += 1.0;
+    }
+    let mut edges = Vec::new();
+    for ((cn, cs), (count, new)) in groups {
+        let ty = graph.ty(new);
+        let mut cost = Vec::with_capacity(choices[cn].len());
+        for a in &choices[cn] {
+            let mut row = Vec::with_capacity(choices[cs].len());
+            for b in &choices[cs] {
+                row.push(count * reshard_seconds(&a.result, &b.result, ty, new, pricing)?);
+            }
+            cost.push(row);
+        }
+        edges.push(Edge {
+            from: cn,
+            to: cs,
+            cost,
+        });
+    }
+    Ok(edges)
+}
+
+/// The seconds of the loop-carried reshardings of an assignment ([`carry_edges`]).
+pub(crate) fn carry_seconds(
+    graph: &Graph,
+    assignment: &ShardingAssignment,
+    pricing: &Pricing,
+) -> Result<f64> {
+    let mut seconds = 0.0;
+    for &(state, new) in &graph.training.updates {
+        let (from, to) = (
+            &assignment.shardings[new.index()],
+            &assignment.shardings[state.index()],
+        );
+        seconds += reshard_seconds(from, to, graph.ty(new), new, pricing)?;
+    }
+    Ok(seconds)
 }
 
 /// The resharding cost of every pair of choices on the edge from `o` to operand `i` of `v`.

@@ -382,7 +382,8 @@ impl MeshSearch<'_> {
         let e = step_estimate(g, &assignment, &comms, self.cluster, &opts)?;
         let pricing = Pricing::new(self.cluster, self.mesh)?;
         let step = self.step(zero, m, None);
-        let gathers = model::zero3_gather_seconds(g, &assignment, &pricing, &step)?;
+        let gathers = model::zero3_gather_seconds(g, &assignment, &pricing, &step)?
+            + model::carry_seconds(g, &assignment, &pricing)?;
         let mut collectives = Vec::with_capacity(comms.len());
         for c in &comms {
             let place = pricing.placement(&c.op.collective_axes())?;
@@ -399,6 +400,37 @@ impl MeshSearch<'_> {
                 seconds: pricing.collective_seconds(&c.op, &c.local_operand)?,
                 reason: c.reason.clone(),
             });
+        }
+        for &(state, new) in &g.training.updates {
+            let (from, to) = (
+                &assignment.shardings[new.index()],
+                &assignment.shardings[state.index()],
+            );
+            if crate::reshard::same_layout(from, to) {
+                continue;
+            }
+            for step in crate::reshard::reshard(from, to, g.ty(new), self.mesh)? {
+                let Some(op) = step.collective() else {
+                    continue;
+                };
+                let place = pricing.placement(&op.collective_axes())?;
+                let local = step.local_operand.size_bytes() as f64;
+                collectives.push(PlanCollective {
+                    op: g.node(new).name.clone(),
+                    kind: op.name().to_string(),
+                    axes: op.collective_axes(),
+                    bytes: match op {
+                        shardc_ir::Op::AllGather { .. } => local * place.ranks as f64,
+                        _ => local,
+                    },
+                    seconds: pricing.collective_seconds(&op, &step.local_operand)?,
+                    reason: format!(
+                        "loop-carried: the next step reads `{}` as {}",
+                        g.node(state).name,
+                        crate::format::jax(to)
+                    ),
+                });
+            }
         }
         let step_time = e.step_time_s + gathers;
         let scale = if step_time > 0.0 {

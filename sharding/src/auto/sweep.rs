@@ -10,7 +10,7 @@ use shardc_ir::zoo::{gpt, GptConfig, GptShardings};
 use shardc_ir::{training_step, Graph, Mesh, TrainOptions};
 
 use super::cost::{step_estimate, Pricing};
-use super::model::{zero3_gather_seconds, StepOptions};
+use super::model::{carry_seconds, zero3_gather_seconds, StepOptions};
 use super::plan::PlanMemory;
 use crate::collectives::required_collectives;
 use crate::error::{Result, ShardingError};
@@ -171,7 +171,8 @@ pub fn megatron_sweep(
                     micro_batches: 1,
                     memory_limit: None,
                 };
-                let gathers = zero3_gather_seconds(&g, &assignment, &pricing, &step)?;
+                let gathers = zero3_gather_seconds(&g, &assignment, &pricing, &step)?
+                    + carry_seconds(&g, &assignment, &pricing)?;
                 for &b in &opts.micro_batch_sizes {
                     let per_rank = cfg.batch / dp;
                     if b == 0 || per_rank % b != 0 {
