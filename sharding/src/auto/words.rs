@@ -12,6 +12,21 @@ struct AxisUse {
     spatial: bool,
     sequence: bool,
     anything: bool,
+    /// Bytes of the parameters (and of the optimizer state) split along the axis, and in all.
+    weight_bytes: (f64, f64),
+    state_bytes: (f64, f64),
+}
+
+impl AxisUse {
+    /// Whether most of the weights are split along the axis (not only, say, one table).
+    fn most_weights(&self) -> bool {
+        self.weight_bytes.0 >= 0.5 * self.weight_bytes.1 && self.weight_bytes.1 > 0.0
+    }
+
+    /// Whether most of the optimizer state is split along the axis.
+    fn most_state(&self) -> bool {
+        self.state_bytes.0 >= 0.5 * self.state_bytes.1 && self.state_bytes.1 > 0.0
+    }
 }
 
 fn uses(g: &Graph, a: &ShardingAssignment, axis: &str) -> AxisUse {
@@ -28,6 +43,23 @@ fn uses(g: &Graph, a: &ShardingAssignment, axis: &str) -> AxisUse {
         let s = &a.shardings[i];
         if s.used_axes().contains(&axis) {
             u.anything = true;
+        }
+        let split = s.dims.iter().any(|d| d.axes.iter().any(|y| y == axis));
+        let bytes = n.ty.size_bytes() as f64;
+        match n.role {
+            Role::Parameter => {
+                u.weight_bytes.1 += bytes;
+                if split {
+                    u.weight_bytes.0 += bytes;
+                }
+            }
+            Role::OptimizerState => {
+                u.state_bytes.1 += bytes;
+                if split {
+                    u.state_bytes.0 += bytes;
+                }
+            }
+            _ => {}
         }
         match n.role {
             Role::Input if n.ty.rank() > 0 && on(i, 0) => u.batch = true,
@@ -83,6 +115,7 @@ pub(crate) fn describe(
 ) -> String {
     let mut parts = Vec::new();
     let mut sequence = false;
+    let mut sharded_state: Vec<String> = Vec::new();
     for axis in a.mesh.axes.iter().rev() {
         if axis.size == 1 {
             continue;
@@ -95,9 +128,13 @@ pub(crate) fn describe(
         };
         let what = if u.experts {
             "expert parallel"
-        } else if u.batch && u.weights {
+        } else if u.batch && u.weights && u.most_weights() {
             "fully sharded data parallel"
         } else if u.batch {
+            // Megatron's distributed optimizer: the update sharded, the weights whole.
+            if zero == Zero::None && u.most_state() {
+                sharded_state.push(axis.name.clone());
+            }
             "data parallel"
         } else if u.spatial {
             "spatial parallel"
@@ -116,6 +153,12 @@ pub(crate) fn describe(
     }
     if zero != Zero::None {
         parts.push(format!("ZeRO-{}", super::plan::zero_name(zero)));
+    }
+    if !sharded_state.is_empty() {
+        parts.push(format!(
+            "optimizer step sharded over {}",
+            sharded_state.join(",")
+        ));
     }
     if sequence {
         parts.push("sequence parallel on".to_string());
