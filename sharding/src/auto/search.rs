@@ -110,6 +110,7 @@ pub fn plan_with(
                 .find(|a| a.name == "dp" && a.size > 1)
                 .map(|a| a.name.clone()),
             built: Default::default(),
+            free: Default::default(),
         };
         let zeros: &[Zero] = if trains && ctx.data_axis.is_some() {
             &[Zero::None, Zero::Stage1, Zero::Stage2, Zero::Stage3]
@@ -244,6 +245,10 @@ struct MeshSearch<'a> {
     classes: Classes,
     /// The model of this mesh, once built.
     built: std::cell::RefCell<Option<model::Model>>,
+    /// The optimum without a memory limit, by whether ZeRO-3's gathers are priced: the only
+    /// cost the step options change (ZeRO stages and micro-batches otherwise change memory,
+    /// never time), so it is solved at most twice per mesh.
+    free: std::cell::RefCell<BTreeMap<bool, Option<Vec<usize>>>>,
 }
 
 impl MeshSearch<'_> {
@@ -304,7 +309,30 @@ impl MeshSearch<'_> {
         t: &mut PlanTimings,
     ) -> Result<Option<Candidate>> {
         let model = self.model(&self.step(zero, m, limit), t)?;
-        let Some(p) = self.pick(&model, t)? else {
+        let key = zero >= Zero::Stage3;
+        let known = limit
+            .is_none()
+            .then(|| self.free.borrow().get(&key).cloned())
+            .flatten();
+        let picked = match known {
+            Some(pick) => pick.map(|pick| {
+                let (seconds, memory) = ilp::evaluate(&model, &pick);
+                ilp::Picked {
+                    pick,
+                    seconds,
+                    memory,
+                }
+            }),
+            None => {
+                let p = self.pick(&model, t)?;
+                if limit.is_none() {
+                    let pick = p.as_ref().map(|p| p.pick.clone());
+                    self.free.borrow_mut().insert(key, pick);
+                }
+                p
+            }
+        };
+        let Some(p) = picked else {
             return Ok(None);
         };
         let assignment = model.assignment(&p.pick, self.mesh);
@@ -513,6 +541,7 @@ fn infeasible(
                 .find(|a| a.name == "dp" && a.size > 1)
                 .map(|a| a.name.clone()),
             built: Default::default(),
+            free: Default::default(),
         };
         if let Some(c) = ctx.least_memory(m, t)? {
             if least
