@@ -151,6 +151,27 @@ pub fn reshard(
     global: &TensorType,
     mesh: &Mesh,
 ) -> Result<Vec<ReshardStep>> {
+    steps(from, to, global, mesh, true)
+}
+
+/// [`reshard`] with each collective-permute's pairs left empty: to price the steps, not to run
+/// them.
+pub(crate) fn reshard_unpaired(
+    from: &Sharding,
+    to: &Sharding,
+    global: &TensorType,
+    mesh: &Mesh,
+) -> Result<Vec<ReshardStep>> {
+    steps(from, to, global, mesh, false)
+}
+
+fn steps(
+    from: &Sharding,
+    to: &Sharding,
+    global: &TensorType,
+    mesh: &Mesh,
+    paired: bool,
+) -> Result<Vec<ReshardStep>> {
     let invalid = |which: &str, m: String| ShardingError::Invalid {
         value: format!("reshard {which}"),
         message: m,
@@ -178,13 +199,18 @@ pub fn reshard(
         partial: from.partial.clone(),
         partial_fn: from.partial_fn,
     };
-    if let Some(plan) = crate::reshard_search::cheapest(&cur, to, global, mesh) {
+    if let Some(plan) = crate::reshard_search::cheapest(&cur, to, global, mesh, paired) {
         return Ok(plan);
     }
     let greedy = greedy(cur.clone(), to, global, mesh);
     // Where every dim keeps its number of shards, one collective-permute moves each block
     // straight to its new owner: one block per device, less than any gather-then-slice.
-    if let Some(step) = permute(&cur, to, global, mesh) {
+    let one = if paired {
+        permute(&cur, to, global, mesh)
+    } else {
+        permute_unpaired(&cur, to, global, mesh)
+    };
+    if let Some(step) = one {
         let bytes = |s: &[ReshardStep]| s.iter().map(|x| x.bytes_per_device).sum::<u64>();
         if step.bytes_per_device < bytes(&greedy) {
             return Ok(vec![step]);

@@ -12,7 +12,7 @@
 //! over `tp`.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::{Mutex, OnceLock};
 
 use shardc_ir::{DimSharding, Mesh, Sharding, TensorType};
@@ -48,33 +48,58 @@ fn with_dims(mut s: Sharding) -> Sharding {
 /// many times (every layer of a transformer alike). Cleared when it grows past this many.
 const CACHE_LIMIT: usize = 4096;
 
-type Plans = BTreeMap<String, Option<Vec<ReshardStep>>>;
+/// (source, target, global type, mesh): hashed, never iterated, so its order cannot reach
+/// output.
+type PlanKey = (Sharding, Sharding, TensorType, Mesh);
+
+type Plans = HashMap<PlanKey, Option<Vec<ReshardStep>>>;
 
 fn cache() -> &'static Mutex<Plans> {
     static CACHE: OnceLock<Mutex<Plans>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(BTreeMap::new()))
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 /// The steps from `cur` to `to` that send the fewest bytes per device; `None` if the layout
-/// space is too large to search.
+/// space is too large to search. `paired`: with each collective-permute's source-target pairs
+/// (to run it); without, its pairs are left empty (to price it: what a permute sends does not
+/// depend on them, and on a thousand devices finding them was most of the planner's pricing).
 pub(crate) fn cheapest(
     cur: &Sharding,
     to: &Sharding,
     global: &TensorType,
     mesh: &Mesh,
+    paired: bool,
 ) -> Option<Vec<ReshardStep>> {
-    let k = format!("{cur:?}|{to:?}|{global}|{mesh:?}");
+    let k: PlanKey = (cur.clone(), to.clone(), global.clone(), mesh.clone());
     // A poisoned lock only means another thread panicked mid-insert; the map is still whole.
-    if let Some(plan) = cache().lock().unwrap_or_else(|e| e.into_inner()).get(&k) {
-        return plan.clone();
+    let known = cache()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&k)
+        .cloned();
+    let plan = match known {
+        Some(plan) => plan,
+        None => {
+            let plan = search(cur, to, global, mesh);
+            let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
+            if c.len() >= CACHE_LIMIT {
+                c.clear();
+            }
+            c.insert(k, plan.clone());
+            plan
+        }
+    };
+    let mut plan = plan?;
+    if paired {
+        let mut before = cur.clone();
+        for step in &mut plan {
+            if let ReshardKind::CollectivePermute { axes, pairs } = &mut step.kind {
+                *pairs = permute_pairs(&before, &step.after, axes, mesh)?;
+            }
+            before = step.after.clone();
+        }
     }
-    let plan = search(cur, to, global, mesh);
-    let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
-    if c.len() >= CACHE_LIMIT {
-        c.clear();
-    }
-    c.insert(k, plan.clone());
-    plan
+    Some(plan)
 }
 
 fn search(
@@ -106,12 +131,7 @@ fn search(
             let mut plan = Vec::new();
             let mut at = k;
             while let Some((p, step)) = parent.get(&at) {
-                let mut step = step.clone();
-                // Moves are priced without their pairs; the chosen ones get them.
-                if let ReshardKind::CollectivePermute { axes, pairs } = &mut step.kind {
-                    *pairs = permute_pairs(&layouts[p], &step.after, axes, mesh)?;
-                }
-                plan.push(step);
+                plan.push(step.clone());
                 at = p.clone();
             }
             plan.reverse();

@@ -22,7 +22,7 @@ use super::cost::Pricing;
 use super::layers::Classes;
 use crate::error::{Result, ShardingError};
 use crate::needs;
-use crate::reshard::{local_type, reshard, same_layout};
+use crate::reshard::{local_type, reshard_unpaired, same_layout};
 use crate::rules::{self, FactorShardings};
 
 /// One way to shard one value (and the op producing it).
@@ -580,7 +580,7 @@ fn reshard_seconds(
     }
     pricing.reshard_cached(from, to, ty, || {
         let mut t = 0.0;
-        for step in reshard(from, to, ty, pricing.mesh)? {
+        for step in reshard_unpaired(from, to, ty, pricing.mesh)? {
             if let Some(op) = step.collective() {
                 t += pricing.collective_seconds(&op, &step.local_operand)?;
             }

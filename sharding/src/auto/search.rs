@@ -437,7 +437,7 @@ impl MeshSearch<'_> {
             if crate::reshard::same_layout(from, to) {
                 continue;
             }
-            for step in crate::reshard::reshard(from, to, g.ty(new), self.mesh)? {
+            for step in crate::reshard::reshard_unpaired(from, to, g.ty(new), self.mesh)? {
                 let Some(op) = step.collective() else {
                     continue;
                 };
