@@ -83,6 +83,9 @@ fn free_values(p: &Problem) -> usize {
 /// `ilp_core` free values.
 pub(crate) fn solve(m: &Model, ilp_core: usize) -> Result<Solved> {
     let problem = prepared(m)?;
+    if ilp::over_any_limit(&problem) {
+        return Ok((None, IlpSize::default(), 0.0));
+    }
     if let Some(free) = min_cost(&problem) {
         let exact = Solving { m, expand: &|p| p };
         return exact.solve(&problem, free, ilp_core);

@@ -171,6 +171,9 @@ pub(crate) fn solve_expanded(
     problem: &Problem,
     expand: &dyn Fn(Vec<usize>) -> Vec<usize>,
 ) -> Result<(Option<Picked>, IlpSize)> {
+    if over_any_limit(problem) {
+        return Ok((None, IlpSize::default()));
+    }
     let reduced = eliminate(problem);
     let (rest_pick, mut size) = if reduced.rest.cost.is_empty() {
         (Some(Vec::new()), IlpSize::default())
@@ -204,6 +207,27 @@ pub(crate) fn solve_expanded(
         }),
         size,
     ))
+}
+
+/// Whether even the least memory of every value's live choices, each taken alone, sums above
+/// the limit: then no pick fits, which the ILP would otherwise prove by branching.
+pub(crate) fn over_any_limit(p: &Problem) -> bool {
+    let Some(limit) = p.memory_limit else {
+        return false;
+    };
+    let least: f64 = p
+        .cost
+        .iter()
+        .zip(&p.memory)
+        .map(|(cs, ms)| {
+            cs.iter()
+                .zip(ms)
+                .filter(|(c, _)| c.is_finite())
+                .map(|(_, m)| *m)
+                .fold(f64::INFINITY, f64::min)
+        })
+        .sum();
+    least > limit * (1.0 + 1e-9)
 }
 
 /// The ILP of one (reduced) problem: the pick of every value, `None` when nothing fits.
