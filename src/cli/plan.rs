@@ -125,6 +125,12 @@ pub fn run(a: PlanArgs) -> Result<(), CliError> {
             t.total_s,
             t.meshes
         );
+        if t.largest.merged > 0 {
+            eprintln!(
+                "note: the ILP failed on the largest model; {} trivial ops were merged into their                  operands and the rest solved by elimination: the plan is not a proven optimum",
+                t.largest.merged
+            );
+        }
     }
     if let Some(format) = a.export {
         let text = shardc::export(g, &plan, format).map_err(|e| CliError::Input(e.to_string()))?;
