@@ -60,10 +60,13 @@ fn live_choices(p: &Problem) -> Vec<Vec<usize>> {
 /// smallest, or whose elimination adds the fewest table entries between its neighbours:
 /// weighted min-fill), or `None` when both would make a table above [`MAX_TABLE`] entries (or
 /// more than `MAX_TOTAL` in all).
-pub(crate) fn plan(p: &Problem) -> Option<Order> {
+/// `times`: the table limit that many times larger, the total half as many (the merged
+/// model's last resort at 4: one table of 2^24 f64 and u32 entries is 200 MB, all of them
+/// at most 400 MB).
+pub(crate) fn plan(p: &Problem, times: usize) -> Option<Order> {
     let a = greedy(p, false);
     let b = greedy(p, true);
-    let ok = |o: &Order| o.largest <= MAX_TABLE && o.total <= MAX_TOTAL;
+    let ok = |o: &Order| o.largest <= MAX_TABLE * times && o.total <= MAX_TOTAL * times.div_ceil(2);
     match (ok(&a), ok(&b)) {
         (true, true) if b.total < a.total => Some(b),
         (true, _) => Some(a),
@@ -295,7 +298,7 @@ mod tests {
         }
         let mut p = random(&mut rng, &doms, &edges, 7);
         p.cost[2][1] = f64::INFINITY;
-        let order = plan(&p).expect("small tables");
+        let order = plan(&p, 1).expect("small tables");
         let (pick, value) = solve(&p, &order).expect("feasible");
         let want = brute(&p).0;
         assert!((value - want).abs() < 1e-12, "{value} vs {want}");

@@ -51,14 +51,14 @@ pub(crate) fn run(solver: Solver, m: &Model) -> Result<Solved> {
 /// The exact minimum of `p`'s cost (its memory limit ignored): per value its choice, and the
 /// size of what bucket elimination solved. `None`: the tables would be too large; `Some(None)`:
 /// no pick has a finite cost.
-fn min_cost(p: &Problem) -> Option<Option<(Vec<usize>, IlpSize)>> {
+fn min_cost(p: &Problem, times: usize) -> Option<Option<(Vec<usize>, IlpSize)>> {
     let unlimited = Problem {
         memory_limit: None,
         ..p.clone()
     };
     let reduced = eliminate(&unlimited);
     let rest = &reduced.rest;
-    let order = bucket::plan(rest)?;
+    let order = bucket::plan(rest, times)?;
     let size = IlpSize {
         free_values: free_values(rest),
         eliminated: p.cost.len() - reduced.kept.len(),
@@ -86,21 +86,31 @@ pub(crate) fn solve(m: &Model, ilp_core: usize) -> Result<Solved> {
     if ilp::over_any_limit(&problem) {
         return Ok((None, IlpSize::default(), 0.0));
     }
-    if let Some(free) = min_cost(&problem) {
-        let exact = Solving { m, expand: &|p| p };
-        return exact.solve(&problem, free, ilp_core);
+    match exact(m, &problem, ilp_core) {
+        Err(e) if ilp::solver_failed(&e) => merged(m, &problem, ilp_core).unwrap_or(Err(e)),
+        r => r,
     }
-    match ilp::solve_prepared(m, &problem) {
-        Ok((p, s)) => Ok((p, s, 0.0)),
-        Err(e) => merged(m, &problem, ilp_core).unwrap_or(Err(e)),
+}
+
+/// Steps 1 to 3 of the module doc, or the ILP where the tables would be too large.
+fn exact(m: &Model, problem: &Problem, ilp_core: usize) -> Result<Solved> {
+    let view = Solving {
+        m,
+        expand: &|p| p,
+        times: 1,
+    };
+    match min_cost(problem, 1) {
+        Some(free) => view.solve(problem, free, ilp_core),
+        None => view.ilp(problem),
     }
 }
 
 /// Where the ILP fails (microlp can stop on a singular basis), the model with trivial ops
-/// merged into their operands (`follow`), solved by elimination: a plan, not a proven optimum
-/// (`IlpSize::merged` says how many ops were merged). `None` when even that problem's tables
-/// are too large.
+/// merged into their operands (`follow`), solved by elimination with tables up to 4 times
+/// the usual limits: a plan, not a proven optimum (`IlpSize::merged` says how many ops were
+/// merged). `None` when even that problem's tables are too large.
 fn merged(m: &Model, problem: &Problem, ilp_core: usize) -> Option<Result<Solved>> {
+    const TIMES: usize = 4;
     let same = |v: usize, b: usize, u: usize, a: usize| {
         crate::reshard::same_layout(&m.choices[v][b].result, &m.choices[u][a].result)
     };
@@ -109,9 +119,13 @@ fn merged(m: &Model, problem: &Problem, ilp_core: usize) -> Option<Result<Solved
         Ok(p) => p,
         Err(e) => return Some(Err(e)),
     };
-    let free = min_cost(&smaller)?;
+    let free = min_cost(&smaller, TIMES)?;
     let expand = |p: Vec<usize>| merged.expand(&p);
-    let view = Solving { m, expand: &expand };
+    let view = Solving {
+        m,
+        expand: &expand,
+        times: TIMES,
+    };
     Some(
         view.solve(&smaller, free, ilp_core)
             .map(|(picked, mut size, gap)| {
@@ -125,6 +139,8 @@ fn merged(m: &Model, problem: &Problem, ilp_core: usize) -> Option<Result<Solved
 struct Solving<'a> {
     m: &'a Model,
     expand: &'a dyn Fn(Vec<usize>) -> Vec<usize>,
+    /// How many times the usual table limits elimination may use.
+    times: usize,
 }
 
 impl Solving<'_> {
@@ -224,7 +240,7 @@ impl Solving<'_> {
         free: (f64, f64),
     ) -> Result<Solved> {
         let fits = |mem: f64| mem <= limit * (1.0 + 1e-9);
-        let Some(Some((least, _))) = min_cost(&memory_only(problem)) else {
+        let Some(Some((least, _))) = min_cost(&memory_only(problem), self.times) else {
             return self.ilp(problem);
         };
         let (least, ls, lm) = self.evaluate(&least);
@@ -240,7 +256,7 @@ impl Solving<'_> {
         let mut bound = free.0;
         // Try λ, keeping the best pick that fits and the best bound; whether it fits.
         let at = |lambda: f64, best: &mut Picked, bound: &mut f64| -> Option<bool> {
-            let (pick, _) = min_cost(&priced(problem, lambda))??;
+            let (pick, _) = min_cost(&priced(problem, lambda), self.times)??;
             let (pick, s, mem) = self.evaluate(&pick);
             *bound = bound.max(s + lambda * (mem - limit));
             if fits(mem) && s < best.seconds {

@@ -113,8 +113,8 @@ fn contradiction(value: String) -> ShardingError {
 /// microlp's basis went singular).
 const LARGEST: f64 = 1e4;
 
-/// The factor that scales `p`'s largest finite cost to [`LARGEST`].
-fn scale_of(p: &Problem) -> f64 {
+/// The factor that scales `p`'s largest finite cost to `largest`.
+fn scale_of(p: &Problem, largest: f64) -> f64 {
     let unary = p.cost.iter().flatten();
     let pairs = p.factors.iter().flat_map(|f| f.cost.iter());
     let most = unary
@@ -122,7 +122,7 @@ fn scale_of(p: &Problem) -> f64 {
         .filter(|c| c.is_finite())
         .fold(0.0f64, |m, c| m.max(c.abs()));
     if most > 0.0 {
-        LARGEST / most
+        largest / most
     } else {
         1.0
     }
@@ -230,10 +230,29 @@ pub(crate) fn over_any_limit(p: &Problem) -> bool {
     least > limit * (1.0 + 1e-9)
 }
 
-/// The ILP of one (reduced) problem: the pick of every value, `None` when nothing fits.
+/// Whether `e` is microlp failing (not a problem without a pick).
+pub(crate) fn solver_failed(e: &ShardingError) -> bool {
+    matches!(e, ShardingError::Invalid { value, .. } if value == "planner ILP")
+}
+
+/// The ILP of one (reduced) problem: the pick of every value, `None` when nothing fits. Where
+/// microlp fails numerically (a singular basis), it is tried again with the objective scaled
+/// to other ranges.
 fn solve_problem(p: &Problem) -> Result<(Option<Vec<usize>>, IlpSize)> {
+    let mut failed = None;
+    for largest in [LARGEST, LARGEST * 1e-2, LARGEST * 1e2] {
+        match solve_scaled(p, largest) {
+            Err(e) if solver_failed(&e) => failed = Some(e),
+            r => return r,
+        }
+    }
+    Err(failed.expect("at least one try"))
+}
+
+/// [`solve_problem`] with the largest objective coefficient scaled to `largest`.
+fn solve_scaled(p: &Problem, largest: f64) -> Result<(Option<Vec<usize>>, IlpSize)> {
     let alive = prune(p)?;
-    let scale = scale_of(p);
+    let scale = scale_of(p, largest);
     // The memory row in units of the limit, for the same reason.
     let per_byte = p.memory_limit.filter(|&l| l > 0.0).map_or(1.0, |l| 1.0 / l);
     let mut vars = ProblemVariables::new();

@@ -221,10 +221,10 @@ pub(crate) fn closed_copy(s: &Sharding) -> Sharding {
     }
 }
 
-/// The operand a trivial op follows (Alpa's merging): for an op that passes every factor
-/// through (elementwise, broadcast, transpose), its operand of most elements, the first of
-/// those.
-fn leader(graph: &Graph, v: ValueId) -> Option<ValueId> {
+/// The value a trivial op follows (Alpa's merging), for an op that passes every factor
+/// through: an elementwise op or transpose its operand of most elements (the first of those), a
+/// broadcast its one reader (it answers to what reads it, not to the smaller value it widens).
+fn leader(graph: &Graph, v: ValueId, readers: &[Vec<ValueId>]) -> Option<ValueId> {
     let node = graph.node(v);
     if node.op.is_source() || node.operands.is_empty() {
         return None;
@@ -241,8 +241,13 @@ fn leader(graph: &Graph, v: ValueId) -> Option<ValueId> {
             best = Some(o);
         }
     }
-    // A broadcast's choice answers to its consumers, not to the smaller value it widens.
-    best.filter(|&b| graph.ty(b).shape.elements() == node.ty.shape.elements())
+    match best {
+        Some(b) if graph.ty(b).shape.elements() == node.ty.shape.elements() => Some(b),
+        _ => match readers[v.index()][..] {
+            [w] => Some(w),
+            _ => None,
+        },
+    }
 }
 
 /// Builds the model of `graph` on `pricing`'s mesh; `fixed[v]` pins a value's sharding, and
@@ -304,9 +309,17 @@ pub(crate) fn build(
     let roles = (0..classes.members.len())
         .map(|c| graph.nodes[classes.rep(c)].role)
         .collect();
+    let mut readers: Vec<Vec<ValueId>> = vec![Vec::new(); graph.len()];
+    for v in graph.ids() {
+        for &o in &graph.node(v).operands {
+            if !readers[o.index()].contains(&v) {
+                readers[o.index()].push(v);
+            }
+        }
+    }
     let leaders = (0..classes.members.len())
         .map(|c| {
-            leader(graph, ValueId(classes.rep(c) as u32))
+            leader(graph, ValueId(classes.rep(c) as u32), &readers)
                 .map(|o| classes.of[o.index()])
                 .filter(|&u| u != c)
         })
