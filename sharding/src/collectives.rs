@@ -26,7 +26,19 @@ pub fn required_collectives(
     graph: &Graph,
     assignment: &ShardingAssignment,
 ) -> Result<Vec<CommUse>> {
-    Ok(needs_of(graph, assignment)?
+    Ok(needs_of(graph, assignment, true)?
+        .into_iter()
+        .map(|n| n.comm)
+        .collect())
+}
+
+/// [`required_collectives`] with each collective-permute's source-target pairs left empty:
+/// what the planner prices (bytes and groups), without walking the devices for every permute.
+pub(crate) fn required_collectives_unpaired(
+    graph: &Graph,
+    assignment: &ShardingAssignment,
+) -> Result<Vec<CommUse>> {
+    Ok(needs_of(graph, assignment, false)?
         .into_iter()
         .map(|n| n.comm)
         .collect())
@@ -54,7 +66,7 @@ fn check(graph: &Graph, assignment: &ShardingAssignment) -> Result<()> {
     Ok(())
 }
 
-fn needs_of(graph: &Graph, assignment: &ShardingAssignment) -> Result<Vec<Need>> {
+fn needs_of(graph: &Graph, assignment: &ShardingAssignment, paired: bool) -> Result<Vec<Need>> {
     check(graph, assignment)?;
     let mesh = &assignment.mesh;
     let assigned = &assignment.shardings;
@@ -116,7 +128,17 @@ fn needs_of(graph: &Graph, assignment: &ShardingAssignment) -> Result<Vec<Need>>
             s.partial.join(","),
             jax(&target)
         );
-        push(&mut out, mesh, v, None, s, &target, graph.ty(v), why)?;
+        push(
+            &mut out,
+            mesh,
+            v,
+            None,
+            s,
+            &target,
+            graph.ty(v),
+            why,
+            paired,
+        )?;
         reduced[v.index()] = target;
     }
     // One reshard per value, target layout and pass (forward, backward, update): the consumers
@@ -134,6 +156,9 @@ fn needs_of(graph: &Graph, assignment: &ShardingAssignment) -> Result<Vec<Need>>
         for (i, &o) in graph.node(n).operands.iter().enumerate() {
             let from = &reduced[o.index()];
             let to = &need.operands[i];
+            if same_layout(from, to) {
+                continue;
+            }
             // Needs are closed shardings, so equal layouts are equal values.
             let key = (
                 o,
@@ -145,7 +170,7 @@ fn needs_of(graph: &Graph, assignment: &ShardingAssignment) -> Result<Vec<Need>>
                 },
                 graph.node(n).recompute,
             );
-            if !same_layout(from, to) && !done.insert(key) {
+            if !done.insert(key) {
                 continue;
             }
             let why = format!(
@@ -155,7 +180,17 @@ fn needs_of(graph: &Graph, assignment: &ShardingAssignment) -> Result<Vec<Need>>
                 jax(from),
                 jax(to)
             );
-            push(&mut out, mesh, n, Some(o), from, to, graph.ty(o), why)?;
+            push(
+                &mut out,
+                mesh,
+                n,
+                Some(o),
+                from,
+                to,
+                graph.ty(o),
+                why,
+                paired,
+            )?;
         }
         let target = &assigned[n.index()];
         if !same_layout(&need.natural, target) {
@@ -174,6 +209,7 @@ fn needs_of(graph: &Graph, assignment: &ShardingAssignment) -> Result<Vec<Need>>
                 target,
                 graph.ty(n),
                 why,
+                paired,
             )?;
         }
         for (k, places) in needs::windows(f, &need.factors) {
@@ -230,8 +266,14 @@ fn push(
     to: &shardc_ir::Sharding,
     ty: &TensorType,
     why: String,
+    paired: bool,
 ) -> Result<()> {
-    for step in reshard(from, to, ty, mesh)? {
+    let steps = if paired {
+        reshard(from, to, ty, mesh)?
+    } else {
+        crate::reshard::reshard_unpaired(from, to, ty, mesh)?
+    };
+    for step in steps {
         if let Some(op) = step.collective() {
             out.push(Need {
                 comm: CommUse {
@@ -388,7 +430,7 @@ impl ShardedGraph {
                 }
             }
         }
-        let collectives = needs_of(&self.graph, &self.assignment)?
+        let collectives = needs_of(&self.graph, &self.assignment, true)?
             .into_iter()
             .filter(|n| n.operand == Some(v) || (n.operand.is_none() && n.comm.node == v))
             .map(|n| n.comm)

@@ -190,6 +190,9 @@ fn steps(
             ),
         ));
     }
+    if same_layout(from, to) {
+        return Ok(Vec::new());
+    }
     let cur = Sharding {
         dims: from
             .dims

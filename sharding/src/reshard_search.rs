@@ -48,9 +48,11 @@ fn with_dims(mut s: Sharding) -> Sharding {
 /// many times (every layer of a transformer alike). Cleared when it grows past this many.
 const CACHE_LIMIT: usize = 4096;
 
-/// (source, target, global type, mesh): hashed, never iterated, so its order cannot reach
-/// output.
-type PlanKey = (Sharding, Sharding, TensorType, Mesh);
+/// (source, target, global type, mesh axes): hashed, never iterated, so its order cannot reach
+/// output. The mesh's device order is left out: the search sees only axis names and sizes
+/// (pairs, the one thing the device order decides, are made after the cache), and hashing a
+/// thousand device ids per lookup was most of the planner's whole-step pricing.
+type PlanKey = (Sharding, Sharding, TensorType, Vec<shardc_ir::MeshAxis>);
 
 type Plans = HashMap<PlanKey, Option<Vec<ReshardStep>>>;
 
@@ -70,7 +72,7 @@ pub(crate) fn cheapest(
     mesh: &Mesh,
     paired: bool,
 ) -> Option<Vec<ReshardStep>> {
-    let k: PlanKey = (cur.clone(), to.clone(), global.clone(), mesh.clone());
+    let k: PlanKey = (cur.clone(), to.clone(), global.clone(), mesh.axes.clone());
     // A poisoned lock only means another thread panicked mid-insert; the map is still whole.
     let known = cache()
         .lock()

@@ -1,5 +1,5 @@
-//! The default solver: exact structural elimination, with the ILP only where the memory
-//! limit binds on a small core.
+//! The default solver: exact structural elimination (TRW-S where its tables would be too
+//! large), with the ILP only where the memory limit binds on a small core.
 //!
 //! 1. Memory ignored, the model is solved exactly by `reduce`'s chain and leaf eliminations and
 //!    then bucket elimination ([`super::bucket`]) of what is left. If that pick fits the memory
@@ -13,12 +13,18 @@
 //!    between the two is returned (0 in cases 1 and 2). A limit that even the least-memory
 //!    pick (found exactly) exceeds has no plan.
 //!
-//! When bucket elimination would make a table above `bucket::MAX_TABLE` entries, the ILP
-//! solves the model as before; should microlp fail on it (a singular basis), trivial ops are
-//! merged into their operands (`follow`, Alpa's merging) and the smaller model is solved by
-//! elimination: a plan, though not a proven optimum (`IlpSize::merged` counts the merged ops).
+//! When bucket elimination would make a table above `bucket::MAX_TABLE` entries (a tensor-
+//! parallel mesh's tied transformer layer: about 8 values of ~14 choices in one table), the
+//! minimum of steps 1 and 3 comes from TRW-S ([`super::dual`]) instead: a pick and a lower
+//! bound from the LP relaxation's dual, their difference carried as the solve's gap (0 on the
+//! GPT-3-shaped cores, where the relaxation is tight and the bound closes in 10-80 sweeps).
+//! Only when TRW-S decodes no finite pick does the ILP solve the model; should microlp fail
+//! on it (a singular basis), trivial ops are merged into their operands (`follow`, Alpa's
+//! merging) and the smaller model is solved by elimination: a plan, though not a proven
+//! optimum (`IlpSize::merged` counts the merged ops).
 
 use super::bucket;
+use super::dual;
 use super::exhaustive;
 use super::follow;
 use super::ilp::{self, evaluate, prepared, pruned, IlpSize, Picked};
@@ -48,27 +54,57 @@ pub(crate) fn run(solver: Solver, m: &Model) -> Result<Solved> {
     }
 }
 
-/// The exact minimum of `p`'s cost (its memory limit ignored): per value its choice, and the
-/// size of what bucket elimination solved. `None`: the tables would be too large; `Some(None)`:
-/// no pick has a finite cost.
-fn min_cost(p: &Problem, times: usize) -> Option<Option<(Vec<usize>, IlpSize)>> {
+/// The minimum of `p`'s cost (its memory limit ignored), found without the ILP: per value its
+/// choice, the size of what was solved, and how far the pick's cost may lie above the minimum
+/// (0 when bucket elimination solved it; TRW-S's gap to its bound where the tables would be
+/// too large). `None`: the tables would be too large and TRW-S decoded no finite pick;
+/// `Some(None)`: no pick has a finite cost.
+fn min_cost(p: &Problem, times: usize, warm: Option<&dual::Messages>) -> Option<Option<Free>> {
     let unlimited = Problem {
         memory_limit: None,
         ..p.clone()
     };
     let reduced = eliminate(&unlimited);
     let rest = &reduced.rest;
-    let order = bucket::plan(rest, times)?;
-    let size = IlpSize {
+    let mut size = IlpSize {
         free_values: free_values(rest),
         eliminated: p.cost.len() - reduced.kept.len(),
-        largest_table: order.largest,
         ..IlpSize::default()
     };
-    let Some((rest_pick, _)) = bucket::solve(rest, &order) else {
-        return Some(None);
+    let mut messages = None;
+    let (rest_pick, slack) = match bucket::plan(rest, times) {
+        Some(order) => {
+            size.largest_table = order.largest;
+            let Some((rest_pick, _)) = bucket::solve(rest, &order) else {
+                return Some(None);
+            };
+            (rest_pick, 0.0)
+        }
+        None => {
+            // TRW-S decodes picks; finding no finite one proves nothing: the ILP decides.
+            let d = dual::solve(rest, warm).filter(|d| d.cost.is_finite())?;
+            let slack = (d.cost - d.bound).max(0.0);
+            size.dual_sweeps = d.iterations;
+            messages = Some(d.messages);
+            (d.pick, slack)
+        }
     };
-    Some(Some((reduced.pick(&rest_pick, p.cost.len()), size)))
+    Some(Some(Free {
+        pick: reduced.pick(&rest_pick, p.cost.len()),
+        size,
+        slack,
+        messages,
+    }))
+}
+
+/// A minimum of cost found by [`min_cost`].
+struct Free {
+    pick: Vec<usize>,
+    size: IlpSize,
+    /// How far the pick's cost may lie above the minimum (seconds): 0 when exact.
+    slack: f64,
+    /// TRW-S's messages, where it ran.
+    messages: Option<dual::Messages>,
 }
 
 /// Values of `p` with more than one live choice.
@@ -99,7 +135,7 @@ fn exact(m: &Model, problem: &Problem, ilp_core: usize) -> Result<Solved> {
         expand: &|p| p,
         times: 1,
     };
-    match min_cost(problem, 1) {
+    match min_cost(problem, 1, None) {
         Some(free) => view.solve(problem, free, ilp_core),
         None => view.ilp(problem),
     }
@@ -119,7 +155,7 @@ fn merged(m: &Model, problem: &Problem, ilp_core: usize) -> Option<Result<Solved
         Ok(p) => p,
         Err(e) => return Some(Err(e)),
     };
-    let free = min_cost(&smaller, TIMES)?;
+    let free = min_cost(&smaller, TIMES, None)?;
     let expand = |p: Vec<usize>| merged.expand(&p);
     let view = Solving {
         m,
@@ -155,14 +191,15 @@ impl Solving<'_> {
     }
 
     /// Steps 1 to 3 of the module doc, `free` being `problem`'s minimum without its limit.
-    fn solve(
-        &self,
-        problem: &Problem,
-        free: Option<(Vec<usize>, IlpSize)>,
-        ilp_core: usize,
-    ) -> Result<Solved> {
+    fn solve(&self, problem: &Problem, free: Option<Free>, ilp_core: usize) -> Result<Solved> {
         let m = self.m;
-        let Some((pick, size)) = free else {
+        let Some(Free {
+            pick,
+            size,
+            slack,
+            messages,
+        }) = free
+        else {
             return Ok((None, IlpSize::default(), 0.0));
         };
         let (pick, seconds, memory) = self.evaluate(&pick);
@@ -173,14 +210,23 @@ impl Solving<'_> {
                 seconds,
                 memory,
             });
-            return Ok((picked, size, 0.0));
+            return Ok((picked, size, relative(slack, seconds)));
         }
         let limit = m.memory_limit.expect("a limit the free pick exceeds");
         let core = eliminate(problem);
         if free_values(&core.rest) <= ilp_core {
             return self.ilp(problem);
         }
-        self.lagrangian(problem, limit, size, (seconds, memory))
+        self.lagrangian(problem, limit, size, (seconds - slack, memory), messages)
+    }
+}
+
+/// `slack` relative to `seconds` (0 when either is 0).
+fn relative(slack: f64, seconds: f64) -> f64 {
+    if slack > 0.0 && seconds > 0.0 {
+        slack / seconds
+    } else {
+        0.0
     }
 }
 
@@ -199,26 +245,29 @@ fn priced(p: &Problem, lambda: f64) -> Problem {
     }
 }
 
-/// `p` with memory as the only cost (resharding free where allowed): its minimum is the least
-/// memory of any pick.
+/// `p` with memory as the cost and time only breaking ties (all of a pick's seconds weigh less
+/// than a byte): its minimum is the least memory of any pick, to the byte. The ties matter to
+/// TRW-S, whose picks are decoded from its messages: with time weightless, every compatible
+/// pair of choices is as good as any other and the decoding can walk into an incompatible one.
 fn memory_only(p: &Problem) -> Problem {
+    let most = |cs: &[f64]| {
+        cs.iter()
+            .filter(|c| c.is_finite())
+            .fold(0.0f64, |m, c| m.max(c.abs()))
+    };
+    let seconds: f64 = p.cost.iter().map(|cs| most(cs)).sum::<f64>()
+        + p.factors.iter().map(|f| most(&f.cost)).sum::<f64>();
+    let per_second = if seconds > 0.0 { 1.0 / seconds } else { 0.0 };
     let cost = p
         .cost
         .iter()
         .zip(&p.memory)
-        .map(|(cs, ms)| {
-            cs.iter()
-                .zip(ms)
-                .map(|(c, m)| if c.is_finite() { *m } else { f64::INFINITY })
-                .collect()
-        })
+        .map(|(cs, ms)| cs.iter().zip(ms).map(|(c, m)| m + c * per_second).collect())
         .collect();
     let mut factors = p.factors.clone();
     for f in &mut factors {
         for c in &mut f.cost {
-            if c.is_finite() {
-                *c = 0.0;
-            }
+            *c *= per_second;
         }
     }
     Problem {
@@ -230,41 +279,51 @@ fn memory_only(p: &Problem) -> Problem {
 }
 
 impl Solving<'_> {
-    /// Case 3 of the module doc: `free` is the unconstrained optimum (seconds, memory) that does not
-    /// fit `limit`.
+    /// Case 3 of the module doc: `free` is a lower bound on the unconstrained optimum's seconds
+    /// and the memory of the unconstrained pick, which does not fit `limit`.
     fn lagrangian(
         &self,
         problem: &Problem,
         limit: f64,
         size: IlpSize,
         free: (f64, f64),
+        mut warm: Option<dual::Messages>,
     ) -> Result<Solved> {
         let fits = |mem: f64| mem <= limit * (1.0 + 1e-9);
-        let Some(Some((least, _))) = min_cost(&memory_only(problem), self.times) else {
+        let Some(Some(least)) = min_cost(&memory_only(problem), self.times, None) else {
             return self.ilp(problem);
         };
-        let (least, ls, lm) = self.evaluate(&least);
-        if !fits(lm) || !ls.is_finite() {
+        let (least_pick, ls, lm) = self.evaluate(&least.pick);
+        // The least memory of any pick is at least `lm - slack`.
+        if !fits(lm - least.slack) {
             return Ok((None, size, 0.0));
         }
-        let mut best = Picked {
-            pick: least,
+        let mut best = (fits(lm) && ls.is_finite()).then_some(Picked {
+            pick: least_pick,
             seconds: ls,
             memory: lm,
-        };
+        });
         // λ = 0 is the free optimum: a lower bound.
         let mut bound = free.0;
         // Try λ, keeping the best pick that fits and the best bound; whether it fits.
-        let at = |lambda: f64, best: &mut Picked, bound: &mut f64| -> Option<bool> {
-            let (pick, _) = min_cost(&priced(problem, lambda), self.times)??;
+        let mut at = |lambda: f64, best: &mut Option<Picked>, bound: &mut f64| -> Option<bool> {
+            let Free {
+                pick,
+                slack,
+                messages,
+                ..
+            } = min_cost(&priced(problem, lambda), self.times, warm.as_ref())??;
+            if messages.is_some() {
+                warm = messages;
+            }
             let (pick, s, mem) = self.evaluate(&pick);
-            *bound = bound.max(s + lambda * (mem - limit));
-            if fits(mem) && s < best.seconds {
-                *best = Picked {
+            *bound = bound.max(s + lambda * (mem - limit) - slack);
+            if fits(mem) && best.as_ref().map_or(true, |b| s < b.seconds) {
+                *best = Some(Picked {
                     pick,
                     seconds: s,
                     memory: mem,
-                };
+                });
             }
             Some(fits(mem))
         };
@@ -287,6 +346,11 @@ impl Solving<'_> {
         }
         if bracketed {
             for _ in 0..LAGRANGE_STEPS {
+                // Within a thousandth, the picks on either side are the plans that bracket the
+                // limit; what lies between moves the step by less than the bound's gap.
+                if hi - lo <= 1e-3 * hi {
+                    break;
+                }
                 let mid = 0.5 * (lo + hi);
                 match at(mid, &mut best, &mut bound) {
                     Some(true) => hi = mid,
@@ -295,11 +359,11 @@ impl Solving<'_> {
                 }
             }
         }
-        let gap = if best.seconds > 0.0 {
-            ((best.seconds - bound) / best.seconds).max(0.0)
-        } else {
-            0.0
+        let Some(best) = best else {
+            // TRW-S found no pick that fits, though one may: the ILP decides.
+            return self.ilp(problem);
         };
+        let gap = relative((best.seconds - bound).max(0.0), best.seconds);
         Ok((Some(best), size, gap))
     }
 }

@@ -5,8 +5,8 @@
 //! good_lp with the pure-Rust microlp solver.
 
 use good_lp::{
-    constraint, microlp, variable, Expression, ProblemVariables, ResolutionError, Solution,
-    SolverModel, Variable,
+    constraint, variable, Expression, ProblemVariables, ResolutionError, Solution, SolverModel,
+    Variable,
 };
 
 use super::dominance::prune_dominated;
@@ -39,6 +39,8 @@ pub struct IlpSize {
     /// elimination's tables would be too large): when above 0, the pick is optimal among the
     /// picks where each merged op takes its best response to its operand, not among all.
     pub merged: usize,
+    /// TRW-S sweeps where bucket elimination's tables would be too large (0: none ran).
+    pub dual_sweeps: usize,
 }
 
 /// The objective and memory of one complete pick.
@@ -336,11 +338,7 @@ fn solve_scaled(p: &Problem, largest: f64) -> Result<(Option<Vec<usize>>, IlpSiz
     if let Some(limit) = p.memory_limit {
         constraints.push(constraint!(memory <= limit * per_byte));
     }
-    let mut problem = vars.minimise(objective).using(microlp);
-    for c in constraints {
-        problem.add_constraint(c);
-    }
-    let solution = match problem.solve() {
+    let solution = match run_solver(vars, objective, constraints) {
         Ok(s) => s,
         Err(ResolutionError::Infeasible) => return Ok((None, size)),
         Err(e) => {
@@ -365,4 +363,17 @@ fn solve_scaled(p: &Problem, largest: f64) -> Result<(Option<Vec<usize>>, IlpSiz
         })
         .collect();
     Ok((Some(pick), size))
+}
+
+/// The model solved by microlp.
+fn run_solver(
+    vars: ProblemVariables,
+    objective: Expression,
+    constraints: Vec<good_lp::Constraint>,
+) -> std::result::Result<impl Solution, ResolutionError> {
+    let mut problem = vars.minimise(objective).using(good_lp::microlp);
+    for c in constraints {
+        problem.add_constraint(c);
+    }
+    problem.solve()
 }

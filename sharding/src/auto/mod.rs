@@ -12,6 +12,7 @@ mod allreduce;
 mod bucket;
 mod cost;
 mod dominance;
+mod dual;
 mod elimination;
 mod exhaustive;
 mod follow;
@@ -44,8 +45,9 @@ pub use sweep::{best_fitting, megatron_sweep, MegatronConfig, SweepOptions, Swee
 pub enum Solver {
     /// Exact structural elimination (chains and leaves, then bucket elimination with a greedy
     /// order), the ILP for a small core where the memory limit binds, Lagrangian relaxation
-    /// (with its gap reported) for a large one; the ILP where the elimination's tables would
-    /// be too large. The default.
+    /// (with its gap reported) for a large one; where the elimination's tables would be too
+    /// large, TRW-S's pick and dual bound (the gap reported), and the ILP only where TRW-S
+    /// finds no pick. The default.
     ///
     /// (Its one disagreement with the ILP, on the MoE known answer of `tests/plan.rs`, was a
     /// tie: data and expert parallelism priced the same in the model and each solver returned
@@ -87,7 +89,8 @@ pub struct AutoSolution {
     /// The size of the ILP (zeros for the exhaustive solver).
     pub size: IlpSize,
     /// Relative gap between `seconds` and a lower bound on the optimum: 0 when the solver is
-    /// exact, above 0 only for a Lagrangian pick under a binding memory limit.
+    /// exact, above 0 only for a Lagrangian pick under a binding memory limit or a TRW-S pick
+    /// whose bound did not close.
     pub gap: f64,
 }
 

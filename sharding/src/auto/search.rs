@@ -13,7 +13,7 @@ use super::layers::{self, Classes};
 use super::model::{self, kept_values, StepOptions};
 use super::plan::{Plan, PlanCluster, PlanCollective, PlanMemory, PlanValue, PLAN_FORMAT_VERSION};
 use super::{fixed_choices, ilp, words, IlpSize, Solver};
-use crate::collectives::required_collectives;
+use crate::collectives::required_collectives_unpaired;
 use crate::error::{Result, ShardingError};
 
 /// What [`plan`] may choose and what it must keep.
@@ -58,7 +58,7 @@ pub struct PlanTimings {
     pub meshes: usize,
     pub solves: usize,
     pub largest: IlpSize,
-    /// The largest relative gap of a Lagrangian solve (0: every solve exact).
+    /// The largest relative gap of a Lagrangian or TRW-S solve (0: every solve exact).
     pub gap: f64,
 }
 
@@ -90,28 +90,37 @@ pub fn plan_with(
         .any(|(&k, n)| k && n.role == Role::Activation);
     let classes = layers::classes(graph);
     let mut best: Option<Candidate> = None;
-    for (k, mesh) in meshes.iter().enumerate() {
+    let searches: Vec<MeshSearch> = meshes
+        .iter()
+        .map(|mesh| MeshSearch::new(graph, cluster, mesh, &annotations, opts.solver, &classes))
+        .collect::<Result<_>>()?;
+    let first_mb = match opts.micro_batches {
+        Some(m) => m.max(1),
+        None => 1,
+    };
+    // Meshes in the order of their optimum without a memory limit (the model's seconds, no
+    // whole-step estimate needed): the fastest plans are found first, and the bound they set
+    // ends the slower meshes' searches early.
+    let mut order: Vec<(f64, usize)> = Vec::with_capacity(searches.len());
+    for (k, ctx) in searches.iter().enumerate() {
         progress(PlanProgress {
-            done: k,
+            done: 0,
+            total: meshes.len(),
+            mesh: ctx.mesh.to_string(),
+        });
+        let seconds = ctx.free_seconds(first_mb, &mut timings)?;
+        order.push((seconds.unwrap_or(f64::INFINITY), k));
+    }
+    order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    for (done, &(_, k)) in order.iter().enumerate() {
+        let ctx = &searches[k];
+        let mesh = ctx.mesh;
+        progress(PlanProgress {
+            done,
             total: meshes.len(),
             mesh: mesh.to_string(),
         });
         timings.meshes += 1;
-        let ctx = MeshSearch {
-            graph,
-            cluster,
-            mesh,
-            fixed: fixed_choices(graph, mesh, &annotations)?,
-            solver: opts.solver,
-            classes: classes.clone(),
-            data_axis: mesh
-                .axes
-                .iter()
-                .find(|a| a.name == "dp" && a.size > 1)
-                .map(|a| a.name.clone()),
-            built: Default::default(),
-            free: Default::default(),
-        };
         let zeros: &[Zero] = if trains && ctx.data_axis.is_some() {
             &[Zero::None, Zero::Stage1, Zero::Stage2, Zero::Stage3]
         } else {
@@ -251,6 +260,33 @@ struct MeshSearch<'a> {
     free: std::cell::RefCell<BTreeMap<bool, Option<Vec<usize>>>>,
 }
 
+impl<'a> MeshSearch<'a> {
+    fn new(
+        graph: &'a Graph,
+        cluster: &'a Cluster,
+        mesh: &'a Mesh,
+        annotations: &[Annotation],
+        solver: Solver,
+        classes: &Classes,
+    ) -> Result<Self> {
+        Ok(MeshSearch {
+            graph,
+            cluster,
+            mesh,
+            fixed: fixed_choices(graph, mesh, annotations)?,
+            solver,
+            classes: classes.clone(),
+            data_axis: mesh
+                .axes
+                .iter()
+                .find(|a| a.name == "dp" && a.size > 1)
+                .map(|a| a.name.clone()),
+            built: Default::default(),
+            free: Default::default(),
+        })
+    }
+}
+
 impl MeshSearch<'_> {
     fn step(&self, zero: Zero, m: u64, limit: Option<f64>) -> StepOptions {
         StepOptions {
@@ -298,6 +334,22 @@ impl MeshSearch<'_> {
         t.gap = t.gap.max(gap);
         t.solve_s += clock.elapsed().as_secs_f64();
         Ok(picked)
+    }
+
+    /// The model's seconds of its optimum without a memory limit (ZeRO none: the ZeRO stages
+    /// below 3 price the same), solved once and kept for [`MeshSearch::solve`].
+    fn free_seconds(&self, m: u64, t: &mut PlanTimings) -> Result<Option<f64>> {
+        let model = self.model(&self.step(Zero::None, m, None), t)?;
+        let known = self.free.borrow().get(&false).cloned();
+        let pick = match known {
+            Some(pick) => pick,
+            None => {
+                let pick = self.pick(&model, t)?.map(|p| p.pick);
+                self.free.borrow_mut().insert(false, pick.clone());
+                pick
+            }
+        };
+        Ok(pick.map(|p| ilp::evaluate(&model, &p).0))
     }
 
     /// The model's optimum under `limit`, priced by the cost model.
@@ -385,7 +437,8 @@ impl MeshSearch<'_> {
             if total <= limit {
                 return Ok(Fit::Found(c));
             }
-            kept_limit -= (total - limit) * 1.01 + 1.0;
+            // Below what this pick keeps: a limit between it and the last would return it again.
+            kept_limit = kept_limit.min(c.model_memory) - ((total - limit) * 1.01 + 1.0);
         }
         Ok(Fit::None)
     }
@@ -400,7 +453,7 @@ impl MeshSearch<'_> {
     ) -> Result<Candidate> {
         let clock = Instant::now();
         let g = self.graph;
-        let comms = required_collectives(g, &assignment)?;
+        let comms = required_collectives_unpaired(g, &assignment)?;
         let opts = GraphOptions {
             micro_batches: m,
             data_axis: self.data_axis.clone(),
@@ -528,21 +581,7 @@ fn infeasible(
     let classes = layers::classes(graph);
     let mut least: Option<Candidate> = None;
     for mesh in meshes {
-        let ctx = MeshSearch {
-            graph,
-            cluster,
-            mesh,
-            fixed: fixed_choices(graph, mesh, annotations)?,
-            solver: opts.solver,
-            classes: classes.clone(),
-            data_axis: mesh
-                .axes
-                .iter()
-                .find(|a| a.name == "dp" && a.size > 1)
-                .map(|a| a.name.clone()),
-            built: Default::default(),
-            free: Default::default(),
-        };
+        let ctx = MeshSearch::new(graph, cluster, mesh, annotations, opts.solver, &classes)?;
         if let Some(c) = ctx.least_memory(m, t)? {
             if least
                 .as_ref()

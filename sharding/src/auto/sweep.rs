@@ -12,7 +12,7 @@ use shardc_ir::{training_step, Graph, Mesh, TrainOptions};
 use super::cost::{step_estimate, Pricing};
 use super::model::{carry_seconds, zero3_gather_seconds, StepOptions};
 use super::plan::PlanMemory;
-use crate::collectives::required_collectives;
+use crate::collectives::required_collectives_unpaired;
 use crate::error::{Result, ShardingError};
 use crate::propagate::propagate;
 
@@ -155,7 +155,7 @@ pub fn megatron_sweep(
         for &sp in sps {
             let g = megatron_graph(cfg, train, &mesh, sp)?;
             let assignment = propagate(&g, &mesh, &g.annotations)?.assignment;
-            let comms = required_collectives(&g, &assignment)?;
+            let comms = required_collectives_unpaired(&g, &assignment)?;
             let pricing = Pricing::new(cluster, &mesh)?;
             let zeros: &[Zero] = if dp > 1 {
                 &[Zero::None, Zero::Stage1, Zero::Stage2, Zero::Stage3]
