@@ -202,24 +202,43 @@ fn steps(
         partial: from.partial.clone(),
         partial_fn: from.partial_fn,
     };
-    if let Some(plan) = crate::reshard_search::cheapest(&cur, to, global, mesh, paired) {
-        return Ok(plan);
-    }
-    let greedy = greedy(cur.clone(), to, global, mesh);
-    // Where every dim keeps its number of shards, one collective-permute moves each block
-    // straight to its new owner: one block per device, less than any gather-then-slice.
-    let one = if paired {
-        permute(&cur, to, global, mesh)
-    } else {
-        permute_unpaired(&cur, to, global, mesh)
+    let mut plan = match crate::reshard_search::cheapest(&cur, to, global, mesh) {
+        Some(plan) => plan,
+        None => {
+            let greedy = greedy(cur.clone(), to, global, mesh);
+            // Where every dim keeps its number of shards, one collective-permute moves each
+            // block straight to its new owner: one block per device, less than any
+            // gather-then-slice.
+            match permute_unpaired(&cur, to, global, mesh) {
+                Some(step) if step.bytes_per_device < bytes(&greedy) => vec![step],
+                _ => greedy,
+            }
+        }
     };
-    if let Some(step) = one {
-        let bytes = |s: &[ReshardStep]| s.iter().map(|x| x.bytes_per_device).sum::<u64>();
-        if step.bytes_per_device < bytes(&greedy) {
-            return Ok(vec![step]);
+    // Plans are chosen by bytes, which a permute's pairs do not change: the pairs are made
+    // for the chosen plan only, and only to run it.
+    if paired {
+        let mut before = cur;
+        for step in &mut plan {
+            if let ReshardKind::CollectivePermute { axes, pairs } = &mut step.kind {
+                *pairs = permute_pairs(&before, &step.after, axes, mesh).ok_or_else(|| {
+                    invalid(
+                        "target",
+                        format!(
+                            "no device pairs for the collective-permute from {before:?} to {:?}",
+                            step.after
+                        ),
+                    )
+                })?;
+            }
+            before = step.after.clone();
         }
     }
-    Ok(greedy)
+    Ok(plan)
+}
+
+fn bytes(s: &[ReshardStep]) -> u64 {
+    s.iter().map(|x| x.bytes_per_device).sum()
 }
 
 /// Steps chosen one at a time by [`next_step`].
@@ -270,23 +289,9 @@ pub(crate) fn step_bytes(kind: &ReshardKind, l: u64, mesh: &Mesh) -> u64 {
 }
 
 /// One collective-permute from `cur` to `to`, if that is all it takes: the same pending sum and
-/// the same number of shards in every dim, so each device's block is whole on some device.
-pub(crate) fn permute(
-    cur: &Sharding,
-    to: &Sharding,
-    global: &TensorType,
-    mesh: &Mesh,
-) -> Option<ReshardStep> {
-    let mut step = permute_unpaired(cur, to, global, mesh)?;
-    let ReshardKind::CollectivePermute { axes, pairs } = &mut step.kind else {
-        unreachable!("permute_unpaired gives a collective-permute")
-    };
-    *pairs = permute_pairs(cur, to, axes, mesh)?;
-    Some(step)
-}
-
-/// [`permute`] without its source-target pairs (left empty), for pricing: what a permute sends
-/// does not depend on them. Whenever the two layouts differ in axes of size above 1 and keep
+/// the same number of shards in every dim, so each device's block is whole on some device. Its
+/// source-target pairs are left empty (what a permute sends does not depend on them; `steps`
+/// makes them for a plan that runs). Whenever the two layouts differ in axes of size above 1 and keep
 /// every dim's shard count, some device's block changes owner, and every block is held by as many devices under `cur`
 /// as want it under `to` (each dim's shard index is a mixed-radix number over the same
 /// involved axes' coordinates), so [`permute_pairs`] always finds the pairs.

@@ -18,8 +18,7 @@ use std::sync::{Mutex, OnceLock};
 use shardc_ir::{DimSharding, Mesh, Sharding, TensorType};
 
 use crate::reshard::{
-    apply, local_type, permute_pairs, permute_unpaired, same_layout, step_bytes, ReshardKind,
-    ReshardStep,
+    apply, local_type, permute_unpaired, same_layout, step_bytes, ReshardKind, ReshardStep,
 };
 
 /// Layouts explored before giving up (then the one-step-at-a-time plan stands). A 4-axis mesh
@@ -61,47 +60,27 @@ fn cache() -> &'static Mutex<Plans> {
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// The steps from `cur` to `to` that send the fewest bytes per device; `None` if the layout
-/// space is too large to search. `paired`: with each collective-permute's source-target pairs
-/// (to run it); without, its pairs are left empty (to price it: what a permute sends does not
-/// depend on them, and on a thousand devices finding them was most of the planner's pricing).
+/// The steps from `cur` to `to` that send the fewest bytes per device, each collective-permute's
+/// pairs left empty (what a permute sends does not depend on them; `reshard` makes them for a
+/// plan that runs); `None` if the layout space is too large to search.
 pub(crate) fn cheapest(
     cur: &Sharding,
     to: &Sharding,
     global: &TensorType,
     mesh: &Mesh,
-    paired: bool,
 ) -> Option<Vec<ReshardStep>> {
     let k: PlanKey = (cur.clone(), to.clone(), global.clone(), mesh.axes.clone());
     // A poisoned lock only means another thread panicked mid-insert; the map is still whole.
-    let known = cache()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&k)
-        .cloned();
-    let plan = match known {
-        Some(plan) => plan,
-        None => {
-            let plan = search(cur, to, global, mesh);
-            let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
-            if c.len() >= CACHE_LIMIT {
-                c.clear();
-            }
-            c.insert(k, plan.clone());
-            plan
-        }
-    };
-    let mut plan = plan?;
-    if paired {
-        let mut before = cur.clone();
-        for step in &mut plan {
-            if let ReshardKind::CollectivePermute { axes, pairs } = &mut step.kind {
-                *pairs = permute_pairs(&before, &step.after, axes, mesh)?;
-            }
-            before = step.after.clone();
-        }
+    if let Some(plan) = cache().lock().unwrap_or_else(|e| e.into_inner()).get(&k) {
+        return plan.clone();
     }
-    Some(plan)
+    let plan = search(cur, to, global, mesh);
+    let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
+    if c.len() >= CACHE_LIMIT {
+        c.clear();
+    }
+    c.insert(k, plan.clone());
+    plan
 }
 
 fn search(

@@ -48,14 +48,6 @@ pub(crate) struct Order {
     pub total: usize,
 }
 
-/// The live choices of every value (finite unary cost).
-fn live_choices(p: &Problem) -> Vec<Vec<usize>> {
-    p.cost
-        .iter()
-        .map(|cs| (0..cs.len()).filter(|&i| cs[i].is_finite()).collect())
-        .collect()
-}
-
 /// The better of two greedy elimination orders of `p` (each step the value whose table would be
 /// smallest, or whose elimination adds the fewest table entries between its neighbours:
 /// weighted min-fill), or `None` when both would make a table above [`MAX_TABLE`] entries (or
@@ -79,7 +71,7 @@ pub(crate) fn plan(p: &Problem, times: usize) -> Option<Order> {
 fn greedy(p: &Problem, fill: bool) -> Order {
     use std::collections::BTreeSet;
     let n = p.cost.len();
-    let live = live_choices(p);
+    let live = p.live_choices();
     let dom: Vec<usize> = live.iter().map(|l| l.len().max(1)).collect();
     let mut adj: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
     for f in &p.factors {
@@ -150,7 +142,7 @@ fn greedy(p: &Problem, fill: bool) -> Order {
 /// cost, eliminating in `order`; `None` when no pick has a finite cost.
 pub(crate) fn solve(p: &Problem, order: &Order) -> Option<(Vec<usize>, f64)> {
     let n = p.cost.len();
-    let live = live_choices(p);
+    let live = p.live_choices();
     if live.iter().any(Vec::is_empty) {
         return None;
     }
@@ -169,12 +161,7 @@ pub(crate) fn solve(p: &Problem, order: &Order) -> Option<(Vec<usize>, f64)> {
     }
     for f in &p.factors {
         let (lo, hi) = (f.lo, f.hi);
-        let mut cost = Vec::with_capacity(dom[lo] * dom[hi]);
-        for &a in &live[lo] {
-            for &b in &live[hi] {
-                cost.push(f.cost[a * f.nb + b]);
-            }
-        }
+        let cost = f.live_table(&live[lo], &live[hi]);
         let first = if rank[lo] < rank[hi] { lo } else { hi };
         buckets[first].push(Table {
             scope: vec![lo, hi],

@@ -16,17 +16,23 @@
 //! cost above any finite pick's, which only lowers the bound. On the GPT-3-shaped cores the LP
 //! relaxation is tight (the ILP's root relaxation came back integral), so the bound closes.
 
-use super::reduce::Problem;
+use super::reduce::{most_finite, Problem};
 
-/// One edge: `i < j`, the table over their live choices (`table[a * dj + b]`), and the two
-/// messages (to `j`, over `j`'s choices; to `i`, over `i`'s).
+/// One edge: `i < j`, the table over their live choices (`table[a * dj + b]`, `dj` being
+/// `to_j`'s length), and the two messages (to `j`, over `j`'s choices; to `i`, over `i`'s).
 struct Edge {
     i: usize,
     j: usize,
-    dj: usize,
     table: Vec<f64>,
     to_j: Vec<f64>,
     to_i: Vec<f64>,
+}
+
+impl Edge {
+    /// `j`'s live choices: the table's row length.
+    fn dj(&self) -> usize {
+        self.to_j.len()
+    }
 }
 
 /// What the solver found: the best pick (original choice indices) and its cost, and the
@@ -57,52 +63,32 @@ pub(crate) const CLOSED: f64 = 1e-9;
 /// near each other's fixed points). `None` when some value has no live choice.
 pub(crate) fn solve(p: &Problem, warm: Option<&Messages>) -> Option<Dual> {
     let n = p.cost.len();
-    let live: Vec<Vec<usize>> = p
-        .cost
-        .iter()
-        .map(|cs| (0..cs.len()).filter(|&i| cs[i].is_finite()).collect())
-        .collect();
+    let live = p.live_choices();
     if live.iter().any(Vec::is_empty) {
         return None;
     }
-    let mut magnitude = 1.0;
     let theta: Vec<Vec<f64>> = live
         .iter()
         .zip(&p.cost)
-        .map(|(l, cs)| {
-            let t: Vec<f64> = l.iter().map(|&i| cs[i]).collect();
-            magnitude += t.iter().fold(0.0f64, |m, c| m.max(c.abs()));
-            t
-        })
+        .map(|(l, cs)| l.iter().map(|&i| cs[i]).collect())
         .collect();
     let mut edges: Vec<Edge> = p
         .factors
         .iter()
-        .map(|f| {
-            let (i, j) = (f.lo, f.hi);
-            let mut table = Vec::with_capacity(live[i].len() * live[j].len());
-            for &a in &live[i] {
-                for &b in &live[j] {
-                    table.push(f.cost[a * f.nb + b]);
-                }
-            }
-            magnitude += table
-                .iter()
-                .filter(|c| c.is_finite())
-                .fold(0.0f64, |m, c| m.max(c.abs()));
-            Edge {
-                i,
-                j,
-                dj: live[j].len(),
-                table,
-                to_j: vec![0.0; live[j].len()],
-                to_i: vec![0.0; live[i].len()],
-            }
+        .map(|f| Edge {
+            i: f.lo,
+            j: f.hi,
+            table: f.live_table(&live[f.lo], &live[f.hi]),
+            to_j: vec![0.0; live[f.hi].len()],
+            to_i: vec![0.0; live[f.lo].len()],
         })
         .collect();
+    let magnitude = 1.0
+        + theta.iter().map(|t| most_finite(t)).sum::<f64>()
+        + edges.iter().map(|e| most_finite(&e.table)).sum::<f64>();
     let shape: Vec<(usize, usize, usize, usize)> = edges
         .iter()
-        .map(|e| (e.i, e.j, e.to_i.len(), e.dj))
+        .map(|e| (e.i, e.j, e.to_i.len(), e.dj()))
         .collect();
     if let Some(w) = warm.filter(|w| w.shape == shape) {
         for (e, (to_i, to_j)) in edges.iter_mut().zip(&w.to) {
@@ -220,7 +206,7 @@ impl State {
     fn send(&mut self, k: usize, from: usize, hat: &[f64]) {
         let rho = self.rho[from];
         let e = &mut self.edges[k];
-        let (di, dj) = (e.to_i.len(), e.dj);
+        let (di, dj) = (e.to_i.len(), e.dj());
         if from == e.i {
             let base: Vec<f64> = (0..di).map(|a| hat[a] / rho - e.to_i[a]).collect();
             for b in 0..dj {
@@ -259,7 +245,7 @@ impl State {
                 if e.j == v {
                     let a = pick[e.i];
                     for (b, s) in score.iter_mut().enumerate() {
-                        *s += e.table[a * e.dj + b];
+                        *s += e.table[a * e.dj() + b];
                     }
                 } else {
                     for (s, m) in score.iter_mut().zip(&e.to_i) {
@@ -300,11 +286,11 @@ impl State {
                 let su = self.score(u, pick, Some(k));
                 let sv = self.score(v, pick, Some(k));
                 let e = &self.edges[k];
-                let now = su[pick[u]] + sv[pick[v]] + e.table[pick[u] * e.dj + pick[v]];
+                let now = su[pick[u]] + sv[pick[v]] + e.table[pick[u] * e.dj() + pick[v]];
                 let mut best = (now, pick[u], pick[v]);
                 for (a, x) in su.iter().enumerate() {
                     for (b, y) in sv.iter().enumerate() {
-                        let t = x + y + e.table[a * e.dj + b];
+                        let t = x + y + e.table[a * e.dj() + b];
                         if t < best.0 {
                             best = (t, a, b);
                         }
@@ -334,12 +320,12 @@ impl State {
             if e.j == v {
                 let a = pick[e.i];
                 for (b, s) in score.iter_mut().enumerate() {
-                    *s += e.table[a * e.dj + b];
+                    *s += e.table[a * e.dj() + b];
                 }
             } else {
                 let b = pick[e.j];
                 for (a, s) in score.iter_mut().enumerate() {
-                    *s += e.table[a * e.dj + b];
+                    *s += e.table[a * e.dj() + b];
                 }
             }
         }
@@ -369,7 +355,7 @@ impl State {
             let mut f = share(c.start);
             for &k in &c.edges {
                 let e = &self.edges[k];
-                let (di, dj) = (e.to_i.len(), e.dj);
+                let (di, dj) = (e.to_i.len(), e.dj());
                 let mut g = share(e.j);
                 for (b, gb) in g.iter_mut().enumerate() {
                     let best = (0..di)

@@ -29,7 +29,7 @@ use super::exhaustive;
 use super::follow;
 use super::ilp::{self, evaluate, prepared, pruned, IlpSize, Picked};
 use super::model::Model;
-use super::reduce::{eliminate, Problem};
+use super::reduce::{eliminate, most_finite, Problem};
 use super::Solver;
 use crate::error::Result;
 
@@ -250,24 +250,21 @@ fn priced(p: &Problem, lambda: f64) -> Problem {
 /// TRW-S, whose picks are decoded from its messages: with time weightless, every compatible
 /// pair of choices is as good as any other and the decoding can walk into an incompatible one.
 fn memory_only(p: &Problem) -> Problem {
-    let most = |cs: &[f64]| {
-        cs.iter()
-            .filter(|c| c.is_finite())
-            .fold(0.0f64, |m, c| m.max(c.abs()))
-    };
-    let seconds: f64 = p.cost.iter().map(|cs| most(cs)).sum::<f64>()
-        + p.factors.iter().map(|f| most(&f.cost)).sum::<f64>();
+    let seconds: f64 = p.cost.iter().map(|cs| most_finite(cs)).sum::<f64>()
+        + p.factors.iter().map(|f| most_finite(&f.cost)).sum::<f64>();
     let per_second = if seconds > 0.0 { 1.0 / seconds } else { 0.0 };
+    // Dead choices and incompatible pairs stay infinite (`inf * 0` would be NaN).
+    let weigh = |c: f64| if c.is_finite() { c * per_second } else { c };
     let cost = p
         .cost
         .iter()
         .zip(&p.memory)
-        .map(|(cs, ms)| cs.iter().zip(ms).map(|(c, m)| m + c * per_second).collect())
+        .map(|(cs, ms)| cs.iter().zip(ms).map(|(&c, m)| m + weigh(c)).collect())
         .collect();
     let mut factors = p.factors.clone();
     for f in &mut factors {
         for c in &mut f.cost {
-            *c *= per_second;
+            *c = weigh(*c);
         }
     }
     Problem {

@@ -5,10 +5,10 @@
 //! join the leader's.
 //!
 //! This is not exact: a follower's other neighbours no longer weigh in on its choice. The
-//! default solver merges only where exact elimination would make tables too large (a training
-//! step's layer on a two-axis mesh of a thousand devices: fifteen choices per activation, a
-//! core whose best order holds 15^8-entry tables), and the ILP is the other way there (minutes
-//! on GPT-3's core, and microlp failing on a singular basis at 96 layers' costs).
+//! default solver merges only as a last resort: where the ILP it fell back to fails (microlp
+//! stopping on a singular basis), which happens only on cores too wide for exact elimination
+//! (a training step's layer on a two-axis mesh of a thousand devices: fifteen choices per
+//! activation, a best order holding 15^8-entry tables) where TRW-S also found no pick.
 
 use std::collections::{BTreeMap, BTreeSet};
 

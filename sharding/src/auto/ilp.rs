@@ -11,7 +11,7 @@ use good_lp::{
 
 use super::dominance::prune_dominated;
 use super::model::Model;
-use super::reduce::{eliminate, Problem};
+use super::reduce::{eliminate, most_finite, Problem};
 use crate::error::{Result, ShardingError};
 
 /// The picked choice of every value and the objective (seconds) it reaches.
@@ -117,12 +117,12 @@ const LARGEST: f64 = 1e4;
 
 /// The factor that scales `p`'s largest finite cost to `largest`.
 fn scale_of(p: &Problem, largest: f64) -> f64 {
-    let unary = p.cost.iter().flatten();
-    let pairs = p.factors.iter().flat_map(|f| f.cost.iter());
-    let most = unary
-        .chain(pairs)
-        .filter(|c| c.is_finite())
-        .fold(0.0f64, |m, c| m.max(c.abs()));
+    let most = p
+        .cost
+        .iter()
+        .map(|cs| most_finite(cs))
+        .chain(p.factors.iter().map(|f| most_finite(&f.cost)))
+        .fold(0.0f64, f64::max);
     if most > 0.0 {
         largest / most
     } else {

@@ -33,6 +33,18 @@ pub(crate) struct Factor {
 }
 
 impl Factor {
+    /// The table over the two ends' live choices only (`live_lo`, `live_hi`: their indices),
+    /// row-major.
+    pub(crate) fn live_table(&self, live_lo: &[usize], live_hi: &[usize]) -> Vec<f64> {
+        let mut t = Vec::with_capacity(live_lo.len() * live_hi.len());
+        for &a in live_lo {
+            for &b in live_hi {
+                t.push(self.cost[a * self.nb + b]);
+            }
+        }
+        t
+    }
+
     fn at(&self, from: usize, a: usize, b: usize) -> f64 {
         // `a` is a choice of `from`, `b` one of the other end.
         if from == self.lo {
@@ -53,7 +65,22 @@ pub(crate) struct Problem {
     pub memory_limit: Option<f64>,
 }
 
+/// The largest magnitude among `xs`' finite entries (0 when none).
+pub(crate) fn most_finite(xs: &[f64]) -> f64 {
+    xs.iter()
+        .filter(|c| c.is_finite())
+        .fold(0.0f64, |m, c| m.max(c.abs()))
+}
+
 impl Problem {
+    /// Per value, the indices of its live choices (finite cost).
+    pub fn live_choices(&self) -> Vec<Vec<usize>> {
+        self.cost
+            .iter()
+            .map(|cs| (0..cs.len()).filter(|&i| cs[i].is_finite()).collect())
+            .collect()
+    }
+
     /// The model's values, choices and edges (edges between the same two classes summed).
     /// Each choice's cost carries [`TIE_SECONDS_PER_BYTE`] per byte it keeps, so that of two
     /// picks the model prices the same, the solvers return the one of less memory.

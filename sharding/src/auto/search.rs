@@ -343,16 +343,38 @@ impl MeshSearch<'_> {
     /// below 3 price the same), solved once and kept for [`MeshSearch::solve`].
     fn free_seconds(&self, m: u64, t: &mut PlanTimings) -> Result<Option<f64>> {
         let model = self.model(&self.step(Zero::None, m, None), t)?;
-        let known = self.free.borrow().get(&false).cloned();
+        Ok(self.picked(&model, Zero::None, t)?.map(|p| p.seconds))
+    }
+
+    /// The model's optimum (set to `zero` and a limit or none), the one without a limit
+    /// solved at most once per ZeRO-3-or-not (`free`).
+    fn picked(
+        &self,
+        model: &model::Model,
+        zero: Zero,
+        t: &mut PlanTimings,
+    ) -> Result<Option<ilp::Picked>> {
+        if model.memory_limit.is_some() {
+            return self.pick(model, t);
+        }
+        let key = zero >= Zero::Stage3;
+        let known = self.free.borrow().get(&key).cloned();
         let pick = match known {
             Some(pick) => pick,
             None => {
-                let pick = self.pick(&model, t)?.map(|p| p.pick);
-                self.free.borrow_mut().insert(false, pick.clone());
+                let pick = self.pick(model, t)?.map(|p| p.pick);
+                self.free.borrow_mut().insert(key, pick.clone());
                 pick
             }
         };
-        Ok(pick.map(|p| ilp::evaluate(&model, &p).0))
+        Ok(pick.map(|pick| {
+            let (seconds, memory) = ilp::evaluate(model, &pick);
+            ilp::Picked {
+                pick,
+                seconds,
+                memory,
+            }
+        }))
     }
 
     /// The model's optimum under `limit`, priced by the cost model.
@@ -364,29 +386,7 @@ impl MeshSearch<'_> {
         t: &mut PlanTimings,
     ) -> Result<Option<Candidate>> {
         let model = self.model(&self.step(zero, m, limit), t)?;
-        let key = zero >= Zero::Stage3;
-        let known = limit
-            .is_none()
-            .then(|| self.free.borrow().get(&key).cloned())
-            .flatten();
-        let picked = match known {
-            Some(pick) => pick.map(|pick| {
-                let (seconds, memory) = ilp::evaluate(&model, &pick);
-                ilp::Picked {
-                    pick,
-                    seconds,
-                    memory,
-                }
-            }),
-            None => {
-                let p = self.pick(&model, t)?;
-                if limit.is_none() {
-                    let pick = p.as_ref().map(|p| p.pick.clone());
-                    self.free.borrow_mut().insert(key, pick);
-                }
-                p
-            }
-        };
+        let picked = self.picked(&model, zero, t)?;
         let Some(p) = picked else {
             return Ok(None);
         };
