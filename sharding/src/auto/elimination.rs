@@ -212,7 +212,9 @@ impl Solving<'_> {
             });
             return Ok((picked, size, relative(slack, seconds)));
         }
-        let limit = m.memory_limit.expect("a limit the free pick exceeds");
+        let limit = m
+            .memory_limit
+            .expect("invariant: a limit the free pick exceeds");
         let core = eliminate(problem);
         if free_values(&core.rest) <= ilp_core {
             return self.ilp(problem);

@@ -81,7 +81,9 @@ pub(crate) fn merge(
         }
         let (nr, nv) = (cost[r].len(), cost[v].len());
         // The table between r and v, read as [a of r][b of v].
-        let t = tables.remove(&(r.min(v), r.max(v))).expect("adjacent");
+        let t = tables
+            .remove(&(r.min(v), r.max(v)))
+            .expect("invariant: adjacent values share a table");
         let at = |a: usize, b: usize| if r < v { t[a * nv + b] } else { t[b * nr + a] };
         let mut follow = vec![0usize; nr];
         for a in 0..nr {
@@ -110,7 +112,9 @@ pub(crate) fn merge(
         for w in std::mem::take(&mut adj[v]) {
             adj[w].remove(&v);
             let nw = cost[w].len();
-            let g = tables.remove(&(v.min(w), v.max(w))).expect("adjacent");
+            let g = tables
+                .remove(&(v.min(w), v.max(w)))
+                .expect("invariant: adjacent values share a table");
             let vw = |b: usize, c: usize| if v < w { g[b * nw + c] } else { g[c * nv + b] };
             let h = tables
                 .entry((r.min(w), r.max(w)))

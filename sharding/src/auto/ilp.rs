@@ -248,7 +248,7 @@ fn solve_problem(p: &Problem) -> Result<(Option<Vec<usize>>, IlpSize)> {
             r => return r,
         }
     }
-    Err(failed.expect("at least one try"))
+    Err(failed.expect("invariant: the loop tries at least one scale"))
 }
 
 /// [`solve_problem`] with the largest objective coefficient scaled to `largest`.

@@ -256,7 +256,7 @@ pub(crate) fn eliminate(p: &Problem) -> Eliminated {
             let b = cost[v]
                 .iter()
                 .position(|c| c.is_finite())
-                .expect("one live choice");
+                .expect("invariant: a Fixed value has one live choice");
             if p.memory_limit.is_some() {
                 memory_offset += p.memory[v][b];
             }
