@@ -26,7 +26,7 @@ pub fn required_collectives(
     graph: &Graph,
     assignment: &ShardingAssignment,
 ) -> Result<Vec<CommUse>> {
-    Ok(needs_of(graph, assignment, true)?
+    Ok(needs_of(graph, assignment, true, None)?
         .into_iter()
         .map(|n| n.comm)
         .collect())
@@ -34,11 +34,15 @@ pub fn required_collectives(
 
 /// [`required_collectives`] with each collective-permute's source-target pairs left empty:
 /// what the planner prices (bytes and groups), without walking the devices for every permute.
+/// `like[v]` names a node of the same op and types as `v` (the representative of its layer
+/// class, `auto::layers`), which comes no later than `v`: where the two nodes and their operands
+/// have the same shardings, `v`'s requirements are the representative's, worked out once.
 pub(crate) fn required_collectives_unpaired(
     graph: &Graph,
     assignment: &ShardingAssignment,
+    like: &[usize],
 ) -> Result<Vec<CommUse>> {
-    Ok(needs_of(graph, assignment, false)?
+    Ok(needs_of(graph, assignment, false, Some(like))?
         .into_iter()
         .map(|n| n.comm)
         .collect())
@@ -66,20 +70,17 @@ fn check(graph: &Graph, assignment: &ShardingAssignment) -> Result<()> {
     Ok(())
 }
 
-fn needs_of(graph: &Graph, assignment: &ShardingAssignment, paired: bool) -> Result<Vec<Need>> {
+fn needs_of(
+    graph: &Graph,
+    assignment: &ShardingAssignment,
+    paired: bool,
+    like: Option<&[usize]>,
+) -> Result<Vec<Need>> {
     check(graph, assignment)?;
     let mesh = &assignment.mesh;
     let assigned = &assignment.shardings;
-    let ops: Vec<Option<(shardc_ir::OpFactors, OpNeeds)>> = graph
-        .ids()
-        .map(|n| {
-            let f = graph.factors(n);
-            (!graph.node(n).op.is_source() && needs::usable(graph, n, &f)).then(|| {
-                let need = needs::op_needs(graph, n, &f, assignment);
-                (f, need)
-            })
-        })
-        .collect();
+    let ops = op_requirements(graph, assignment, like);
+    let ops = |v: ValueId| ops.slot[v.index()].map(|k| &ops.table[k as usize]);
     let users = graph.users();
     let name = |v: ValueId| graph.node(v).name.as_str();
     let mut out = Vec::new();
@@ -102,7 +103,7 @@ fn needs_of(graph: &Graph, assignment: &ShardingAssignment, paired: bool) -> Res
             }
         };
         for &u in &users[v.index()] {
-            match &ops[u.index()] {
+            match ops(u) {
                 Some((_, need)) => {
                     for (i, &o) in graph.node(u).operands.iter().enumerate() {
                         if o == v {
@@ -150,7 +151,7 @@ fn needs_of(graph: &Graph, assignment: &ShardingAssignment, paired: bool) -> Res
     let mut done: std::collections::BTreeSet<(ValueId, shardc_ir::Sharding, u8, bool)> =
         std::collections::BTreeSet::new();
     for n in graph.ids() {
-        let Some((f, need)) = &ops[n.index()] else {
+        let Some((f, need)) = ops(n) else {
             continue;
         };
         for (i, &o) in graph.node(n).operands.iter().enumerate() {
@@ -253,6 +254,50 @@ fn needs_of(graph: &Graph, assignment: &ShardingAssignment, paired: bool) -> Res
         }
     }
     Ok(out)
+}
+
+/// Every op's requirements ([`needs::op_needs`]): `slot[v]` indexes `table` (`None`: a source,
+/// or an op without a usable rule).
+struct Requirements {
+    slot: Vec<Option<u32>>,
+    table: Vec<(shardc_ir::OpFactors, OpNeeds)>,
+}
+
+/// The requirements of every op, those of a node that is [`required_collectives_unpaired`]'s
+/// `like` of another with the same shardings (its own and its operands') shared.
+fn op_requirements(
+    graph: &Graph,
+    assignment: &ShardingAssignment,
+    like: Option<&[usize]>,
+) -> Requirements {
+    let assigned = &assignment.shardings;
+    let mut slot: Vec<Option<u32>> = Vec::with_capacity(graph.len());
+    let mut table = Vec::new();
+    for n in graph.ids() {
+        let rep = like.map_or(n.index(), |l| l[n.index()]);
+        if rep < n.index() {
+            let (a, b) = (graph.node(n), graph.node(ValueId(rep as u32)));
+            let same = assigned[n.index()] == assigned[rep]
+                && a.operands.len() == b.operands.len()
+                && a.operands
+                    .iter()
+                    .zip(&b.operands)
+                    .all(|(x, y)| assigned[x.index()] == assigned[y.index()]);
+            if same {
+                slot.push(slot[rep]);
+                continue;
+            }
+        }
+        let f = graph.factors(n);
+        if graph.node(n).op.is_source() || !needs::usable(graph, n, &f) {
+            slot.push(None);
+            continue;
+        }
+        let need = needs::op_needs(graph, n, &f, assignment);
+        slot.push(Some(table.len() as u32));
+        table.push((f, need));
+    }
+    Requirements { slot, table }
 }
 
 /// Appends the collectives of resharding `from` to `to` on behalf of `node`.
@@ -430,7 +475,7 @@ impl ShardedGraph {
                 }
             }
         }
-        let collectives = needs_of(&self.graph, &self.assignment, true)?
+        let collectives = needs_of(&self.graph, &self.assignment, true, None)?
             .into_iter()
             .filter(|n| n.operand == Some(v) || (n.operand.is_none() && n.comm.node == v))
             .map(|n| n.comm)
@@ -483,5 +528,83 @@ impl ShardedGraph {
             let _ = writeln!(out, "warning: {w}");
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shardc_ir::zoo::{gpt, GptConfig, GptShardings};
+    use shardc_ir::{training_step, DType, Mesh, RecomputeMode, Sharding, TrainOptions};
+
+    use super::*;
+    use crate::auto::layers;
+    use crate::propagate::propagate;
+
+    fn megatron_step(mesh: &Mesh) -> (Graph, ShardingAssignment) {
+        let fwd = gpt(&GptConfig {
+            layers: 4,
+            hidden: 64,
+            heads: 4,
+            seq: 16,
+            vocab: 128,
+            batch: 8,
+            dtype: DType::F32,
+            shardings: GptShardings::MegatronSequenceParallel(mesh.clone()),
+        })
+        .unwrap();
+        let mut g = training_step(
+            &fwd,
+            &TrainOptions {
+                recompute: Some(RecomputeMode::Full),
+                ..TrainOptions::default()
+            },
+        )
+        .unwrap();
+        shardc_ir::zoo::annotate_megatron_training(&mut g);
+        let a = propagate(&g, mesh, &g.annotations).unwrap().assignment;
+        (g, a)
+    }
+
+    /// The requirements shared between layer classes are the ones worked out node by node:
+    /// the same collectives, in the same order, with the same reasons, also where one layer's
+    /// value is sharded unlike its class (which must not take the representative's needs).
+    #[test]
+    fn shared_requirements_are_each_nodes_own() {
+        let mesh = Mesh::new(&[("dp", 2), ("tp", 2)]).unwrap();
+        let (g, mut a) = megatron_step(&mesh);
+        let like = layers::classes(&g).representatives();
+        assert!(
+            like.iter().enumerate().filter(|&(v, &r)| r < v).count() > g.len() / 2,
+            "most nodes share a representative"
+        );
+        let own = |a: &ShardingAssignment| -> Vec<CommUse> {
+            needs_of(&g, a, false, None)
+                .unwrap()
+                .into_iter()
+                .map(|n| n.comm)
+                .collect()
+        };
+        let shared = required_collectives_unpaired(&g, &a, &like).unwrap();
+        assert!(!shared.is_empty());
+        assert_eq!(shared, own(&a));
+        // One layer's sharded forward value replicated: its readers need other collectives than
+        // the representative layer's.
+        let v = g
+            .ids()
+            .find(|&v| {
+                g.node(v).name.starts_with("layers.2.")
+                    && like[v.index()] < v.index()
+                    && !a.shardings[v.index()].used_axes().is_empty()
+                    && g.node(v).phase == shardc_ir::Phase::Forward
+            })
+            .unwrap();
+        a.shardings[v.index()] = Sharding::replicated(g.ty(v).rank());
+        let shared = required_collectives_unpaired(&g, &a, &like).unwrap();
+        let own = own(&a);
+        assert_eq!(shared, own);
+        assert_ne!(
+            own,
+            required_collectives_unpaired(&g, &megatron_step(&mesh).1, &like).unwrap()
+        );
     }
 }

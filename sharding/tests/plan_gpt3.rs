@@ -9,7 +9,7 @@ use shardc_ir::{training_step, DType, RecomputeMode, TrainOptions};
 use shardc_sharding::auto::{plan_with, PlanOptions, Solver};
 
 #[test]
-#[ignore = "a 58k-node graph: about 66 s in release, minutes in the test profile (BENCHMARKS.md); run by hand (see the module doc)"]
+#[ignore = "a 58k-node graph: about 7 s in release, minutes in the test profile (BENCHMARKS.md); run by hand (see the module doc)"]
 fn plans_gpt3_175b_on_1024_a100_without_pipelining() {
     let clock = std::time::Instant::now();
     // Other shapes by hand: GPT3_LAYERS, GPT3_HIDDEN, GPT3_HEADS, GPT3_SEQ, GPT3_VOCAB,

@@ -28,6 +28,11 @@ impl Classes {
     pub fn rep(&self, c: usize) -> usize {
         self.members[c][0]
     }
+
+    /// Per node, its class's representative (no later than the node itself).
+    pub fn representatives(&self) -> Vec<usize> {
+        self.of.iter().map(|&c| self.rep(c)).collect()
+    }
 }
 
 /// The signature of one node within its layer: everything its choices and costs depend on.

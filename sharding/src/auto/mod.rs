@@ -17,7 +17,7 @@ mod elimination;
 mod exhaustive;
 mod follow;
 mod ilp;
-mod layers;
+pub(crate) mod layers;
 mod model;
 mod plan;
 mod reduce;

@@ -1,9 +1,23 @@
 //! The search around the ILP: mesh shapes (factorizations of the device count, the innermost
 //! axes inside a node: "scale up before out"), ZeRO stage and micro-batch count; each candidate
 //! priced by the cost model's whole-step estimate, the fastest that fits becoming the [`Plan`].
+//!
+//! The order is what keeps it fast: every mesh's model is built and its optimum without a
+//! memory limit solved first (in parallel), and the meshes are searched in the order of that
+//! optimum's model seconds. On a mesh, that optimum is the answer if it fits, and nothing on the
+//! mesh beats the best plan found if its estimate does not; under a binding limit ZeRO-3 is
+//! searched first (its optimum without a limit usually fits), then ZeRO-2 unless the model's
+//! optimum under the limit at the most micro-batches (a bound for every count: fewer kept bytes,
+//! the same seconds) is no faster, in the model, than what ZeRO-3 found. A limited pick slower
+//! than the best plan found ends its micro-batch count's search (a tighter limit is slower yet).
+//! The bounds between meshes are the estimate's; within one mesh, where the picks come from one
+//! model, the model's: a heuristic there (the estimate also prices overlap and fusion, which
+//! the model does not), which the quality test checks against the brute-force sweep.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
+
+use rayon::prelude::*;
 
 use shardc_cost_model::{Cluster, GraphOptions, Zero};
 use shardc_ir::{Annotation, Graph, Mesh, Role, Sharding, ShardingAssignment};
@@ -62,6 +76,26 @@ pub struct PlanTimings {
     pub gap: f64,
 }
 
+impl PlanTimings {
+    /// Adds another run's phases (from a search run on another thread) to these.
+    fn absorb(&mut self, o: &PlanTimings) {
+        self.enumerate_s += o.enumerate_s;
+        self.solve_s += o.solve_s;
+        self.estimate_s += o.estimate_s;
+        self.solves += o.solves;
+        self.note_size(&o.largest);
+        self.gap = self.gap.max(o.gap);
+    }
+
+    /// Keeps `size` as the largest problem solved if it is larger.
+    fn note_size(&mut self, size: &IlpSize) {
+        let total = |s: &IlpSize| s.edge_variables + s.choice_variables + s.largest_table;
+        if total(size) > total(&self.largest) {
+            self.largest = *size;
+        }
+    }
+}
+
 /// Plans `graph` on `cluster`: the fastest predicted step that fits.
 pub fn plan(graph: &Graph, cluster: &Cluster, opts: &PlanOptions) -> Result<Plan> {
     plan_with(graph, cluster, opts, &mut |_| {}).map(|(p, _)| p)
@@ -90,7 +124,7 @@ pub fn plan_with(
         .any(|(&k, n)| k && n.role == Role::Activation);
     let classes = layers::classes(graph);
     let mut best: Option<Candidate> = None;
-    let searches: Vec<MeshSearch> = meshes
+    let mut searches: Vec<MeshSearch> = meshes
         .iter()
         .map(|mesh| MeshSearch::new(graph, cluster, mesh, &annotations, opts.solver, &classes))
         .collect::<Result<_>>()?;
@@ -100,16 +134,24 @@ pub fn plan_with(
     };
     // Meshes in the order of their optimum without a memory limit (the model's seconds, no
     // whole-step estimate needed): the fastest plans are found first, and the bound they set
-    // ends the slower meshes' searches early.
+    // ends the slower meshes' searches early. Each mesh's model and optimum are its own: they
+    // are built and solved in parallel (the phase timings add the threads' seconds).
+    progress(PlanProgress {
+        done: 0,
+        total: meshes.len(),
+        mesh: String::new(),
+    });
+    let frees: Vec<(Result<Option<f64>>, PlanTimings)> = searches
+        .par_iter_mut()
+        .map(|ctx| {
+            let mut t = PlanTimings::default();
+            (ctx.free_seconds(first_mb, &mut t), t)
+        })
+        .collect();
     let mut order: Vec<(f64, usize)> = Vec::with_capacity(searches.len());
-    for (k, ctx) in searches.iter().enumerate() {
-        progress(PlanProgress {
-            done: 0,
-            total: meshes.len(),
-            mesh: ctx.mesh.to_string(),
-        });
-        let seconds = ctx.free_seconds(first_mb, &mut timings)?;
-        order.push((seconds.unwrap_or(f64::INFINITY), k));
+    for (k, (seconds, t)) in frees.into_iter().enumerate() {
+        timings.absorb(&t);
+        order.push((seconds?.unwrap_or(f64::INFINITY), k));
     }
     order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     for (done, &(_, k)) in order.iter().enumerate() {
@@ -121,11 +163,13 @@ pub fn plan_with(
             mesh: mesh.to_string(),
         });
         timings.meshes += 1;
-        // Under a binding limit ZeRO-2 is searched, not ZeRO-1 or none: the three price every
-        // pick's time the same (in the model and in the whole-step estimate) and ZeRO-2 keeps
-        // the least, so every plan that fits at the others fits at ZeRO-2, as fast.
+        // Under a binding limit ZeRO-2 and 3 are searched, not ZeRO-1 or none: the three below
+        // 3 price every pick's time the same (in the model and in the whole-step estimate) and
+        // ZeRO-2 keeps the least, so every plan that fits at the others fits at ZeRO-2, as fast.
+        // ZeRO-3 first: its optimum without a limit usually fits, and what it finds bounds
+        // ZeRO-2's search.
         let zeros: &[Zero] = if trains && ctx.data_axis.is_some() {
-            &[Zero::Stage2, Zero::Stage3]
+            &[Zero::Stage3, Zero::Stage2]
         } else {
             &[Zero::None]
         };
@@ -135,21 +179,44 @@ pub fn plan_with(
             None => vec![1],
         };
         // The optimum without a memory limit is the optimum if it fits: ZeRO and more
-        // micro-batches only save memory, never time.
-        let mut free = ctx.solve(Zero::None, mbs[0], None, &mut timings)?;
-        if free.as_ref().is_some_and(|c| c.memory.total() <= limit) {
-            keep_best(&mut best, free.take().expect("just checked"));
+        // micro-batches only save memory, never time; and if it is no faster than the best
+        // plan found, nothing on this mesh is.
+        let Some(free) = ctx.solve(Zero::None, mbs[0], None, &mut timings)? else {
+            continue;
+        };
+        if free.memory.total() <= limit {
+            keep_best(&mut best, free);
             continue;
         }
+        if best
+            .as_ref()
+            .is_some_and(|b| free.step_time_s >= b.step_time_s)
+        {
+            continue;
+        }
+        let mut free = Some(free);
+        // The model's seconds of the fastest plan found on this mesh: a ZeRO stage whose
+        // model optimum under the limit, at the most micro-batches (whose memory is the least,
+        // so whose optimum bounds every count's), is no faster in the model is not searched.
+        let mut mesh_best = f64::INFINITY;
         // By the same rule the optimum without a limit at a ZeRO stage and micro-batch count
         // bounds every plan with that stage and more micro-batches: once it is no faster than
         // the best plan found, the stage's search stops.
         for &zero in zeros {
+            let most = *mbs
+                .last()
+                .expect("invariant: at least one micro-batch count");
+            if mesh_best.is_finite()
+                && ctx.lower_bound(zero, most, limit, &mut timings)? >= mesh_best
+            {
+                continue;
+            }
             for &m in &mbs {
                 let first = free.take().filter(|_| zero == Zero::None && m == mbs[0]);
                 let bound = best.as_ref().map_or(f64::INFINITY, |b| b.step_time_s);
                 match ctx.fitting(zero, m, limit, bound, first, &mut timings)? {
                     Fit::Found(c) => {
+                        mesh_best = mesh_best.min(c.model_seconds);
                         keep_best(&mut best, c);
                         break;
                     }
@@ -199,6 +266,8 @@ struct Candidate {
     memory: PlanMemory,
     /// The kept values' bytes as the ILP's model counts them (its memory constraint's measure).
     model_memory: f64,
+    /// The model's seconds of the pick (which the search compares within one mesh).
+    model_seconds: f64,
     collectives: Vec<PlanCollective>,
     strategy: String,
 }
@@ -255,6 +324,8 @@ struct MeshSearch<'a> {
     solver: Solver,
     data_axis: Option<String>,
     classes: Classes,
+    /// Each node's class representative ([`Classes::representatives`]).
+    like: Vec<usize>,
     /// The model of this mesh, once built.
     built: std::cell::RefCell<Option<model::Model>>,
     /// The optimum without a memory limit, by whether ZeRO-3's gathers are priced: the only
@@ -279,6 +350,7 @@ impl<'a> MeshSearch<'a> {
             fixed: fixed_choices(graph, mesh, annotations)?,
             solver,
             classes: classes.clone(),
+            like: classes.representatives(),
             data_axis: mesh
                 .axes
                 .iter()
@@ -329,11 +401,7 @@ impl MeshSearch<'_> {
         let clock = Instant::now();
         t.solves += 1;
         let (picked, size, gap) = super::elimination::run(self.solver, m)?;
-        if size.edge_variables + size.choice_variables + size.largest_table
-            > t.largest.edge_variables + t.largest.choice_variables + t.largest.largest_table
-        {
-            t.largest = size;
-        }
+        t.note_size(&size);
         t.gap = t.gap.max(gap);
         t.solve_s += clock.elapsed().as_secs_f64();
         Ok(picked)
@@ -377,6 +445,17 @@ impl MeshSearch<'_> {
         }))
     }
 
+    /// A lower bound of the model's seconds of every pick at `zero` and `m` within `limit`
+    /// (the pick's seconds less the solver's gap; infinite when nothing fits).
+    fn lower_bound(&self, zero: Zero, m: u64, limit: f64, t: &mut PlanTimings) -> Result<f64> {
+        let model = self.model(&self.step(zero, m, Some(limit)), t)?;
+        let clock = Instant::now();
+        t.solves += 1;
+        let (picked, _, gap) = super::elimination::run(self.solver, &model)?;
+        t.solve_s += clock.elapsed().as_secs_f64();
+        Ok(picked.map_or(f64::INFINITY, |p| p.seconds * (1.0 - gap)))
+    }
+
     /// The model's optimum under `limit`, priced by the cost model.
     fn solve(
         &self,
@@ -393,6 +472,7 @@ impl MeshSearch<'_> {
         let assignment = model.assignment(&p.pick, self.mesh);
         let mut c = self.price(assignment, zero, m, t)?;
         c.model_memory = p.memory;
+        c.model_seconds = p.seconds;
         Ok(Some(c))
     }
 
@@ -440,6 +520,10 @@ impl MeshSearch<'_> {
             if total <= limit {
                 return Ok(Fit::Found(c));
             }
+            // A tighter limit only gives slower picks; more micro-batches may still do better.
+            if c.step_time_s >= bound {
+                return Ok(Fit::None);
+            }
             // Below what this pick keeps: a limit between it and the last would return it again.
             kept_limit = kept_limit.min(c.model_memory) - ((total - limit) * 1.01 + 1.0);
         }
@@ -456,7 +540,7 @@ impl MeshSearch<'_> {
     ) -> Result<Candidate> {
         let clock = Instant::now();
         let g = self.graph;
-        let comms = required_collectives_unpaired(g, &assignment)?;
+        let comms = required_collectives_unpaired(g, &assignment, &self.like)?;
         let opts = GraphOptions {
             micro_batches: m,
             data_axis: self.data_axis.clone(),
@@ -534,6 +618,7 @@ impl MeshSearch<'_> {
             hardware_tflops: e.hardware_tflops_per_device * scale,
             memory: PlanMemory::from(mem),
             model_memory: 0.0,
+            model_seconds: 0.0,
             collectives,
             strategy,
         })

@@ -155,7 +155,8 @@ pub fn megatron_sweep(
         for &sp in sps {
             let g = megatron_graph(cfg, train, &mesh, sp)?;
             let assignment = propagate(&g, &mesh, &g.annotations)?.assignment;
-            let comms = required_collectives_unpaired(&g, &assignment)?;
+            let like = super::layers::classes(&g).representatives();
+            let comms = required_collectives_unpaired(&g, &assignment, &like)?;
             let pricing = Pricing::new(cluster, &mesh)?;
             let zeros: &[Zero] = if dp > 1 {
                 &[Zero::None, Zero::Stage1, Zero::Stage2, Zero::Stage3]
