@@ -11,7 +11,9 @@
 //!    λ (bracketed by doubling, then bisected), the cheapest pick that fits kept, and
 //!    `min(cost + λ·memory) − λ·limit` as a lower bound on the optimum; the relative gap
 //!    between the two is returned (0 in cases 1 and 2). A limit that even the least-memory
-//!    pick (found exactly) exceeds has no plan.
+//!    pick (found exactly) exceeds has no plan. A caller that needs only to know whether the
+//!    optimum is slower than some time ([`lower_bound`]) stops the λ search once the bound
+//!    passes it.
 //!
 //! When bucket elimination would make a table above `bucket::MAX_TABLE` entries (a tensor-
 //! parallel mesh's tied transformer layer: about 8 values of ~14 choices in one table), the
@@ -46,11 +48,58 @@ pub(crate) type Solved = (Option<Picked>, IlpSize, f64);
 
 /// Solves `m` with `solver`.
 pub(crate) fn run(solver: Solver, m: &Model) -> Result<Solved> {
+    run_until(solver, m, &Cutoff::none())
+}
+
+/// [`run`], stopping as soon as the Lagrangian's bound proves the optimum no faster than
+/// `cutoff.seconds` (then the pick is `None` and `cutoff.proven` holds the bound).
+fn run_until(solver: Solver, m: &Model, cutoff: &Cutoff) -> Result<Solved> {
     match solver {
-        Solver::Elimination => solve(m, ILP_CORE),
-        Solver::Lagrangian => solve(m, 0),
+        Solver::Elimination => solve(m, ILP_CORE, cutoff),
+        Solver::Lagrangian => solve(m, 0, cutoff),
         Solver::Ilp => ilp::solve(m).map(|(p, s)| (p, s, 0.0)),
         Solver::Exhaustive => Ok((exhaustive::solve(m)?, IlpSize::default(), 0.0)),
+    }
+}
+
+/// A lower bound of the seconds of every pick of `m` within its memory limit (infinite when
+/// none fits): exact or the Lagrangian's, and once it reaches `cutoff` the search for it stops,
+/// so a bound at or above `cutoff` says only that the optimum is no faster than that.
+pub(crate) fn lower_bound(solver: Solver, m: &Model, cutoff: f64) -> Result<(f64, IlpSize)> {
+    let cut = Cutoff {
+        seconds: cutoff,
+        proven: std::cell::Cell::new(None),
+    };
+    let (picked, size, gap) = run_until(solver, m, &cut)?;
+    let bound = match (picked, cut.proven.get()) {
+        (_, Some(b)) => b,
+        (Some(p), None) => p.seconds * (1.0 - gap),
+        (None, None) => f64::INFINITY,
+    };
+    Ok((bound, size))
+}
+
+/// Where a solve may stop: once its lower bound reaches `seconds`, recorded in `proven`.
+struct Cutoff {
+    seconds: f64,
+    proven: std::cell::Cell<Option<f64>>,
+}
+
+impl Cutoff {
+    fn none() -> Self {
+        Cutoff {
+            seconds: f64::INFINITY,
+            proven: std::cell::Cell::new(None),
+        }
+    }
+
+    /// Whether `bound` reaches the cutoff (and if so, records it).
+    fn reached(&self, bound: f64) -> bool {
+        let hit = bound >= self.seconds;
+        if hit {
+            self.proven.set(Some(bound));
+        }
+        hit
     }
 }
 
@@ -117,23 +166,24 @@ fn free_values(p: &Problem) -> usize {
 
 /// The default solver (see the module doc), the ILP taking memory-bound cores of up to
 /// `ilp_core` free values.
-pub(crate) fn solve(m: &Model, ilp_core: usize) -> Result<Solved> {
+fn solve(m: &Model, ilp_core: usize, cutoff: &Cutoff) -> Result<Solved> {
     let problem = prepared(m)?;
     if ilp::over_any_limit(&problem) {
         return Ok((None, IlpSize::default(), 0.0));
     }
-    match exact(m, &problem, ilp_core) {
-        Err(e) if ilp::solver_failed(&e) => merged(m, &problem, ilp_core).unwrap_or(Err(e)),
+    match exact(m, &problem, ilp_core, cutoff) {
+        Err(e) if ilp::solver_failed(&e) => merged(m, &problem, ilp_core, cutoff).unwrap_or(Err(e)),
         r => r,
     }
 }
 
 /// Steps 1 to 3 of the module doc, or the ILP where the tables would be too large.
-fn exact(m: &Model, problem: &Problem, ilp_core: usize) -> Result<Solved> {
+fn exact(m: &Model, problem: &Problem, ilp_core: usize, cutoff: &Cutoff) -> Result<Solved> {
     let view = Solving {
         m,
         expand: &|p| p,
         times: 1,
+        cutoff,
     };
     match min_cost(problem, 1, None) {
         Some(free) => view.solve(problem, free, ilp_core),
@@ -145,7 +195,12 @@ fn exact(m: &Model, problem: &Problem, ilp_core: usize) -> Result<Solved> {
 /// merged into their operands (`follow`), solved by elimination with tables up to 4 times
 /// the usual limits: a plan, not a proven optimum (`IlpSize::merged` says how many ops were
 /// merged). `None` when even that problem's tables are too large.
-fn merged(m: &Model, problem: &Problem, ilp_core: usize) -> Option<Result<Solved>> {
+fn merged(
+    m: &Model,
+    problem: &Problem,
+    ilp_core: usize,
+    cutoff: &Cutoff,
+) -> Option<Result<Solved>> {
     const TIMES: usize = 4;
     let same = |v: usize, b: usize, u: usize, a: usize| {
         crate::reshard::same_layout(&m.choices[v][b].result, &m.choices[u][a].result)
@@ -161,6 +216,7 @@ fn merged(m: &Model, problem: &Problem, ilp_core: usize) -> Option<Result<Solved
         m,
         expand: &expand,
         times: TIMES,
+        cutoff,
     };
     Some(
         view.solve(&smaller, free, ilp_core)
@@ -177,6 +233,8 @@ struct Solving<'a> {
     expand: &'a dyn Fn(Vec<usize>) -> Vec<usize>,
     /// How many times the usual table limits elimination may use.
     times: usize,
+    /// Where the Lagrangian may stop.
+    cutoff: &'a Cutoff,
 }
 
 impl Solving<'_> {
@@ -289,21 +347,30 @@ impl Solving<'_> {
         mut warm: Option<dual::Messages>,
     ) -> Result<Solved> {
         let fits = |mem: f64| mem <= limit * (1.0 + 1e-9);
-        let Some(Some(least)) = min_cost(&memory_only(problem), self.times, None) else {
-            return self.ilp(problem);
+        // The least memory of any pick: no plan if even that does not fit, and a plan to
+        // start from if it does. Where TRW-S decodes no pick for it, the λ search below still
+        // may, and the ILP decides if it does not.
+        let mut best = match min_cost(&memory_only(problem), self.times, None) {
+            Some(None) => return Ok((None, size, 0.0)),
+            None => None,
+            Some(Some(least)) => {
+                let (least_pick, ls, lm) = self.evaluate(&least.pick);
+                // The least memory of any pick is at least `lm - slack`.
+                if !fits(lm - least.slack) {
+                    return Ok((None, size, 0.0));
+                }
+                (fits(lm) && ls.is_finite()).then_some(Picked {
+                    pick: least_pick,
+                    seconds: ls,
+                    memory: lm,
+                })
+            }
         };
-        let (least_pick, ls, lm) = self.evaluate(&least.pick);
-        // The least memory of any pick is at least `lm - slack`.
-        if !fits(lm - least.slack) {
-            return Ok((None, size, 0.0));
-        }
-        let mut best = (fits(lm) && ls.is_finite()).then_some(Picked {
-            pick: least_pick,
-            seconds: ls,
-            memory: lm,
-        });
         // λ = 0 is the free optimum: a lower bound.
         let mut bound = free.0;
+        if self.cutoff.reached(bound) {
+            return Ok((None, size, 0.0));
+        }
         // Try λ, keeping the best pick that fits and the best bound; whether it fits.
         let mut at = |lambda: f64, best: &mut Option<Picked>, bound: &mut f64| -> Option<bool> {
             let Free {
@@ -330,8 +397,13 @@ impl Solving<'_> {
         let mut hi = (free.0 / free.1.max(1.0)).max(1e-30);
         let mut lo = 0.0;
         let mut bracketed = false;
+        let cutoff = self.cutoff;
         for _ in 0..80 {
-            match at(hi, &mut best, &mut bound) {
+            let fit = at(hi, &mut best, &mut bound);
+            if cutoff.reached(bound) {
+                return Ok((None, size, 0.0));
+            }
+            match fit {
                 Some(true) => {
                     bracketed = true;
                     break;
@@ -351,7 +423,11 @@ impl Solving<'_> {
                     break;
                 }
                 let mid = 0.5 * (lo + hi);
-                match at(mid, &mut best, &mut bound) {
+                let fit = at(mid, &mut best, &mut bound);
+                if cutoff.reached(bound) {
+                    return Ok((None, size, 0.0));
+                }
+                match fit {
                     Some(true) => hi = mid,
                     Some(false) => lo = mid,
                     None => break,
