@@ -64,7 +64,9 @@ pub struct PlanProgress {
     pub mesh: String,
 }
 
-/// Time per phase of one [`plan_with`] run (seconds) and the largest ILP solved.
+/// Time per phase of one [`plan_with`] run (seconds) and the largest ILP solved. The meshes'
+/// models are built and first solved on several threads, whose seconds the phases add: they
+/// may sum to more than `total_s`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PlanTimings {
     /// Building the choices and edge costs (strategy enumeration).
