@@ -18,6 +18,7 @@ mod exhaustive;
 mod follow;
 mod ilp;
 pub(crate) mod layers;
+mod meshes;
 mod model;
 mod plan;
 mod reduce;
